@@ -1,0 +1,126 @@
+"""``edge-app`` / ``python -m edge_app``: one command line for every job of the project.
+
+Each subcommand's handler lives in the package that does the job and is imported only when that
+subcommand runs, so ``edge-app run`` on the device never imports torch.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+NOT_BUILT_EXIT = 3
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    handler: str  # "module:function" taking the parsed args, returning an exit code
+    arguments: Callable[[argparse.ArgumentParser], None]
+    built: bool = True
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="config.toml", help="configuration file (default: %(default)s)")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", nargs="?", help="trained checkpoint to export")
+
+
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("onnx", nargs="?", help="FP32 ONNX artifact")
+    p.add_argument("--tensorrt", action="store_true", help="build TensorRT engines (needs TensorRT)")
+
+
+def _calibrate_args(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gt", help="COCO instances JSON (ground truth)")
+    p.add_argument("--detections", help="COCO results JSON (detections)")
+
+
+def _config_check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", default="config.toml", help="configuration file (default: %(default)s)")
+
+
+def _service_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("install", "uninstall"))
+    p.add_argument("--user", default="edge-app", help="service user (default: %(default)s)")
+    p.add_argument("--config", default="/etc/edge-app/config.toml", help="installed config path")
+    p.add_argument("--dry-run", action="store_true", help="print what would be done")
+
+
+# Subcommands whose package is not written yet say so (built=False); --help says it too.
+COMMANDS: dict[str, Command] = {
+    "run": Command("run the live pipeline: capture, detect + segment, overlay, stream, rolling P/R",
+                   "edge_app.app:main", _run_args, built=False),
+    "train": Command("train SSD-MobileNet / U-Net / DeepLabv3 with transfer learning (needs [train])",
+                     "conversion.train:main", _train_args, built=False),
+    "export": Command("export a trained model to ONNX with its metadata (needs [train])",
+                      "conversion.export:main", _export_args, built=False),
+    "build": Command("make FP16 / INT8 artifacts and TensorRT engines from an FP32 ONNX",
+                     "conversion.build:main", _build_args, built=False),
+    "calibrate": Command("evaluate deployed artifacts, compare precisions, pick thresholds (needs [eval])",
+                         "calibration.calibrate:main", _calibrate_args, built=False),
+    "evaluate": Command("COCO metrics of a results JSON against a ground-truth JSON",
+                        "calibration.evaluate:main", _evaluate_args, built=False),
+    "config check": Command("validate a config file; prints every problem, exits non-zero on any",
+                            "edge_app.config.check:main", _config_check_args),
+    "service": Command("install or uninstall the systemd unit",
+                       "edge_app.service:main", _service_args, built=False),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-app", description="edge-vision: detection + segmentation on edge devices, "
+        "from labelled images to a live annotated stream.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, cmd in COMMANDS.items():
+        text = cmd.help if cmd.built else f"{cmd.help} [not built yet]"
+        if " " in name:
+            group, leaf = name.split(" ", 1)
+            if group not in groups:
+                gp = sub.add_parser(group, help=f"{group} commands: {leaf}", description=f"{group} commands")
+                groups[group] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+            p = groups[group].add_parser(leaf, help=text, description=text)
+        else:
+            p = sub.add_parser(name, help=text, description=text)
+        cmd.arguments(p)
+        p.set_defaults(_command=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    name = getattr(args, "_command", None)
+    if name is None:
+        parser.print_help()
+        return 2
+    cmd = COMMANDS[name]
+    if not cmd.built:
+        print(f"edge-app {name}: not built yet in this version of edge-vision "
+              f"({cmd.help}).", file=sys.stderr)
+        return NOT_BUILT_EXIT
+    module, func = cmd.handler.split(":")
+    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
+    return int(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

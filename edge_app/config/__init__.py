@@ -1,0 +1,109 @@
+"""``config.toml`` parsed once into frozen dataclasses (the composition root hands out the parts).
+
+``load_config(path)`` raises ``ConfigError`` listing every problem, each naming its key path.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .loader import ConfigError, field_docs, parse, read_toml
+from .schema import (SOURCE_SCHEMES, AppConfig, HttpConfig, LabelsConfig, LoggingConfig, ModelConfig,
+                     OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig)
+
+__all__ = ["AppConfig", "ConfigError", "HttpConfig", "LabelsConfig", "LoggingConfig", "ModelConfig",
+           "OutputConfig", "RecordConfig", "RollingConfig", "RtspConfig", "RuntimeConfig", "SourceConfig",
+           "field_docs", "is_loopback", "load_config", "source_path"]
+
+_MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def load_config(path: str | Path) -> AppConfig:
+    """Read, parse and validate a config file. Relative paths inside are relative to its folder."""
+    path = Path(path)
+    data = read_toml(path)
+    cfg, problems = parse(AppConfig, data)
+    object.__setattr__(cfg, "base_dir", path.resolve().parent)
+    problems += validate(cfg)
+    if problems:
+        raise ConfigError(problems, str(path))
+    return cfg
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def source_path(uri: str) -> Path | None:
+    """The local path of a file:// or replay:// URI (None for other schemes)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("file", "replay"):
+        return None
+    # file:///abs/path has an empty netloc; file://relative/path is taken as relative (a common slip).
+    return Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
+
+
+def validate(cfg: AppConfig) -> list[str]:
+    """Checks that span keys or touch the file system; returns problems (key path first)."""
+    problems: list[str] = []
+    uri = cfg.source.uri
+    scheme = urlsplit(uri).scheme
+    if "://" not in uri or scheme not in SOURCE_SCHEMES:
+        problems.append(f"source.uri = {uri!r}: expected a URI with one of the schemes "
+                        f"{', '.join(s + '://' for s in SOURCE_SCHEMES)}")
+    else:
+        local = source_path(uri)
+        if local is not None:
+            resolved = cfg.resolve(str(local))
+            if not resolved.exists():
+                problems.append(f"source.uri = {uri!r}: {resolved} does not exist")
+            elif scheme == "file" and not resolved.is_file():
+                problems.append(f"source.uri = {uri!r}: {resolved} is not a file")
+    if cfg.source.reconnect_initial_s > cfg.source.reconnect_max_s:
+        problems.append(f"source.reconnect_initial_s = {cfg.source.reconnect_initial_s}: expected "
+                        f"<= source.reconnect_max_s ({cfg.source.reconnect_max_s})")
+    for name, model in cfg.models.items():
+        problems.extend(_validate_model(cfg, name, model))
+    http = cfg.output.http
+    if http.enabled and not is_loopback(http.host) and not http.token:
+        problems.append(f"output.http.host = {http.host!r}: binding beyond loopback requires "
+                        "output.http.token to be set")
+    if not cfg.output.rtsp.path.startswith("/"):
+        problems.append(f"output.rtsp.path = {cfg.output.rtsp.path!r}: expected a path starting with '/'")
+    if (cfg.output.http.enabled and cfg.output.rtsp.enabled and cfg.output.http.port
+            and cfg.output.http.port == cfg.output.rtsp.port):
+        problems.append(f"output.rtsp.port = {cfg.output.rtsp.port}: expected a port other than "
+                        "output.http.port")
+    if cfg.labels.labels_file and not cfg.resolve(cfg.labels.labels_file).exists():
+        problems.append(f"labels.labels_file = {cfg.labels.labels_file!r}: "
+                        f"{cfg.resolve(cfg.labels.labels_file)} does not exist")
+    return problems
+
+
+def _validate_model(cfg: AppConfig, name: str, model: ModelConfig) -> list[str]:
+    key = f"models.{name}"
+    problems: list[str] = []
+    if not _MODEL_NAME.match(name):
+        problems.append(f"{key}: expected a model name of letters, digits, '_' or '-' starting with a letter")
+    if not model.enabled:
+        return problems  # a disabled model is never loaded, so its files need not exist yet
+    if model.kind in ("detector", "segmenter"):
+        if not model.artifact:
+            problems.append(f"{key}.artifact: missing (a {model.kind} needs an ONNX artifact)")
+        else:
+            path = cfg.resolve(model.artifact)
+            if not path.is_file():
+                problems.append(f"{key}.artifact = {model.artifact!r}: {path} does not exist")
+    if model.thresholds_file and not cfg.resolve(model.thresholds_file).is_file():
+        problems.append(f"{key}.thresholds_file = {model.thresholds_file!r}: "
+                        f"{cfg.resolve(model.thresholds_file)} does not exist")
+    if model.kind == "classical" and len(model.classes) < 2:
+        problems.append(f"{key}.classes = {list(model.classes)!r}: expected at least two class names")
+    return problems

@@ -1,0 +1,145 @@
+"""The configuration schema: frozen dataclasses, one per section of ``config.toml``.
+
+Each field's ``doc`` is the one-line description; ``config.toml`` documents every key in comments and a
+test checks that it names every field here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .loader import spec
+
+SOURCE_SCHEMES = ("v4l2", "csi", "rtsp", "rtsps", "file", "test", "replay", "synthetic")
+MODEL_KINDS = ("detector", "segmenter", "classical")
+CLASSICAL_METHODS = ("otsu", "adaptive", "kmeans", "canny")
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str = spec("synthetic://", doc="where frames come from: synthetic://, test://, "
+                    "file:///path.mp4, replay:///dataset, v4l2:///dev/video0, csi://0, rtsp://host/path")
+    width: int = spec(640, ge=16, le=7680, doc="frame width delivered to the models (pixels)")
+    height: int = spec(480, ge=16, le=4320, doc="frame height (pixels)")
+    fps: float = spec(15.0, gt=0, le=240, doc="frame rate asked of the source (replay/synthetic play at it)")
+    loop: bool = spec(True, doc="file and replay sources start again at the end")
+    rtsp_transport: str = spec("tcp", choices=("tcp", "udp"), doc="RTSP lower transport")
+    rtsp_latency_ms: int = spec(200, ge=0, le=10000, doc="rtspsrc jitter buffer (ms)")
+    reconnect_initial_s: float = spec(0.5, gt=0, le=60, doc="first reconnect delay after a lost source")
+    reconnect_max_s: float = spec(10.0, gt=0, le=600, doc="reconnect back-off ceiling")
+    seed: int = spec(0, ge=0, doc="seed of the synthetic scene generator")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = spec(choices=MODEL_KINDS, doc="detector | segmenter | classical (OpenCV baseline)")
+    artifact: str = spec("", doc="ONNX artifact (its metadata names classes, input size, "
+                         "normalisation); relative to this file; unused by classical")
+    enabled: bool = spec(True, doc="load and run this model")
+    precision: str = spec("auto", choices=PRECISIONS,
+                          doc="artifact precision; auto = calibration's recommendation, else fp32")
+    backend: str = spec("auto", choices=BACKENDS,
+                        doc="auto = TensorRT when an up-to-date engine exists, else ONNX Runtime")
+    score_threshold: float = spec(0.4, ge=0, le=1, doc="detections below are dropped "
+                                  "(per-class values from thresholds_file win)")
+    nms_iou: float = spec(0.45, gt=0, le=1, doc="class-aware NMS IoU threshold")
+    top_k: int = spec(400, ge=1, le=100000, doc="candidates kept before NMS")
+    max_detections: int = spec(100, ge=1, le=10000, doc="detections kept after NMS")
+    thresholds_file: str = spec("", doc="calibration's thresholds JSON (\"\" = none); relative to this "
+                                "file; reloaded on SIGHUP")
+    method: str = spec("kmeans", choices=CLASSICAL_METHODS, doc="classical segmenter's method")
+    classes: tuple[str, ...] = spec(factory=lambda: ("background", "foreground"),
+                                    doc="classical segmenter's class names")
+    alpha: float = spec(0.45, ge=0, le=1, doc="mask overlay opacity (segmenters)")
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool = spec(True, doc="serve the live page, MJPEG, /status, /metrics, /healthz")
+    host: str = spec("127.0.0.1", doc="bind address; anything but loopback requires token")
+    port: int = spec(8080, ge=0, le=65535, doc="TCP port (0 = any free port)")
+    token: str = spec("", doc="bearer token required by every request when set")
+    jpeg_quality: int = spec(80, ge=10, le=100, doc="MJPEG quality")
+
+
+@dataclass(frozen=True)
+class RtspConfig:
+    enabled: bool = spec(False, doc="serve the annotated stream over RTSP (H.264)")
+    host: str = spec("127.0.0.1", doc="bind address")
+    port: int = spec(8554, ge=1, le=65535, doc="RTSP port")
+    path: str = spec("/live", doc="mount path, e.g. rtsp://host:8554/live")
+    bitrate_kbps: int = spec(2000, ge=100, le=100000, doc="H.264 bitrate")
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    enabled: bool = spec(False, doc="record the annotated stream to MP4 segments")
+    directory: str = spec("var/recordings", doc="where segments go; relative to this file")
+    segment_s: int = spec(60, ge=1, le=86400, doc="segment length (s)")
+    max_files: int = spec(10, ge=0, le=100000, doc="oldest segments deleted beyond this (0 = keep all)")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    http: HttpConfig = field(default_factory=HttpConfig)
+    rtsp: RtspConfig = field(default_factory=RtspConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+
+
+@dataclass(frozen=True)
+class RollingConfig:
+    iou: float = spec(0.5, gt=0, le=1, doc="IoU at which a detection matches a label")
+    window_frames: int = spec(200, ge=1, le=1000000, doc="rolling window: last K labelled frames")
+    window_seconds: float = spec(60.0, gt=0, doc="rolling window: last T seconds")
+    log_every_s: float = spec(10.0, gt=0, doc="JSON metrics line interval")
+    precision_floor: float = spec(0.5, ge=0, le=1, doc="warn (drift) when rolling precision falls below")
+    recall_floor: float = spec(0.5, ge=0, le=1, doc="warn (drift) when rolling recall falls below")
+    min_labelled: int = spec(20, ge=1, doc="labelled frames needed before drift warnings")
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    labels_file: str = spec("", doc="labels of a recorded video: COCO JSON (image id = frame index) "
+                            "or a folder of per-frame VOC XML (\"\" = none)")
+    inbox: str = spec("", doc="label inbox folder; a label for a saved sample is scored when it "
+                      "appears (\"\" = off)")
+    samples_dir: str = spec("var/samples", doc="where sampled frames and predictions are saved")
+    sample_every: int = spec(30, ge=1, doc="save one frame in N for labelling")
+    max_samples_mb: int = spec(200, ge=1, doc="disk cap of samples_dir; oldest removed first")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = spec("info", choices=("debug", "info", "warning", "error"), doc="log level")
+    file: str = spec("var/log/edge-app.jsonl", doc="rotating JSON-lines log (\"\" = stdout only)")
+    max_bytes: int = spec(10_000_000, ge=10_000, doc="rotate the log file at this size")
+    backups: int = spec(3, ge=0, le=100, doc="rotated log files kept")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    threads: int = spec(2, ge=1, le=256, doc="inference threads per model (ONNX Runtime intra-op)")
+    queue_size: int = spec(2, ge=1, le=64, doc="bounded queue between stages; the oldest frame drops")
+    engine_dir: str = spec("var/engines", doc="TensorRT engines and their manifests")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The whole ``config.toml``."""
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    rolling: RollingConfig = field(default_factory=RollingConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # Directory of the config file; relative paths in it are resolved against this.
+    base_dir: Path = field(default=Path("."), compare=False, init=False)
+
+    def resolve(self, value: str) -> Path:
+        """A path from the config, absolute, relative ones taken from the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
