@@ -1,0 +1,1 @@
+"""Offline accuracy of deployed artifacts, precision comparison, thresholds (needs [eval])."""

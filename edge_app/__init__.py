@@ -1,0 +1,1 @@
+"""edge-vision on-device runtime. Never imports torch, conversion or calibration."""

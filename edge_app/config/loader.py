@@ -202,6 +202,8 @@ def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str]]:
         key = _join(prefix, f.name)
         if dataclasses.is_dataclass(tp):
             out.extend(field_docs(tp, key))
+        elif typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]):
+            out.extend(field_docs(typing.get_args(tp)[1], f"{key}.*"))
         else:
             out.append((key, f.metadata.get("doc", "")))
     return out

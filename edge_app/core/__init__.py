@@ -1,0 +1,1 @@
+"""numpy-only core shared by the runtime, conversion and calibration (no torch, no GStreamer)."""

@@ -46,25 +46,31 @@ def _overlapping_pairs(boxes: np.ndarray, groups: np.ndarray, iou_threshold: flo
         return empty, empty
 
     area = (sx2 - sx1) * (sy2 - sy1)  # float32, as torchvision computes it
+    # C++ compares the float IoU with the double threshold; the same decision in float32 terms:
+    t32 = np.float32(iou_threshold)
+    inclusive = float(t32) > float(iou_threshold)  # t rounded up: IoU >= t32 means IoU > t
     out_p: list[np.ndarray] = []
     out_q: list[np.ndarray] = []
     cum = np.cumsum(counts)
+    idx = np.int32 if n < 2**31 else np.int64
     lo = 0
     while lo < n:
         # Take as many sorted positions as fit in one chunk of pairs.
         base = cum[lo - 1] if lo else 0
         hi = max(int(np.searchsorted(cum, base + _PAIR_CHUNK, side="right")), lo + 1)
         c = counts[lo:hi]
-        pos = np.arange(lo, hi)
+        pos = np.arange(lo, hi, dtype=idx)
         p = np.repeat(pos, c)
-        q = np.arange(len(p)) + np.repeat(pos + 1 - (np.cumsum(c) - c), c)
+        q = np.arange(len(p), dtype=idx) + np.repeat(pos + 1 - (np.cumsum(c) - c).astype(idx), c)
+        # Overlap in y first: cheap, and most x-candidates fail it.
+        h = np.minimum(sy2[p], sy2[q]) - np.maximum(sy1[p], sy1[q])
+        live = h > 0
+        p, q, h = p[live], q[live], h[live]
         w = np.maximum(np.float32(0), np.minimum(sx2[p], sx2[q]) - np.maximum(sx1[p], sx1[q]))
-        h = np.maximum(np.float32(0), np.minimum(sy2[p], sy2[q]) - np.maximum(sy1[p], sy1[q]))
         inter = w * h
         with np.errstate(divide="ignore", invalid="ignore"):
             ovr = inter / (area[p] + area[q] - inter)
-        # Compare in float64: C++ promotes the float IoU to the double threshold.
-        hit = ovr.astype(np.float64) > float(iou_threshold)
+        hit = ovr >= t32 if inclusive else ovr > t32
         out_p.append(p[hit])
         out_q.append(q[hit])
         lo = hi
@@ -105,6 +111,8 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     c = np.asarray(classes, dtype=np.int64).reshape(-1)
     if not (len(b) == len(s) == len(c)):
         raise ValueError(f"batched_nms: lengths differ: boxes {len(b)}, scores {len(s)}, classes {len(c)}")
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise ValueError(f"batched_nms: iou_threshold must be in [0, 1], got {iou_threshold}")
     n = len(b)
     if n == 0:
         return np.zeros(0, np.int64)

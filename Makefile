@@ -1,0 +1,76 @@
+# edge-vision: two commands on a fresh Debian 12 / Ubuntu 22.04+ machine (root, or a user with sudo):
+#   make run    installs what is missing (apt + venv), then starts the live pipeline on config.toml
+#   make test   installs the dev extras too, then runs the test suite
+# Both are idempotent: a second run installs nothing.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# GStreamer's Python bindings come from the OS (PyPI has none for Linux), so the venv is made on the
+# system Python with --system-site-packages, exactly as on a Jetson (JetPack's tensorrt and gi).
+SYSTEM_PYTHON ?= /usr/bin/python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?= config.toml
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 \
+	gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 \
+	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
+# What the tests drive for real: ffprobe, a headless browser, systemd-analyze.
+APT_TEST := ffmpeg chromium systemd
+
+.PHONY: help run test bench setup setup-dev apt-runtime apt-test typecheck clean
+
+help:
+	@echo "make run    - install what is missing, start 'edge-app run --config $(CONFIG)'"
+	@echo "make test   - install what is missing (dev extras too), run the tests"
+	@echo "make bench  - run the benchmarks (ratios against baselines, same process)"
+
+# Installs only the packages dpkg does not already have; prints nothing when all are there.
+define apt_ensure
+	missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt: installing $$missing"; \
+		$(SUDO) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+apt-runtime:
+	@$(call apt_ensure,$(APT_RUNTIME))
+
+apt-test:
+	@$(call apt_ensure,$(APT_TEST))
+
+$(PY): | apt-runtime
+	$(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+
+# Stamps are rewritten when pyproject.toml changes, so a dependency change reinstalls.
+$(VENV)/.stamp-base: pyproject.toml | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+setup: apt-runtime $(VENV)/.stamp-base
+setup-dev: setup apt-test $(VENV)/.stamp-dev
+
+run: setup
+	$(VENV)/bin/edge-app run --config $(CONFIG)
+
+test: setup-dev
+	$(PY) -m pytest -q
+
+bench: setup-dev
+	$(PY) tests/benchmarks/bench_nms.py
+
+typecheck: setup-dev
+	$(PY) -m pip install -q --no-deps 'tensorrt-stubs>=10.0'
+	$(PY) -m mypy edge_app conversion calibration
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache *.egg-info
