@@ -1,0 +1,153 @@
+"""An artifact's own description: what the runtime and calibration need to run it, nothing configured twice.
+
+Stored twice on purpose: inside the ONNX (``metadata_props['edge_vision']``, travels with the file)
+and as a JSON sidecar ``<model>.json`` beside it (readable without loading the model; for TensorRT
+engines the only place). The sidecar also carries the ONNX's sha256, so a stale pair is detected.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+META_KEY = "edge_vision"
+TASKS = ("detection", "segmentation")
+
+
+class ArtifactError(Exception):
+    """An artifact that is missing, corrupt or inconsistent with its metadata."""
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    """Metadata of one model artifact.
+
+    task: "detection" | "segmentation"; classes: detection = object classes (no background),
+    segmentation = one name per output channel; input_size: (height, width) of the network input;
+    color: channel order fed to the network; mean/std: per channel, applied to pixel/255;
+    resize: "stretch" | "letterbox"; score: "softmax" | "sigmoid" (detection scores / seg logits);
+    background: detection score column 0 is background (SSD); outputs: role -> tensor name
+    (detection: boxes (1, A, 4) xyxy in input pixels, scores (1, A, C'); segmentation: logits
+    (1, C, H, W)); precision: "fp32" | "fp16" | "int8"; onnx_sha256: of the ONNX file it describes.
+    """
+
+    task: str
+    classes: tuple[str, ...]
+    input_size: tuple[int, int]
+    input_name: str = "images"
+    layout: str = "NCHW"
+    color: str = "RGB"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    resize: str = "stretch"
+    score: str = "softmax"
+    background: bool = False
+    outputs: dict[str, str] = field(default_factory=dict)
+    precision: str = "fp32"
+    model: str = ""
+    ignore_index: int | None = None
+    onnx_sha256: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # training data summary, metrics, precision table
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ArtifactError(f"metadata task {self.task!r}: expected one of {TASKS}")
+        if not self.classes:
+            raise ArtifactError("metadata classes: empty")
+        if len(self.input_size) != 2 or min(self.input_size) < 1:
+            raise ArtifactError(f"metadata input_size {self.input_size!r}: expected (height, width)")
+        for name in ("classes", "input_size", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> "ArtifactMeta":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ArtifactError(f"{where}: unknown metadata keys {unknown}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ArtifactError(f"{where}: {exc}") from None
+        except ArtifactError as exc:
+            raise ArtifactError(f"{where}: {exc}") from None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sidecar_path(model_path: Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file so that readers see the old or the new content, never a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_sidecar(model_path: Path, meta: ArtifactMeta) -> Path:
+    path = sidecar_path(model_path)
+    write_atomic(path, meta.to_json() + "\n")
+    return path
+
+
+def read_meta(model_path: Path, verify_checksum: bool = True) -> ArtifactMeta:
+    """Metadata of an ONNX artifact: the sidecar when present (checksum verified), else the ONNX's own."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise ArtifactError(f"{model_path}: model file not found")
+    side = sidecar_path(model_path)
+    if side.is_file():
+        try:
+            data = json.loads(side.read_text())
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{side}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        meta = ArtifactMeta.from_dict(data, str(side))
+        if verify_checksum and meta.onnx_sha256 and model_path.suffix == ".onnx":
+            actual = sha256_file(model_path)
+            if actual != meta.onnx_sha256:
+                raise ArtifactError(f"{model_path}: sha256 {actual[:12]}… does not match its metadata "
+                                    f"{side} ({meta.onnx_sha256[:12]}…): the model was replaced or corrupted")
+        return meta
+    return read_embedded_meta(model_path)
+
+
+def read_embedded_meta(model_path: Path) -> ArtifactMeta:
+    """Metadata stored inside an ONNX file, read through ONNX Runtime (no onnx package needed)."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for corrupt files
+        raise ArtifactError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+    raw = sess.get_modelmeta().custom_metadata_map.get(META_KEY)
+    if raw is None:
+        raise ArtifactError(f"{model_path}: no '{META_KEY}' metadata and no sidecar {sidecar_path(model_path)}")
+    return ArtifactMeta.from_dict(json.loads(raw), f"{model_path} metadata")

@@ -1,0 +1,75 @@
+"""Torch-free label readers (VOC XML, COCO JSON, mask folders) and a layout-detecting opener.
+
+``open_dataset(path)`` recognises:
+  - ``x.json``                                  COCO instances (images next to it or in images/)
+  - a folder with ``annotations/`` (or VOC's ``Annotations/``) of XML    Pascal VOC
+  - a folder with ``image/`` + ``label/``       masks (the ISBI layout)
+  - a folder ``NAME`` beside ``NAMEannot``      masks (the CamVid layout; classes.txt beside)
+  - a folder with ``images/`` + ``masks/``      masks
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .base import Dataset, DatasetError, LabelIssues, Sample, load_image, load_mask, read_class_names
+from .coco import read_coco
+from .masks import read_masks
+from .voc import read_voc
+
+__all__ = ["Dataset", "DatasetError", "LabelIssues", "Sample", "load_image", "load_mask", "open_dataset",
+           "read_class_names", "read_coco", "read_masks", "read_voc"]
+
+
+def _classes_file(*folders: Path) -> Path | None:
+    for folder in folders:
+        for name in ("classes.txt", "labels.txt"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _coco(p: Path, split: Path | None) -> Dataset | None:
+    return read_coco(p) if p.is_file() and p.suffix.lower() == ".json" else None
+
+
+def _voc(p: Path, split: Path | None) -> Dataset | None:
+    if (p / "annotations").is_dir() or (p / "Annotations").is_dir():
+        return read_voc(p, split=split)
+    return None
+
+
+def _isbi(p: Path, split: Path | None) -> Dataset | None:
+    if (p / "image").is_dir() and (p / "label").is_dir():
+        return read_masks(p / "image", p / "label", classes_file=_classes_file(p, p.parent))
+    return None
+
+
+def _camvid(p: Path, split: Path | None) -> Dataset | None:
+    annot = p.parent / f"{p.name}annot"
+    if p.is_dir() and annot.is_dir():
+        return read_masks(p, annot, classes_file=_classes_file(p.parent, p))
+    return None
+
+
+def _images_masks(p: Path, split: Path | None) -> Dataset | None:
+    if (p / "images").is_dir() and (p / "masks").is_dir():
+        return read_masks(p / "images", p / "masks", classes_file=_classes_file(p))
+    return None
+
+
+_OPENERS: tuple[Callable[[Path, Path | None], Dataset | None], ...] = (
+    _coco, _voc, _isbi, _camvid, _images_masks)
+
+
+def open_dataset(path: str | Path, split: str | Path | None = None) -> Dataset:
+    """Open a labelled dataset by recognising its layout (see the module docstring)."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: not found")
+    for opener in _OPENERS:
+        ds = opener(p, Path(split) if split else None)
+        if ds is not None:
+            return ds
+    raise DatasetError(f"{p}: not a recognised dataset layout (COCO .json; VOC annotations/; image/+label/; "
+                       "NAME/+NAMEannot/; images/+masks/)")
