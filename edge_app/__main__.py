@@ -28,6 +28,7 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     _config_arg(p)
+    p.add_argument("--max-seconds", type=float, help="stop after this many seconds (tests, benchmarks)")
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -66,7 +67,7 @@ def _service_args(p: argparse.ArgumentParser) -> None:
 # Subcommands whose package is not written yet say so (built=False); --help says it too.
 COMMANDS: dict[str, Command] = {
     "run": Command("run the live pipeline: capture, detect + segment, overlay, stream, rolling P/R",
-                   "edge_app.app:main", _run_args, built=False),
+                   "edge_app.app:main", _run_args),
     "train": Command("train SSD-MobileNet / U-Net / DeepLabv3 with transfer learning (needs [train])",
                      "conversion.train:main", _train_args, built=False),
     "export": Command("export a trained model to ONNX with its metadata (needs [train])",

@@ -117,3 +117,31 @@ class SegMask:
         if self.scores is not None and np.shape(self.scores) != labels.shape:
             raise ValueError(f"SegMask.scores: shape {np.shape(self.scores)} != labels {labels.shape}")
         object.__setattr__(self, "labels", labels)
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    """Labels that travel with a frame (replay and synthetic sources, a labels file, the inbox).
+
+    truth: detection labels in frame pixels, classes indexing ``classes``; mask: (H, W) class map
+    indexing ``mask_classes`` (ignore_index marks unlabelled pixels).
+    """
+
+    truth: GroundTruth | None = None
+    classes: tuple[str, ...] = ()
+    mask: np.ndarray | None = None
+    mask_classes: tuple[str, ...] = ()
+    ignore_index: int | None = None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame. image: (H, W, 3) uint8 BGR; index: frame number from the source;
+    pts: stream time in seconds; captured: time.monotonic() at arrival; name: e.g. the image file."""
+
+    image: np.ndarray
+    index: int
+    pts: float
+    captured: float
+    labels: FrameLabels | None = None
+    name: str = ""

@@ -1,0 +1,203 @@
+"""``edge-app run``: the composition root. Parses the config once, builds every component from its own
+section, runs the pipeline, handles signals (SIGTERM/SIGINT stop within 2 s, SIGHUP reloads thresholds
+and label settings without dropping the stream) and talks to systemd (READY, WATCHDOG, STATUS, STOPPING).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import AppConfig, ConfigError, load_config
+from .inference.models import ModelError, ModelSpec, open_model
+from .labels import LabelsFile, Sampler, build_label_hooks
+from .logs import log_event, setup_logging
+from .notify import Notifier
+from .outputs import OUTPUTS
+from .pipeline import Pipeline, PipelineHooks
+from .rolling import RollingMonitor
+from .sources import CaptureSettings, open_source
+from .telemetry import Telemetry
+
+log = logging.getLogger("edge_app")
+
+
+def model_specs(cfg: AppConfig) -> list[ModelSpec]:
+    specs = []
+    for name, m in cfg.models.items():
+        if not m.enabled:
+            continue
+        specs.append(ModelSpec(
+            name=name, kind=m.kind, artifact=cfg.resolve(m.artifact) if m.artifact else None,
+            precision=m.precision, backend=m.backend, score_threshold=m.score_threshold, nms_iou=m.nms_iou,
+            top_k=m.top_k, max_detections=m.max_detections,
+            thresholds_file=cfg.resolve(m.thresholds_file) if m.thresholds_file else None,
+            method=m.method, classes=m.classes, threads=cfg.runtime.threads,
+            engine_dir=cfg.resolve(cfg.runtime.engine_dir)))
+    return specs
+
+
+def _make(kind: str, **kwargs: Any) -> Any:
+    module, cls = OUTPUTS[kind].split(":")
+    return getattr(importlib.import_module(module), cls)(**kwargs)
+
+
+class App:
+    def __init__(self, cfg: AppConfig) -> None:
+        self.cfg = cfg
+        s = cfg.source
+        self.settings = CaptureSettings(width=s.width, height=s.height, fps=s.fps, loop=s.loop,
+                                        rtsp_transport=s.rtsp_transport, rtsp_latency_ms=s.rtsp_latency_ms,
+                                        reconnect_initial_s=s.reconnect_initial_s,
+                                        reconnect_max_s=s.reconnect_max_s)
+        self.models = [open_model(spec) for spec in model_specs(cfg)]
+        for m in self.models:
+            log.info("model %s", m.describe())
+        r = cfg.rolling
+        self.rolling = RollingMonitor(iou=r.iou, window_frames=r.window_frames, window_seconds=r.window_seconds,
+                                      precision_floor=r.precision_floor, recall_floor=r.recall_floor,
+                                      min_labelled=r.min_labelled)
+        for m in self.models:
+            self.rolling.add_model(m.name, m.task, tuple(m.classes))
+        self.telemetry = Telemetry()
+        self.source = open_source(s.uri, self.settings, cfg.base_dir, s.seed)
+        self.notifier = Notifier()
+        self.labels_file = LabelsFile.open(cfg.resolve(cfg.labels.labels_file)) if cfg.labels.labels_file else None
+        self.sampler = (Sampler(cfg.resolve(cfg.labels.samples_dir), cfg.resolve(cfg.labels.inbox),
+                                cfg.labels.sample_every, cfg.labels.max_samples_mb, self.rolling)
+                        if cfg.labels.inbox else None)
+        hooks = build_label_hooks(self.labels_file, self.sampler)
+        hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
+        self.outputs = self._outputs()
+        self.pipeline = Pipeline(self.source, self.models, self.outputs, self.rolling, self.telemetry, hooks)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+
+    def _outputs(self) -> list[Any]:
+        o, s = self.cfg.output, self.cfg.source
+        outs = []
+        if o.http.enabled:
+            outs.append(_make("http", host=o.http.host, port=o.http.port, token=o.http.token,
+                              jpeg_quality=o.http.jpeg_quality, status=self.status, healthy=self.healthy))
+        if o.rtsp.enabled:
+            outs.append(_make("rtsp", host=o.rtsp.host, port=o.rtsp.port, path=o.rtsp.path,
+                              bitrate_kbps=o.rtsp.bitrate_kbps, width=s.width, height=s.height, fps=s.fps))
+        if o.record.enabled:
+            outs.append(_make("record", directory=self.cfg.resolve(o.record.directory),
+                              segment_s=o.record.segment_s, max_files=o.record.max_files, width=s.width,
+                              height=s.height, fps=s.fps))
+        for out in outs:
+            url = getattr(out, "url", None)
+            log.info("output %s%s", out.name, f": {url}" if url else "")
+        return outs
+
+    # -- status -------------------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        return time.monotonic() - self.pipeline.last_output_at < max(5.0, 3 / self.cfg.source.fps)
+
+    def status(self) -> dict[str, Any]:
+        t = self.telemetry.snapshot()
+        st = self.source.stats
+        rolling = self.rolling.snapshot(max_age=0.5)
+        detections = []
+        for r in self.pipeline.latest_results:
+            if r.detections is not None:
+                for box, score, cls in zip(r.detections.boxes.tolist(), r.detections.scores.tolist(),
+                                           r.detections.classes.tolist()):
+                    detections.append({"model": r.name, "class": r.classes[cls], "score": score, "box": box})
+        return {**t, "source": {"uri": self.source.uri, "state": st.state, "frames": st.frames,
+                                "dropped": st.dropped, "reconnects": st.reconnects, "errors": st.errors,
+                                "bad_frames": st.bad_frames, "last_error": st.last_error},
+                "rolling": rolling, "detections": detections[:50],
+                "models": [m.describe() for m in self.models],
+                "warnings": self.rolling.drift_warnings(rolling)}
+
+    # -- run ----------------------------------------------------------------------------------------
+    def _signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+
+    def reload(self) -> None:
+        """SIGHUP: thresholds files and label settings again; the stream keeps running."""
+        for m in self.models:
+            m.reload_thresholds()
+        if self.labels_file is not None:
+            self.labels_file.reload()
+        log_event(log, logging.INFO, "reloaded", models=[m.describe() for m in self.models])
+
+    def run(self, max_seconds: float | None = None) -> int:
+        self._signals()
+        self.pipeline.start()
+        log_event(log, logging.INFO, "started", source=self.source.uri,
+                  outputs=[getattr(o, "url", o.name) for o in self.outputs])
+        started = time.monotonic()
+        last_log = last_dog = last_status = 0.0
+        ready = False
+        interval = self.cfg.rolling.log_every_s
+        try:
+            while not self._stop.wait(0.1):
+                now = time.monotonic()
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                if not ready and self.pipeline.first_output.is_set():
+                    ready = True
+                    self.notifier.ready(self._status_line())
+                    log_event(log, logging.INFO, "ready", seconds=round(now - started, 2))
+                dog = self.notifier.watchdog_interval
+                if ready and dog and now - last_dog >= dog and self.healthy():
+                    self.notifier.watchdog()  # only while frames flow: a stall stops the pings
+                    last_dog = now
+                if now - last_status >= 2:
+                    self.notifier.status(self._status_line())
+                    last_status = now
+                if now - last_log >= interval:
+                    self.pipeline.log_metrics()
+                    last_log = now
+                if max_seconds is not None and now - started >= max_seconds:
+                    break
+        finally:
+            self.shutdown()
+        return 0
+
+    def _status_line(self) -> str:
+        return f"{self.telemetry.fps():.1f} fps, source {self.source.stats.state}"
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        t0 = time.monotonic()
+        self.pipeline.stop(timeout=1.0)
+        for out in self.outputs:
+            try:
+                out.close()
+            except Exception as exc:
+                log.warning("closing output %s: %s", out.name, exc)
+        for m in self.models:
+            m.close()
+        log_event(log, logging.INFO, "stopped", seconds=round(time.monotonic() - t0, 2),
+                  counters=dict(self.telemetry.counters))
+        self.notifier.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"edge-app run: {exc}", file=sys.stderr)
+        return 2
+    lg = cfg.logging
+    setup_logging(lg.level, cfg.resolve(lg.file) if lg.file else None, lg.max_bytes, lg.backups)
+    try:
+        app = App(cfg)
+    except (ModelError, OSError, ValueError, RuntimeError) as exc:
+        log_event(log, logging.ERROR, "startup failed", error=str(exc))
+        print(f"edge-app run: {exc}", file=sys.stderr)
+        return 2
+    return app.run(getattr(args, "max_seconds", None))

@@ -1,0 +1,38 @@
+"""ONNX Runtime backend: CPU everywhere; CUDA / TensorRT execution providers when onnxruntime-gpu has them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import BackendError
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, *, threads: int = 2, providers: tuple[str, ...] | None = None) -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        wanted = providers or ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+        chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        except Exception as exc:  # ORT's own exception types: corrupt or unsupported model
+            raise BackendError(f"{path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from None
+        self.path = Path(path)
+        self.providers = tuple(self.session.get_providers())
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.session.run(list(self.output_names), inputs)
+        return dict(zip(self.output_names, outputs))
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

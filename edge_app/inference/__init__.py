@@ -1,0 +1,1 @@
+"""Runtime models: network artifacts on a backend, or classical OpenCV segmenters."""

@@ -1,0 +1,73 @@
+"""Which file a model runs from: precision variants of an ONNX, and TensorRT engines with manifests.
+
+Layout written by ``edge-app build`` beside ``model.onnx`` (FP32): ``model.fp16.onnx``,
+``model.int8.onnx`` (ONNX Runtime CPU style), ``model.int8-qdq.onnx`` (TensorRT style). Engines live in
+the engine folder as ``<stem>.<precision>.engine`` with ``<stem>.<precision>.manifest.json`` (TensorRT
+version, GPU, compute capability, ONNX sha256, precision, build flags). ``calibrate --apply`` writes
+``model.precision.json`` naming the recommended precision.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.artifact import ArtifactError, sha256_file
+
+ONNX_VARIANTS = {"fp32": "{stem}.onnx", "fp16": "{stem}.fp16.onnx", "int8": "{stem}.int8.onnx",
+                 "int8-qdq": "{stem}.int8-qdq.onnx"}
+
+
+def variant_path(fp32_onnx: Path, precision: str) -> Path:
+    fp32_onnx = Path(fp32_onnx)
+    if precision not in ONNX_VARIANTS:
+        raise ArtifactError(f"unknown precision {precision!r}: expected one of {sorted(ONNX_VARIANTS)}")
+    return fp32_onnx.with_name(ONNX_VARIANTS[precision].format(stem=fp32_onnx.stem))
+
+
+def recommendation_path(fp32_onnx: Path) -> Path:
+    return Path(fp32_onnx).with_name(f"{Path(fp32_onnx).stem}.precision.json")
+
+
+def recommended_precision(fp32_onnx: Path) -> str | None:
+    path = recommendation_path(fp32_onnx)
+    if not path.is_file():
+        return None
+    try:
+        return str(json.loads(path.read_text())["precision"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path}: unreadable precision recommendation ({exc})") from None
+
+
+def engine_paths(engine_dir: Path, fp32_onnx: Path, precision: str) -> tuple[Path, Path]:
+    stem = f"{Path(fp32_onnx).stem}.{precision}"
+    return Path(engine_dir) / f"{stem}.engine", Path(engine_dir) / f"{stem}.manifest.json"
+
+
+@dataclass(frozen=True)
+class EngineCheck:
+    usable: bool
+    reason: str
+
+
+def check_engine(engine: Path, manifest: Path, onnx_path: Path, device: dict[str, str] | None) -> EngineCheck:
+    """Whether an engine can be used for this ONNX on this device (TensorRT version, GPU, checksum).
+
+    device: {"tensorrt": version, "gpu": name, "compute_capability": "8.7"} of the running machine.
+    """
+    if not engine.is_file():
+        return EngineCheck(False, f"no engine at {engine}")
+    if not manifest.is_file():
+        return EngineCheck(False, f"{engine} has no manifest {manifest}")
+    try:
+        m = json.loads(manifest.read_text())
+    except json.JSONDecodeError as exc:
+        return EngineCheck(False, f"{manifest}: unreadable ({exc.msg})")
+    if onnx_path.is_file() and m.get("onnx_sha256") != sha256_file(onnx_path):
+        return EngineCheck(False, f"{engine} was built from another version of {onnx_path.name}")
+    if device is not None:
+        for key in ("tensorrt", "gpu", "compute_capability"):
+            if str(m.get(key)) != str(device.get(key)):
+                return EngineCheck(False, f"{engine} was built for {key} {m.get(key)!r}, this device has "
+                                          f"{device.get(key)!r}")
+    return EngineCheck(True, "up to date")

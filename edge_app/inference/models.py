@@ -1,0 +1,200 @@
+"""Runtime models: a network (artifact + backend + decoder) or a classical segmenter, behind ``predict``.
+
+Built once at start from a ModelConfig; a missing or corrupt artifact, a stale engine or bad metadata is
+a ModelError naming the file. Thresholds from calibration's file are loaded at start and on reload.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends import BackendError, create_backend
+from ..core.artifact import ArtifactError, ArtifactMeta, read_meta
+from ..core.preprocess import Preprocessor
+from ..core.types import Detections, SegMask
+from ..decoders import DetectionDecoder, SegmentationDecoder
+from . import artifacts, classical
+
+log = logging.getLogger("edge_app.models")
+
+
+class ModelError(Exception):
+    pass
+
+
+@dataclass
+class ModelResult:
+    """One model's output for one frame: detections or a mask, and per-stage seconds."""
+
+    name: str
+    task: str                               # detection | segmentation
+    classes: tuple[str, ...]
+    detections: Detections | None = None
+    mask: SegMask | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the composition root hands a model: its own settings, paths resolved."""
+
+    name: str
+    kind: str
+    artifact: Path | None
+    precision: str = "auto"
+    backend: str = "auto"
+    score_threshold: float = 0.4
+    nms_iou: float = 0.45
+    top_k: int = 400
+    max_detections: int = 100
+    thresholds_file: Path | None = None
+    method: str = "kmeans"
+    classes: tuple[str, ...] = ("background", "foreground")
+    threads: int = 2
+    engine_dir: Path = Path("var/engines")
+
+
+class NetworkModel:
+    """preprocess -> backend.infer -> decoder; the same three steps calibration runs offline."""
+
+    def __init__(self, spec: ModelSpec, meta: ArtifactMeta, backend: Any, path: Path, precision: str) -> None:
+        self.spec, self.meta, self.backend, self.path, self.precision = spec, meta, backend, path, precision
+        self.name = spec.name
+        self.task = meta.task
+        self.classes = meta.classes
+        self.pre = Preprocessor.from_meta(meta)
+        if meta.task == "detection":
+            self.decoder: Any = DetectionDecoder(meta, score_threshold=spec.score_threshold,
+                                                 iou_threshold=spec.nms_iou, top_k=spec.top_k,
+                                                 max_detections=spec.max_detections)
+        else:
+            self.decoder = SegmentationDecoder(meta)
+        self.thresholds_source = "config"
+        self.reload_thresholds()
+
+    def reload_thresholds(self) -> None:
+        """Per-class thresholds from calibration's file, if configured (SIGHUP calls this again)."""
+        path = self.spec.thresholds_file
+        if path is None or self.task != "detection":
+            return
+        try:
+            data = json.loads(Path(path).read_text())
+            per_class = data["score_thresholds"]
+            self.decoder.set_thresholds(per_class, data.get("nms_iou"))
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.error("model %s: thresholds file %s unusable (%s); keeping %s", self.name, path, exc,
+                      self.thresholds_source)
+            return
+        self.thresholds_source = str(path)
+        log.info("model %s: thresholds from %s: %s", self.name, path, per_class)
+
+    def predict(self, frame: np.ndarray) -> ModelResult:
+        t0 = time.perf_counter()
+        x, geo = self.pre(frame)
+        t1 = time.perf_counter()
+        outputs = self.backend.infer({self.meta.input_name: x})
+        t2 = time.perf_counter()
+        decoded = self.decoder(outputs, geo)
+        t3 = time.perf_counter()
+        timings = {"preprocess": t1 - t0, "infer": t2 - t1, "postprocess": t3 - t2}
+        if self.task == "detection":
+            return ModelResult(self.name, "detection", self.classes, detections=decoded, timings=timings)
+        return ModelResult(self.name, "segmentation", self.classes, mask=decoded, timings=timings)
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.meta.model or self.task} {self.precision} on {self.backend.name} "
+                f"({self.path}), thresholds from {self.thresholds_source}")
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class ClassicalModel:
+    """OpenCV baseline segmenter as a model kind."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        if spec.method not in classical.METHODS:
+            raise ModelError(f"model {spec.name}: unknown classical method {spec.method!r}")
+        self.spec, self.name, self.task, self.classes = spec, spec.name, "segmentation", spec.classes
+
+    def reload_thresholds(self) -> None:
+        pass
+
+    def predict(self, frame: np.ndarray) -> ModelResult:
+        t0 = time.perf_counter()
+        labels = classical.segment(self.spec.method, frame, len(self.classes))
+        return ModelResult(self.name, "segmentation", self.classes, mask=SegMask(labels),
+                           timings={"infer": time.perf_counter() - t0})
+
+    def describe(self) -> str:
+        return f"{self.name}: classical {self.spec.method} segmenter ({', '.join(self.classes)})"
+
+    def close(self) -> None:
+        pass
+
+
+def _tensorrt_device() -> dict[str, str] | None:
+    try:
+        import pycuda.autoinit  # noqa: F401
+        import pycuda.driver as cuda
+        import tensorrt as trt
+    except ImportError:
+        return None
+    dev = cuda.Device(0)
+    major, minor = dev.compute_capability()
+    return {"tensorrt": trt.__version__, "gpu": dev.name(), "compute_capability": f"{major}.{minor}"}
+
+
+def _open_network(spec: ModelSpec) -> NetworkModel:
+    fp32 = spec.artifact
+    assert fp32 is not None
+    precision = spec.precision
+    if precision == "auto":
+        precision = artifacts.recommended_precision(fp32) or "fp32"
+    device = _tensorrt_device() if spec.backend in ("auto", "tensorrt") else None
+    if spec.backend in ("auto", "tensorrt"):
+        engine, manifest = artifacts.engine_paths(spec.engine_dir, fp32, precision)
+        check = artifacts.check_engine(engine, manifest, fp32, device)
+        if device is not None and check.usable:
+            meta = read_meta(fp32)
+            return NetworkModel(spec, meta, create_backend("tensorrt", engine), engine, precision)
+        if spec.backend == "tensorrt":
+            why = "TensorRT/pycuda are not installed" if device is None else check.reason
+            raise ModelError(f"model {spec.name}: backend tensorrt refused: {why}; build the engine with "
+                             f"`edge-app build --tensorrt {fp32}` or use backend = \"onnxruntime\"")
+    variant = artifacts.variant_path(fp32, precision)
+    if not variant.is_file():
+        raise ModelError(f"model {spec.name}: {precision} artifact {variant} not found (make it with "
+                         f"`edge-app build {fp32}`)")
+    meta = read_meta(variant)
+    backend = create_backend("onnxruntime", variant, threads=spec.threads)
+    return NetworkModel(spec, meta, backend, variant, precision)
+
+
+def _network(expected_task: str) -> Callable[[ModelSpec], NetworkModel]:
+    def build(spec: ModelSpec) -> NetworkModel:
+        model = _open_network(spec)
+        if model.task != expected_task:
+            raise ModelError(f"model {spec.name}: configured as a {spec.kind} but {model.path} is a "
+                             f"{model.task} model")
+        return model
+    return build
+
+
+MODEL_KINDS: dict[str, Callable[[ModelSpec], Any]] = {
+    "detector": _network("detection"), "segmenter": _network("segmentation"), "classical": ClassicalModel}
+
+
+def open_model(spec: ModelSpec) -> Any:
+    """Build a runtime model; every failure is a ModelError naming the model and the file."""
+    try:
+        return MODEL_KINDS[spec.kind](spec)
+    except (ArtifactError, BackendError) as exc:
+        raise ModelError(f"model {spec.name}: {exc}") from None

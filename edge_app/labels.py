@@ -1,0 +1,203 @@
+"""Label providers for the rolling metrics (the replay and synthetic sources attach their own):
+
+- LabelsFile: labels of a recorded video: a COCO JSON whose image ids are frame indices, or a folder
+  of per-frame VOC XML named by frame index (``12.xml`` or ``000012.xml``).
+- Sampler + inbox: 1 frame in N is saved with the models' predictions to the samples folder (bounded
+  disk use); when a VOC XML / COCO JSON / mask PNG for a saved sample appears in the inbox later, that
+  sample is scored then. Processed label files move to ``inbox/done``, unusable ones to ``inbox/bad``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .core.artifact import write_atomic
+from .core.types import Detections, Frame, FrameLabels, GroundTruth, SegMask
+from .datasets import DatasetError, read_coco
+from .datasets.voc import parse_voc_xml
+from .inference.models import ModelResult
+from .pipeline import PipelineHooks
+from .rolling import RollingMonitor
+
+log = logging.getLogger("edge_app.labels")
+
+
+def _voc_labels(path: Path) -> FrameLabels:
+    _, _, objects = parse_voc_xml(path)
+    names = tuple(sorted({o[0] for o in objects}))
+    idx = {n: i for i, n in enumerate(names)}
+    truth = GroundTruth(np.array([o[1] for o in objects], np.float32).reshape(-1, 4),
+                        np.array([idx[o[0]] for o in objects], np.int64), ignore=np.array([o[2] for o in objects], bool))
+    return FrameLabels(truth=truth, classes=names)
+
+
+class LabelsFile:
+    """Frame index -> FrameLabels for a recorded video. Reloaded on SIGHUP."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._by_index: dict[int, FrameLabels] = {}
+        self._voc: dict[int, Path] = {}
+        self.errors = 0
+        self.reload()
+
+    @classmethod
+    def open(cls, path: Path) -> "LabelsFile":
+        return cls(path)
+
+    def reload(self) -> None:
+        self._by_index, self._voc = {}, {}
+        if self.path.is_dir():
+            for xml in self.path.glob("*.xml"):
+                if xml.stem.isdigit():
+                    self._voc[int(xml.stem)] = xml
+            log.info("labels file: %d per-frame VOC files in %s", len(self._voc), self.path)
+            return
+        ds = read_coco(self.path)
+        for s in ds.samples:
+            self._by_index[s.image_id] = FrameLabels(truth=s.truth, classes=ds.classes)
+        log.info("labels file: %d labelled frames in %s", len(self._by_index), self.path)
+
+    def __call__(self, frame: Frame) -> FrameLabels | None:
+        if frame.index in self._by_index:
+            return self._by_index[frame.index]
+        xml = self._voc.get(frame.index)
+        if xml is None:
+            return None
+        try:
+            labels = _voc_labels(xml)
+        except DatasetError as exc:
+            self.errors += 1
+            log.warning("labels file: %s", exc)
+            self._voc.pop(frame.index, None)
+            return None
+        self._by_index[frame.index] = labels
+        return labels
+
+
+class Sampler:
+    """Saves 1 frame in N with predictions; scores them when their labels reach the inbox."""
+
+    def __init__(self, samples_dir: Path, inbox: Path, every: int, max_mb: int, rolling: RollingMonitor,
+                 poll_s: float = 1.0) -> None:
+        self.dir, self.inbox, self.every, self.max_bytes = Path(samples_dir), Path(inbox), every, max_mb * 2**20
+        self.rolling, self.poll_s = rolling, poll_s
+        for d in (self.dir, self.inbox, self.inbox / "done", self.inbox / "bad"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.saved = self.scored = self.bad = 0
+        self._seen = 0
+        self._last_poll = 0.0
+        self._lock = threading.Lock()
+
+    # -- saving -----------------------------------------------------------------------------------
+    def on_processed(self, frame: Frame, results: list[ModelResult]) -> None:
+        self._seen += 1
+        if (self._seen - 1) % self.every == 0:
+            self.save(frame, results)
+        if time.monotonic() - self._last_poll >= self.poll_s:
+            self._last_poll = time.monotonic()
+            self.poll()
+
+    def save(self, frame: Frame, results: list[ModelResult]) -> str:
+        sample_id = f"{int(time.time() * 1000)}-{frame.index:08d}"
+        record: dict[str, Any] = {"sample": sample_id, "frame": frame.index, "source": frame.name,
+                                  "size": [frame.image.shape[1], frame.image.shape[0]], "models": {}}
+        for r in results:
+            entry: dict[str, Any] = {"task": r.task, "classes": list(r.classes)}
+            if r.detections is not None:
+                entry.update(boxes=r.detections.boxes.tolist(), scores=r.detections.scores.tolist(),
+                             labels=r.detections.classes.tolist())
+            if r.mask is not None:
+                mask_name = f"{sample_id}.{r.name}.png"
+                cv2.imwrite(str(self.dir / mask_name), r.mask.labels.astype(np.uint8))
+                entry["mask"] = mask_name
+            record["models"][r.name] = entry
+        ok, jpg = cv2.imencode(".jpg", frame.image, [int(cv2.IMWRITE_JPEG_QUALITY), 92])
+        if ok:
+            write_atomic(self.dir / f"{sample_id}.jpg", jpg.tobytes())
+        write_atomic(self.dir / f"{sample_id}.json", json.dumps(record))
+        self.saved += 1
+        if self.saved % 10 == 0:
+            self.enforce_cap()
+        return sample_id
+
+    def enforce_cap(self) -> None:
+        files = sorted(self.dir.glob("*"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files if p.is_file())
+        groups: dict[str, list[Path]] = {}
+        for p in files:
+            groups.setdefault(p.name.split(".")[0], []).append(p)
+        for _sid, paths in sorted(groups.items(), key=lambda kv: min(p.stat().st_mtime for p in kv[1])):
+            if total <= self.max_bytes:
+                break
+            for p in paths:
+                total -= p.stat().st_size
+                p.unlink(missing_ok=True)
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def _results(self, record: dict[str, Any]) -> list[ModelResult]:
+        out = []
+        for name, e in record["models"].items():
+            r = ModelResult(name, e["task"], tuple(e["classes"]))
+            if "boxes" in e:
+                r.detections = Detections(np.array(e["boxes"], np.float32).reshape(-1, 4), e["scores"], e["labels"])
+            if "mask" in e:
+                m = cv2.imread(str(self.dir / e["mask"]), cv2.IMREAD_UNCHANGED)
+                if m is not None:
+                    r.mask = SegMask(m)
+            out.append(r)
+        return out
+
+    def _labels_of(self, path: Path) -> list[tuple[str, FrameLabels]]:
+        """(sample id, labels) pairs a label file holds."""
+        if path.suffix == ".xml":
+            return [(path.stem, _voc_labels(path))]
+        if path.suffix == ".json":
+            ds = read_coco(path)
+            return [(s.image_path.stem, FrameLabels(truth=s.truth, classes=ds.classes)) for s in ds.samples]
+        if path.suffix == ".png":
+            sid = path.name.split(".")[0]
+            mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if mask is None or mask.ndim != 2:
+                raise DatasetError(f"{path}: not a single-channel class-index PNG")
+            return [(sid, FrameLabels(mask=mask, mask_classes=()))]
+        raise DatasetError(f"{path}: expected .xml (VOC), .json (COCO) or .png (mask)")
+
+    def poll(self) -> int:
+        """Score every label file in the inbox whose sample exists; returns how many samples were scored."""
+        n = 0
+        with self._lock:
+            for path in sorted(p for p in self.inbox.iterdir() if p.is_file()):
+                try:
+                    pairs = self._labels_of(path)
+                    for sid, labels in pairs:
+                        rec_path = self.dir / f"{sid}.json"
+                        if not rec_path.is_file():
+                            raise DatasetError(f"{path}: no saved sample {sid} in {self.dir}")
+                        record = json.loads(rec_path.read_text())
+                        results = self._results(record)
+                        if labels.mask is not None and not labels.mask_classes:
+                            # a mask PNG indexes the model's own classes
+                            seg = next((r for r in results if r.mask is not None), None)
+                            labels = FrameLabels(mask=labels.mask, mask_classes=seg.classes if seg else ())
+                        self.rolling.update(results, labels)
+                        n += 1
+                    shutil.move(str(path), str(self.inbox / "done" / path.name))
+                except (DatasetError, OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+                    self.bad += 1
+                    log.warning("label inbox: %s unusable: %s", path.name, exc)
+                    shutil.move(str(path), str(self.inbox / "bad" / path.name))
+        self.scored += n
+        return n
+
+
+def build_label_hooks(labels_file: LabelsFile | None, sampler: Sampler | None) -> PipelineHooks:
+    return PipelineHooks(labels_for=labels_file, on_processed=sampler.on_processed if sampler else None)

@@ -1,0 +1,69 @@
+"""Drawing results on frames: boxes with class and score, alpha-blended masks, and a HUD.
+
+Deterministic for given inputs (golden-image tests), and drawn in place on a copy of the frame.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .core.types import Detections, SegMask
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def palette(n: int, seed: int = 7) -> np.ndarray:
+    """(n, 3) uint8 BGR colours, well separated in hue, stable for a given n."""
+    hues = (np.arange(n) * 180 / max(n, 1) + seed * 11) % 180
+    hsv = np.stack([hues, np.full(n, 220), np.full(n, 255)], axis=1).astype(np.uint8)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0]
+
+
+def draw_mask(image: np.ndarray, mask: SegMask, classes: Sequence[str], alpha: float = 0.45,
+              skip: Sequence[int] = (0,)) -> np.ndarray:
+    """Blend class colours into ``image`` (in place) where the class is not in ``skip`` (background)."""
+    labels = mask.labels
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"mask {labels.shape} does not match frame {image.shape[:2]}")
+    colours = palette(max(len(classes), int(labels.max()) + 1))
+    colour_img = colours[np.minimum(labels, len(colours) - 1)]
+    show = (~np.isin(labels, np.asarray(skip))).astype(np.uint8)
+    if show.any():
+        blended = cv2.addWeighted(image, 1.0 - alpha, colour_img, alpha, 0.0)
+        cv2.copyTo(blended, show, image)  # only where a (non-background) class is
+    return image
+
+
+def draw_detections(image: np.ndarray, det: Detections, classes: Sequence[str],
+                    thickness: int = 2) -> np.ndarray:
+    """Boxes and 'name 0.87' labels (in place)."""
+    colours = palette(max(len(classes), 1), seed=3)
+    h, w = image.shape[:2]
+    for box, score, cls in zip(det.boxes, det.scores, det.classes):
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        colour = tuple(int(c) for c in colours[int(cls) % len(colours)])
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_8)
+        name = classes[int(cls)] if 0 <= int(cls) < len(classes) else str(int(cls))
+        text = f"{name} {float(score):.2f}"
+        (tw, th), base = cv2.getTextSize(text, _FONT, 0.5, 1)
+        ty = y1 - 4 if y1 - th - 6 >= 0 else min(h - 1, y1 + th + 4)
+        tx = min(max(0, x1), max(0, w - tw - 2))
+        cv2.rectangle(image, (tx, ty - th - 2), (tx + tw + 2, ty + base), colour, -1)
+        cv2.putText(image, text, (tx + 1, ty), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def draw_hud(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """A translucent panel in the top-left corner with one text line each (in place)."""
+    if not lines:
+        return image
+    sizes = [cv2.getTextSize(t, _FONT, 0.45, 1)[0] for t in lines]
+    width = min(image.shape[1], max(s[0] for s in sizes) + 12)
+    height = min(image.shape[0], 18 * len(lines) + 8)
+    panel = image[:height, :width]
+    panel[:] = (panel.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(image, text, (6, 18 * i + 17), _FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return image

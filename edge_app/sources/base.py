@@ -1,0 +1,124 @@
+"""What every source shares: a producer thread, a newest-frame slot, counters, reconnect back-off."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..core.types import Frame
+
+log = logging.getLogger("edge_app.source")
+
+
+class LatestSlot:
+    """A one-item mailbox: ``put`` replaces what the consumer has not taken yet (counted as dropped),
+    so the consumer always gets the newest item and never falls behind the producer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: object | None = None
+        self.dropped = 0
+        self.put_count = 0
+
+    def put(self, item: object) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self.put_count += 1
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> object | None:
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def peek(self) -> object | None:
+        with self._cond:
+            return self._item
+
+
+@dataclass
+class SourceStats:
+    state: str = "starting"   # starting | playing | reconnecting | ended | stopped
+    frames: int = 0
+    dropped: int = 0          # frames replaced in the slot before the pipeline took them
+    errors: int = 0
+    reconnects: int = 0
+    bad_frames: int = 0
+    last_error: str = ""
+    last_frame_at: float = field(default=0.0)
+
+
+class FrameSource:
+    """Base class: subclasses implement ``_run()`` (producing into ``self._emit``) until ``stopping``."""
+
+    scheme = ""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.stats = SourceStats()
+        self.slot = LatestSlot()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self) -> "FrameSource":
+        self._thread = threading.Thread(target=self._guarded, name=f"source-{self.scheme}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _guarded(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # a source must never take the process down
+            self.stats.errors += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("source %s failed", self.uri)
+        finally:
+            if self.stats.state != "ended":
+                self.stats.state = "stopped"
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _emit(self, frame: Frame) -> None:
+        self.stats.frames += 1
+        self.stats.last_frame_at = time.monotonic()
+        self.slot.put(frame)
+        self.stats.dropped = self.slot.dropped
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        """The newest frame, waiting up to ``timeout`` seconds; None if none arrived."""
+        return self.slot.get(timeout)  # type: ignore[return-value]
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep unless stopping; True when asked to stop."""
+        return self._stop.wait(seconds)
+
+
+class Backoff:
+    """Exponential reconnect delays: initial, x2 each failure, capped; reset after a good frame."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial, self.maximum = initial, maximum
+        self.current = initial
+
+    def next(self) -> float:
+        delay = self.current
+        self.current = min(self.current * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self.current = self.initial

@@ -1,0 +1,1 @@
+"""GStreamer capture and outputs. ``gst.py`` is the only module that imports ``gi``."""

@@ -1,0 +1,80 @@
+"""The only place that imports ``gi``: initialises GStreamer once and hands out its namespaces.
+
+GStreamer's Python bindings come from the OS (python3-gi, python3-gst-1.0 and the gir1.2-* typelibs);
+the venv must be created with --system-site-packages to see them (as on a Jetson).
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+_INSTALL = ("GStreamer's Python bindings are missing: apt-get install python3-gi python3-gst-1.0 "
+            "gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0 "
+            "gstreamer1.0-plugins-{base,good,bad,ugly} gstreamer1.0-libav, and create the venv with "
+            "--system-site-packages (`make run` does both)")
+
+
+class GstUnavailable(RuntimeError):
+    pass
+
+
+@functools.lru_cache(maxsize=None)
+def gst() -> SimpleNamespace:
+    """Namespaces Gst, GstApp, GstVideo, GLib; GstRtspServer where its typelib is installed."""
+    try:
+        import gi
+
+        gi.require_version("Gst", "1.0")
+        gi.require_version("GstApp", "1.0")
+        gi.require_version("GstVideo", "1.0")
+        from gi.repository import GLib, Gst, GstApp, GstVideo
+    except (ImportError, ValueError) as exc:
+        raise GstUnavailable(f"{_INSTALL} ({exc})") from None
+    Gst.init(None)
+    ns = SimpleNamespace(Gst=Gst, GstApp=GstApp, GstVideo=GstVideo, GLib=GLib, GstRtspServer=None)
+    try:
+        gi.require_version("GstRtspServer", "1.0")
+        from gi.repository import GstRtspServer
+
+        ns.GstRtspServer = GstRtspServer
+    except (ImportError, ValueError):
+        pass
+    return ns
+
+
+def has_element(factory: str) -> bool:
+    """Whether a GStreamer element factory is installed (e.g. nvv4l2decoder on a Jetson)."""
+    return gst().Gst.ElementFactory.find(factory) is not None
+
+
+def make(factory: str, name: str | None = None, **props: Any) -> Any:
+    """Create an element and set its properties from validated values (never a parse_launch string)."""
+    Gst = gst().Gst
+    el = Gst.ElementFactory.make(factory, name)
+    if el is None:
+        raise GstUnavailable(f"GStreamer element '{factory}' is not installed")
+    for key, value in props.items():
+        el.set_property(key.replace("_", "-"), value)
+    return el
+
+
+def caps(text: str) -> Any:
+    """Caps from a string built by our code from validated integers, never from user input."""
+    return gst().Gst.Caps.from_string(text)
+
+
+_loop_lock = threading.Lock()
+_loop: Any = None
+
+
+def main_loop() -> Any:
+    """A GLib main loop running in a daemon thread (RTSP server and bus watches need one)."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            GLib = gst().GLib
+            _loop = GLib.MainLoop()
+            threading.Thread(target=_loop.run, name="glib-main-loop", daemon=True).start()
+        return _loop

@@ -1,0 +1,195 @@
+"""HTTP live view: a page with the annotated MJPEG stream and live numbers, /status JSON, /metrics
+(Prometheus), /healthz. Binds 127.0.0.1 unless configured otherwise; with a token every request needs it
+(``Authorization: Bearer TOKEN`` or ``?token=TOKEN``).
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger("edge_app.web")
+PAGE = Path(__file__).with_name("page.html")
+
+
+class FrameHub:
+    """The newest encoded JPEG and its sequence number; MJPEG clients wait on it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.jpeg: bytes | None = None
+        self.seq = 0
+        self.closed = False
+
+    def publish(self, jpeg: bytes) -> None:
+        with self._cond:
+            self.jpeg, self.seq = jpeg, self.seq + 1
+            self._cond.notify_all()
+
+    def wait_newer(self, seq: int, timeout: float) -> tuple[int, bytes | None]:
+        with self._cond:
+            if self.seq <= seq and not self.closed:
+                self._cond.wait(timeout)
+            return self.seq, self.jpeg
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+def _metrics_text(status: dict[str, Any]) -> bytes:
+    """Prometheus exposition built at scrape time from the status snapshot (no global registry)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    class Snapshot:
+        def collect(self) -> Any:
+            fps = GaugeMetricFamily("edge_fps", "Frames per second at the output")
+            fps.add_metric([], status.get("fps", 0.0))
+            yield fps
+            lat = GaugeMetricFamily("edge_stage_latency_ms", "Per-stage latency percentiles (ms)",
+                                    labels=["stage", "quantile"])
+            for stage, q in status.get("latency_ms", {}).items():
+                for name in ("p50", "p90", "p99"):
+                    lat.add_metric([stage, name], q[name])
+            yield lat
+            counters = CounterMetricFamily("edge_events", "Pipeline counters", labels=["event"])
+            for name, value in status.get("counters", {}).items():
+                counters.add_metric([name], value)
+            yield counters
+            src = status.get("source", {})
+            up = GaugeMetricFamily("edge_source_playing", "1 while the source delivers frames")
+            up.add_metric([], 1.0 if src.get("state") == "playing" else 0.0)
+            yield up
+            roll = GaugeMetricFamily("edge_rolling", "Rolling precision/recall against sampled labels",
+                                     labels=["model", "class", "metric"])
+            for model, s in status.get("rolling", {}).items():
+                for key in ("precision", "recall", "f1", "miou"):
+                    if s.get(key) is not None:
+                        roll.add_metric([model, "all", key], s[key])
+                for cls, vals in s.get("per_class", {}).items():
+                    for key in ("precision", "recall", "f1", "iou"):
+                        if vals.get(key) is not None:
+                            roll.add_metric([model, cls, key], vals[key])
+            yield roll
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Snapshot())
+    return generate_latest(registry)
+
+
+class LiveServer:
+    """Serves the live view in background threads until ``close``."""
+
+    def __init__(self, hub: FrameHub, status: Callable[[], dict[str, Any]], *, host: str = "127.0.0.1",
+                 port: int = 8080, token: str = "", healthy: Callable[[], bool] | None = None) -> None:
+        self.hub, self.status, self.token = hub, status, token
+        self.healthy = healthy or (lambda: True)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the access log is not our log
+                log.debug("%s " + fmt, self.address_string(), *args)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                server._handle(self)
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.host = host
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def _authorised(self, req: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> bool:
+        if not self.token:
+            return True
+        given = query.get("token", [""])[0]
+        auth = req.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            given = auth[7:]
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _send(self, req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
+        req.send_response(code)
+        req.send_header("Content-Type", ctype)
+        req.send_header("Content-Length", str(len(body)))
+        req.send_header("Cache-Control", "no-store")
+        req.end_headers()
+        req.wfile.write(body)
+
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(req.path)
+        query = parse_qs(parts.query)
+        if not self._authorised(req, query):
+            self._send(req, 401, b"token required\n", "text/plain")
+            return
+        routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {
+            "/": self._page, "/index.html": self._page, "/stream.mjpg": self._mjpeg,
+            "/snapshot.jpg": self._snapshot, "/status": self._status, "/metrics": self._metrics,
+            "/healthz": self._health}
+        handler = routes.get(parts.path)
+        if handler is None:
+            self._send(req, 404, b"not found\n", "text/plain")
+            return
+        try:
+            handler(req)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away
+
+    def _page(self, req: BaseHTTPRequestHandler) -> None:
+        self._send(req, 200, PAGE.read_bytes(), "text/html; charset=utf-8")
+
+    def _status(self, req: BaseHTTPRequestHandler) -> None:
+        self._send(req, 200, json.dumps(self.status(), default=str).encode(), "application/json")
+
+    def _metrics(self, req: BaseHTTPRequestHandler) -> None:
+        self._send(req, 200, _metrics_text(self.status()), "text/plain; version=0.0.4")
+
+    def _health(self, req: BaseHTTPRequestHandler) -> None:
+        ok = self.healthy()
+        self._send(req, 200 if ok else 503, b"ok\n" if ok else b"stalled\n", "text/plain")
+
+    def _snapshot(self, req: BaseHTTPRequestHandler) -> None:
+        _, jpeg = self.hub.wait_newer(-1, 0)
+        if jpeg is None:
+            self._send(req, 503, b"no frame yet\n", "text/plain")
+        else:
+            self._send(req, 200, jpeg, "image/jpeg")
+
+    def _mjpeg(self, req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        req.send_header("Cache-Control", "no-store")
+        req.send_header("Connection", "close")
+        req.end_headers()
+        req.close_connection = True
+        seq = 0
+        while not self.hub.closed:
+            seq, jpeg = self.hub.wait_newer(seq, 1.0)
+            if jpeg is None:
+                continue
+            req.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                            + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+            req.wfile.flush()
+
+    def close(self) -> None:
+        self.hub.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(2)
+        time.sleep(0)  # let streaming handlers see ``closed``
