@@ -62,6 +62,9 @@ def _service_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", default="edge-app", help="service user (default: %(default)s)")
     p.add_argument("--config", default="/etc/edge-app/config.toml", help="installed config path")
     p.add_argument("--dry-run", action="store_true", help="print what would be done")
+    p.add_argument("--root", help="install into this root folder instead of / (no systemctl, no useradd)")
+    p.add_argument("--source-config", default="config.toml",
+                   help="config copied to --config when that does not exist yet (default: %(default)s)")
 
 
 # Subcommands whose package is not written yet say so (built=False); --help says it too.
@@ -81,7 +84,7 @@ COMMANDS: dict[str, Command] = {
     "config check": Command("validate a config file; prints every problem, exits non-zero on any",
                             "edge_app.config.check:main", _config_check_args),
     "service": Command("install or uninstall the systemd unit",
-                       "edge_app.service:main", _service_args, built=False),
+                       "edge_app.service:main", _service_args),
 }
 
 

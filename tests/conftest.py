@@ -20,3 +20,22 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+DEMO = ROOT / "edge_app" / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_detector() -> Path:
+    path = DEMO / "detector.onnx"
+    if not path.is_file():
+        pytest.skip(f"demo detector {path} not built (make demo-models)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_segmenter() -> Path:
+    path = DEMO / "segmenter.onnx"
+    if not path.is_file():
+        pytest.skip(f"demo segmenter {path} not built (make demo-models)")
+    return path

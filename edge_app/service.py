@@ -1,0 +1,126 @@
+"""``edge-app service install|uninstall``: the systemd unit with this venv's paths, the config in
+/etc/edge-app (never overwriting an existing one), the service user, daemon-reload and enable.
+
+``--dry-run`` prints every step instead of doing it; ``--root DIR`` installs into another root (tests, image
+builds), where systemctl and useradd are not run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .core.artifact import write_atomic
+
+PACKAGE = Path(__file__).resolve().parent
+REPO = PACKAGE.parent
+UNIT_TEMPLATE = REPO / "systemd" / "edge-app.service"
+UNIT_NAME = "edge-app.service"
+STATE, CACHE, LOGS = Path("/var/lib/edge-app"), Path("/var/cache/edge-app"), Path("/var/log/edge-app")
+# Where each writable path of the shipped config goes on a device (ProtectSystem=strict: /etc is read-only).
+STATE_KEYS = {"samples_dir": STATE / "samples", "engine_dir": CACHE / "engines", "directory": STATE / "recordings",
+              "file": LOGS / "edge-app.jsonl", "inbox": STATE / "inbox"}
+PATH_KEYS = ("artifact", "thresholds_file", "labels_file")
+
+
+def render_unit(venv: Path, config: Path, user: str) -> str:
+    text = UNIT_TEMPLATE.read_text()
+    for key, value in (("@VENV@", str(venv)), ("@CONFIG@", str(config)), ("@USER@", user),
+                       ("@DOCS@", str(REPO / "README.md"))):
+        text = text.replace(key, value)
+    return text
+
+
+def device_config(source: Path) -> str:
+    """The shipped config adapted for /etc/edge-app: model paths absolute, writable paths in the
+    service's state/cache/log folders, source URIs with relative file paths made absolute."""
+    base = source.resolve().parent
+    out = []
+    for line in source.read_text().splitlines():
+        m = re.match(r'^(\s*)([a-z_]+)(\s*=\s*)"([^"]*)"(.*)$', line)
+        if m:
+            indent, key, eq, value, rest = m.groups()
+            if key in PATH_KEYS and value and not Path(value).is_absolute():
+                value = str(base / value)
+            elif key in STATE_KEYS and value and not Path(value).is_absolute():
+                value = str(STATE_KEYS[key])
+            line = f'{indent}{key}{eq}"{value}"{rest}'
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+class Steps:
+    def __init__(self, dry_run: bool, root: Path | None) -> None:
+        self.dry_run, self.root = dry_run, root
+
+    def path(self, p: Path) -> Path:
+        return p if self.root is None else self.root / p.relative_to("/")
+
+    def write(self, p: Path, text: str, mode: int = 0o644) -> None:
+        target = self.path(p)
+        print(f"write {target} ({len(text)} bytes)")
+        if not self.dry_run:
+            write_atomic(target, text)
+            os.chmod(target, mode)
+
+    def remove(self, p: Path) -> None:
+        target = self.path(p)
+        print(f"remove {target}")
+        if not self.dry_run:
+            target.unlink(missing_ok=True)
+
+    def run(self, *cmd: str) -> None:
+        if self.root is not None:
+            print(f"skip (--root): {' '.join(cmd)}")
+            return
+        print(f"run {' '.join(cmd)}")
+        if not self.dry_run:
+            subprocess.run(cmd, check=True)
+
+
+def install(args: argparse.Namespace) -> int:
+    steps = Steps(args.dry_run, Path(args.root) if args.root else None)
+    venv = Path(sys.prefix)
+    config = Path(args.config)
+    source = Path(args.source_config)
+    if not (venv / "bin" / "edge-app").exists():
+        print(f"edge-app service: {venv}/bin/edge-app not found: install from the project's venv",
+              file=sys.stderr)
+        return 2
+    if steps.root is None and not args.dry_run and os.geteuid() != 0:
+        print("edge-app service install: needs root (sudo)", file=sys.stderr)
+        return 2
+    if shutil.which("useradd") and steps.root is None:
+        exists = subprocess.run(["id", "-u", args.user], capture_output=True).returncode == 0
+        if not exists:
+            steps.run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                      "--groups", "video", args.user)
+    if steps.path(config).exists():
+        print(f"keep existing {steps.path(config)} (never overwritten)")
+    else:
+        if not source.is_file():
+            print(f"edge-app service: source config {source} not found", file=sys.stderr)
+            return 2
+        steps.write(config, device_config(source), 0o640)
+    steps.write(Path("/etc/systemd/system") / UNIT_NAME, render_unit(venv, config, args.user))
+    steps.run("systemctl", "daemon-reload")
+    steps.run("systemctl", "enable", UNIT_NAME)
+    print(f"installed: systemctl start {UNIT_NAME}; journalctl -u {UNIT_NAME} -f")
+    return 0
+
+
+def uninstall(args: argparse.Namespace) -> int:
+    steps = Steps(args.dry_run, Path(args.root) if args.root else None)
+    steps.run("systemctl", "disable", "--now", UNIT_NAME)
+    steps.remove(Path("/etc/systemd/system") / UNIT_NAME)
+    steps.run("systemctl", "daemon-reload")
+    print(f"kept {steps.path(Path(args.config))} and /var/lib/edge-app (remove them by hand if wanted)")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    return install(args) if args.action == "install" else uninstall(args)
