@@ -10,6 +10,7 @@ import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 NOT_BUILT_EXIT = 3
 
@@ -17,9 +18,10 @@ NOT_BUILT_EXIT = 3
 @dataclass(frozen=True)
 class Command:
     help: str
-    handler: str  # "module:function" taking the parsed args, returning an exit code
+    handler: str  # "module:function" taking the parsed args (or argv when passthrough), returning an exit code
     arguments: Callable[[argparse.ArgumentParser], None]
     built: bool = True
+    passthrough: bool = False  # the handler parses its own arguments (its --help is the full one)
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -31,17 +33,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds (tests, benchmarks)")
 
 
-def _train_args(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
-
-
-def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", nargs="?", help="trained checkpoint to export")
-
-
-def _build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("onnx", nargs="?", help="FP32 ONNX artifact")
-    p.add_argument("--tensorrt", action="store_true", help="build TensorRT engines (needs TensorRT)")
+def _passthrough(p: argparse.ArgumentParser) -> None:
+    """The command parses its own options (``edge-app COMMAND --help`` shows them)."""
 
 
 def _calibrate_args(p: argparse.ArgumentParser) -> None:
@@ -72,11 +65,11 @@ COMMANDS: dict[str, Command] = {
     "run": Command("run the live pipeline: capture, detect + segment, overlay, stream, rolling P/R",
                    "edge_app.app:main", _run_args),
     "train": Command("train SSD-MobileNet / U-Net / DeepLabv3 with transfer learning (needs [train])",
-                     "conversion.train:main", _train_args, built=False),
-    "export": Command("export a trained model to ONNX with its metadata (needs [train])",
-                      "conversion.export:main", _export_args, built=False),
-    "build": Command("make FP16 / INT8 artifacts and TensorRT engines from an FP32 ONNX",
-                     "conversion.build:main", _build_args, built=False),
+                     "conversion.train:main", _passthrough, passthrough=True),
+    "export": Command("export a trained model to ONNX with its metadata and a parity check (needs [train])",
+                      "conversion.export:main", _passthrough, passthrough=True),
+    "build": Command("make FP16 / INT8 artifacts (accuracy-gated) and TensorRT engines from an FP32 ONNX",
+                     "conversion.build:main", _passthrough, passthrough=True),
     "calibrate": Command("evaluate deployed artifacts, compare precisions, pick thresholds (needs [eval])",
                          "calibration.calibrate:main", _calibrate_args, built=False),
     "evaluate": Command("COCO metrics of a results JSON against a ground-truth JSON",
@@ -102,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                 gp = sub.add_parser(group, help=f"{group} commands: {leaf}", description=f"{group} commands")
                 groups[group] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
             p = groups[group].add_parser(leaf, help=text, description=text)
+        elif cmd.passthrough:
+            p = sub.add_parser(name, help=text, description=text, add_help=False)
         else:
             p = sub.add_parser(name, help=text, description=text)
         cmd.arguments(p)
@@ -111,19 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     name = getattr(args, "_command", None)
     if name is None:
         parser.print_help()
         return 2
     cmd = COMMANDS[name]
+    if extra and not cmd.passthrough:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not cmd.built:
         print(f"edge-app {name}: not built yet in this version of edge-vision "
               f"({cmd.help}).", file=sys.stderr)
         return NOT_BUILT_EXIT
     module, func = cmd.handler.split(":")
-    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
-    return int(handler(args) or 0)
+    try:
+        handler: Callable[[Any], int] = getattr(importlib.import_module(module), func)
+    except ImportError as exc:  # e.g. torch missing for train: the message names the extra
+        print(f"edge-app {name}: {exc}", file=sys.stderr)
+        return 2
+    return int(handler(extra if cmd.passthrough else args) or 0)
 
 
 if __name__ == "__main__":

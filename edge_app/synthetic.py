@@ -7,6 +7,7 @@ same geometry (0 = background, k + 1 = class k).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -147,3 +148,26 @@ class SyntheticVideo:
             if not s.size <= s.cy <= self.height - s.size:
                 s.vy = -s.vy
         return sample
+
+
+def write_dataset(root: Path, count: int, seed: int = 0, width: int = 320, height: int = 240) -> Path:
+    """Write seeded synthetic scenes as a labelled dataset on disk: ``images/`` (PNG), ``annotations/``
+    (VOC XML) and ``masks/`` (class-index PNG), so every reader, the replay source and calibration can
+    use them like real data. Returns ``root``."""
+    root = Path(root)
+    for sub in ("images", "annotations", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("\n".join(MASK_CLASSES) + "\n")
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        s = make_sample(rng, width, height)
+        cv2.imwrite(str(root / "images" / f"{i:05d}.png"), s.image)
+        cv2.imwrite(str(root / "masks" / f"{i:05d}.png"), s.mask)
+        objects = "".join(
+            f"<object><name>{CLASSES[c]}</name><difficult>0</difficult><bndbox><xmin>{b[0]:.0f}</xmin>"
+            f"<ymin>{b[1]:.0f}</ymin><xmax>{b[2]:.0f}</xmax><ymax>{b[3]:.0f}</ymax></bndbox></object>"
+            for b, c in zip(s.truth.boxes, s.truth.classes))
+        (root / "annotations" / f"{i:05d}.xml").write_text(
+            f"<annotation><filename>{i:05d}.png</filename><size><width>{width}</width><height>{height}</height>"
+            f"</size>{objects}</annotation>")
+    return root

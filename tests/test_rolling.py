@@ -16,28 +16,13 @@ from edge_app.labels import Sampler
 from edge_app.pipeline import Pipeline, PipelineHooks
 from edge_app.rolling import RollingMonitor
 from edge_app.sources import CaptureSettings, open_source
-from edge_app.synthetic import CLASSES, make_sample
+from edge_app.synthetic import make_sample, write_dataset
 from edge_app.telemetry import Telemetry
 
 
 def write_synthetic_voc(root: Path, n: int, seed: int = 5) -> Path:
-    """A small labelled VOC dataset of synthetic scenes (and the masks beside it)."""
-    (root / "images").mkdir(parents=True)
-    (root / "annotations").mkdir()
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        s = make_sample(rng, 320, 240)
-        cv2.imwrite(str(root / "images" / f"{i:03d}.png"), s.image)
-        cv2.imwrite(str(root / "masks" / f"{i:03d}.png"), s.mask)
-        objs = "".join(
-            f"<object><name>{CLASSES[c]}</name><difficult>0</difficult><bndbox><xmin>{b[0]:.0f}</xmin>"
-            f"<ymin>{b[1]:.0f}</ymin><xmax>{b[2]:.0f}</xmax><ymax>{b[3]:.0f}</ymax></bndbox></object>"
-            for b, c in zip(s.truth.boxes, s.truth.classes))
-        (root / "annotations" / f"{i:03d}.xml").write_text(
-            f"<annotation><filename>{i:03d}.png</filename><size><width>320</width><height>240</height>"
-            f"</size>{objs}</annotation>")
-    return root
+    """A small labelled VOC dataset of synthetic scenes (masks beside it)."""
+    return write_dataset(root, n, seed, 320, 240)
 
 
 def test_rolling_over_a_replay_equals_offline_evaluation(tmp_path, demo_detector):

@@ -62,12 +62,22 @@ _OPENERS: tuple[Callable[[Path, Path | None], Dataset | None], ...] = (
     _coco, _voc, _isbi, _camvid, _images_masks)
 
 
-def open_dataset(path: str | Path, split: str | Path | None = None) -> Dataset:
-    """Open a labelled dataset by recognising its layout (see the module docstring)."""
+_SEGMENTATION = (_isbi, _camvid, _images_masks)
+
+
+def open_dataset(path: str | Path, split: str | Path | None = None, task: str | None = None) -> Dataset:
+    """Open a labelled dataset by recognising its layout (see the module docstring).
+
+    task: "segmentation" prefers mask layouts where a folder holds both (e.g. written synthetic data),
+    "detection" box layouts; None takes the first layout that matches.
+    """
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: not found")
-    for opener in _OPENERS:
+    openers = _OPENERS
+    if task == "segmentation":
+        openers = _SEGMENTATION + tuple(o for o in _OPENERS if o not in _SEGMENTATION)
+    for opener in openers:
         ds = opener(p, Path(split) if split else None)
         if ds is not None:
             return ds

@@ -198,3 +198,18 @@ def open_model(spec: ModelSpec) -> Any:
         return MODEL_KINDS[spec.kind](spec)
     except (ArtifactError, BackendError) as exc:
         raise ModelError(f"model {spec.name}: {exc}") from None
+
+
+def open_artifact(path: Path, *, name: str | None = None, score_threshold: float = 0.4, nms_iou: float = 0.45,
+                  top_k: int = 400, max_detections: int = 100, threads: int = 2) -> NetworkModel:
+    """One specific ONNX file on ONNX Runtime (calibration compares precisions file by file)."""
+    try:
+        meta = read_meta(path)
+        backend = create_backend("onnxruntime", path, threads=threads)
+    except (ArtifactError, BackendError) as exc:
+        raise ModelError(str(exc)) from None
+    kind = "detector" if meta.task == "detection" else "segmenter"
+    spec = ModelSpec(name or Path(path).stem, kind, Path(path), precision=meta.precision, backend="onnxruntime",
+                     score_threshold=score_threshold, nms_iou=nms_iou, top_k=top_k,
+                     max_detections=max_detections, threads=threads)
+    return NetworkModel(spec, meta, backend, Path(path), meta.precision)

@@ -1,0 +1,115 @@
+"""Offline accuracy of an artifact through the runtime's own code: the same Preprocessor, backend and
+decoder (imported from edge_app, not copied), then the core metrics. NMS runs at a low score threshold
+here so that PR curves are complete.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_app.core.detection_metrics import DetectionMetrics, DetectionReport
+from edge_app.core.segmentation_metrics import SegmentationMetrics, SegmentationReport
+from edge_app.core.types import Detections, GroundTruth
+from edge_app.datasets import Dataset, load_image, load_mask
+from edge_app.inference.models import NetworkModel, open_artifact
+
+EVAL_SCORE_THRESHOLD = 0.01
+
+
+@dataclass
+class DetectionRun:
+    """Every image's detections (at the low evaluation threshold) and ground truth, class-aligned."""
+
+    classes: tuple[str, ...]
+    detections: list[Detections] = field(default_factory=list)
+    truths: list[GroundTruth] = field(default_factory=list)
+    image_ids: list[int] = field(default_factory=list)
+
+    def report(self, iou_thresholds: Any = None, score_threshold: float | np.ndarray = 0.0) -> DetectionReport:
+        kw = {} if iou_thresholds is None else {"iou_thresholds": iou_thresholds}
+        m = DetectionMetrics(len(self.classes), **kw)
+        thr = np.broadcast_to(np.asarray(score_threshold, np.float32), (len(self.classes),))
+        for det, gt in zip(self.detections, self.truths):
+            m.update(det.select(det.scores >= thr[det.classes]) if len(det) else det, gt)
+        return m.compute()
+
+
+def _progress(it: Any, total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return it
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return it
+    return tqdm(it, total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def align_truth(truth: GroundTruth, data_classes: tuple[str, ...], model_classes: tuple[str, ...]) -> GroundTruth:
+    """Ground truth re-indexed to the model's classes by name; unknown classes become ignored regions."""
+    index = {n: i for i, n in enumerate(model_classes)}
+    mapped = np.array([index.get(data_classes[c], -1) for c in truth.classes.tolist()], np.int64)
+    unknown = mapped < 0
+    return GroundTruth(truth.boxes, np.where(unknown, 0, mapped), truth.crowd, truth.ignore | unknown, truth.area)
+
+
+def run_detection(model: NetworkModel, dataset: Dataset, progress: bool = True,
+                  limit: int | None = None) -> DetectionRun:
+    run = DetectionRun(tuple(model.classes))
+    samples = dataset.samples[:limit] if limit else dataset.samples
+    for s in _progress(samples, len(samples), f"evaluate {model.name}", progress):
+        image = load_image(s.image_path)
+        run.detections.append(model.predict(image).detections)
+        run.truths.append(align_truth(s.truth, dataset.classes, run.classes))
+        run.image_ids.append(s.image_id)
+    return run
+
+
+def run_segmentation(model: Any, dataset: Dataset, progress: bool = True,
+                     limit: int | None = None) -> SegmentationReport:
+    classes = tuple(model.classes)
+    ignore = dataset.ignore_index
+    metrics = SegmentationMetrics(len(classes), ignore_index=ignore)
+    samples = dataset.samples[:limit] if limit else dataset.samples
+    for s in _progress(samples, len(samples), f"evaluate {model.name}", progress):
+        image = load_image(s.image_path)
+        mask = load_mask(s.mask_path, s.image_path, image.shape)
+        pred = model.predict(image).mask.labels
+        metrics.update(np.minimum(pred, len(classes) - 1), mask)
+    return metrics.compute()
+
+
+def task_metric(model: Any, dataset: Dataset, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """The one number a precision is judged by: AP50 (detection), Dice for two classes else mIoU."""
+    if model.task == "detection":
+        r = run_detection(model, dataset, progress, limit).report()
+        return {"metric": "AP50", "value": r.map50, "mAP": r.map}
+    r = run_segmentation(model, dataset, progress, limit)
+    if len(model.classes) == 2:
+        return {"metric": "Dice", "value": float(r.dice[1]), "mIoU": r.miou}
+    return {"metric": "mIoU", "value": r.miou}
+
+
+def measure_latency(model: NetworkModel, image: np.ndarray, runs: int = 30, warmup: int = 5) -> dict[str, float]:
+    """Median and p90 of the backend's inference alone (ms) on one preprocessed image."""
+    x, _ = model.pre(image)
+    feed = {model.meta.input_name: x}
+    for _ in range(warmup):
+        model.backend.infer(feed)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        model.backend.infer(feed)
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    return {"median_ms": round(statistics.median(times), 3), "p90_ms": round(times[int(0.9 * (len(times) - 1))], 3)}
+
+
+def open_for_eval(path: Path, threads: int = 2) -> NetworkModel:
+    """An artifact opened as the runtime would, with evaluation thresholds (complete PR curves)."""
+    return open_artifact(Path(path), score_threshold=EVAL_SCORE_THRESHOLD, nms_iou=0.5, top_k=1000,
+                         max_detections=100, threads=threads)

@@ -1,0 +1,155 @@
+"""FP16 and calibrated INT8 variants of an FP32 ONNX, per target (measured here: one recipe does not fit all).
+
+- ``fp16``: weights and compute in float16, float32 inputs/outputs (TensorRT builds FP16 engines from it;
+  ONNX Runtime on CPU casts back to float32, so it is no faster there).
+- ``int8``: ONNX Runtime CPU style: QDQ, uint8 asymmetric activations, int8 per-channel weights.
+- ``int8-qdq``: TensorRT style: QDQ, int8 symmetric activations and per-channel symmetric weights
+  (explicit quantization; on CPU it ran slower than FP32 for MobileNetV3 models).
+
+Calibration images go through the runtime's Preprocessor; ranges are computed once per method and kept
+in a calibration cache (JSON) beside the artifact, as TensorRT keeps its calibration cache.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_app.core.artifact import META_KEY, ArtifactMeta, read_meta, sha256_file, write_sidecar
+from edge_app.core.preprocess import Preprocessor
+
+from .extras import require
+
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+# ORT's entropy calibrator with its default bins (128/128) has a single candidate and equals minmax;
+# 2048 histogram bins folded to 128 make the KL search real.
+_CALIB_OPTIONS: dict[str, dict[str, Any]] = {
+    "minmax": {}, "percentile": {"percentile": 99.99, "num_bins": 2048},
+    "entropy": {"num_bins": 2048, "num_quantized_bins": 128}}
+
+
+def _ort_quant() -> Any:
+    return require("onnxruntime.quantization")
+
+
+class ImageReader:
+    """ORT CalibrationDataReader over BGR images, preprocessed exactly as the runtime does."""
+
+    def __init__(self, images: Iterable[np.ndarray], meta: ArtifactMeta) -> None:
+        pre = Preprocessor.from_meta(meta)
+        self._feeds = [{meta.input_name: pre(img)[0]} for img in images]
+        self._i = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._i >= len(self._feeds):
+            return None
+        self._i += 1
+        return self._feeds[self._i - 1]
+
+    def rewind(self) -> None:
+        self._i = 0
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._feeds = self._feeds[start_index:end_index]
+        self._i = 0
+
+
+def preprocess_for_quantization(fp32: Path, out: Path) -> Path:
+    """ORT's recommended pre-processing (shape inference, graph optimisation) before quantizing."""
+    shape_inference = require("onnxruntime.quantization.shape_inference")
+    shape_inference.quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
+    return out
+
+
+def calibration_cache(model: Path, reader: ImageReader, method: str, cache: Path) -> Path:
+    """Activation ranges by ``method``, saved to ``cache`` (reused when it exists)."""
+    q = _ort_quant()
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    if cache.is_file():
+        return cache
+    methods = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
+               "entropy": q.CalibrationMethod.Entropy}
+    with tempfile.TemporaryDirectory(prefix="edge-calib-") as tmp:
+        calibrator = create_calibrator(Path(model), None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                       calibrate_method=methods[method], extra_options=_CALIB_OPTIONS[method])
+        reader.rewind()
+        calibrator.collect_data(reader)
+        ranges = calibrator.compute_data()
+    from onnxruntime.quantization.calibrate import save_tensors_data  # type: ignore[attr-defined]
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_tensors_data(ranges, cache)
+    return cache
+
+
+def _save_variant(src_model: Any, out: Path, meta: ArtifactMeta) -> ArtifactMeta:
+    """Embed metadata into a variant's ONNX, write it, then the sidecar with its own checksum."""
+    onnx = require("onnx")
+    model = onnx.load(str(src_model)) if isinstance(src_model, (str, Path)) else src_model
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = META_KEY, meta.to_json()
+    tmp = out.with_name(f".{out.name}.tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(out)
+    final = replace(meta, onnx_sha256=sha256_file(out))
+    write_sidecar(out, final)
+    return final
+
+
+def to_fp16(fp32: Path, out: Path) -> ArtifactMeta:
+    onnx = require("onnx")
+    float16 = require("onnxconverter_common.float16")
+    meta = read_meta(fp32)
+    model = float16.convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+    return _save_variant(model, out, replace(meta, precision="fp16"))
+
+
+RECIPES = ("int8", "int8-qdq")
+
+
+def to_int8(fp32: Path, out: Path, images: list[np.ndarray], *, recipe: str = "int8", method: str = "minmax",
+            exclude: list[str] | None = None, work: Path | None = None) -> ArtifactMeta:
+    """A calibrated INT8 variant; ``exclude`` names nodes kept in float (sensitive layers)."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown INT8 recipe {recipe!r}: expected one of {RECIPES}")
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {method!r}: expected one of {CALIBRATION_METHODS}")
+    q = _ort_quant()
+    meta = read_meta(fp32)
+    work = work or out.parent
+    prep = preprocess_for_quantization(fp32, work / f".{fp32.stem}.prep.onnx")
+    reader = ImageReader(images, meta)
+    cache = calibration_cache(prep, reader, method, work / f"{fp32.stem}.calib-{method}.json")
+    trt_style = recipe == "int8-qdq"
+    q.quantize_static(
+        str(prep), str(out), reader, quant_format=q.QuantFormat.QDQ, per_channel=True,
+        activation_type=q.QuantType.QInt8 if trt_style else q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+        nodes_to_exclude=list(exclude or []),
+        calibrate_method={"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
+                          "entropy": q.CalibrationMethod.Entropy}[method],
+        extra_options={"ActivationSymmetric": trt_style, "WeightSymmetric": True},
+        calibration_cache_path=str(cache))
+    prep.unlink(missing_ok=True)
+    extra = {**meta.extra, "quantization": {"recipe": recipe, "calibration": method, "images": len(images),
+                                            "kept_in_float": list(exclude or []), "cache": cache.name}}
+    return _save_variant(out, out, replace(meta, precision="int8", extra=extra))
+
+
+def sensitive_node_candidates(model_path: Path) -> list[list[str]]:
+    """Node groups to keep in float, tried in order when INT8 loses too much: the output heads first
+    (classification/regression/classifier convs), then also the stem (first convolutions)."""
+    onnx = require("onnx")
+    graph = onnx.load(str(model_path)).graph
+    convs = [n.name for n in graph.node if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm")]
+    heads = [n for n in convs if any(k in n.lower() for k in ("head", "classifier"))] or convs[-2:]
+    stem = convs[:2]
+    return [heads, heads + stem, heads + stem + convs[2:6]]
