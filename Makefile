@@ -49,11 +49,15 @@ $(PY): | apt-runtime
 
 # Stamps are rewritten when pyproject.toml changes, so a dependency change reinstalls.
 $(VENV)/.stamp-base: pyproject.toml | $(PY)
-	$(PY) -m pip install -q --disable-pip-version-check -e .
+	$(PY) -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import numpy, cv2, onnxruntime, prometheus_client, gi"
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	# type stubs for the TensorRT code; --no-deps: their dependency would download TensorRT itself
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps 'tensorrt-stubs>=10.0' 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import torch, torchvision, pycocotools, pytest"
 	touch $@
 
 setup: apt-runtime $(VENV)/.stamp-base
@@ -69,7 +73,6 @@ bench: setup-dev
 	$(PY) tests/benchmarks/bench_nms.py
 
 typecheck: setup-dev
-	$(PY) -m pip install -q --no-deps 'tensorrt-stubs>=10.0'
 	$(PY) -m mypy edge_app conversion calibration
 
 clean:

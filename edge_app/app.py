@@ -56,7 +56,8 @@ class App:
                                         rtsp_transport=s.rtsp_transport, rtsp_latency_ms=s.rtsp_latency_ms,
                                         reconnect_initial_s=s.reconnect_initial_s,
                                         reconnect_max_s=s.reconnect_max_s)
-        self.models = [open_model(spec) for spec in model_specs(cfg)]
+        self.notifier = Notifier()
+        self.models = [open_model(spec, self._building) for spec in model_specs(cfg)]
         for m in self.models:
             log.info("model %s", m.describe())
         r = cfg.rolling
@@ -67,7 +68,6 @@ class App:
             self.rolling.add_model(m.name, m.task, tuple(m.classes))
         self.telemetry = Telemetry()
         self.source = open_source(s.uri, self.settings, cfg.base_dir, s.seed)
-        self.notifier = Notifier()
         self.labels_file = LabelsFile.open(cfg.resolve(cfg.labels.labels_file)) if cfg.labels.labels_file else None
         self.sampler = (Sampler(cfg.resolve(cfg.labels.samples_dir), cfg.resolve(cfg.labels.inbox),
                                 cfg.labels.sample_every, cfg.labels.max_samples_mb, self.rolling)
@@ -78,6 +78,10 @@ class App:
         self.pipeline = Pipeline(self.source, self.models, self.outputs, self.rolling, self.telemetry, hooks)
         self._stop = threading.Event()
         self._reload = threading.Event()
+
+    def _building(self, message: str) -> None:
+        log.info(message)
+        self.notifier.status(message)
 
     def _outputs(self) -> list[Any]:
         o, s = self.cfg.output, self.cfg.source

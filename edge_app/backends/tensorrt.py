@@ -18,8 +18,10 @@ def _import_tensorrt() -> tuple[Any, Any]:
     try:
         import tensorrt as trt
     except ImportError:
+        trt = None
+    if trt is None or not hasattr(trt, "Builder"):  # tensorrt-stubs alone leaves an empty namespace
         raise BackendError("TensorRT is not installed: on a Jetson it comes with JetPack "
-                           "(apt install python3-libnvinfer); use backend = \"onnxruntime\" elsewhere") from None
+                           "(apt install python3-libnvinfer); use backend = \"onnxruntime\" elsewhere")
     try:
         import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
         import pycuda.driver as cuda
@@ -47,7 +49,8 @@ class TensorRTBackend:
         self._host: dict[str, np.ndarray] = {}
         self._device: dict[str, Any] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
-        inputs, outputs = [], []
+        inputs: list[str] = []
+        outputs: list[str] = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             shape = tuple(engine.get_tensor_shape(name))

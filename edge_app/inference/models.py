@@ -142,9 +142,11 @@ class ClassicalModel:
 
 def _tensorrt_device() -> dict[str, str] | None:
     try:
+        import tensorrt as trt
+        if not hasattr(trt, "Builder"):  # only type stubs installed
+            return None
         import pycuda.autoinit  # noqa: F401
         import pycuda.driver as cuda
-        import tensorrt as trt
     except ImportError:
         return None
     dev = cuda.Device(0)
@@ -152,7 +154,7 @@ def _tensorrt_device() -> dict[str, str] | None:
     return {"tensorrt": trt.__version__, "gpu": dev.name(), "compute_capability": f"{major}.{minor}"}
 
 
-def _open_network(spec: ModelSpec) -> NetworkModel:
+def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) -> NetworkModel:
     fp32 = spec.artifact
     assert fp32 is not None
     precision = spec.precision
@@ -162,6 +164,13 @@ def _open_network(spec: ModelSpec) -> NetworkModel:
     if spec.backend in ("auto", "tensorrt"):
         engine, manifest = artifacts.engine_paths(spec.engine_dir, fp32, precision)
         check = artifacts.check_engine(engine, manifest, fp32, device)
+        if device is not None and not check.usable:
+            # Missing or stale for this device: build it now, before the service reports ready.
+            from ..engines import build_engine
+            say = status or log.info
+            say(f"model {spec.name}: {check.reason}; building the TensorRT {precision} engine")
+            build_engine(fp32, precision if precision in ("fp32", "fp16") else "int8", spec.engine_dir, log=say)
+            check = artifacts.check_engine(engine, manifest, fp32, device)
         if device is not None and check.usable:
             meta = read_meta(fp32)
             return NetworkModel(spec, meta, create_backend("tensorrt", engine), engine, precision)
@@ -178,9 +187,9 @@ def _open_network(spec: ModelSpec) -> NetworkModel:
     return NetworkModel(spec, meta, backend, variant, precision)
 
 
-def _network(expected_task: str) -> Callable[[ModelSpec], NetworkModel]:
-    def build(spec: ModelSpec) -> NetworkModel:
-        model = _open_network(spec)
+def _network(expected_task: str) -> Callable[..., NetworkModel]:
+    def build(spec: ModelSpec, status: Callable[[str], None] | None = None) -> NetworkModel:
+        model = _open_network(spec, status)
         if model.task != expected_task:
             raise ModelError(f"model {spec.name}: configured as a {spec.kind} but {model.path} is a "
                              f"{model.task} model")
@@ -188,14 +197,18 @@ def _network(expected_task: str) -> Callable[[ModelSpec], NetworkModel]:
     return build
 
 
-MODEL_KINDS: dict[str, Callable[[ModelSpec], Any]] = {
-    "detector": _network("detection"), "segmenter": _network("segmentation"), "classical": ClassicalModel}
+MODEL_KINDS: dict[str, Callable[..., Any]] = {
+    "detector": _network("detection"), "segmenter": _network("segmentation"),
+    "classical": lambda spec, status=None: ClassicalModel(spec)}
 
 
-def open_model(spec: ModelSpec) -> Any:
-    """Build a runtime model; every failure is a ModelError naming the model and the file."""
+def open_model(spec: ModelSpec, status: Callable[[str], None] | None = None) -> Any:
+    """Build a runtime model; every failure is a ModelError naming the model and the file.
+
+    status: where progress of long steps (a TensorRT engine build) is reported (systemd STATUS=).
+    """
     try:
-        return MODEL_KINDS[spec.kind](spec)
+        return MODEL_KINDS[spec.kind](spec, status)
     except (ArtifactError, BackendError) as exc:
         raise ModelError(f"model {spec.name}: {exc}") from None
 
