@@ -53,7 +53,7 @@ def hflip(item: Item, rng: np.random.Generator, p: float = 0.5) -> Item:
     return Item(item.image[:, ::-1].copy(), boxes, item.classes, mask)
 
 
-def zoom_out(item: Item, rng: np.random.Generator, max_ratio: float = 3.0, p: float = 0.5,
+def zoom_out(item: Item, rng: np.random.Generator, max_ratio: float = 2.0, p: float = 0.5,
              ignore_value: int = 0) -> Item:
     """Place the image on a larger mean-coloured canvas (SSD's "expand"): objects get smaller."""
     if rng.random() >= p:
@@ -120,5 +120,6 @@ def scale_crop(item: Item, rng: np.random.Generator, out_size: tuple[int, int],
 
 
 def detection_train(item: Item, rng: np.random.Generator) -> Item:
-    """The SSD training recipe: photometric, zoom out, IoU crop, flip."""
+    """The SSD training recipe: photometric, zoom out (at most 2x: SSDLite's smallest default box is
+    64 px at 320, and smaller objects would have no anchor to learn from), IoU crop, flip."""
     return hflip(iou_crop(zoom_out(photometric(item, rng), rng), rng), rng)

@@ -44,10 +44,13 @@ class Source:
     def ignore_index(self) -> int | None:
         return self.dataset.ignore_index if self.dataset is not None else None
 
-    def item(self, i: int, with_mask: bool = False) -> augment.Item:
+    def item(self, i: int, with_mask: bool = False, variant: int = 0) -> augment.Item:
+        """Sample i; for synthetic data ``variant`` (the epoch, in training) draws a fresh scene, so
+        training never sees the same synthetic image twice."""
         if self.dataset is None:
             w, h = self.synthetic_size
-            s = make_sample(np.random.default_rng([self.synthetic_seed, i]), w, h)
+            key = [self.synthetic_seed, i] if variant == 0 else [self.synthetic_seed, i, variant]
+            s = make_sample(np.random.default_rng(key), w, h)
             return augment.Item(s.image, s.truth.boxes.copy(), s.truth.classes.copy(), s.mask)
         sample = self.dataset.samples[i]
         image = load_image(sample.image_path)
@@ -70,7 +73,7 @@ class DetectionTorchSet(torch.utils.data.Dataset):
         return len(self.source)
 
     def __getitem__(self, i: int) -> tuple[Any, dict[str, Any]]:
-        item = self.source.item(i)
+        item = self.source.item(i, variant=self.epoch if self.train else 0)
         if self.train:
             item = augment.detection_train(item, np.random.default_rng([self.seed, self.epoch, i]))
         h, w = item.image.shape[:2]
@@ -100,7 +103,7 @@ class SegmentationTorchSet(torch.utils.data.Dataset):
         return len(self.source)
 
     def __getitem__(self, i: int) -> tuple[Any, Any]:
-        item = self.source.item(i, with_mask=True)
+        item = self.source.item(i, with_mask=True, variant=self.epoch if self.train else 0)
         size = (self.pre.height, self.pre.width)
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, i])

@@ -26,20 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m conversion.demo", description=__doc__)
     p.add_argument("--out", type=Path, default=DEMO)
     p.add_argument("--work", type=Path, default=Path("artifacts/demo-build"))
-    p.add_argument("--ssd-epochs", type=int, default=24)
+    p.add_argument("--ssd-epochs", type=int, default=30)
     p.add_argument("--unet-epochs", type=int, default=10)
     p.add_argument("--only", choices=("detector", "segmenter"))
     a = p.parse_args(argv)
     results = {}
     if a.only in (None, "detector"):
         cfg = TrainConfig(model="ssd", data="synthetic", synthetic_train=480, synthetic_val=60,
-                          epochs=a.ssd_epochs, batch_size=8, lr=1e-3, out=str(a.work / "detector"), seed=0)
+                          epochs=a.ssd_epochs, batch_size=8, lr=2e-3, out=str(a.work / "detector"), seed=0,
+                          progress=False)
         results["detector"] = train(cfg)["best_metrics"]
         _ship(a.work / "detector", a.out, "detector")
     if a.only in (None, "segmenter"):
         cfg = TrainConfig(model="unet", data="synthetic", synthetic_train=400, synthetic_val=50,
                           epochs=a.unet_epochs, batch_size=8, lr=2e-3, input_size=(192, 256), loss="dice_ce",
-                          unet_depth=4, unet_base=12, out=str(a.work / "segmenter"), seed=0)
+                          unet_depth=4, unet_base=12, out=str(a.work / "segmenter"), seed=0, progress=False)
         results["segmenter"] = train(cfg)["best_metrics"]
         _ship(a.work / "segmenter", a.out, "segmenter")
     print(json.dumps(results, indent=1, default=str))

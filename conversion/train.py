@@ -101,6 +101,8 @@ def _log(rank: int, msg: str) -> None:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     rank, world = _distributed()
+    if world > 1:
+        _log(rank, f"distributed: {world} processes, backend {torch.distributed.get_backend()}")
     torch.manual_seed(cfg.seed)
     task = MODEL_TASK[cfg.model]
     train_src, val_src = _sources(cfg)

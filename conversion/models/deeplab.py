@@ -20,9 +20,6 @@ class DeepLabV3(nn.Module):
         self.backbone = net.backbone
         self.classifier = net.classifier  # DeepLabHead: ASPP (rates 12, 24, 36) + 3x3 conv + 1x1
 
-    def backbone_parameters(self) -> Any:
-        return list(self.backbone.parameters())
-
     def forward(self, x: Any) -> Any:
         size = x.shape[-2:]
         feats = self.backbone(x)["out"]
