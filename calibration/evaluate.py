@@ -29,6 +29,7 @@ class DetectionRun:
     detections: list[Detections] = field(default_factory=list)
     truths: list[GroundTruth] = field(default_factory=list)
     image_ids: list[int] = field(default_factory=list)
+    raw: list[tuple[dict[str, np.ndarray], Any]] = field(default_factory=list)  # backend outputs, geometry
 
     def report(self, iou_thresholds: Any = None, score_threshold: float | np.ndarray = 0.0) -> DetectionReport:
         kw = {} if iou_thresholds is None else {"iou_thresholds": iou_thresholds}
@@ -58,12 +59,20 @@ def align_truth(truth: GroundTruth, data_classes: tuple[str, ...], model_classes
 
 
 def run_detection(model: NetworkModel, dataset: Dataset, progress: bool = True,
-                  limit: int | None = None) -> DetectionRun:
+                  limit: int | None = None, keep_raw: bool = False) -> DetectionRun:
+    """The model over every image, as the runtime runs it; ``keep_raw`` keeps the network outputs so that
+    decoding can be repeated with other NMS settings (the threshold sweep) without running it again."""
     run = DetectionRun(tuple(model.classes))
     samples = dataset.samples[:limit] if limit else dataset.samples
     for s in _progress(samples, len(samples), f"evaluate {model.name}", progress):
         image = load_image(s.image_path)
-        run.detections.append(model.predict(image).detections)
+        if keep_raw:
+            x, geo = model.pre(image)
+            outputs = model.backend.infer({model.meta.input_name: x})
+            run.raw.append((outputs, geo))
+            run.detections.append(model.decoder(outputs, geo))
+        else:
+            run.detections.append(model.predict(image).detections)
         run.truths.append(align_truth(s.truth, dataset.classes, run.classes))
         run.image_ids.append(s.image_id)
     return run

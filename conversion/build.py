@@ -41,11 +41,8 @@ def validation_data(meta: ArtifactMeta, val: str | None, work: Path) -> Dataset 
     """--val-data, else the training's validation data; synthetic training gets a seeded synthetic set."""
     cfg = meta.extra.get("training", {}).get("config", {}) or {}
     if val is None and cfg.get("data") == "synthetic":
-        from edge_app.synthetic import write_dataset
-        root = work / "synthetic-val"
-        if not (root / "images").is_dir():
-            write_dataset(root, int(cfg.get("synthetic_val", 100)), seed=int(cfg.get("seed", 0)) + 10_000,
-                          width=meta.input_size[1], height=meta.input_size[0])
+        from edge_app.synthetic import validation_dir
+        root = validation_dir(work, cfg, meta.input_size[1], meta.input_size[0])
         return open_dataset(root, task=meta.task)
     path = val or cfg.get("val_data")
     return open_dataset(path, cfg.get("val_split") if not val else None, task=meta.task) if path else None

@@ -37,15 +37,6 @@ def _passthrough(p: argparse.ArgumentParser) -> None:
     """The command parses its own options (``edge-app COMMAND --help`` shows them)."""
 
 
-def _calibrate_args(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
-
-
-def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gt", help="COCO instances JSON (ground truth)")
-    p.add_argument("--detections", help="COCO results JSON (detections)")
-
-
 def _config_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", default="config.toml", help="configuration file (default: %(default)s)")
 
@@ -71,9 +62,9 @@ COMMANDS: dict[str, Command] = {
     "build": Command("make FP16 / INT8 artifacts (accuracy-gated) and TensorRT engines from an FP32 ONNX",
                      "conversion.build:main", _passthrough, passthrough=True),
     "calibrate": Command("evaluate deployed artifacts, compare precisions, pick thresholds (needs [eval])",
-                         "calibration.calibrate:main", _calibrate_args, built=False),
-    "evaluate": Command("COCO metrics of a results JSON against a ground-truth JSON",
-                        "calibration.evaluate:main", _evaluate_args, built=False),
+                         "calibration.calibrate:main", _passthrough, passthrough=True),
+    "evaluate": Command("COCO metrics of a results JSON against a ground-truth JSON (prints one JSON object)",
+                        "calibration.coco:main", _passthrough, passthrough=True),
     "config check": Command("validate a config file; prints every problem, exits non-zero on any",
                             "edge_app.config.check:main", _config_check_args),
     "service": Command("install or uninstall the systemd unit",

@@ -171,3 +171,13 @@ def write_dataset(root: Path, count: int, seed: int = 0, width: int = 320, heigh
             f"<annotation><filename>{i:05d}.png</filename><size><width>{width}</width><height>{height}</height>"
             f"</size>{objects}</annotation>")
     return root
+
+
+def validation_dir(folder: Path, training: dict, width: int, height: int) -> Path:
+    """The held-out synthetic set of a model trained on synthetic scenes (written once beside it):
+    the training's own validation size and seed offset, so build and calibrate measure the same images."""
+    root = Path(folder) / "synthetic-val"
+    if not (root / "images").is_dir():
+        write_dataset(root, int(training.get("synthetic_val", 100)), seed=int(training.get("seed", 0)) + 10_000,
+                      width=width, height=height)
+    return root
