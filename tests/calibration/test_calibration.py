@@ -1,0 +1,154 @@
+"""Calibration: thresholds on constructed PR curves, the evaluate CLI (vs pycocotools, malformed files),
+atomic reports, and calibrate end to end with the runtime picking the thresholds up."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibration import report
+from calibration.calibrate import apply_to_config
+from calibration.thresholds import pick_threshold
+from edge_app.core.detection_metrics import PRCurve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _curve(tp, scores, num_gt):
+    tp = np.asarray(tp, bool)
+    ctp = np.cumsum(tp)
+    n = np.arange(1, len(tp) + 1)
+    return PRCurve(np.asarray(scores, float), ctp / n, ctp / num_gt, num_gt)
+
+
+def test_threshold_maximising_f1_is_the_known_optimum():
+    # ranked: TP TP FP TP FP FP against 3 truths: F1 = .5 .8 .667 .857 .75 .667 -> the 4th (score .6)
+    curve = _curve([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], 3)
+    c = pick_threshold(curve, "f1")
+    assert c.threshold == 0.6 and c.f1 == pytest.approx(6 / 7)
+    assert (c.precision, c.recall) == (pytest.approx(0.75), pytest.approx(1.0))
+
+
+def test_precision_and_recall_floors():
+    curve = _curve([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], 3)
+    assert pick_threshold(curve, "precision", floor=0.95).threshold == 0.8   # P=1 down to .8
+    assert pick_threshold(curve, "precision", floor=0.7).threshold == 0.6    # P=.75 at .6
+    assert pick_threshold(curve, "recall", floor=0.6).threshold == 0.8       # R=2/3 first reached at .8
+
+
+def test_equal_scores_are_one_operating_point():
+    # the first two share a score: a threshold keeps both, so the point after the first is unreachable
+    curve = _curve([1, 0, 1], [0.9, 0.9, 0.5], 2)
+    c = pick_threshold(curve, "f1")
+    assert c.threshold in (0.9, 0.5) and not (c.precision == 1.0 and c.recall == 0.5)
+
+
+def test_empty_curve_keeps_default():
+    c = pick_threshold(PRCurve(np.zeros(0), np.zeros(0), np.zeros(0), 0), default=0.4)
+    assert c.threshold == 0.4 and np.isnan(c.f1)
+
+
+# ---- evaluate CLI ---------------------------------------------------------------------------------
+from tests.core.test_detection_metrics import _pycocotools_stats, _random_coco  # noqa: E402
+
+
+def _evaluate(tmp_path, gt, dets, *extra):
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(dets) if not isinstance(dets, str) else dets)
+    return subprocess.run([sys.executable, "-m", "edge_app", "evaluate", "--gt", str(tmp_path / "gt.json"),
+                           "--detections", str(tmp_path / "dt.json"), *extra], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("backend", ["faster_coco_eval", "pycocotools", "edge_app.core"])
+def test_evaluate_prints_coco_stats_equal_to_pycocotools(tmp_path, backend):
+    pytest.importorskip(backend.split(".")[0] if backend != "edge_app.core" else "numpy")
+    gt, dets = _random_coco(4)
+    r = _evaluate(tmp_path, gt, dets, "--backend", backend)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    expected = _pycocotools_stats(gt, dets).stats
+    keys = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100"]
+    assert list(out)[:9] == keys
+    np.testing.assert_allclose([out[k] for k in keys], expected[:9], atol=1e-6)
+    assert set(out["per_class"]) == {c["name"] for c in gt["categories"]}
+
+
+@pytest.mark.parametrize("dets, message", [
+    ("{broken", "dt.json: not valid JSON"),
+    ('{"a": 1}', "expected a JSON list"),
+    ('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]', "entry 0: missing 'score'"),
+    ('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1], "score": 0.5}]', "entry 0: bbox must be"),
+    ('[{"image_id": 999, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}]', "entry 0: image_id 999"),
+    ('[{"image_id": 1, "category_id": 77, "bbox": [0, 0, 1, 1], "score": 0.5}]', "entry 0: category_id 77"),
+])
+def test_evaluate_malformed_files_exit_2_naming_file_and_entry(tmp_path, dets, message):
+    gt, _ = _random_coco(1)
+    r = _evaluate(tmp_path, gt, dets)
+    assert r.returncode == 2
+    assert message in r.stderr
+
+
+def test_evaluate_malformed_gt(tmp_path):
+    r = _evaluate(tmp_path, {"images": [], "annotations": [{"id": 1}], "categories": []}, "[]")
+    assert r.returncode == 2 and "gt.json: annotations[0]: missing 'image_id'" in r.stderr
+
+
+# ---- reports ---------------------------------------------------------------------------------------
+def test_interrupted_report_leaves_previous_intact(tmp_path):
+    out = tmp_path / "rep"
+    with report.staged(out) as folder:
+        (folder / "report.json").write_text('{"v": 1}')
+    with pytest.raises(RuntimeError):
+        with report.staged(out) as folder:
+            (folder / "report.json").write_text('{"v": 2, "partial": ')
+            raise RuntimeError("interrupted")
+    assert json.loads((out / "report.json").read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no temporary folders left behind
+
+
+def test_apply_to_config_keeps_comments_and_other_models(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('# top\n[models.det]\nkind = "detector"\nprecision = "auto"   # keep me\n\n[models.seg]\n'
+                   'kind = "classical"\n')
+    apply_to_config(cfg, "det", "int8", tmp_path / "t.json")
+    text = cfg.read_text()
+    assert 'precision = "int8"   # keep me' in text and f'thresholds_file = "{tmp_path / "t.json"}"' in text
+    assert text.startswith("# top") and '[models.seg]\nkind = "classical"' in text
+
+
+# ---- end to end -------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_calibrate_detector_writes_report_thresholds_and_runtime_uses_them(tmp_path, demo_detector):
+    import shutil
+    art = tmp_path / "det"
+    art.mkdir()
+    shutil.copy(demo_detector, art / "model.onnx")
+    shutil.copy(demo_detector.with_suffix(".json"), art / "model.json")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[models.det]\nkind = "detector"\nartifact = "{art / "model.onnx"}"\nprecision = "auto"\n'
+                   '[output.http]\nenabled = false\n')
+    r = subprocess.run([sys.executable, "-m", "edge_app", "calibrate", "--config", str(cfg), "--limit", "12",
+                        "--out", str(tmp_path / "report"), "--apply", "--no-progress"], capture_output=True,
+                       text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((tmp_path / "report" / "report.json").read_text())
+    m = rep["models"][0]
+    assert m["task"] == "detection" and m["precisions"][0]["precision"] == "fp32"
+    assert 0 < m["coco"]["AP50"] <= 1 and len(m["per_class"]) == 3
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Precisions side by side" in html
+    thresholds = json.loads((art / "model.thresholds.json").read_text())
+    assert set(thresholds["score_thresholds"]) == {"circle", "square", "triangle"}
+    assert "thresholds_file" in cfg.read_text()  # --apply wrote it into the config
+    # the runtime loads that file and says so
+    from edge_app.config import load_config
+    from edge_app.app import model_specs
+    from edge_app.inference.models import open_model
+    spec = model_specs(load_config(cfg))[0]
+    model = open_model(spec)
+    assert str(art / "model.thresholds.json") in model.describe()
+    np.testing.assert_allclose(model.decoder.score_thresholds,
+                               [thresholds["score_thresholds"][c] for c in model.classes], rtol=1e-6)
