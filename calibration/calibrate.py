@@ -161,6 +161,11 @@ def apply_to_config(config: Path, model: str, precision: str, thresholds: Path |
     if start is None:
         raise SystemExit(f"calibrate --apply: no [models.{model}] table in {config}")
     end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    if thresholds is not None:  # relative to the config's folder when it lies below it (config paths are)
+        try:
+            thresholds = Path(thresholds).resolve().relative_to(config.resolve().parent)
+        except ValueError:
+            pass
     updates = {"precision": precision, **({"thresholds_file": str(thresholds)} if thresholds else {})}
     for key, value in updates.items():
         pat = re.compile(rf"^(\s*){key}\s*=\s*\"[^\"]*\"(.*)$")

@@ -130,12 +130,18 @@ def make_sample(rng: np.random.Generator, width: int = 320, height: int = 320,
 class SyntheticVideo:
     """An animated scene: shapes drift and bounce over a fixed background; ``next()`` gives a frame."""
 
-    def __init__(self, width: int = 640, height: int = 480, seed: int = 0, num_objects: int = 5,
+    def __init__(self, width: int = 640, height: int = 480, seed: int = 0, num_objects: int = 4,
                  speed: float = 3.0) -> None:
         self._rng = np.random.default_rng(seed)
         self.width, self.height = width, height
         self._background = _background(self._rng, width, height)
-        self._shapes = [_random_shape(self._rng, width, height, speed) for _ in range(num_objects)]
+        self._shapes: list[_Shape] = []
+        for _ in range(num_objects):  # start apart; they may cross later, as objects in a video do
+            for _attempt in range(50):
+                s = _random_shape(self._rng, width, height, speed)
+                if all(np.hypot(s.cx - o.cx, s.cy - o.cy) > s.size + o.size for o in self._shapes):
+                    break
+            self._shapes.append(s)
 
     def next(self) -> SyntheticSample:
         sample = _render(self._background, self._shapes)
