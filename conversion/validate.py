@@ -71,7 +71,9 @@ def validate_segmentation(model: Any, source: Source, meta: ArtifactMeta, progre
         seg = decoder({decoder.logits_name: logits}, geo)
         metrics.update(seg.labels, item.mask)
     r = metrics.compute()
-    return {"mIoU": r.miou, "Dice": r.mean_dice, "pixel_accuracy": r.pixel_accuracy,
+    # Binary tasks are judged by the foreground class's Dice (e.g. the ISBI cell class), others by mIoU.
+    dice = float(r.dice[1]) if meta.num_classes == 2 else r.mean_dice
+    return {"mIoU": r.miou, "Dice": dice, "mean_Dice": r.mean_dice, "pixel_accuracy": r.pixel_accuracy,
             "IoU_per_class": dict(zip(meta.classes, _clean(r.iou))),
             "Dice_per_class": dict(zip(meta.classes, _clean(r.dice))), "images": n}
 

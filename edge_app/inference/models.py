@@ -87,6 +87,10 @@ class NetworkModel:
         try:
             data = json.loads(Path(path).read_text())
             per_class = data["score_thresholds"]
+            chosen_for = data.get("onnx_sha256")
+            if chosen_for and self.meta.onnx_sha256 and chosen_for != self.meta.onnx_sha256:
+                log.warning("model %s: thresholds in %s were chosen for another version of the model "
+                            "(re-run edge-app calibrate)", self.name, path)
             self.decoder.set_thresholds(per_class, data.get("nms_iou"))
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             log.error("model %s: thresholds file %s unusable (%s); keeping %s", self.name, path, exc,
