@@ -2,6 +2,7 @@
 #   make run    installs what is missing (apt + venv), then starts the live pipeline on config.toml
 #   make test   installs the dev extras too, then runs the test suite
 # Both are idempotent: a second run installs nothing.
+# Also: make bench (benchmarks), make demo-models (retrain the shipped demo models), make typecheck.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -21,7 +22,7 @@ APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-
 # What the tests drive for real: ffprobe, a headless browser, systemd-analyze.
 APT_TEST := ffmpeg chromium systemd
 
-.PHONY: help run test bench setup setup-dev apt-runtime apt-test typecheck clean
+.PHONY: help run test bench setup setup-dev apt-runtime apt-test typecheck demo-models clean
 
 help:
 	@echo "make run    - install what is missing, start 'edge-app run --config $(CONFIG)'"
@@ -71,6 +72,11 @@ test: setup-dev
 
 bench: setup-dev
 	$(PY) tests/benchmarks/bench_nms.py
+
+# Rebuild the demo models shipped in edge_app/demo (about 40 min on 2 cores), then their thresholds.
+demo-models: setup-dev
+	$(PY) -m conversion.demo
+	$(VENV)/bin/edge-app calibrate --config $(CONFIG) --model detector --model segmenter --out var/reports/demo
 
 typecheck: setup-dev
 	$(PY) -m mypy edge_app conversion calibration
