@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from edge_app.__main__ import COMMANDS, NOT_BUILT_EXIT, build_parser, main
+from edge_app.__main__ import COMMANDS
 
 
 def _run(*args):
@@ -19,14 +19,24 @@ def test_help_lists_every_job():
         assert f"    {name}" in res.stdout, name
 
 
-@pytest.mark.parametrize("name", [n for n, c in COMMANDS.items() if not c.built])
-def test_unbuilt_commands_say_so(name, capsys):
-    argv = name.split() + (["install"] if name == "service" else [])
-    assert main(argv) == NOT_BUILT_EXIT
-    assert "not built yet" in capsys.readouterr().err
-    # and --help says so too
-    help_text = build_parser().format_help()
-    assert "[not built yet]" in help_text
+@pytest.mark.parametrize("name", ["train", "export", "build", "calibrate", "evaluate"])
+def test_passthrough_commands_show_their_own_options(name):
+    res = _run(name, "--help")
+    assert res.returncode == 0, res.stderr
+    assert f"usage: edge-app {name}" in res.stdout
+
+
+def test_train_without_torch_names_the_extra():
+    code = ("import importlib.abc, sys\n"
+            "class B(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, n, p=None, t=None):\n"
+            "        if n.split('.')[0] in ('torch', 'torchvision'): raise ImportError('no ' + n)\n"
+            "sys.meta_path.insert(0, B())\n"
+            "from edge_app.__main__ import main\n"
+            "sys.exit(main(['train', '--model', 'unet']))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "pip install -e '.[train]'" in res.stderr
 
 
 def test_built_commands_are_not_marked():
