@@ -71,7 +71,7 @@ test: setup-dev
 	$(PY) -m pytest -q
 
 bench: setup-dev
-	$(PY) tests/benchmarks/bench_nms.py
+	$(PY) tests/benchmarks/run_all.py
 
 # Rebuild the demo models shipped in edge_app/demo (about 40 min on 2 cores), then their thresholds.
 demo-models: setup-dev

@@ -1,0 +1,85 @@
+"""`make bench`: every benchmark in one run; writes bench/results.json and regenerates the README's
+performance table from it (between the bench markers). Each benchmark prints its own summary line."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
+           ["bench_pipeline.py", "--minutes", "10"]]
+
+
+def run(args: list[str]) -> list[dict]:
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name(args[0])), *args[1:]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=3600)
+    results = []
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            results.append(json.loads(line))
+        else:
+            print(line, flush=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+    return results
+
+
+def table(results: dict) -> str:
+    b = results["benchmarks"]
+    lines = [f"Measured {results['date']} on {results['machine']} at commit {results['commit']} "
+             "(ratios against a baseline run in the same process).", "",
+             "| benchmark | result | goal |", "|---|---|---|"]
+    for r in b:
+        kind = r["benchmark"]
+        if kind == "nms":
+            for row in r["rows"]:
+                lines.append(f"| NMS {row['distribution']} {row['boxes']} boxes | ours/torchvision {row['ratio']:.2f}x "
+                             f"({row['ours_ms']:.2f} vs {row['torchvision_ms']:.2f} ms) | <= 1.0 |")
+        elif kind == "coco":
+            fast = next(x for x in r["rows"] if x["backend"] == "faster_coco_eval")
+            lines.append(f"| COCO eval, {r['images']} images | faster-coco-eval {fast['speedup']:.2f}x pycocotools | >= 2.5x |")
+        elif kind == "compute":
+            lines.append(f"| SSDLite FP32 vs compute floor | {r['median_ms']:.2f} ms, floor {r['floor_ms']:.2f} ms at "
+                         f"{r['peak_gflops']:.0f} GFLOP/s (numpy sgemm): {r['efficiency'] * 100:.1f}% | - |")
+        elif kind == "precision":
+            for m in r["models"]:
+                for row in m["rows"][1:]:
+                    lines.append(f"| {m['model']} {row['precision']} vs fp32 | x{row['speedup_vs_fp32']:.2f}, "
+                                 f"{row['metric']} {row['delta_points']:+.2f} pts | recommended {m['recommended']} |")
+        elif kind == "pipeline_efficiency":
+            lines.append(f"| pipeline efficiency (file, det+seg, overlay, MJPEG) | {r['pipeline_fps']:.2f} / "
+                         f"{r['bare_fps']:.2f} fps = {r['ratio']:.3f} | >= 0.90 |")
+        elif kind == "pipeline_latency":
+            lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
+                         f"p99/p50 {r['frame_age_p99_over_p50']:.2f}, trend {r['frame_age_trend_ms_per_min']:+.1f} ms/min "
+                         "| <= 1.5, flat |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    started = time.time()
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                        text=True).stdout.strip(), "benchmarks": []}
+    for args in BENCHES:
+        results["benchmarks"] += run(args)
+    results["seconds"] = round(time.time() - started, 1)
+    out = ROOT / "bench" / "results.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + "\n" + table(results) + "\n" + end + rest.split(end, 1)[1])
+    print(f"SUMMARY bench: {len(results['benchmarks'])} results in {results['seconds']:.0f} s -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
