@@ -242,3 +242,29 @@ def test_bad_model_is_a_clear_startup_error(tmp_path, models, message):
                        text=True, timeout=60)
     assert r.returncode == 2
     assert message in r.stderr
+
+
+@pytest.mark.parametrize("source, models", [
+    ("videos/intel_car-detection.mp4", "demo"),
+    ("camvid/val", "classical"),
+    ("raccoon", "demo"),
+])
+def test_runtime_on_shared_data(tmp_path, shared_data, demo_detector, demo_segmenter, source, models):
+    path = shared_data / source
+    uri = f"file://{path}" if path.suffix == ".mp4" else f"replay://{path}"
+    m = (f'[models.det]\nkind = "detector"\nartifact = "{demo_detector}"\n'
+         f'[models.seg]\nkind = "segmenter"\nartifact = "{demo_segmenter}"\n') if models == "demo" else \
+        '[models.seg]\nkind = "classical"\nmethod = "otsu"\n'
+    port = free_port()
+    app = Running(write_config(tmp_path, source=uri, port=port, models=m))
+    try:
+        app.wait_event("ready")
+        time.sleep(3)
+        status = json.loads(http_get(f"http://127.0.0.1:{port}/status")[1])
+    finally:
+        app.stop()
+    assert status["source"]["state"] == "playing" and status["source"]["frames"] > 5
+    assert status["counters"]["frames_out"] > 3 and status["counters"].get("frame_errors", 0) == 0
+    if uri.startswith("replay://"):
+        # labelled replay: the rolling window scored frames (CamVid masks vs a binary baseline here)
+        assert any(s["frames"] > 0 for s in status["rolling"].values()) or models == "demo"
