@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import read_meta, write_atomic
-from edge_app.datasets import Dataset, load_image, open_dataset
+from edge_app.datasets import Dataset, load_image, open_dataset, validation_of
 from edge_app.decoders import DetectionDecoder
 from edge_app.inference.artifacts import ONNX_VARIANTS, recommendation_path, variant_path
 from edge_app.inference.models import ClassicalModel, ModelSpec
@@ -41,10 +41,12 @@ def _dataset(meta: Any, data: str | None, split: str | None, folder: Path) -> Da
     if data is None and cfg.get("data") == "synthetic":
         from edge_app.synthetic import validation_dir
         return open_dataset(validation_dir(folder, cfg, meta.input_size[1], meta.input_size[0]), task=meta.task)
-    path = data or cfg.get("val_data")
-    if path is None:
+    if data:
+        return open_dataset(data, split, task=meta.task)
+    ds = validation_of(cfg, meta.task)
+    if ds is None:
         raise SystemExit(f"calibrate: no labelled data for {meta.model}: give --data")
-    return open_dataset(path, split or (cfg.get("val_split") if not data else None), task=meta.task)
+    return ds
 
 
 def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, progress: bool) -> tuple[list, dict]:

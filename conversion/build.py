@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import ArtifactMeta, read_meta, write_sidecar
-from edge_app.datasets import Dataset, load_image, open_dataset
+from edge_app.datasets import Dataset, load_image, open_dataset, validation_of
 from edge_app.inference.artifacts import variant_path
 
 from . import quantize
@@ -44,8 +44,9 @@ def validation_data(meta: ArtifactMeta, val: str | None, work: Path) -> Dataset 
         from edge_app.synthetic import validation_dir
         root = validation_dir(work, cfg, meta.input_size[1], meta.input_size[0])
         return open_dataset(root, task=meta.task)
-    path = val or cfg.get("val_data")
-    return open_dataset(path, cfg.get("val_split") if not val else None, task=meta.task) if path else None
+    if val:
+        return open_dataset(val, task=meta.task)
+    return validation_of(cfg, meta.task)
 
 
 def _row(path: Path, val: Dataset | None, image: np.ndarray, limit: int | None) -> dict[str, Any]:

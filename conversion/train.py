@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import write_atomic
-from edge_app.datasets import DatasetError, open_dataset
+from edge_app.datasets import DatasetError, holdout, open_dataset
 
 from . import transfer
 from .datasets import DetectionTorchSet, SegmentationTorchSet, Source, detection_collate
@@ -42,6 +42,7 @@ class TrainConfig:
     val_fraction: float = 0.0          # else: hold out this fraction of data (seeded)
     synthetic_train: int = 400
     synthetic_val: int = 100
+    synthetic_size: tuple[int, int] | None = None  # (width, height) of synthetic scenes; default the input
     epochs: int = 10
     batch_size: int = 8
     lr: float = 1e-3
@@ -76,7 +77,7 @@ def _distributed() -> tuple[int, int]:
 
 def _sources(cfg: TrainConfig) -> tuple[Source, Source]:
     if cfg.data == "synthetic":
-        size = (cfg.input_size[1], cfg.input_size[0])
+        size = tuple(cfg.synthetic_size) if cfg.synthetic_size else (cfg.input_size[1], cfg.input_size[0])
         return (Source(synthetic_count=cfg.synthetic_train, synthetic_seed=cfg.seed, synthetic_size=size),
                 Source(synthetic_count=cfg.synthetic_val, synthetic_seed=cfg.seed + 10_000, synthetic_size=size))
     ds = open_dataset(cfg.data, cfg.split)
@@ -86,9 +87,7 @@ def _sources(cfg: TrainConfig) -> tuple[Source, Source]:
         val = open_dataset(cfg.val_data, cfg.val_split)
         val.classes = ds.classes
     elif cfg.val_fraction > 0:
-        order = np.random.default_rng(cfg.seed).permutation(len(ds))
-        k = max(1, int(round(len(ds) * cfg.val_fraction)))
-        val, ds = ds.subset(sorted(order[:k])), ds.subset(sorted(order[k:]))
+        ds, val = holdout(ds, cfg.val_fraction, cfg.seed)
     else:
         raise DatasetError("no validation data: give --val-data, --val-split or --val-fraction")
     return Source(ds), Source(val)
@@ -238,6 +237,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="hold out this fraction of --data")
     p.add_argument("--synthetic-train", type=int, default=d.synthetic_train)
     p.add_argument("--synthetic-val", type=int, default=d.synthetic_val)
+    p.add_argument("--synthetic-size", type=int, nargs=2, metavar=("W", "H"),
+                   help="size of the synthetic scenes (default: the input size); e.g. the camera's 640 480")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -265,6 +266,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(
         model=a.model, data=a.data, split=a.split, val_data=a.val_data, val_split=a.val_split,
         val_fraction=a.val_fraction, synthetic_train=a.synthetic_train, synthetic_val=a.synthetic_val,
+        synthetic_size=tuple(a.synthetic_size) if a.synthetic_size else None,
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, weights=a.weights,
         transfer=a.transfer, freeze_epochs=a.freeze_epochs, backbone_lr_mult=a.backbone_lr_mult,
         input_size=size, loss=a.loss, cb_beta=a.cb_beta, unet_depth=a.unet_depth, unet_base=a.unet_base,

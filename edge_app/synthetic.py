@@ -183,6 +183,8 @@ def validation_dir(folder: Path, training: dict, width: int, height: int) -> Pat
     """The held-out synthetic set of a model trained on synthetic scenes (written once beside it):
     the training's own validation size and seed offset, so build and calibrate measure the same images."""
     root = Path(folder) / "synthetic-val"
+    if training.get("synthetic_size"):  # scenes were drawn at a camera-like size, then resized by the model
+        width, height = (int(v) for v in training["synthetic_size"])
     if not (root / "images").is_dir():
         write_dataset(root, int(training.get("synthetic_val", 100)), seed=int(training.get("seed", 0)) + 10_000,
                       width=width, height=height)

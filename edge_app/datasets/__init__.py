@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .base import Dataset, DatasetError, LabelIssues, Sample, load_image, load_mask, read_class_names
+from .base import Dataset, DatasetError, LabelIssues, Sample, holdout, load_image, load_mask, read_class_names
 from .coco import read_coco
 from .masks import read_masks
 from .voc import read_voc
 
-__all__ = ["Dataset", "DatasetError", "LabelIssues", "Sample", "load_image", "load_mask", "open_dataset",
-           "read_class_names", "read_coco", "read_masks", "read_voc"]
+__all__ = ["Dataset", "DatasetError", "LabelIssues", "Sample", "holdout", "load_image", "load_mask", "open_dataset",
+           "read_class_names", "read_coco", "read_masks", "read_voc", "validation_of"]
 
 
 def _classes_file(*folders: Path) -> Path | None:
@@ -83,3 +83,16 @@ def open_dataset(path: str | Path, split: str | Path | None = None, task: str | 
             return ds
     raise DatasetError(f"{p}: not a recognised dataset layout (COCO .json; VOC annotations/; image/+label/; "
                        "NAME/+NAMEannot/; images/+masks/)")
+
+
+def validation_of(training: dict, task: str | None = None) -> Dataset | None:
+    """The validation data a model was trained with, from its recorded training config: a separate
+    dataset (val_data, val_split) or the seeded hold-out of its training data (val_fraction, seed)."""
+    if training.get("val_data"):
+        return open_dataset(training["val_data"], training.get("val_split"), task=task)
+    if training.get("val_fraction") and training.get("data") not in (None, "synthetic"):
+        ds = open_dataset(training["data"], training.get("split"), task=task)
+        if training.get("classes"):
+            ds.classes = tuple(training["classes"])
+        return holdout(ds, float(training["val_fraction"]), int(training.get("seed", 0)))[1]
+    return None

@@ -147,3 +147,11 @@ def read_class_names(path: Path) -> tuple[tuple[str, ...], int | None]:
     if not names:
         raise DatasetError(f"{path}: no class names")
     return tuple(names), ignore
+
+
+def holdout(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """(train, validation): a seeded random ``fraction`` held out. Training, build and calibration call
+    this with the seed and fraction recorded in the artifact, so they all mean the same images."""
+    order = np.random.default_rng(seed).permutation(len(ds))
+    k = max(1, int(round(len(ds) * fraction)))
+    return ds.subset(sorted(order[k:].tolist())), ds.subset(sorted(order[:k].tolist()))
