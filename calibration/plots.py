@@ -53,7 +53,7 @@ def confusion(matrix: np.ndarray, classes: tuple[str, ...], title: str, path: Pa
     m = np.asarray(matrix, np.float64)
     norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n), dpi=100)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 + 0.55 * n), max(4.0, 1.0 + 0.5 * n)), dpi=100)
     im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n), classes, fontsize=8)
