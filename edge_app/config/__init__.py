@@ -75,6 +75,10 @@ def validate(cfg: AppConfig) -> list[str]:
     if http.enabled and not is_loopback(http.host) and not http.token:
         problems.append(f"output.http.host = {http.host!r}: binding beyond loopback requires "
                         "output.http.token to be set")
+    rtsp = cfg.output.rtsp
+    if rtsp.enabled and not is_loopback(rtsp.host) and not rtsp.allow_remote:
+        problems.append(f"output.rtsp.host = {rtsp.host!r}: the RTSP output has no authentication; binding "
+                        "beyond loopback requires output.rtsp.allow_remote = true (or use the HTTP view with a token)")
     if not cfg.output.rtsp.path.startswith("/"):
         problems.append(f"output.rtsp.path = {cfg.output.rtsp.path!r}: expected a path starting with '/'")
     if (cfg.output.http.enabled and cfg.output.rtsp.enabled and cfg.output.http.port

@@ -67,7 +67,8 @@ class HttpConfig:
 @dataclass(frozen=True)
 class RtspConfig:
     enabled: bool = spec(False, doc="serve the annotated stream over RTSP (H.264)")
-    host: str = spec("127.0.0.1", doc="bind address")
+    host: str = spec("127.0.0.1", doc="bind address; beyond loopback needs allow_remote (no authentication)")
+    allow_remote: bool = spec(False, doc="allow an RTSP bind beyond loopback (the stream is unauthenticated)")
     port: int = spec(8554, ge=1, le=65535, doc="RTSP port")
     path: str = spec("/live", doc="mount path, e.g. rtsp://host:8554/live")
     bitrate_kbps: int = spec(2000, ge=100, le=100000, doc="H.264 bitrate")

@@ -83,6 +83,7 @@ BAD_CONFIGS = [
     ("open bind needs token", "[output.http]\nhost = '0.0.0.0'", "output.http.host = '0.0.0.0'"),
     ("port range", "[output.http]\nport = 70000", "output.http.port = 70000: expected a value <= 65535"),
     ("rtsp path", "[output.rtsp]\npath = 'live'", "output.rtsp.path = 'live'"),
+    ("rtsp open bind", "[output.rtsp]\nenabled = true\nhost = '0.0.0.0'", "output.rtsp.host = '0.0.0.0'"),
     ("port clash", "[output.rtsp]\nenabled = true\nport = 8080", "output.rtsp.port = 8080"),
     ("nan", "[rolling]\niou = nan", "rolling.iou = nan: expected a finite number"),
     ("section is not a table", "source = 3", "source = 3: expected a table"),
