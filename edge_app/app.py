@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from .config import AppConfig, ConfigError, load_config
@@ -20,7 +19,7 @@ from .labels import LabelsFile, Sampler, build_label_hooks
 from .logs import log_event, setup_logging
 from .notify import Notifier
 from .outputs import OUTPUTS
-from .pipeline import Pipeline, PipelineHooks
+from .pipeline import Pipeline
 from .rolling import RollingMonitor
 from .sources import CaptureSettings, open_source
 from .telemetry import Telemetry

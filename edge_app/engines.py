@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .backends.base import BackendError
+from .backends.tensorrt import import_tensorrt
 from .core.artifact import ArtifactError, read_meta, sha256_file, write_atomic
 from .core.preprocess import Preprocessor
 from .inference.artifacts import engine_paths, variant_path
@@ -27,13 +29,9 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 def _trt() -> Any:
     try:
-        import tensorrt as trt
-    except ImportError:
-        trt = None
-    if trt is None or not hasattr(trt, "Builder"):  # tensorrt-stubs alone leaves an empty namespace
-        raise ArtifactError("TensorRT is not installed: engines are built on the device (JetPack's "
-                            "python3-libnvinfer)")
-    return trt
+        return import_tensorrt()
+    except BackendError as exc:
+        raise ArtifactError(f"{exc} (engines are built on the device)") from None
 
 
 def device_info() -> dict[str, str]:

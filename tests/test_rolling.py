@@ -1,9 +1,7 @@
 """Rolling precision/recall: equal to the offline evaluation of the same frames; windows; label inbox."""
-import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 

@@ -14,7 +14,8 @@ import numpy as np
 from .base import BackendError
 
 
-def _import_tensorrt() -> tuple[Any, Any]:
+def import_tensorrt() -> Any:
+    """The tensorrt module, or BackendError saying where TensorRT comes from."""
     try:
         import tensorrt as trt
     except ImportError:
@@ -22,6 +23,11 @@ def _import_tensorrt() -> tuple[Any, Any]:
     if trt is None or not hasattr(trt, "Builder"):  # tensorrt-stubs alone leaves an empty namespace
         raise BackendError("TensorRT is not installed: on a Jetson it comes with JetPack "
                            "(apt install python3-libnvinfer); use backend = \"onnxruntime\" elsewhere")
+    return trt
+
+
+def _import_tensorrt() -> tuple[Any, Any]:
+    trt = import_tensorrt()
     try:
         import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
         import pycuda.driver as cuda

@@ -122,3 +122,15 @@ class Backoff:
 
     def reset(self) -> None:
         self.current = self.initial
+
+
+class Pacer:
+    """Keeps a producer at ``fps`` without drift; ``tick`` returns True when asked to stop."""
+
+    def __init__(self, source: FrameSource, fps: float) -> None:
+        self.source, self.period = source, 1.0 / fps
+        self.next_at = time.monotonic()
+
+    def tick(self) -> bool:
+        self.next_at += self.period
+        return self.source.wait(max(0.0, self.next_at - time.monotonic()))

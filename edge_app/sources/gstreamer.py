@@ -104,18 +104,23 @@ def build_rtsp(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
     return last, True
 
 
-def build_test(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
-    pattern = urlsplit(uri).netloc or "ball"
-    src = make("videotestsrc", is_live=True)
-    src.set_property("pattern", pattern if pattern in ("ball", "smpte", "snow", "black") else "ball")
-    cf = make("capsfilter", caps=caps(f"video/x-raw,width={int(s.width)},height={int(s.height)},"
+def _live_src(pipeline: Any, src: Any, memory: str, s: CaptureSettings) -> Any:
+    """A live source element constrained to the configured size and rate, then converted to BGR."""
+    cf = make("capsfilter", caps=caps(f"video/x-raw{memory},width={int(s.width)},height={int(s.height)},"
                                       f"framerate={_fps_fraction(s.fps)}"))
     for el in (src, cf):
         pipeline.add(el)
     src.link(cf)
     first, last = _converter_chain(pipeline, s)
     cf.link(first)
-    return last, True
+    return last
+
+
+def build_test(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
+    pattern = urlsplit(uri).netloc or "ball"
+    src = make("videotestsrc", is_live=True)
+    src.set_property("pattern", pattern if pattern in ("ball", "smpte", "snow", "black") else "ball")
+    return _live_src(pipeline, src, "", s), True
 
 
 def build_v4l2(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
@@ -133,15 +138,7 @@ def build_v4l2(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
 
 def build_csi(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
     sensor = int(urlsplit(uri).netloc or 0)
-    src = make("nvarguscamerasrc", sensor_id=sensor)
-    cf = make("capsfilter", caps=caps(f"video/x-raw(memory:NVMM),width={int(s.width)},"
-                                      f"height={int(s.height)},framerate={_fps_fraction(s.fps)}"))
-    for el in (src, cf):
-        pipeline.add(el)
-    src.link(cf)
-    first, last = _converter_chain(pipeline, s)
-    cf.link(first)
-    return last, True
+    return _live_src(pipeline, make("nvarguscamerasrc", sensor_id=sensor), "(memory:NVMM)", s), True
 
 
 BUILDERS: dict[str, Callable[[Any, str, CaptureSettings], tuple[Any, bool]]] = {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..core.types import Frame, FrameLabels
 from ..datasets import DatasetError, load_image, load_mask, open_dataset
-from .base import FrameSource
+from .base import FrameSource, Pacer
 
 log = logging.getLogger("edge_app.source")
 
@@ -37,7 +37,7 @@ class ReplaySource(FrameSource):
 
     def _run(self) -> None:
         self.stats.state = "playing"
-        next_at = time.monotonic()
+        pacer = Pacer(self, 1.0 / self.period)
         index = 0
         while not self.stopping:
             for i, sample in enumerate(self.dataset.samples):
@@ -54,8 +54,7 @@ class ReplaySource(FrameSource):
                 self._emit(Frame(image, index, index * self.period, time.monotonic(), labels,
                                  str(sample.image_path)))
                 index += 1
-                next_at += self.period
-                if self.wait(max(0.0, next_at - time.monotonic())):
+                if pacer.tick():
                     return
             if not self.loop:
                 self.stats.state = "ended"

@@ -5,7 +5,7 @@ import time
 
 from ..core.types import Frame, FrameLabels
 from ..synthetic import CLASSES, MASK_CLASSES, SyntheticVideo
-from .base import FrameSource
+from .base import FrameSource, Pacer
 
 
 class SyntheticSource(FrameSource):
@@ -20,16 +20,14 @@ class SyntheticSource(FrameSource):
 
     def _run(self) -> None:
         self.stats.state = "playing"
-        next_at = time.monotonic()
+        pacer = Pacer(self, 1.0 / self.period)
         index = 0
         while not self.stopping and (self.max_frames is None or index < self.max_frames):
             sample = self.video.next()
-            now = time.monotonic()
             labels = FrameLabels(sample.truth, CLASSES, sample.mask, MASK_CLASSES)
-            self._emit(Frame(sample.image, index, index * self.period, now, labels, f"synthetic:{index}"))
+            self._emit(Frame(sample.image, index, index * self.period, time.monotonic(), labels, f"synthetic:{index}"))
             index += 1
-            next_at += self.period
-            if self.wait(max(0.0, next_at - time.monotonic())):
+            if pacer.tick():
                 break
         if not self.stopping:
             self.stats.state = "ended"

@@ -25,7 +25,6 @@ def _has_real_tensorrt() -> bool:
 
 def test_tensorrt_modules_type_check_against_stubs():
     pytest.importorskip("mypy", reason="mypy is in the dev extra")
-    stubs = ROOT / ".venv"  # noqa: F841 (documentation: make setup-dev installs tensorrt-stubs)
     try:
         import importlib.metadata as md
         md.version("tensorrt-stubs")

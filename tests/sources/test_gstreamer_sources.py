@@ -1,5 +1,4 @@
 """Real GStreamer capture: test, file, RTSP (killed and restarted: reconnect), and no pipeline injection."""
-import os
 import time
 
 import numpy as np

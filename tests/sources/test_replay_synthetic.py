@@ -1,6 +1,5 @@
 """Replay of labelled datasets and the synthetic demo source: labels travel with frames."""
 import numpy as np
-import pytest
 
 from edge_app.sources import CaptureSettings, open_source
 from tests.gst_helpers import read_frames
