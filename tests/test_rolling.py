@@ -138,3 +138,24 @@ def test_sampler_keeps_disk_use_bounded(tmp_path):
     total = sum(p.stat().st_size for p in (tmp_path / "s").iterdir())
     assert total <= 1.2 * 2**20
     assert sampler.saved == 60
+
+
+def test_calibration_report_equals_rolling_over_the_same_frames(tmp_path, demo_detector):
+    """calibrate's numbers at the runtime's operating point equal the runtime's rolling P/R."""
+    from calibration.evaluate import open_for_eval, run_detection
+    data = write_synthetic_voc(tmp_path / "voc", 16, seed=11)
+    live_model = open_model(ModelSpec("det", "detector", demo_detector, score_threshold=0.3, nms_iou=0.5))
+    rolling = RollingMonitor(iou=0.5, window_frames=1000, window_seconds=1e6)
+    rolling.add_model("det", "detection", live_model.classes)
+    ds = open_dataset(data)
+    for s in ds.samples:  # the frames the runtime saw, with the labels the replay attaches
+        from edge_app.core.types import FrameLabels
+        rolling.update([live_model.predict(load_image(s.image_path))],
+                       FrameLabels(truth=s.truth, classes=ds.classes))
+    live = rolling.snapshot()["det"]
+    run = run_detection(open_for_eval(demo_detector), ds, progress=False)
+    offline = run.report(iou_thresholds=(0.5,), score_threshold=0.3).overall()
+    assert live["precision"] == pytest.approx(offline["precision"], abs=1e-6)  # the status rounds to 6 places
+    assert live["recall"] == pytest.approx(offline["recall"], abs=1e-6)
+    assert sum(c["tp"] for c in live["per_class"].values()) == offline["tp"] > 0
+    assert sum(c["fp"] for c in live["per_class"].values()) == offline["fp"]
