@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,12 @@ def export_checkpoint(ckpt: Path, onnx_path: Path, source: Source | None = None,
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
     dummy = torch.zeros(1, 3, *meta.input_size)
-    torch.onnx.export(graph, (dummy,), str(tmp), opset_version=OPSET, dynamo=False,
-                      input_names=[meta.input_name], output_names=list(meta.outputs.values()),
-                      do_constant_folding=True)
+    with warnings.catch_warnings():
+        # dynamo=False on purpose: measured here, dynamo=True gave opset 18 and external data files.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(graph, (dummy,), str(tmp), opset_version=OPSET, dynamo=False,
+                          input_names=[meta.input_name], output_names=list(meta.outputs.values()),
+                          do_constant_folding=True)
     state = ck.get("state", {})
     extra = {**meta.extra, "training": {"config": ck["config"], "epochs": state.get("epoch"),
                                         "history": state.get("history", [])},

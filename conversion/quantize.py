@@ -128,7 +128,8 @@ def to_int8(fp32: Path, out: Path, images: list[np.ndarray], *, recipe: str = "i
     work = work or out.parent
     prep = preprocess_for_quantization(fp32, work / f".{fp32.stem}.prep.onnx")
     reader = ImageReader(images, meta)
-    cache = calibration_cache(prep, reader, method, work / f"{fp32.stem}.calib-{method}.json")
+    # The cache is keyed by the model's checksum: a retrained model never reuses stale ranges.
+    cache = calibration_cache(prep, reader, method, work / f"{fp32.stem}.calib-{method}.{sha256_file(fp32)[:12]}.json")
     trt_style = recipe == "int8-qdq"
     q.quantize_static(
         str(prep), str(out), reader, quant_format=q.QuantFormat.QDQ, per_channel=True,
