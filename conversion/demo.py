@@ -17,9 +17,15 @@ DEMO = Path(__file__).resolve().parents[1] / "edge_app" / "demo"
 
 
 def _ship(run_dir: Path, out: Path, name: str) -> None:
+    """The ONNX + sidecar the runtime uses, and the weights (torchvision format, float16 to halve the
+    size) that transfer learning can start from: `edge-app train --weights edge_app/demo/NAME.weights.pt`."""
+    import torch
+
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "model.onnx", out / f"{name}.onnx")
     shutil.copyfile(run_dir / "model.json", out / f"{name}.json")
+    state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)["model"]
+    torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}, out / f"{name}.weights.pt")
 
 
 def main(argv: list[str] | None = None) -> int:
