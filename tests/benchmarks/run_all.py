@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
-           ["bench_pipeline.py", "--minutes", "10"]]
+           ["bench_pipeline.py", "--minutes", "{minutes}"]]
 
 
 def run(args: list[str]) -> list[dict]:
@@ -61,12 +61,16 @@ def table(results: dict) -> str:
 
 
 def main() -> int:
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--latency-minutes", type=float, default=10.0, help="length of the live latency run")
+    a = p.parse_args()
     started = time.time()
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                         text=True).stdout.strip(), "benchmarks": []}
     for args in BENCHES:
-        results["benchmarks"] += run(args)
+        results["benchmarks"] += run([x.format(minutes=a.latency_minutes) for x in args])
     results["seconds"] = round(time.time() - started, 1)
     out = ROOT / "bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
