@@ -1,7 +1,8 @@
 """Precision table per model: FP32 against each FP16/INT8 artifact on this CPU: latency ratio and the
 task-metric delta on the validation split, and the artifact calibration recommends.
 Goals here: U-Net >= 1.9x, DeepLab >= 1.35x, the recommended artifact never slower than FP32, loss <= 1 point.
-Models: the demo models and, when trained (see README), artifacts/{isbi-unet,camvid-deeplab,raccoon-ssd}.
+Models: the three trained on the shared data (README: "Training on the shared data"), when present in
+artifacts/{isbi-unet,camvid-deeplab,raccoon-ssd}; each is skipped with a message otherwise.
 Variants are built first when missing (edge-app build). Run: `python tests/benchmarks/bench_precision.py`."""
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ CANDIDATES = [
     ("isbi-unet", ROOT / "artifacts" / "isbi-unet" / "model.onnx", None),
     ("camvid-deeplab", ROOT / "artifacts" / "camvid-deeplab" / "model.onnx", DATA / "camvid" / "val"),
     ("raccoon-ssd", ROOT / "artifacts" / "raccoon-ssd" / "model.onnx", None),
-    ("demo-detector", ROOT / "edge_app" / "demo" / "detector.onnx", None),
-    ("demo-segmenter", ROOT / "edge_app" / "demo" / "segmenter.onnx", None),
 ]
 
 
