@@ -167,7 +167,7 @@ class Pipeline:
         return image
 
     def hud_lines(self) -> list[str]:
-        lat = self.telemetry.latency()
+        lat = self.telemetry.latency(max_age=0.5)
         lines = [f"{self.telemetry.fps():5.1f} fps  age {lat.get('frame_age', {}).get('p50', 0):.0f} ms"]
         for m in self.models:
             ms = sum(v["p50"] for k, v in lat.items() if k.startswith(f"{m.name}."))

@@ -19,6 +19,7 @@ class Telemetry:
         self._fps_window = fps_window_s
         self.counters: collections.Counter[str] = collections.Counter()
         self.started = time.monotonic()
+        self._latency_cache: tuple[float, dict[str, dict[str, float]]] | None = None
 
     def record(self, stage: str, seconds: float) -> None:
         with self._lock:
@@ -45,8 +46,13 @@ class Telemetry:
         span = max(recent[-1] - recent[0], 1e-6)
         return (len(recent) - 1) / span
 
-    def latency(self) -> dict[str, dict[str, float]]:
-        """{stage: {p50, p90, p99, mean} in milliseconds}."""
+    def latency(self, max_age: float = 0.0) -> dict[str, dict[str, float]]:
+        """{stage: {p50, p90, p99, mean} in milliseconds}; ``max_age`` allows a recent cached copy
+        (the HUD asks on every frame, and percentiles of every stage are not free)."""
+        now = time.monotonic()
+        cached = self._latency_cache
+        if cached is not None and now - cached[0] <= max_age:
+            return cached[1]
         with self._lock:
             stages = {k: np.array(v) for k, v in self._stages.items() if v}
         out = {}
@@ -54,6 +60,7 @@ class Telemetry:
             p50, p90, p99 = np.percentile(v, [50, 90, 99]) * 1e3
             out[k] = {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3),
                       "mean": round(float(v.mean() * 1e3), 3)}
+        self._latency_cache = (now, out)
         return out
 
     def snapshot(self) -> dict[str, Any]:

@@ -25,17 +25,18 @@ def repo_root() -> Path:
 DEMO = ROOT / "edge_app" / "demo"
 
 
+def _demo(name: str) -> Path:
+    path = DEMO / f"{name}.onnx"
+    if not path.is_file():
+        pytest.skip(f"demo {name} {path} not built (make demo-models)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def demo_detector() -> Path:
-    path = DEMO / "detector.onnx"
-    if not path.is_file():
-        pytest.skip(f"demo detector {path} not built (make demo-models)")
-    return path
+    return _demo("detector")
 
 
 @pytest.fixture(scope="session")
 def demo_segmenter() -> Path:
-    path = DEMO / "segmenter.onnx"
-    if not path.is_file():
-        pytest.skip(f"demo segmenter {path} not built (make demo-models)")
-    return path
+    return _demo("segmenter")
