@@ -1,9 +1,20 @@
 """Greedy non-maximum suppression, class-aware, in numpy.
 
 The result is the same list of kept indices as ``torchvision.ops.batched_nms`` (score order, ties broken
-by the lower index), computed the same way (float32 IoU, ``IoU > threshold`` suppresses), but without
-an O(N^2) IoU matrix: boxes are swept along x within their class, so only pairs that overlap in x are
-ever compared. Pairs are then resolved greedily in score order.
+by the lower index), computed the same way (float32 IoU, ``IoU > threshold`` suppresses), without an
+O(N^2) IoU matrix and without a Python loop over boxes:
+
+* Boxes are put in score order and handled in blocks of ranks. Within a block, candidate pairs come
+  from a sweep along x (sorted by class, then x1: only boxes that overlap enough in x are compared),
+  and greedy suppression is resolved in "waves" (a box no live box outranks and overlaps is kept; the
+  boxes it overlaps are dropped; repeat), which takes a handful of vectorised rounds.
+* The boxes kept in a block then drop every later box they overlap, before those later boxes are
+  paired with each other. On a detector's raw output (dense clusters) most boxes go at this step, so,
+  as in torchvision's loop that skips suppressed boxes, the work follows the number of kept boxes.
+
+IoU > t needs x-overlap > t * max(w_p, w_q) (inter <= overlap_x * height), hence |dx1| < (1-t) max(w)
+and widths within a factor t of each other; the same holds for y. All search windows are widened by a
+relative 1e-4 and a few float32 ulps, so rounding can only add candidates, never lose a pair.
 """
 from __future__ import annotations
 
@@ -14,88 +25,144 @@ import numpy as np
 from .types import Detections
 
 # Candidate pairs are generated and filtered in chunks of about this many to bound memory.
-_PAIR_CHUNK = 1 << 21
+_PAIR_CHUNK = 1 << 20
+# First block of ranks: a fraction of the remaining boxes, at least this many.
+_BLOCK_FRACTION = 8
+_MIN_BLOCK = 64
+# After this many waves the rest is resolved sequentially (long suppression chains are rare).
+_MAX_WAVES = 64
+_ULPS = 8 * float(np.finfo(np.float32).eps)
 
 
-def _overlapping_pairs(boxes: np.ndarray, groups: np.ndarray, iou_threshold: float,
-                       rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i, j) of boxes in the same group with IoU > threshold, i ranked before j.
+def _iou_above(x1p, y1p, x2p, y2p, x1q, y1q, x2q, y2q, t: float) -> np.ndarray:
+    """Elementwise float32 IoU > t, computed as torchvision's CPU kernel does (all arrays (P,))."""
+    w = np.maximum(np.float32(0), np.minimum(x2p, x2q) - np.maximum(x1p, x1q))
+    h = np.maximum(np.float32(0), np.minimum(y2p, y2q) - np.maximum(y1p, y1q))
+    inter = w * h
+    union = (x2p - x1p) * (y2p - y1p) + (x2q - x1q) * (y2q - y1q) - inter
+    # union <= 0 only for degenerate boxes, whose inter is 0: torchvision's 0/0 or 0/negative is
+    # never above t either.
+    ovr = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    # C++ compares the float IoU with the double threshold; the same decision in float32 terms:
+    t32 = np.float32(t)
+    return ovr >= t32 if float(t32) > float(t) else ovr > t32
 
-    boxes: (N, 4) float32 xyxy; groups: (N,) int64; rank: (N,) position of each box in score order.
-    Returns two (P,) index arrays (suppressor, suppressed).
+
+def _pairs_within(b: np.ndarray, groups: np.ndarray, t: float, slack: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of same-group boxes with IoU > t.
+
+    b: (N, 4) float32 xyxy in score order (index = rank); groups: (N,) int64; slack: absolute
+    widening of the windows (a few float32 ulps of the largest coordinate).
+    Returns (src, dst) int64 (P,) with src < dst: src outranks dst.
     """
-    n = len(boxes)
+    n = len(b)
     empty = np.zeros(0, np.int64)
     if n < 2:
         return empty, empty
-    # Sort by (group, x1): box p can only overlap the boxes q > p of its group whose x1 lies left of
-    # its x2. With IoU > t the x-overlap must also exceed t * width(p) (inter <= overlap_x * height),
-    # so the sweep stops earlier; the bound is loosened a little so float rounding never loses a pair.
-    order = np.lexsort((boxes[:, 0], groups))
-    sx1, sy1, sx2, sy2 = (np.ascontiguousarray(boxes[order, k]) for k in range(4))
-    g_sorted = groups[order]
-    x1_64 = sx1.astype(np.float64)
-    width = np.maximum(sx2.astype(np.float64) - x1_64, 0.0)
-    reach = sx2 - max(float(iou_threshold), 0.0) * (1 - 1e-4) * width
-    stop = np.empty(n, np.int64)
-    first = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
-    for lo_g, hi_g in zip(first.tolist(), np.r_[first[1:], n].tolist()):
-        stop[lo_g:hi_g] = lo_g + np.searchsorted(x1_64[lo_g:hi_g], reach[lo_g:hi_g], side="left")
+    x1 = b[:, 0].astype(np.float64)
+    w = np.maximum(b[:, 2].astype(np.float64) - x1, 0.0)
+    lo_x, span = float(x1.min()), float(np.ptp(x1) + w.max()) + 2.0
+    # One sorted key (group, x1) so a single searchsorted finds every box's sweep window.
+    key = (groups - groups.min()) * span + (x1 - lo_x)
+    order = np.argsort(key)  # ties may go either way: pairs are re-oriented by rank below
+    skey = key[order]
+    reach = key + w - t * (1 - 1e-4) * w + (slack + 1e-9 * span)  # x1_q must lie left of x2_p - t * w_p
+    stop = np.searchsorted(skey, reach[order], side="left")
     counts = np.maximum(stop - np.arange(n) - 1, 0)
     if not counts.any():
         return empty, empty
-
-    area = (sx2 - sx1) * (sy2 - sy1)  # float32, as torchvision computes it
-    # C++ compares the float IoU with the double threshold; the same decision in float32 terms:
-    t32 = np.float32(iou_threshold)
-    inclusive = float(t32) > float(iou_threshold)  # t rounded up: IoU >= t32 means IoU > t
+    sb = b[order]
+    sx1, sy1, sx2, sy2 = (np.ascontiguousarray(sb[:, k]) for k in range(4))
+    # y-overlap must exceed t * h_p: y1_q < y2_p - t h_p and y2_q > y1_p + t h_p (loosened).
+    th = np.float32(t * (1 - 1e-4)) * (sy2 - sy1)
+    top = sy2 - th + np.float32(slack)
+    bot = sy1 + th - np.float32(slack)
     out_p: list[np.ndarray] = []
     out_q: list[np.ndarray] = []
     cum = np.cumsum(counts)
     idx = np.int32 if n < 2**31 else np.int64
     lo = 0
     while lo < n:
-        # Take as many sorted positions as fit in one chunk of pairs.
+        # As many sorted positions as fit in one chunk of candidate pairs.
         base = cum[lo - 1] if lo else 0
         hi = max(int(np.searchsorted(cum, base + _PAIR_CHUNK, side="right")), lo + 1)
         c = counts[lo:hi]
         pos = np.arange(lo, hi, dtype=idx)
         p = np.repeat(pos, c)
         q = np.arange(len(p), dtype=idx) + np.repeat(pos + 1 - (np.cumsum(c) - c).astype(idx), c)
-        # Overlap in y first: cheap, and most x-candidates fail it.
-        h = np.minimum(sy2[p], sy2[q]) - np.maximum(sy1[p], sy1[q])
-        live = h > 0
-        p, q, h = p[live], q[live], h[live]
-        w = np.maximum(np.float32(0), np.minimum(sx2[p], sx2[q]) - np.maximum(sx1[p], sx1[q]))
-        inter = w * h
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ovr = inter / (area[p] + area[q] - inter)
-        hit = ovr >= t32 if inclusive else ovr > t32
+        live = (sy1[q] < np.repeat(top[lo:hi], c)) & (sy2[q] > np.repeat(bot[lo:hi], c))
+        p, q = p[live], q[live]
+        hit = _iou_above(sx1[p], sy1[p], sx2[p], sy2[p], sx1[q], sy1[q], sx2[q], sy2[q], t)
         out_p.append(p[hit])
         out_q.append(q[hit])
         lo = hi
     a = order[np.concatenate(out_p)]
-    b = order[np.concatenate(out_q)]
-    # Direct each pair from the higher-ranked (earlier in score order) box to the other.
-    swap = rank[a] > rank[b]
-    return np.where(swap, b, a), np.where(swap, a, b)
+    z = order[np.concatenate(out_q)]
+    return np.minimum(a, z), np.maximum(a, z)
 
 
-def _greedy(n: int, rank_order: np.ndarray, sup_i: np.ndarray, sup_j: np.ndarray) -> np.ndarray:
-    """Resolve greedy NMS from the suppression pairs; returns a (N,) bool keep mask."""
+def _suppressed_by(kept: np.ndarray, gk: np.ndarray, later: np.ndarray, gl: np.ndarray,
+                   t: float, slack: float) -> np.ndarray:
+    """(M,) bool: which of the later boxes (M, 4) some kept box (K, 4) of the same group overlaps > t."""
+    out = np.zeros(len(later), bool)
+    if len(kept) == 0 or len(later) == 0:
+        return out
+    kx1 = kept[:, 0].astype(np.float64)
+    lx1 = later[:, 0].astype(np.float64)
+    wl = np.maximum(later[:, 2] - later[:, 0], np.float32(0)).astype(np.float64)
+    wk_max = float(np.max(np.maximum(kept[:, 2] - kept[:, 0], 0)))
+    # |dx1| < (1-t) max(w_k, w_l), and w_k < w_l / t (else the IoU cannot exceed t).
+    rad = (1 - t) * np.maximum(wl, np.minimum(wk_max, wl / max(t, 1e-12)))
+    lo_x = float(min(kx1.min(), lx1.min()))
+    span = float(max(kx1.max(), lx1.max()) - lo_x + 2 * rad.max()) + 2.0
+    g0 = min(int(gk.min()), int(gl.min()))
+    kkey = (gk - g0) * span + (kx1 - lo_x)
+    ko = np.argsort(kkey)
+    skey = kkey[ko]
+    ks = kept[ko]
+    kx1s, ky1s, kx2s, ky2s = (np.ascontiguousarray(ks[:, k]) for k in range(4))
+    lkey = (gl - g0) * span + (lx1 - lo_x)
+    rad = rad * (1 + 1e-4) + (slack + 1e-9 * span)
+    start = np.searchsorted(skey, lkey - rad, side="left")
+    c = np.maximum(np.searchsorted(skey, lkey + rad, side="right") - start, 0)
+    total = int(c.sum())
+    if total == 0:
+        return out
+    idx = np.int32 if max(len(kept), len(later), total) < 2**31 else np.int64
+    lq = np.repeat(np.arange(len(later), dtype=idx), c)
+    kp = np.arange(total, dtype=idx) + np.repeat((start - (np.cumsum(c) - c)).astype(idx), c)
+    lx1f, ly1, lx2, ly2 = (np.ascontiguousarray(later[:, k]) for k in range(4))
+    # The y-overlap must exceed t * h_later (and be positive).
+    need = np.maximum(np.float32(t * (1 - 1e-4)) * (ly2 - ly1), np.float32(0))
+    oy = np.minimum(ky2s[kp], ly2[lq]) - np.maximum(ky1s[kp], ly1[lq])
+    live = oy > need[lq]
+    kp, lq = kp[live], lq[live]
+    hit = _iou_above(kx1s[kp], ky1s[kp], kx2s[kp], ky2s[kp], lx1f[lq], ly1[lq], lx2[lq], ly2[lq], t)
+    out[lq[hit]] = True
+    return out
+
+
+def _greedy(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Greedy NMS from suppression pairs over ranks 0..n-1 (src outranks dst): (n,) bool keep mask."""
     keep = np.ones(n, bool)
-    if len(sup_i) == 0:
-        return keep
-    # CSR adjacency: for each suppressor, the boxes it would suppress.
-    by_src = np.argsort(sup_i, kind="stable")
-    targets = sup_j[by_src]
-    starts = np.searchsorted(sup_i[by_src], np.arange(n + 1))
-    has_edges = np.zeros(n, bool)
-    has_edges[sup_i] = True
-    # Only boxes that can suppress something need a sequential decision; walk them in score order.
-    for box in rank_order[has_edges[rank_order]].tolist():
+    for _ in range(_MAX_WAVES):
+        if len(src) == 0:
+            return keep
+        # A box that no remaining pair suppresses is kept; every box it overlaps goes.
+        suppressed = np.zeros(n, bool)
+        suppressed[dst] = True
+        root = ~suppressed[src]
+        keep[dst[root]] = False
+        # Pairs from a root are settled; pairs touching a dropped box can no longer matter.
+        live = ~root & keep[src] & keep[dst]
+        src, dst = src[live], dst[live]
+    # A long chain of suppressions: finish one box at a time, in rank order.
+    by = np.argsort(src, kind="stable")
+    src, dst = src[by], dst[by]
+    starts = np.searchsorted(src, np.arange(n + 1))
+    for box in np.unique(src).tolist():
         if keep[box]:
-            keep[targets[starts[box]:starts[box + 1]]] = False
+            keep[dst[starts[box]:starts[box + 1]]] = False
     return keep
 
 
@@ -113,15 +180,25 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
         raise ValueError(f"batched_nms: lengths differ: boxes {len(b)}, scores {len(s)}, classes {len(c)}")
     if not 0.0 <= iou_threshold <= 1.0:
         raise ValueError(f"batched_nms: iou_threshold must be in [0, 1], got {iou_threshold}")
-    n = len(b)
-    if n == 0:
-        return np.zeros(0, np.int64)
+    t = float(iou_threshold)
+    slack = _ULPS * max(float(np.abs(b).max(initial=0.0)), 1.0)
     order = np.argsort(-s, kind="stable")  # descending score, ties by index
-    rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n)
-    sup_i, sup_j = _overlapping_pairs(b, c, iou_threshold, rank)
-    keep = _greedy(n, order, sup_i, sup_j)
-    return order[keep[order]]
+    rb, rc = b[order], c[order]
+    rest = np.arange(len(b))  # ranks still undecided, ascending
+    kept: list[np.ndarray] = []
+    sparse = False
+    while len(rest):
+        small = sparse or len(rest) <= _MIN_BLOCK
+        m = len(rest) if small else max(_MIN_BLOCK, len(rest) // _BLOCK_FRACTION)
+        block, rest = rest[:m], rest[m:]
+        src, dst = _pairs_within(rb[block], rc[block], t, slack)
+        winners = block[_greedy(m, src, dst)]
+        kept.append(winners)
+        if len(rest):
+            rest = rest[~_suppressed_by(rb[winners], rc[winners], rb[rest], rc[rest], t, slack)]
+            # Most of the block survived: few boxes overlap, so blocking would not pay; one more block.
+            sparse = 2 * len(winners) > m
+    return order[np.concatenate(kept)] if kept else np.zeros(0, np.int64)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:

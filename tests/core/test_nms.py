@@ -56,6 +56,37 @@ def test_same_kept_set_as_torchvision_large(seed):
         assert scores[a] > scores[b] or (scores[a] == scores[b] and a < b)
 
 
+@pytest.mark.parametrize("thr", [0.5, 0.6])
+def test_long_suppression_chain(thr):
+    # Each box overlaps only its neighbours, scores falling along the chain: kept/suppressed
+    # alternate, which takes one "wave" per kept box, more than the vectorised rounds allow,
+    # so the sequential finish is exercised too.
+    n = 400
+    x = np.arange(n, dtype=np.float32) * 2.0  # neighbour IoU 0.67, next-but-one 0.43
+    boxes = np.stack([x, np.zeros(n), x + 10, np.full(n, 10.0)], 1).astype(np.float32)
+    scores = np.linspace(1, 0.1, n).astype(np.float32)
+    classes = np.zeros(n, np.int64)
+    ours = batched_nms(boxes, scores, classes, thr)
+    np.testing.assert_array_equal(ours, _torchvision(boxes, scores, classes, thr))
+    assert 50 < len(ours) < n
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_detector_like_clusters(seed):
+    # Dense clusters (a detector's raw output): most boxes are dropped by the first block's winners.
+    rng = np.random.default_rng(500 + seed)
+    n = int(rng.integers(200, 1000))
+    centres = rng.uniform(0, 600, (n // 40 + 1, 2))
+    which = rng.integers(0, len(centres), n)
+    wh = rng.uniform(20, 200, (len(centres), 2))[which] * rng.uniform(0.8, 1.2, (n, 2))
+    c = centres[which] + rng.normal(0, 0.1, (n, 2)) * wh
+    boxes = np.round(np.concatenate([c - wh / 2, c + wh / 2], 1) * 16).astype(np.float32) / 16
+    scores = np.round(rng.uniform(0, 1, n), 3).astype(np.float32)
+    classes = rng.integers(0, 3, n)
+    np.testing.assert_array_equal(batched_nms(boxes, scores, classes, 0.5),
+                                  _torchvision(boxes, scores, classes, 0.5))
+
+
 def test_ties_lower_index_wins():
     boxes = np.array([[0, 0, 10, 10]] * 3, np.float32)
     assert nms(boxes, np.array([0.5, 0.5, 0.5], np.float32), 0.5).tolist() == [0]
