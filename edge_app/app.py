@@ -51,7 +51,7 @@ class App:
     def __init__(self, cfg: AppConfig) -> None:
         self.cfg = cfg
         s = cfg.source
-        self.settings = CaptureSettings(width=s.width, height=s.height, fps=s.fps, loop=s.loop,
+        self.settings = CaptureSettings(width=s.width, height=s.height, fps=s.fps, loop=s.loop, realtime=s.realtime,
                                         rtsp_transport=s.rtsp_transport, rtsp_latency_ms=s.rtsp_latency_ms,
                                         reconnect_initial_s=s.reconnect_initial_s,
                                         reconnect_max_s=s.reconnect_max_s)

@@ -23,14 +23,26 @@ def palette(n: int, seed: int = 7) -> np.ndarray:
 
 def draw_mask(image: np.ndarray, mask: SegMask, classes: Sequence[str], alpha: float = 0.45,
               skip: Sequence[int] = (0,)) -> np.ndarray:
-    """Blend class colours into ``image`` (in place) where the class is not in ``skip`` (background)."""
+    """Blend class colours into ``image`` (H, W, 3) uint8 in place where the class of ``mask`` (H, W)
+    is not in ``skip`` (background)."""
     labels = mask.labels
     if labels.shape != image.shape[:2]:
         raise ValueError(f"mask {labels.shape} does not match frame {image.shape[:2]}")
-    colours = palette(max(len(classes), int(labels.max()) + 1))
-    colour_img = colours[np.minimum(labels, len(colours) - 1)]
-    show = (~np.isin(labels, np.asarray(skip))).astype(np.uint8)
-    if show.any():
+    top = int(labels.max(initial=0))
+    colours = palette(max(len(classes), top + 1))
+    if top < 256 and int(labels.min(initial=0)) >= 0:
+        # Table lookups on uint8 labels: ~10x faster than fancy indexing and isin on a live frame.
+        idx = labels.astype(np.uint8, copy=False)
+        lut = np.zeros((256, 1, 3), np.uint8)
+        lut[:len(colours), 0] = colours
+        colour_img = cv2.LUT(cv2.merge([idx, idx, idx]), lut)
+        visible = np.ones(256, np.uint8)
+        visible[[k for k in skip if 0 <= k < 256]] = 0
+        show = cv2.LUT(idx, visible)
+    else:
+        colour_img = colours[np.clip(labels, 0, len(colours) - 1)]
+        show = (~np.isin(labels, np.asarray(skip))).astype(np.uint8)
+    if cv2.countNonZero(show):
         blended = cv2.addWeighted(image, 1.0 - alpha, colour_img, alpha, 0.0)
         cv2.copyTo(blended, show, image)  # only where a (non-background) class is
     return image

@@ -25,6 +25,8 @@ class SourceConfig:
     height: int = spec(480, ge=16, le=4320, doc="frame height (pixels)")
     fps: float = spec(15.0, gt=0, le=240, doc="frame rate asked of the source (replay/synthetic play at it)")
     loop: bool = spec(True, doc="file and replay sources start again at the end")
+    realtime: bool = spec(True, doc="file/replay/synthetic: play at the stream's rate, dropping frames the "
+                          "models miss (as a camera); false: every frame, as fast as the models go")
     rtsp_transport: str = spec("tcp", choices=("tcp", "udp"), doc="RTSP lower transport")
     rtsp_latency_ms: int = spec(200, ge=0, le=10000, doc="rtspsrc jitter buffer (ms)")
     reconnect_initial_s: float = spec(0.5, gt=0, le=60, doc="first reconnect delay after a lost source")

@@ -25,7 +25,7 @@ def _gst(uri: str, s: CaptureSettings, base: Path, seed: int) -> FrameSource:
 def _synthetic(uri: str, s: CaptureSettings, base: Path, seed: int) -> FrameSource:
     from .synthetic import SyntheticSource
 
-    return SyntheticSource(uri, width=s.width, height=s.height, fps=s.fps, seed=seed)
+    return SyntheticSource(uri, width=s.width, height=s.height, fps=s.fps, seed=seed, realtime=s.realtime)
 
 
 def _replay(uri: str, s: CaptureSettings, base: Path, seed: int) -> FrameSource:
@@ -33,7 +33,8 @@ def _replay(uri: str, s: CaptureSettings, base: Path, seed: int) -> FrameSource:
 
     parts = urlsplit(uri)
     local = Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
-    return ReplaySource(uri, local if local.is_absolute() else base / local, fps=s.fps, loop=s.loop)
+    return ReplaySource(uri, local if local.is_absolute() else base / local, fps=s.fps, loop=s.loop,
+                        realtime=s.realtime)
 
 
 SOURCES: dict[str, Callable[[str, CaptureSettings, Path, int], FrameSource]] = {

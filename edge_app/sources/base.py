@@ -34,7 +34,16 @@ class LatestSlot:
             if self._item is None:
                 self._cond.wait(timeout)
             item, self._item = self._item, None
+            if item is not None:
+                self._cond.notify_all()  # a producer may be waiting for the slot to empty
             return item
+
+    def wait_taken(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until the consumer has taken the item; True when the slot is empty."""
+        with self._cond:
+            if self._item is not None:
+                self._cond.wait(timeout)
+            return self._item is None
 
     def peek(self) -> object | None:
         with self._cond:
@@ -60,6 +69,10 @@ class FrameSource:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
+        # False: the newest frame wins (a camera). True: the producer waits until the pipeline took
+        # the previous frame, so a file played as fast as the models go loses no frame and decodes
+        # none in vain.
+        self.backpressure = False
         self.stats = SourceStats()
         self.slot = LatestSlot()
         self._stop = threading.Event()
@@ -89,6 +102,8 @@ class FrameSource:
         raise NotImplementedError
 
     def _emit(self, frame: Frame) -> None:
+        while self.backpressure and not self.stopping and not self.slot.wait_taken(0.1):
+            pass
         self.stats.frames += 1
         self.stats.last_frame_at = time.monotonic()
         self.slot.put(frame)
@@ -125,12 +140,16 @@ class Backoff:
 
 
 class Pacer:
-    """Keeps a producer at ``fps`` without drift; ``tick`` returns True when asked to stop."""
+    """Keeps a producer at ``fps`` without drift (``realtime``), or lets it go as fast as the pipeline
+    takes frames (back-pressure); ``tick`` returns True when asked to stop."""
 
-    def __init__(self, source: FrameSource, fps: float) -> None:
-        self.source, self.period = source, 1.0 / fps
+    def __init__(self, source: FrameSource, fps: float, realtime: bool = True) -> None:
+        self.source, self.period, self.realtime = source, 1.0 / fps, realtime
+        source.backpressure = not realtime
         self.next_at = time.monotonic()
 
     def tick(self) -> bool:
+        if not self.realtime:
+            return self.source.stopping
         self.next_at += self.period
         return self.source.wait(max(0.0, self.next_at - time.monotonic()))

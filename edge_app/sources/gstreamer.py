@@ -2,7 +2,9 @@
 
 Pipelines are built element by element; every configured value is set as a property (a file name is
 turned into a URI by GStreamer itself), so nothing from the config is ever parsed as pipeline syntax.
-appsink keeps one buffer and drops older ones (max-buffers=1, drop=true): the newest frame wins.
+appsink keeps one buffer and drops older ones (max-buffers=1, drop=true): the newest frame wins; a file
+played with realtime=False instead blocks the decoder until the pipeline took the frame (no drop=true,
+back-pressure), so no frame is lost and none is decoded in vain.
 A lost source (error, EOS on a live source, no frame for a while) is torn down and rebuilt with
 exponential back-off; the process never exits for it.
 """
@@ -39,7 +41,8 @@ class CaptureSettings:
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 10.0
     stall_timeout_s: float = 5.0   # live source: no frame for this long = lost
-    sync: bool = True              # file: play at the file's own rate (as a camera would)
+    realtime: bool = True          # file: play at its own rate, newest frame wins (as a camera);
+                                   # False: every frame, as fast as the pipeline takes them
 
 
 def _fps_fraction(fps: float) -> str:
@@ -52,7 +55,9 @@ def _converter_chain(pipeline: Any, s: CaptureSettings) -> tuple[Any, Any]:
     elements = []
     if has_element("nvvidconv"):
         elements += [make("nvvidconv"), make("capsfilter", caps=caps("video/x-raw,format=BGRx"))]
-    elements += [make("videoconvert"), make("videoscale"),
+    # Scale first: the decoder's planar YUV is cheaper to scale than BGR, and the colour conversion then
+    # runs on the smaller frame.
+    elements += [make("videoscale"), make("videoconvert"),
                  make("capsfilter", caps=caps(f"video/x-raw,format=BGR,width={int(s.width)},"
                                               f"height={int(s.height)},pixel-aspect-ratio=1/1"))]
     for el in elements:
@@ -161,8 +166,10 @@ class GstSource(FrameSource):
         Gst = gst().Gst
         pipeline = Gst.Pipeline.new(f"capture-{self.scheme}")
         last, live = BUILDERS[self.scheme](pipeline, self.uri, self.settings)
-        sink = make("appsink", name="frames", max_buffers=1, drop=True, emit_signals=False,
-                    sync=self.settings.sync if self.scheme == "file" else False)
+        is_file = self.scheme == "file"
+        self.backpressure = is_file and not self.settings.realtime
+        sink = make("appsink", name="frames", max_buffers=1, drop=not self.backpressure,
+                    emit_signals=False, sync=is_file and self.settings.realtime)
         pipeline.add(sink)
         last.link(sink)
         return pipeline, sink, live
@@ -214,6 +221,7 @@ class GstSource(FrameSource):
             now = time.monotonic()
             if sample is not None:
                 frame = self._to_frame(sample, now)
+                sample = None  # give the sample back now: appsink reuses it for the next buffer
                 if frame is not None:
                     if self.stats.state != "playing":
                         log.info("source %s playing", self.uri)

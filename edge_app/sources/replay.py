@@ -19,13 +19,14 @@ class ReplaySource(FrameSource):
     scheme = "replay"
 
     def __init__(self, uri: str, path: Path, *, fps: float = 15.0, loop: bool = True,
-                 split: Path | None = None) -> None:
+                 split: Path | None = None, realtime: bool = True) -> None:
         super().__init__(uri)
         self.dataset = open_dataset(path, split)
         if self.dataset.issues:
             log.warning("replay %s: %s", path, self.dataset.issues.summary())
         self.period = 1.0 / fps
         self.loop = loop
+        self.realtime = realtime
 
     def labels_for(self, i: int, shape: tuple[int, ...]) -> FrameLabels:
         ds = self.dataset
@@ -37,7 +38,7 @@ class ReplaySource(FrameSource):
 
     def _run(self) -> None:
         self.stats.state = "playing"
-        pacer = Pacer(self, 1.0 / self.period)
+        pacer = Pacer(self, 1.0 / self.period, self.realtime)
         index = 0
         while not self.stopping:
             for i, sample in enumerate(self.dataset.samples):

@@ -12,15 +12,16 @@ class SyntheticSource(FrameSource):
     scheme = "synthetic"
 
     def __init__(self, uri: str, *, width: int = 640, height: int = 480, fps: float = 15.0, seed: int = 0,
-                 max_frames: int | None = None) -> None:
+                 max_frames: int | None = None, realtime: bool = True) -> None:
         super().__init__(uri)
         self.video = SyntheticVideo(width, height, seed)
         self.period = 1.0 / fps
         self.max_frames = max_frames
+        self.realtime = realtime
 
     def _run(self) -> None:
         self.stats.state = "playing"
-        pacer = Pacer(self, 1.0 / self.period)
+        pacer = Pacer(self, 1.0 / self.period, self.realtime)
         index = 0
         while not self.stopping and (self.max_frames is None or index < self.max_frames):
             sample = self.video.next()

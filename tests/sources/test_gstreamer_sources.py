@@ -35,7 +35,7 @@ def test_test_source_delivers_bgr_frames_at_size():
 
 def test_file_source_plays_and_loops(shared_data):
     video = shared_data / "videos" / "intel_car-detection.mp4"
-    src = _source(f"file://{video}", sync=False, loop=True).start()
+    src = _source(f"file://{video}", realtime=False, loop=True).start()
     try:
         frames = read_frames(src, 3.0)
     finally:
@@ -43,9 +43,33 @@ def test_file_source_plays_and_loops(shared_data):
     assert src.stats.errors == 0, src.stats.last_error
     assert len(frames) > 20
     assert frames[0].image.shape == (240, 320, 3)
-    # sync=False decodes as fast as possible: a 12.5 fps clip must have looped (its pts restart)
+    # realtime=False plays as fast as frames are taken: a 12.5 fps clip must have looped (pts restart)
     pts = [f.pts for f in frames]
     assert any(b < a for a, b in zip(pts, pts[1:])) or src.stats.frames > 60
+
+
+def test_file_not_realtime_loses_no_frame(shared_data):
+    # Back-pressure: a slow consumer gets every frame of the file, in order, none dropped.
+    video = shared_data / "videos" / "intel_car-detection.mp4"
+    src = _source(f"file://{video}", realtime=False, loop=False).start()
+    got = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            f = src.read(0.5)
+            if f is None:
+                if src.stats.state == "ended":
+                    break
+                continue
+            got.append(f.index)
+            if len(got) % 50 == 0:
+                time.sleep(0.3)  # the consumer falls behind now and then
+    finally:
+        src.stop()
+    assert src.stats.errors == 0, src.stats.last_error
+    assert src.stats.dropped == 0
+    assert got == list(range(len(got)))
+    assert len(got) == 377  # every frame of the clip (ffprobe nb_frames)
 
 
 def test_newest_frame_policy_bounds_frame_age():
