@@ -30,11 +30,12 @@ VIDEO = ROOT.parent / "shared" / "data" / "videos" / "intel_car-detection.mp4"
 DEMO = ROOT / "edge_app" / "demo"
 
 
-def config(folder: Path, uri: str, port: int, extra: str = "") -> Path:
+def config(folder: Path, uri: str, port: int, extra: str = "", realtime: bool = True) -> Path:
     path = folder / "config.toml"
     path.write_text(f"""
 [source]
 uri = "{uri}"
+realtime = {str(realtime).lower()}
 width = 640
 height = 360
 fps = 30.0
@@ -78,17 +79,26 @@ def start_app(cfg: Path) -> subprocess.Popen:
 
 
 def soak(minutes: float) -> dict:
+    """Full load: the file plays with realtime=false (every frame, as fast as the models go) and a
+    viewer in another process reads the MJPEG stream the whole time."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_pipeline import MjpegViewer
+
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        proc = start_app(config(Path(tmp), f"file://{VIDEO}", port))
+        proc = start_app(config(Path(tmp), f"file://{VIDEO}", port, realtime=False))
+        viewer = MjpegViewer(f"http://127.0.0.1:{port}/", minutes * 60 + 5)
         samples = []
         try:
             for i in range(int(minutes) + 1):
-                s = {"minute": i, **proc_stats(proc.pid), "fps": status(port)["fps"]}
+                st = status(port)
+                s = {"minute": i, **proc_stats(proc.pid), "fps": st["fps"],
+                     "frames": st["source"]["frames"], "frame_errors": st.get("counters", {}).get("frame_errors", 0)}
                 samples.append(s)
                 print(json.dumps(s), flush=True)
                 if i < int(minutes):
                     time.sleep(60)
+            viewed = viewer.parts()
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(10)
@@ -97,9 +107,11 @@ def soak(minutes: float) -> dict:
     growth = (last["rss_mb"] - base["rss_mb"]) / base["rss_mb"] * 100
     out = {"benchmark": "soak", "minutes": minutes, "rss_growth_pct": growth, "fds": [base["fds"], last["fds"]],
            "threads": [base["threads"], last["threads"]], "fps": [samples[1]["fps"] if len(samples) > 1 else None,
-                                                                   last["fps"]], "samples": samples}
+                                                                   last["fps"]], "viewer_frames": viewed,
+           "samples": samples}
     print(f"SUMMARY soak: {minutes} min, RSS {base['rss_mb']:.0f} -> {last['rss_mb']:.0f} MB ({growth:+.1f} %, goal < 5), "
-          f"fds {base['fds']} -> {last['fds']}, threads {base['threads']} -> {last['threads']}, fps {out['fps']}")
+          f"fds {base['fds']} -> {last['fds']}, threads {base['threads']} -> {last['threads']}, fps {out['fps']}, "
+          f"{viewed} frames received by the MJPEG viewer")
     return out
 
 
