@@ -57,7 +57,43 @@ def table(results: dict) -> str:
             lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
                          f"p99/p50 {r['frame_age_p99_over_p50']:.2f}, trend {r['frame_age_trend_ms_per_min']:+.1f} ms/min "
                          "| <= 1.5, flat |")
+    lines += stage_table(b) + gpu_table(results.get("gpu"))
     return "\n".join(lines)
+
+
+STAGES = {"capture_wait": "capture wait (frame in the slot)", "detector.preprocess": "detector preprocess",
+          "detector.infer": "detector inference", "detector.postprocess": "detector decode + NMS",
+          "segmenter.preprocess": "segmenter preprocess", "segmenter.infer": "segmenter inference",
+          "segmenter.postprocess": "segmenter argmax + resize", "overlay": "overlay",
+          "encode.http": "JPEG encode (MJPEG)", "frame_age": "frame age at output"}
+
+
+def stage_table(benchmarks: list[dict]) -> list[str]:
+    run = next((r for r in benchmarks if r["benchmark"] == "pipeline_latency"), None)
+    if run is None:
+        return []
+    lines = ["", f"Per-stage latency of the {run['minutes']:g}-minute live run (30 fps test source, 640x360, "
+             "demo detector + segmenter, ms):", "", "| stage | p50 | p90 | p99 |", "|---|---|---|---|"]
+    for key, label in STAGES.items():
+        v = run["latency_ms"].get(key)
+        if v:
+            lines.append(f"| {label} | {v['p50']:.1f} | {v['p90']:.1f} | {v['p99']:.1f} |")
+    return lines
+
+
+def gpu_table(gpu: dict | None) -> list[str]:
+    if gpu is None:
+        return ["", "GPU reference: not measured. No GPU machine was lent to the sessions that ran this; "
+                "`python tests/benchmarks/bench_gpu.py` on one writes bench/gpu.json and this table shows it."]
+    lines = ["", f"GPU reference on **{gpu['card']}** ({gpu['date']}, commit {gpu['commit']}, torch {gpu['torch']}, "
+             f"CUDA {gpu['cuda']}), batch 1, ms (median); ONNX Runtime CPU on the same machine's "
+             f"{gpu['cpu_count']} cores:", "", "| model | torch CUDA FP32 | torch CUDA FP16 | ONNX Runtime CPU |",
+             "|---|---|---|---|"]
+    for r in gpu["rows"]:
+        cell = [f"{r[k]['median_ms']:.2f}" if "median_ms" in r.get(k, {}) else r.get(k, {}).get("skipped", "-")
+                for k in ("torch_fp32", "torch_fp16", "onnxruntime_cpu")]
+        lines.append(f"| {r['model']} {r['input'][0]}x{r['input'][1]} | " + " | ".join(cell) + " |")
+    return lines
 
 
 def main() -> int:
@@ -72,6 +108,9 @@ def main() -> int:
     for args in BENCHES:
         results["benchmarks"] += run([x.format(minutes=a.latency_minutes) for x in args])
     results["seconds"] = round(time.time() - started, 1)
+    gpu = ROOT / "bench" / "gpu.json"  # written on a GPU machine by bench_gpu.py, when one was lent
+    if gpu.is_file():
+        results["gpu"] = json.loads(gpu.read_text())
     out = ROOT / "bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
