@@ -29,7 +29,7 @@ from edge_app.inference.models import ClassicalModel, ModelSpec
 from edge_app.inference.classical import METHODS
 
 from . import plots, report
-from .evaluate import (DetectionRun, measure_latency, open_for_eval, run_detection, run_segmentation)
+from .evaluate import (DetectionRun, measure_latencies, open_for_eval, run_detection, run_segmentation)
 from .thresholds import CRITERIA, pick_threshold, write_thresholds
 
 NMS_SWEEP = (0.3, 0.4, 0.45, 0.5, 0.6, 0.7)
@@ -40,7 +40,7 @@ def _dataset(meta: Any, data: str | None, split: str | None, folder: Path) -> Da
     cfg = meta.extra.get("training", {}).get("config", {}) or {}
     if data is None and cfg.get("data") == "synthetic":
         from edge_app.synthetic import validation_dir
-        return open_dataset(validation_dir(folder, cfg, meta.input_size[1], meta.input_size[0]), task=meta.task)
+        return open_dataset(validation_dir(cfg, meta.input_size[1], meta.input_size[0]), task=meta.task)
     if data:
         return open_dataset(data, split, task=meta.task)
     ds = validation_of(cfg, meta.task)
@@ -69,7 +69,11 @@ def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, p
             metric, extra = ("Dice" if two else "mIoU"), {"mIoU": run.miou}
         runs[precision] = (model, run)
         rows.append({"precision": precision, "file": path.name, "metric": metric, "value": value, **extra,
-                     "size_mb": round(path.stat().st_size / 2**20, 2), **measure_latency(model, probe)})
+                     "size_mb": round(path.stat().st_size / 2**20, 2)})
+    # Timed together, taking turns, once every variant is loaded (see measure_latencies).
+    latency = measure_latencies({p: m for p, (m, _) in runs.items()}, probe)
+    for row in rows:
+        row.update(latency[row["precision"]])
     base = rows[0]
     for row in rows:
         row["delta_points"] = round(100 * (row["value"] - base["value"]), 3)

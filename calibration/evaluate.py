@@ -105,20 +105,38 @@ def task_metric(model: Any, dataset: Dataset, progress: bool = True, limit: int 
 
 def measure_latency(model: NetworkModel, image: np.ndarray, runs: int = 30, warmup: int = 5) -> dict[str, float]:
     """Median and p90 of the backend's inference alone (ms) on one preprocessed image."""
-    x, _ = model.pre(image)
-    feed = {model.meta.input_name: x}
-    for _ in range(warmup):
-        model.backend.infer(feed)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        model.backend.infer(feed)
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return {"median_ms": round(statistics.median(times), 3), "p90_ms": round(times[int(0.9 * (len(times) - 1))], 3)}
+    return measure_latencies({"m": model}, image, rounds=1, runs=runs, warmup=warmup)["m"]
 
 
-def open_for_eval(path: Path, threads: int = 2) -> NetworkModel:
+def measure_latencies(models: dict[str, NetworkModel], image: np.ndarray, rounds: int = 6, runs: int = 8,
+                      warmup: int = 5) -> dict[str, dict[str, float]]:
+    """Median and p90 (ms) of each model's inference on one image, the models taking turns.
+
+    ``rounds`` times, each model runs ``runs`` times in turn, so load from elsewhere on a shared machine
+    falls on every model alike: comparing variants timed one after the other, minutes apart, flipped
+    recommendations here (latency medians moved 20-40 % between runs).
+    """
+    feeds = {}
+    for name, model in models.items():
+        x, _ = model.pre(image)
+        feeds[name] = {model.meta.input_name: x}
+        for _ in range(warmup):
+            model.backend.infer(feeds[name])
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                model.backend.infer(feeds[name])
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    out = {}
+    for name, t in times.items():
+        t.sort()
+        out[name] = {"median_ms": round(statistics.median(t), 3), "p90_ms": round(t[int(0.9 * (len(t) - 1))], 3)}
+    return out
+
+
+def open_for_eval(path: Path, threads: int = 2, spin: bool = False) -> NetworkModel:
     """An artifact opened as the runtime would, with evaluation thresholds (complete PR curves)."""
     return open_artifact(Path(path), score_threshold=EVAL_SCORE_THRESHOLD, nms_iou=0.5, top_k=1000,
-                         max_detections=100, threads=threads)
+                         max_detections=100, threads=threads, spin=spin)

@@ -42,7 +42,7 @@ def validation_data(meta: ArtifactMeta, val: str | None, work: Path) -> Dataset 
     cfg = meta.extra.get("training", {}).get("config", {}) or {}
     if val is None and cfg.get("data") == "synthetic":
         from edge_app.synthetic import validation_dir
-        root = validation_dir(work, cfg, meta.input_size[1], meta.input_size[0])
+        root = validation_dir(cfg, meta.input_size[1], meta.input_size[0])
         return open_dataset(root, task=meta.task)
     if val:
         return open_dataset(val, task=meta.task)

@@ -87,7 +87,8 @@ class App:
         outs = []
         if o.http.enabled:
             outs.append(_make("http", host=o.http.host, port=o.http.port, token=o.http.token,
-                              jpeg_quality=o.http.jpeg_quality, status=self.status, healthy=self.healthy))
+                              jpeg_quality=o.http.jpeg_quality, status=self.status, healthy=self.healthy,
+                              record=self.telemetry.record))
         if o.rtsp.enabled:
             outs.append(_make("rtsp", host=o.rtsp.host, port=o.rtsp.port, path=o.rtsp.path,
                               bitrate_kbps=o.rtsp.bitrate_kbps, width=s.width, height=s.height, fps=s.fps))

@@ -170,7 +170,8 @@ class Pipeline:
         lat = self.telemetry.latency(max_age=0.5)
         lines = [f"{self.telemetry.fps():5.1f} fps  age {lat.get('frame_age', {}).get('p50', 0):.0f} ms"]
         for m in self.models:
-            ms = sum(v["p50"] for k, v in lat.items() if k.startswith(f"{m.name}."))
+            ms = sum(lat.get(f"{m.name}.{stage}", {}).get("p50", 0.0)
+                     for stage in ("preprocess", "infer", "postprocess"))  # "nms" is inside postprocess
             lines.append(f"{m.name}: {ms:.1f} ms")
         snap = self.rolling.snapshot(max_age=1.0)
         for name, s in snap.items():

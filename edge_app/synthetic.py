@@ -6,6 +6,9 @@ same geometry (0 = background, k + 1 = class k).
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,13 +182,32 @@ def write_dataset(root: Path, count: int, seed: int = 0, width: int = 320, heigh
     return root
 
 
-def validation_dir(folder: Path, training: dict, width: int, height: int) -> Path:
-    """The held-out synthetic set of a model trained on synthetic scenes (written once beside it):
-    the training's own validation size and seed offset, so build and calibrate measure the same images."""
-    root = Path(folder) / "synthetic-val"
+def cache_root() -> Path:
+    """Where derived data is cached: $EDGE_VISION_CACHE, systemd's $CACHE_DIRECTORY, $XDG_CACHE_HOME/
+    edge-vision, else ~/.cache/edge-vision (never the package folder, which may be read-only)."""
+    for var in ("EDGE_VISION_CACHE", "CACHE_DIRECTORY"):
+        if os.environ.get(var):
+            return Path(os.environ[var].split(":")[0])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge-vision"
+
+
+def validation_dir(training: dict, width: int, height: int, cache: Path | None = None) -> Path:
+    """The held-out synthetic set of a model trained on synthetic scenes: the training's own validation
+    size and seed offset, so build and calibrate measure the same images. Written once into the cache
+    (a folder per count, seed, size and version of this generator), atomically: a half-written set is
+    never reused."""
+    count = int(training.get("synthetic_val", 100))
+    seed = int(training.get("seed", 0)) + 10_000
     if training.get("synthetic_size"):  # scenes were drawn at a camera-like size, then resized by the model
         width, height = (int(v) for v in training["synthetic_size"])
+    version = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+    root = (cache or cache_root()) / "synthetic-val" / f"n{count}-seed{seed}-{width}x{height}-{version}"
     if not (root / "images").is_dir():
-        write_dataset(root, int(training.get("synthetic_val", 100)), seed=int(training.get("seed", 0)) + 10_000,
-                      width=width, height=height)
+        tmp = root.with_name(f"{root.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_dataset(tmp, count, seed=seed, width=width, height=height)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process finished first: use its copy
+            shutil.rmtree(tmp, ignore_errors=True)
     return root

@@ -14,6 +14,7 @@ class Telemetry:
 
     def __init__(self, keep: int = 600, fps_window_s: float = 5.0) -> None:
         self._lock = threading.Lock()
+        self._keep = keep
         self._stages: dict[str, collections.deque[float]] = {}
         self._done: collections.deque[float] = collections.deque(maxlen=4096)
         self._fps_window = fps_window_s
@@ -25,7 +26,7 @@ class Telemetry:
         with self._lock:
             q = self._stages.get(stage)
             if q is None:
-                q = self._stages[stage] = collections.deque(maxlen=600)
+                q = self._stages[stage] = collections.deque(maxlen=self._keep)
             q.append(seconds)
 
     def frame_done(self, now: float | None = None) -> None:

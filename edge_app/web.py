@@ -20,24 +20,58 @@ PAGE = Path(__file__).with_name("page.html")
 
 
 class FrameHub:
-    """The newest encoded JPEG and its sequence number; MJPEG clients wait on it."""
+    """The newest annotated frame and its sequence number; MJPEG clients and snapshots wait on it.
 
-    def __init__(self) -> None:
+    The frame is JPEG-encoded lazily, once, by the first client that wants it (``encode``): with nobody
+    watching, nothing is encoded, and the pipeline's output thread never waits on an encoder.
+    """
+
+    def __init__(self, encode: Callable[[Any], bytes | None] | None = None) -> None:
         self._cond = threading.Condition()
+        self._encode_lock = threading.Lock()
+        self._encode = encode
+        self._image: Any = None
         self.jpeg: bytes | None = None
+        self._jpeg_seq = 0
         self.seq = 0
         self.closed = False
+        self.encoded = 0  # frames encoded (for tests and /status)
 
     def publish(self, jpeg: bytes) -> None:
+        """An already encoded frame."""
         with self._cond:
-            self.jpeg, self.seq = jpeg, self.seq + 1
+            self.seq += 1
+            self._image, self.jpeg, self._jpeg_seq = None, jpeg, self.seq
             self._cond.notify_all()
+
+    def offer(self, image: Any) -> None:
+        """The newest frame, to be encoded only if someone asks for it (never modified afterwards)."""
+        with self._cond:
+            self.seq += 1
+            self._image = image
+            self._cond.notify_all()
+
+    def _current(self) -> tuple[int, bytes | None]:
+        with self._cond:
+            seq, image = self.seq, self._image
+            if self._jpeg_seq == seq or image is None or self._encode is None:
+                return seq, self.jpeg
+        with self._encode_lock:  # one encode per frame, however many viewers
+            with self._cond:
+                if self._jpeg_seq >= seq:
+                    return self._jpeg_seq, self.jpeg
+            data = self._encode(image)
+            with self._cond:
+                if data is not None and seq > self._jpeg_seq:
+                    self.jpeg, self._jpeg_seq = data, seq
+                    self.encoded += 1
+                return self._jpeg_seq, self.jpeg
 
     def wait_newer(self, seq: int, timeout: float) -> tuple[int, bytes | None]:
         with self._cond:
             if self.seq <= seq and not self.closed:
                 self._cond.wait(timeout)
-            return self.seq, self.jpeg
+        return self._current()
 
     def close(self) -> None:
         with self._cond:

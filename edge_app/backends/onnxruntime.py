@@ -11,7 +11,8 @@ from .base import BackendError
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, path: Path, *, threads: int = 2, providers: tuple[str, ...] | None = None) -> None:
+    def __init__(self, path: Path, *, threads: int = 2, providers: tuple[str, ...] | None = None,
+                 spin: bool = False) -> None:
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -21,10 +22,11 @@ class OnnxRuntimeBackend:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle intra-op threads must not spin: with several models per frame (each session has its
-        # own pool) a spinning pool takes a core from the next model's run. Measured on 2 cores:
-        # detector + segmenter back to back 58-60 ms spinning, 28 ms not (the sum of the two alone).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # By default idle intra-op threads do not spin: with several models per frame (each session has
+        # its own pool) a spinning pool takes a core from the next model's run, and from the decoder and
+        # overlay threads. Measured on 2 cores: detector + segmenter back to back 58-60 ms spinning,
+        # 28 ms not. A lone model timed in isolation is ~15 % faster spinning (spin=True).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
         except Exception as exc:  # ORT's own exception types: corrupt or unsupported model

@@ -5,6 +5,8 @@ The graph gives decoded boxes (1, A, 4) xyxy in network-input pixels and per-cla
 """
 from __future__ import annotations
 
+import time
+
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,6 +20,7 @@ from ..core.types import Detections
 class DetectionDecoder:
     def __init__(self, meta: ArtifactMeta, *, score_threshold: float | np.ndarray = 0.4,
                  iou_threshold: float = 0.45, top_k: int = 400, max_detections: int = 100) -> None:
+        self.timings: dict[str, float] = {}  # of the last call
         self.meta = meta
         self.boxes_name = meta.outputs.get("boxes", "boxes")
         self.scores_name = meta.outputs.get("scores", "scores")
@@ -50,7 +53,9 @@ class DetectionDecoder:
             scores = scores[:, 1:]
         if scores.shape[1] != self.meta.num_classes:
             raise ValueError(f"scores have {scores.shape[1]} classes, metadata names {self.meta.num_classes}")
+        t0 = time.perf_counter()
         det = postprocess_detections(boxes, scores, iou_threshold=self.iou_threshold,
                                      score_threshold=self.score_thresholds, top_k=self.top_k,
                                      max_detections=self.max_detections)
+        self.timings = {"nms": time.perf_counter() - t0}  # score threshold, top-k and NMS
         return Detections(geo.boxes_to_frame(det.boxes), det.scores, det.classes)

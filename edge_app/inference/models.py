@@ -107,7 +107,8 @@ class NetworkModel:
         t2 = time.perf_counter()
         decoded = self.decoder(outputs, geo)
         t3 = time.perf_counter()
-        timings = {"preprocess": t1 - t0, "infer": t2 - t1, "postprocess": t3 - t2}
+        timings = {"preprocess": t1 - t0, "infer": t2 - t1, "postprocess": t3 - t2,
+                   **getattr(self.decoder, "timings", {})}  # detection: "nms", part of postprocess
         if self.task == "detection":
             return ModelResult(self.name, "detection", self.classes, detections=decoded, timings=timings)
         return ModelResult(self.name, "segmentation", self.classes, mask=decoded, timings=timings)
@@ -218,11 +219,13 @@ def open_model(spec: ModelSpec, status: Callable[[str], None] | None = None) -> 
 
 
 def open_artifact(path: Path, *, name: str | None = None, score_threshold: float = 0.4, nms_iou: float = 0.45,
-                  top_k: int = 400, max_detections: int = 100, threads: int = 2) -> NetworkModel:
-    """One specific ONNX file on ONNX Runtime (calibration compares precisions file by file)."""
+                  top_k: int = 400, max_detections: int = 100, threads: int = 2,
+                  spin: bool = False) -> NetworkModel:
+    """One specific ONNX file on ONNX Runtime (calibration compares precisions file by file);
+    ``spin``: let idle inference threads spin (the lowest latency of a model running alone)."""
     try:
         meta = read_meta(path)
-        backend = create_backend("onnxruntime", path, threads=threads)
+        backend = create_backend("onnxruntime", path, threads=threads, spin=spin)
     except (ArtifactError, BackendError) as exc:
         raise ModelError(str(exc)) from None
     kind = "detector" if meta.task == "detection" else "segmenter"

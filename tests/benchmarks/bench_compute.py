@@ -32,21 +32,27 @@ def _t(fn) -> float:
 
 
 def main() -> int:
-    from calibration.evaluate import measure_latency, open_for_eval
+    from calibration.evaluate import measure_latencies, open_for_eval
     from edge_app.synthetic import make_sample
 
-    model = open_for_eval(ROOT / "edge_app" / "demo" / "detector.onnx", threads=2)
+    path = ROOT / "edge_app" / "demo" / "detector.onnx"
     image = make_sample(np.random.default_rng(0), 640, 480).image
-    lat = measure_latency(model, image, runs=50)
+    # The floor comparison takes the model at its best alone (idle threads spinning); the runtime's
+    # setting (no spinning, which several models per frame need) is printed beside it.
+    both = measure_latencies({"spin": open_for_eval(path, threads=2, spin=True),
+                              "runtime": open_for_eval(path, threads=2, spin=False)}, image, rounds=10, runs=10)
+    lat, runtime = both["spin"], both["runtime"]
     peak = peak_gflops()
     floor_ms = SSD_GFLOP / peak * 1e3
     eff = floor_ms / lat["median_ms"]
     print(f"peak (numpy sgemm, 2 threads): {peak:.1f} GFLOP/s; SSDLite320 floor {floor_ms:.2f} ms; "
-          f"measured {lat['median_ms']:.2f} ms (p90 {lat['p90_ms']:.2f})")
+          f"measured {lat['median_ms']:.2f} ms (p90 {lat['p90_ms']:.2f}); with the runtime's non-spinning "
+          f"threads {runtime['median_ms']:.2f} ms")
     print(f"SUMMARY compute: SSDLite FP32 reaches {eff * 100:.1f}% of the compute floor "
           f"({SSD_GFLOP} GFLOP at {peak:.0f} GFLOP/s)")
     print(json.dumps({"benchmark": "compute", "peak_gflops": peak, "gflop_per_frame": SSD_GFLOP,
-                      "floor_ms": floor_ms, **lat, "efficiency": eff, "cpu_count": os.cpu_count()}))
+                      "floor_ms": floor_ms, **lat, "efficiency": eff, "runtime_median_ms": runtime["median_ms"],
+                      "cpu_count": os.cpu_count()}))
     return 0
 
 

@@ -96,7 +96,8 @@ def live_fps(ms: list, size: tuple[int, int], seconds: float) -> dict:
     source = open_source(f"file://{VIDEO}", CaptureSettings(width=size[0], height=size[1], loop=True,
                                                             realtime=False))
     telemetry = Telemetry()
-    http = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=80, status=lambda: {}, healthy=lambda: True)
+    http = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=80, status=lambda: {}, healthy=lambda: True,
+                      record=telemetry.record)
     pipe = Pipeline(source, ms, [http], RollingMonitor(), telemetry)
     pipe.start()
     try:
@@ -140,39 +141,64 @@ def efficiency(rounds: int = 3, seconds: float = 10.0) -> dict:
 
 
 def latency(minutes: float) -> dict:
+    """A 30 fps live test source for ``minutes``: every stage's latency and the frame age over the whole
+    run (after a 5 s warm-up), and the trend of the per-minute median frame age."""
+    from edge_app.outputs.http import HttpOutput
     from edge_app.pipeline import Pipeline
     from edge_app.rolling import RollingMonitor
     from edge_app.sources import CaptureSettings, open_source
     from edge_app.telemetry import Telemetry
-    from edge_app.outputs.http import HttpOutput
 
-    telemetry = Telemetry()
+    class Recording(Telemetry):
+        """Keeps every sample with its time (the runtime keeps a bounded window)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.all: dict[str, list[tuple[float, float]]] = {}
+
+        def record(self, stage: str, seconds: float) -> None:
+            super().record(stage, seconds)
+            self.all.setdefault(stage, []).append((time.monotonic(), seconds))
+
+    telemetry = Recording()
     source = open_source("test://", CaptureSettings(width=640, height=360, fps=30))
-    http = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=80, status=lambda: {}, healthy=lambda: True)
-    pipe = Pipeline(source, models(), [http], RollingMonitor(), telemetry)
+    http = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=80, status=lambda: {}, healthy=lambda: True,
+                      record=telemetry.record)
+    ms = models()
+    pipe = Pipeline(source, ms, [http], RollingMonitor(), telemetry)
     pipe.start()
-    samples = []
-    end = time.monotonic() + minutes * 60
     time.sleep(5)
+    t0 = time.monotonic()
+    end = t0 + minutes * 60
+    samples = []
     while time.monotonic() < end:
-        time.sleep(10)
+        time.sleep(min(10.0, max(0.0, end - time.monotonic())))
         lat = telemetry.latency()
-        samples.append({"t": round(time.monotonic() - telemetry.started, 1), "fps": telemetry.fps(),
+        samples.append({"t": round(time.monotonic() - t0, 1), "fps": telemetry.fps(),
                         "age_p50": lat["frame_age"]["p50"], "age_p99": lat["frame_age"]["p99"]})
-        print(f"t={samples[-1]['t']:6.0f}s fps {samples[-1]['fps']:5.2f} frame age p50 {samples[-1]['age_p50']:7.1f} "
-              f"p99 {samples[-1]['age_p99']:7.1f} ms", flush=True)
-    final = telemetry.latency()
+        print(f"t={samples[-1]['t']:6.0f}s fps {samples[-1]['fps']:5.2f} frame age (last 20 s) p50 "
+              f"{samples[-1]['age_p50']:7.1f} p99 {samples[-1]['age_p99']:7.1f} ms", flush=True)
     pipe.stop()
     http.close()
-    t = np.array([s["t"] for s in samples])
-    age = np.array([s["age_p50"] for s in samples])
-    slope = float(np.polyfit(t, age, 1)[0] * 60) if len(samples) > 2 else 0.0  # ms per minute
-    age_final = final["frame_age"]
-    tail = age_final["p99"] / age_final["p50"]
-    print(f"frame age p50 {age_final['p50']:.1f} ms, p99/p50 {tail:.2f} (goal <= 1.5), trend {slope:+.2f} ms/min")
-    return {"benchmark": "pipeline_latency", "minutes": minutes, "latency_ms": final, "frame_age_p99_over_p50": tail,
-            "frame_age_trend_ms_per_min": slope, "samples": samples, "dropped": source.stats.dropped,
-            "frames": source.stats.frames}
+    stages = {}
+    for stage, values in telemetry.all.items():
+        v = np.array([x for t, x in values if t >= t0]) * 1e3
+        if len(v):
+            p50, p90, p99 = np.percentile(v, [50, 90, 99])
+            stages[stage] = {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(v.mean())}
+    ages = np.array([(t - t0, x * 1e3) for t, x in telemetry.all["frame_age"] if t >= t0])
+    minute = (ages[:, 0] // 60).astype(int)
+    per_minute = [float(np.median(ages[minute == m, 1])) for m in range(int(minute.max()) + 1)]
+    slope = float(np.polyfit(np.arange(len(per_minute)), per_minute, 1)[0]) if len(per_minute) > 2 else 0.0
+    age = stages["frame_age"]
+    tail = age["p99"] / age["p50"]
+    print(f"frame age over {minutes:g} min: p50 {age['p50']:.1f} ms, p99 {age['p99']:.1f} ms, p99/p50 {tail:.2f} "
+          f"(goal <= 1.5), per-minute medians {min(per_minute):.1f}..{max(per_minute):.1f} ms, "
+          f"trend {slope:+.2f} ms/min")
+    return {"benchmark": "pipeline_latency", "minutes": minutes, "latency_ms": stages, "frame_age_p99_over_p50": tail,
+            "frame_age_trend_ms_per_min": slope, "frame_age_median_per_minute": per_minute,
+            "precisions": {m.name: m.precision for m in ms}, "samples": samples,
+            "dropped": source.stats.dropped, "frames": source.stats.frames}
 
 
 def main() -> int:

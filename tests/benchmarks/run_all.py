@@ -44,7 +44,9 @@ def table(results: dict) -> str:
             lines.append(f"| COCO eval, {r['images']} images | faster-coco-eval {fast['speedup']:.2f}x pycocotools | >= 2.5x |")
         elif kind == "compute":
             lines.append(f"| SSDLite FP32 vs compute floor | {r['median_ms']:.2f} ms, floor {r['floor_ms']:.2f} ms at "
-                         f"{r['peak_gflops']:.0f} GFLOP/s (numpy sgemm): {r['efficiency'] * 100:.1f}% | - |")
+                         f"{r['peak_gflops']:.0f} GFLOP/s (numpy sgemm): {r['efficiency'] * 100:.1f}%"
+                         + (f"; {r['runtime_median_ms']:.2f} ms with the runtime's non-spinning threads"
+                            if "runtime_median_ms" in r else "") + " | - |")
         elif kind == "precision":
             for m in r["models"]:
                 for row in m["rows"][1:]:
@@ -54,7 +56,8 @@ def table(results: dict) -> str:
             lines.append(f"| pipeline efficiency (file as fast as it goes, det+seg, overlay, MJPEG to a viewer; medians of 3 alternating runs) | {r['pipeline_fps']:.2f} / "
                          f"{r['bare_fps']:.2f} fps = {r['ratio']:.3f} | >= 0.90 |")
         elif kind == "pipeline_latency":
-            lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
+            prec = ", ".join(f"{k} {v}" for k, v in r.get("precisions", {}).items())
+            lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min ({prec}) | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
                          f"p99/p50 {r['frame_age_p99_over_p50']:.2f}, trend {r['frame_age_trend_ms_per_min']:+.1f} ms/min "
                          "| <= 1.5, flat |")
     lines += stage_table(b) + gpu_table(results.get("gpu"))
@@ -62,10 +65,12 @@ def table(results: dict) -> str:
 
 
 STAGES = {"capture_wait": "capture wait (frame in the slot)", "detector.preprocess": "detector preprocess",
-          "detector.infer": "detector inference", "detector.postprocess": "detector decode + NMS",
+          "detector.infer": "detector inference", "detector.postprocess": "detector decode (incl. NMS)",
+          "detector.nms": "  of which threshold + top-k + NMS",
           "segmenter.preprocess": "segmenter preprocess", "segmenter.infer": "segmenter inference",
           "segmenter.postprocess": "segmenter argmax + resize", "overlay": "overlay",
-          "encode.http": "JPEG encode (MJPEG)", "frame_age": "frame age at output"}
+          "encode.http": "hand-off to the HTTP output", "jpeg_encode": "JPEG encode (once per viewed frame)",
+          "frame_age": "frame age at output"}
 
 
 def stage_table(benchmarks: list[dict]) -> list[str]:

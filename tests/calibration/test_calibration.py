@@ -152,3 +152,18 @@ def test_calibrate_detector_writes_report_thresholds_and_runtime_uses_them(tmp_p
     assert str(art / "model.thresholds.json") in model.describe()
     np.testing.assert_allclose(model.decoder.score_thresholds,
                                [thresholds["score_thresholds"][c] for c in model.classes], rtol=1e-6)
+
+
+def test_latencies_taken_in_turns_rank_models(demo_detector, demo_segmenter):
+    # Variants are timed taking turns (one noisy minute falls on all of them): every model gets its
+    # figures, and the demo U-Net segmenter (~20 ms here) is slower than the SSDLite detector (~8 ms).
+    from calibration.evaluate import measure_latencies, open_for_eval
+    from edge_app.synthetic import make_sample
+
+    models = {"det": open_for_eval(demo_detector), "seg": open_for_eval(demo_segmenter)}
+    image = make_sample(np.random.default_rng(0), 640, 480).image
+    lat = measure_latencies(models, image, rounds=3, runs=4, warmup=2)
+    assert set(lat) == {"det", "seg"}
+    for v in lat.values():
+        assert 0 < v["median_ms"] <= v["p90_ms"]
+    assert lat["seg"]["median_ms"] > lat["det"]["median_ms"]
