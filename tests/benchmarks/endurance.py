@@ -167,7 +167,13 @@ def inputs() -> dict:
             r = subprocess.run([sys.executable, "-m", "edge_app", "run", "--config", str(path), "--max-seconds", "12"],
                                cwd=ROOT, capture_output=True, text=True, timeout=60)
             lines = [line for line in r.stdout.splitlines() if "error" in line.lower() or "lost" in line]
-            results[name] = {"exit": r.returncode, "stderr": r.stderr.strip()[-300:], "log": lines[:3]}
+            metrics = [json.loads(line) for line in r.stdout.splitlines()
+                       if line.startswith("{") and '"event": "metrics"' in line]
+            last = metrics[-1] if metrics else {}
+            results[name] = {"exit": r.returncode, "stderr": r.stderr.strip()[-300:], "log": lines[:3],
+                             "frames_out": last.get("counters", {}).get("frames_out"),
+                             "frame_errors": last.get("counters", {}).get("frame_errors", 0),
+                             "source": last.get("source")}
         from edge_app.datasets import read_coco, read_voc
         from edge_app.datasets.base import DatasetError
         (t / "voc" / "images").mkdir(parents=True)
