@@ -207,7 +207,8 @@ def calibrate_model(name: str, fp32: Path, args: argparse.Namespace, folder: Pat
         section.update(segmentation_section(name, run, tuple(model.classes), folder))
         section["baselines"] = baselines(dataset, tuple(model.classes), args.limit, not args.no_progress)
     if args.apply:
-        write_atomic(recommendation_path(fp32), json.dumps({"precision": chosen, "why": why}) + "\n")
+        write_atomic(recommendation_path(fp32), json.dumps({"precision": chosen, "why": why,
+                                                            "onnx_sha256": meta.onnx_sha256}) + "\n")
         if args.config_path is not None:
             apply_to_config(args.config_path, name, chosen, thresholds_file if meta.task == "detection" else None)
     return section

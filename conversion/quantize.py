@@ -91,8 +91,11 @@ def calibration_cache(model: Path, reader: ImageReader, method: str, cache: Path
 
 
 def _save_variant(src_model: Any, out: Path, meta: ArtifactMeta) -> ArtifactMeta:
-    """Embed metadata into a variant's ONNX, write it, then the sidecar with its own checksum."""
+    """Embed metadata into a variant's ONNX, write it, then the sidecar with its own checksum.
+    ``meta`` still carries the FP32 model's checksum: recorded as the variant's source, so the runtime
+    can tell a variant built from an older model."""
     onnx = require("onnx")
+    meta = replace(meta, extra={**meta.extra, "source_onnx_sha256": meta.onnx_sha256})
     model = onnx.load(str(src_model)) if isinstance(src_model, (str, Path)) else src_model
     del model.metadata_props[:]
     entry = model.metadata_props.add()

@@ -9,10 +9,13 @@ version, GPU, compute capability, ONNX sha256, precision, build flags). ``calibr
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.artifact import ArtifactError, sha256_file
+from ..core.artifact import ArtifactError, ArtifactMeta, sha256_file
+
+log = logging.getLogger("edge_app.models")
 
 ONNX_VARIANTS = {"fp32": "{stem}.onnx", "fp16": "{stem}.fp16.onnx", "int8": "{stem}.int8.onnx",
                  "int8-qdq": "{stem}.int8-qdq.onnx"}
@@ -29,14 +32,28 @@ def recommendation_path(fp32_onnx: Path) -> Path:
     return Path(fp32_onnx).with_name(f"{Path(fp32_onnx).stem}.precision.json")
 
 
-def recommended_precision(fp32_onnx: Path) -> str | None:
+def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None) -> str | None:
+    """calibrate's choice for this model, or None (none made, or made for another version of it)."""
     path = recommendation_path(fp32_onnx)
     if not path.is_file():
         return None
     try:
-        return str(json.loads(path.read_text())["precision"])
+        data = json.loads(path.read_text())
+        precision = str(data["precision"])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{path}: unreadable precision recommendation ({exc})") from None
+    made_for = data.get("onnx_sha256")
+    if fp32_sha256 and made_for and made_for != fp32_sha256:
+        log.warning("%s was made for another version of %s: ignored (run edge-app calibrate again)",
+                    path, fp32_onnx)
+        return None
+    return precision
+
+
+def stale_variant(variant_meta: ArtifactMeta, fp32_sha256: str) -> bool:
+    """True when a variant records that it was built from another FP32 model than this one."""
+    source = variant_meta.extra.get("source_onnx_sha256")
+    return bool(source) and source != fp32_sha256
 
 
 def engine_paths(engine_dir: Path, fp32_onnx: Path, precision: str) -> tuple[Path, Path]:

@@ -162,9 +162,10 @@ def _tensorrt_device() -> dict[str, str] | None:
 def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) -> NetworkModel:
     fp32 = spec.artifact
     assert fp32 is not None
+    fp32_meta = read_meta(fp32)
     precision = spec.precision
     if precision == "auto":
-        precision = artifacts.recommended_precision(fp32) or "fp32"
+        precision = artifacts.recommended_precision(fp32, fp32_meta.onnx_sha256) or "fp32"
     device = _tensorrt_device() if spec.backend in ("auto", "tensorrt") else None
     if spec.backend in ("auto", "tensorrt"):
         engine, manifest = artifacts.engine_paths(spec.engine_dir, fp32, precision)
@@ -177,7 +178,7 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
             build_engine(fp32, precision if precision in ("fp32", "fp16") else "int8", spec.engine_dir, log=say)
             check = artifacts.check_engine(engine, manifest, fp32, device)
         if device is not None and check.usable:
-            meta = read_meta(fp32)
+            meta = fp32_meta
             return NetworkModel(spec, meta, create_backend("tensorrt", engine), engine, precision)
         if spec.backend == "tensorrt":
             why = "TensorRT/pycuda are not installed" if device is None else check.reason
@@ -188,6 +189,13 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
         raise ModelError(f"model {spec.name}: {precision} artifact {variant} not found (make it with "
                          f"`edge-app build {fp32}`)")
     meta = read_meta(variant)
+    if artifacts.stale_variant(meta, fp32_meta.onnx_sha256):
+        if spec.precision != "auto":
+            raise ModelError(f"model {spec.name}: {variant} was built from another version of {fp32}; "
+                             f"rebuild it with `edge-app build {fp32}`")
+        log.warning("model %s: %s was built from another version of %s; running FP32 (rebuild with "
+                    "`edge-app build`)", spec.name, variant, fp32)
+        variant, meta, precision = fp32, fp32_meta, "fp32"
     backend = create_backend("onnxruntime", variant, threads=spec.threads)
     return NetworkModel(spec, meta, backend, variant, precision)
 
