@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_app.core.types import SegMask
 from edge_app.core.artifact import read_meta, write_atomic
 from edge_app.datasets import Dataset, load_image, open_dataset, validation_of
 from edge_app.decoders import DetectionDecoder
@@ -51,13 +52,15 @@ def _dataset(meta: Any, data: str | None, split: str | None, folder: Path) -> Da
 
 def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, progress: bool) -> tuple[list, dict]:
     """Every precision variant present: task metric, delta vs FP32, latency, size. Returns (rows, runs)."""
-    rows, runs = [], {}
+    rows: list[dict[str, Any]] = []
+    runs: dict[str, tuple[Any, Any]] = {}
     probe = load_image(dataset.samples[0].image_path)
     for precision in ONNX_VARIANTS:
         path = variant_path(fp32, precision)
         if not path.is_file():
             continue
         model = open_for_eval(path)
+        run: Any
         if model.task == "detection":
             run = run_detection(model, dataset, progress, limit, keep_raw=True)
             r = run.report()
@@ -119,16 +122,17 @@ def baselines(dataset: Dataset, classes: tuple[str, ...], limit: int | None, pro
     """The lecture's classical segmenters on a binary task, each with its better polarity."""
     if len(classes) != 2:
         return []
-    out = []
+    out: list[dict[str, Any]] = []
     probe = load_image(dataset.samples[0].image_path)
     for method in METHODS:
-        best = None
+        best: dict[str, Any] | None = None
         for invert in (False, True):
             model = _Polarity(ClassicalModel(ModelSpec(method, "classical", None, method=method, classes=classes)), invert)
             r = run_segmentation(model, dataset, progress, limit)
             cand = {"method": method, "metric": "Dice", "value": float(r.dice[1]), "mIoU": r.miou,
                     "polarity": "inverted" if invert else "as is"}
             best = cand if best is None or cand["value"] > best["value"] else best
+        assert best is not None
         t0 = time.perf_counter()
         for _ in range(5):
             model.predict(probe)
@@ -146,8 +150,8 @@ class _Polarity:
 
     def predict(self, frame: np.ndarray) -> Any:
         r = self.inner.predict(frame)
-        if self.invert:
-            r.mask = type(r.mask)(1 - r.mask.labels)
+        if self.invert and r.mask is not None:
+            r.mask = SegMask(1 - r.mask.labels)
         return r
 
 

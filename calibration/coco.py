@@ -117,9 +117,10 @@ def _core_stats(gt: dict[str, Any], dets: list[dict[str, Any]], cats: list[dict[
     for d in dets:
         d_img.setdefault(d["image_id"], []).append(d)
     for img in sorted(gt["images"], key=lambda i: i["id"]):
-        g, d = by_img.get(img["id"], []), d_img.get(img["id"], [])
-        m.update_xywh(np.array([x["bbox"] for x in d], np.float64).reshape(-1, 4), np.array([x["score"] for x in d]),
-                      np.array([index[x["category_id"]] for x in d], np.int64),
+        g, found = by_img.get(img["id"], []), d_img.get(img["id"], [])
+        m.update_xywh(np.array([x["bbox"] for x in found], np.float64).reshape(-1, 4),
+                      np.array([x["score"] for x in found]),
+                      np.array([index[x["category_id"]] for x in found], np.int64),
                       np.array([x["bbox"] for x in g], np.float64).reshape(-1, 4),
                       np.array([index[x["category_id"]] for x in g], np.int64),
                       np.array([bool(x.get("iscrowd", 0)) for x in g]), np.zeros(len(g), bool),
@@ -131,7 +132,9 @@ def _core_stats(gt: dict[str, Any], dets: list[dict[str, Any]], cats: list[dict[
 
 def run_to_coco(run: DetectionRun) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A DetectionRun (our model on a dataset) as COCO ground truth + results, for the full protocol."""
-    images, anns, dets = [], [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
+    dets: list[dict[str, Any]] = []
     # VOC "difficult" objects become iscrowd regions: matched detections are not counted either way.
     for img_id, det, gt in zip(run.image_ids, run.detections, run.truths):
         images.append({"id": int(img_id)})

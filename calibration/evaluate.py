@@ -72,7 +72,9 @@ def run_detection(model: NetworkModel, dataset: Dataset, progress: bool = True,
             run.raw.append((outputs, geo))
             run.detections.append(model.decoder(outputs, geo))
         else:
-            run.detections.append(model.predict(image).detections)
+            det = model.predict(image).detections
+            assert det is not None
+            run.detections.append(det)
         run.truths.append(align_truth(s.truth, dataset.classes, run.classes))
         run.image_ids.append(s.image_id)
     return run
@@ -86,6 +88,7 @@ def run_segmentation(model: Any, dataset: Dataset, progress: bool = True,
     samples = dataset.samples[:limit] if limit else dataset.samples
     for s in _progress(samples, len(samples), f"evaluate {model.name}", progress):
         image = load_image(s.image_path)
+        assert s.mask_path is not None, f"{s.image_path}: no mask"
         mask = load_mask(s.mask_path, s.image_path, image.shape)
         pred = model.predict(image).mask.labels
         metrics.update(np.minimum(pred, len(classes) - 1), mask)
@@ -95,12 +98,12 @@ def run_segmentation(model: Any, dataset: Dataset, progress: bool = True,
 def task_metric(model: Any, dataset: Dataset, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
     """The one number a precision is judged by: AP50 (detection), Dice for two classes else mIoU."""
     if model.task == "detection":
-        r = run_detection(model, dataset, progress, limit).report()
-        return {"metric": "AP50", "value": r.map50, "mAP": r.map}
-    r = run_segmentation(model, dataset, progress, limit)
+        d = run_detection(model, dataset, progress, limit).report()
+        return {"metric": "AP50", "value": d.map50, "mAP": d.map}
+    s = run_segmentation(model, dataset, progress, limit)
     if len(model.classes) == 2:
-        return {"metric": "Dice", "value": float(r.dice[1]), "mIoU": r.miou}
-    return {"metric": "mIoU", "value": r.miou}
+        return {"metric": "Dice", "value": float(s.dice[1]), "mIoU": s.miou}
+    return {"metric": "mIoU", "value": s.miou}
 
 
 def measure_latency(model: NetworkModel, image: np.ndarray, runs: int = 30, warmup: int = 5) -> dict[str, float]:

@@ -31,16 +31,16 @@ def photometric(item: Item, rng: np.random.Generator) -> Item:
         img += rng.uniform(-32, 32)
     if rng.random() < 0.5:
         img *= rng.uniform(0.5, 1.5)
-    img = np.clip(img, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(img, 0, 255).astype(np.uint8)
     sat, hue = rng.random() < 0.5, rng.random() < 0.5
     if sat or hue:
-        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float32)
+        hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV).astype(np.float32)
         if sat:
             hsv[..., 1] *= rng.uniform(0.5, 1.5)
         if hue:
             hsv[..., 0] = (hsv[..., 0] + rng.uniform(-9, 9)) % 180
-        img = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
-    return Item(img, item.boxes, item.classes, item.mask)
+        out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
+    return Item(out, item.boxes, item.classes, item.mask)
 
 
 def hflip(item: Item, rng: np.random.Generator, p: float = 0.5) -> Item:

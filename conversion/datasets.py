@@ -55,14 +55,16 @@ class Source:
         sample = self.dataset.samples[i]
         image = load_image(sample.image_path)
         if with_mask:
+            assert sample.mask_path is not None, f"{sample.image_path}: no mask"
             mask = load_mask(sample.mask_path, sample.image_path, image.shape)
             return augment.Item(image, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), mask)
         truth = sample.truth
+        assert truth is not None, f"{sample.image_path}: no boxes"
         keep = ~truth.ignore  # VOC "difficult" objects are not trained on
         return augment.Item(image, truth.boxes[keep].copy(), truth.classes[keep].copy(), None)
 
 
-class DetectionTorchSet(torch.utils.data.Dataset):
+class DetectionTorchSet(torch.utils.data.Dataset):  # type: ignore[name-defined]  # torch is an optional extra, typed Any
     """(3, h, w) float RGB in [0, 1] stretched to the SSD input, target {boxes (N,4), labels (N,) 1-based}."""
 
     def __init__(self, source: Source, input_size: tuple[int, int], train: bool, seed: int = 0) -> None:
@@ -87,7 +89,7 @@ class DetectionTorchSet(torch.utils.data.Dataset):
                         "labels": torch.from_numpy(item.classes[keep].astype(np.int64) + 1)}
 
 
-class SegmentationTorchSet(torch.utils.data.Dataset):
+class SegmentationTorchSet(torch.utils.data.Dataset):  # type: ignore[name-defined]  # torch is an optional extra, typed Any
     """(3, h, w) normalised as the artifact will be, and (h, w) int64 class targets.
 
     Training: random scale + crop to the input size, flip, photometric; evaluation: the whole image
@@ -104,6 +106,7 @@ class SegmentationTorchSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[Any, Any]:
         item = self.source.item(i, with_mask=True, variant=self.epoch if self.train else 0)
+        assert item.mask is not None
         size = (self.pre.height, self.pre.width)
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, i])
@@ -115,10 +118,12 @@ class SegmentationTorchSet(torch.utils.data.Dataset):
             item = _pad_to(item, size, self.fill)
             item = augment.hflip(augment.photometric(item, rng), rng)
             image, mask = item.image, item.mask
+            assert mask is not None
             image = self.pre.normalize(self.pre.resized(image)[0])
         else:
             resized, geo = self.pre.resized(item.image)
             image = self.pre.normalize(resized)
+            assert item.mask is not None
             mask = _resize_mask(item.mask, size)
         return torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
 
@@ -142,6 +147,7 @@ def _pad_to(item: augment.Item, size: tuple[int, int], fill: int) -> augment.Ite
     h, w = item.image.shape[:2]
     if h >= size[0] and w >= size[1]:
         return item
+    assert item.mask is not None
     image = np.zeros((max(h, size[0]), max(w, size[1]), 3), np.uint8)
     image[:h, :w] = item.image
     mask = np.full(image.shape[:2], fill, item.mask.dtype)

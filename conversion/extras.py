@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import Any
 
 _EXTRA = {"torch": "train", "torchvision": "train", "onnx": "train", "onnxscript": "train",
           "onnxconverter_common": "train", "tqdm": "train", "tensorrt": "jetson (TensorRT comes from "
@@ -13,8 +13,9 @@ class MissingExtra(ImportError):
     pass
 
 
-def require(module: str) -> ModuleType:
-    """Import ``module`` or raise MissingExtra naming the extra that provides it."""
+def require(module: str) -> Any:
+    """Import ``module`` or raise MissingExtra naming the extra that provides it (typed Any: torch and
+    friends are optional extras, not type-checked here)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:

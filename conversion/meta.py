@@ -18,6 +18,6 @@ def make_meta(model: str, classes: tuple[str, ...], input_size: tuple[int, int],
                             mean=MEAN, std=STD, resize="stretch", score="softmax", background=True,
                             outputs={"boxes": "boxes", "scores": "scores"}, model="ssdlite320_mobilenet_v3_large")
     names = {"unet": "unet", "deeplabv3": "deeplabv3_mobilenet_v3_large"}
-    return ArtifactMeta(task="segmentation", classes=tuple(classes), input_size=tuple(input_size), color="RGB",
+    return ArtifactMeta(task="segmentation", classes=tuple(classes), input_size=(int(input_size[0]), int(input_size[1])), color="RGB",
                         mean=IMAGENET_MEAN, std=IMAGENET_STD, resize="stretch", score=score_semantics(loss),
                         outputs={"logits": "logits"}, model=names[model], ignore_index=ignore_index)

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,7 +78,8 @@ def _distributed() -> tuple[int, int]:
 
 def _sources(cfg: TrainConfig) -> tuple[Source, Source]:
     if cfg.data == "synthetic":
-        size = tuple(cfg.synthetic_size) if cfg.synthetic_size else (cfg.input_size[1], cfg.input_size[0])
+        size = ((int(cfg.synthetic_size[0]), int(cfg.synthetic_size[1])) if cfg.synthetic_size
+                else (cfg.input_size[1], cfg.input_size[0]))
         return (Source(synthetic_count=cfg.synthetic_train, synthetic_seed=cfg.seed, synthetic_size=size),
                 Source(synthetic_count=cfg.synthetic_val, synthetic_seed=cfg.seed + 10_000, synthetic_size=size))
     ds = open_dataset(cfg.data, cfg.split)
@@ -119,9 +121,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if task == "detection":
-        train_set: Any = DetectionTorchSet(train_src, tuple(meta.input_size), train=True, seed=cfg.seed)
+        train_set: Any = DetectionTorchSet(train_src, meta.input_size, train=True, seed=cfg.seed)
         collate: Any = detection_collate
-        loss_fn = None
+        loss_fn: Callable[..., Any] | None = None  # torchvision's SSD computes its own losses
     else:
         from edge_app.core.preprocess import Preprocessor
         train_set = SegmentationTorchSet(train_src, Preprocessor.from_meta(meta), train=True, seed=cfg.seed)
@@ -138,7 +140,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     total_steps = max(1, cfg.epochs * len(loader))
     warmup = min(200, total_steps // 10 + 1)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    state = {"epoch": 0, "step": 0, "best": -math.inf, "history": []}
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -math.inf, "history": []}
     last = out / "last.pt"
     if cfg.resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=False)
@@ -148,7 +150,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         _log(rank, f"resumed from {last} at epoch {state['epoch']}")
     metric_name = "AP50" if task == "detection" else ("Dice" if len(classes) == 2 else "mIoU")
     started = time.monotonic()
-    ddp_model, ddp_trainable = None, None
+    ddp_model: Any = None
+    ddp_trainable: bool | None = None
     for epoch in range(state["epoch"], cfg.epochs):
         trainable = transfer.backbone_trainable_at(cfg.transfer, epoch, cfg.freeze_epochs)
         model.train()
@@ -173,6 +176,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 loss_dict = net(list(images), targets)
                 loss = sum(loss_dict.values())
             else:
+                assert loss_fn is not None
                 loss = loss_fn(net(images), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

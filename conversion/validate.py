@@ -69,6 +69,7 @@ def validate_segmentation(model: Any, source: Source, meta: ArtifactMeta, progre
         x, geo = pre(item.image)
         logits = model(torch.from_numpy(x)).numpy()
         seg = decoder({decoder.logits_name: logits}, geo)
+        assert item.mask is not None
         metrics.update(seg.labels, item.mask)
     r = metrics.compute()
     # Binary tasks are judged by the foreground class's Dice (e.g. the ISBI cell class), others by mIoU.

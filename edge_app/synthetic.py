@@ -109,8 +109,9 @@ def _render(background: np.ndarray, shapes: list[_Shape], min_visible: float = 0
 def _random_shape(rng: np.random.Generator, width: int, height: int, speed: float = 0.0) -> _Shape:
     size = rng.uniform(0.07, 0.2) * min(width, height) + 6  # half extent: 60..150 px objects at 320
     hue = int(rng.integers(0, 180))
-    hsv = np.uint8([[[hue, int(rng.integers(150, 256)), int(rng.integers(150, 256))]]])
-    color = tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+    hsv = np.array([[[hue, int(rng.integers(150, 256)), int(rng.integers(150, 256))]]], np.uint8)
+    b, g, r = (int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+    color = (b, g, r)
     heading = rng.uniform(0, 2 * np.pi)
     return _Shape(int(rng.integers(0, len(CLASSES))), rng.uniform(size, width - size),
                   rng.uniform(size, height - size), size, rng.uniform(0, 2 * np.pi), color,

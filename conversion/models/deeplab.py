@@ -10,7 +10,7 @@ nn = torch.nn
 segmentation = require("torchvision.models.segmentation")
 
 
-class DeepLabV3(nn.Module):
+class DeepLabV3(nn.Module):  # type: ignore[name-defined]  # torch is an optional extra, typed Any
     """(B, 3, H, W) -> logits (B, num_classes, H, W). ``backbone`` is the dilated MobileNetV3 trunk."""
 
     def __init__(self, num_classes: int) -> None:

@@ -28,7 +28,7 @@ def build_ssd(num_classes: int, **kwargs: Any) -> Any:
                                                       num_classes=num_classes, **kwargs)
 
 
-class SSDExport(nn.Module):
+class SSDExport(nn.Module):  # type: ignore[name-defined]  # torch is an optional extra, typed Any
     """The graph that is exported: normalised (B, 3, 320, 320) -> boxes (B, A, 4) xyxy in input pixels,
     scores (B, A, C) softmax with background in column 0. NMS stays outside (the runtime's core NMS)."""
 

@@ -15,7 +15,7 @@ def _block(cin: int, cout: int) -> Any:
         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class UNetEncoder(nn.Module):
+class UNetEncoder(nn.Module):  # type: ignore[name-defined]  # torch is an optional extra, typed Any
     """The contracting path: conv blocks with max-pooling, then the bottleneck (the "backbone")."""
 
     def __init__(self, in_channels: int, chans: list[int]) -> None:
@@ -34,7 +34,7 @@ class UNetEncoder(nn.Module):
         return self.bottleneck(x), skips
 
 
-class UNet(nn.Module):
+class UNet(nn.Module):  # type: ignore[name-defined]  # torch is an optional extra, typed Any
     """(B, in_channels, H, W) -> logits (B, num_classes, H, W); H and W divisible by 2**depth.
 
     depth: number of down-sampling steps; base: channels of the first level (doubled each level).

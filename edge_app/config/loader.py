@@ -91,7 +91,7 @@ class _Parser:
             if not isinstance(value, dict):
                 self.fail(path, value, "a table")
                 return None
-            return self.build(tp, value, path)
+            return self.build(typing.cast(type, tp), value, path)
         if tp is bool:
             if not isinstance(value, bool):
                 self.fail(path, value, "true or false")
@@ -201,7 +201,7 @@ def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str]]:
         tp = hints[f.name]
         key = _join(prefix, f.name)
         if dataclasses.is_dataclass(tp):
-            out.extend(field_docs(tp, key))
+            out.extend(field_docs(typing.cast(type, tp), key))
         elif typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]):
             out.extend(field_docs(typing.get_args(tp)[1], f"{key}.*"))
         else:

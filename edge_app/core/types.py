@@ -10,7 +10,7 @@ import numpy as np
 
 
 def _as(a: object, dtype: type, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=dtype)
+    arr: np.ndarray = np.asarray(a, dtype=dtype)
     if arr.size == 0:
         arr = arr.reshape((0,) + shape_tail)
     if arr.ndim != 1 + len(shape_tail) or arr.shape[1:] != shape_tail:
@@ -65,9 +65,9 @@ class GroundTruth:
 
     boxes: np.ndarray
     classes: np.ndarray
-    crowd: np.ndarray = field(default=None)  # type: ignore[assignment]
-    ignore: np.ndarray = field(default=None)  # type: ignore[assignment]
-    area: np.ndarray = field(default=None)  # type: ignore[assignment]
+    crowd: np.ndarray = field(default=None)  # type: ignore[arg-type]
+    ignore: np.ndarray = field(default=None)  # type: ignore[arg-type]
+    area: np.ndarray = field(default=None)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         boxes = _as(self.boxes, np.float32, (4,), "GroundTruth.boxes")

@@ -27,7 +27,7 @@ def read_masks(images_dir: Path, masks_dir: Path, *, classes: tuple[str, ...] | 
         ignore_index = file_ignore
     masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() == ".png"}
     issues = LabelIssues()
-    samples = []
+    samples: list[Sample] = []
     images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     for image in images:
         mask = masks.get(image.stem)

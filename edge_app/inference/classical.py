@@ -45,7 +45,8 @@ def kmeans(frame: np.ndarray, num_classes: int = 2, max_side: int = 160, seed: i
     data = small.reshape(-1, small.shape[-1] if small.ndim == 3 else 1).astype(np.float32)
     cv2.setRNGSeed(seed)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-    _, _, centres = cv2.kmeans(data, num_classes, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    _, _, centres = cv2.kmeans(data, num_classes, None, criteria, 2,  # type: ignore[call-overload]
+                               cv2.KMEANS_PP_CENTERS)  # the stubs reject bestLabels=None, which OpenCV takes
     order = np.argsort(centres.sum(axis=1))  # deterministic class ids: darkest cluster = class 0
     rank = np.empty_like(order)
     rank[order] = np.arange(num_classes)

@@ -34,7 +34,7 @@ class RtspOutput:
         self._t0: float | None = None
         output = self
 
-        class Factory(Rtsp.RTSPMediaFactory):
+        class Factory(Rtsp.RTSPMediaFactory):  # type: ignore[name-defined]  # a GObject class at run time
             def do_create_element(self, url: Any) -> Any:  # noqa: N802 (GObject vfunc name)
                 return output._make_bin()
 

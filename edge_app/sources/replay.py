@@ -33,6 +33,7 @@ class ReplaySource(FrameSource):
         sample = ds.samples[i]
         if ds.task == "detection":
             return FrameLabels(truth=sample.truth, classes=ds.classes)
+        assert sample.mask_path is not None  # segmentation datasets always have one
         mask = load_mask(sample.mask_path, sample.image_path, shape)
         return FrameLabels(mask=mask, mask_classes=ds.classes, ignore_index=ds.ignore_index)
 
