@@ -167,3 +167,19 @@ def test_latencies_taken_in_turns_rank_models(demo_detector, demo_segmenter):
     for v in lat.values():
         assert 0 < v["median_ms"] <= v["p90_ms"]
     assert lat["seg"]["median_ms"] > lat["det"]["median_ms"]
+
+
+def _row(precision, ms, ok=True):
+    return {"precision": precision, "median_ms": ms, "within_tolerance": ok, "speedup_vs_fp32": 10.0 / ms,
+            "delta_points": 0.0 if ok else -3.0}
+
+
+@pytest.mark.parametrize("rows, chosen", [
+    ([_row("fp32", 10), _row("int8", 9.9)], "fp32"),                         # 1 % faster: noise, FP32 stays
+    ([_row("fp32", 10), _row("int8", 8.0)], "int8"),                         # clearly faster, within tolerance
+    ([_row("fp32", 10), _row("int8", 5.0, ok=False), _row("fp16", 9.0)], "fp16"),  # INT8 loses too much
+    ([_row("fp32", 10), _row("int8", 12.0)], "fp32"),                        # slower
+])
+def test_recommendation_needs_a_real_speedup_within_tolerance(rows, chosen):
+    from calibration.calibrate import recommend
+    assert recommend(rows)[0] == chosen
