@@ -144,7 +144,8 @@ def test_calibration_report_equals_rolling_over_the_same_frames(tmp_path, demo_d
     """calibrate's numbers at the runtime's operating point equal the runtime's rolling P/R."""
     from calibration.evaluate import open_for_eval, run_detection
     data = write_synthetic_voc(tmp_path / "voc", 16, seed=11)
-    live_model = open_model(ModelSpec("det", "detector", demo_detector, score_threshold=0.3, nms_iou=0.5))
+    live_model = open_model(ModelSpec("det", "detector", demo_detector, precision="fp32", score_threshold=0.3,
+                                      nms_iou=0.5))  # the same file as offline below
     rolling = RollingMonitor(iou=0.5, window_frames=1000, window_seconds=1e6)
     rolling.add_model("det", "detection", live_model.classes)
     ds = open_dataset(data)
