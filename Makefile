@@ -76,7 +76,10 @@ bench: setup-dev
 # Rebuild the demo models shipped in edge_app/demo (about 40 min on 2 cores), then their thresholds.
 demo-models: setup-dev
 	$(PY) -m conversion.demo
-	$(VENV)/bin/edge-app calibrate --config $(CONFIG) --model detector --model segmenter --out var/reports/demo
+	$(VENV)/bin/edge-app build edge_app/demo/detector.onnx
+	$(VENV)/bin/edge-app build edge_app/demo/segmenter.onnx
+	$(VENV)/bin/edge-app calibrate --artifact edge_app/demo/detector.onnx --artifact edge_app/demo/segmenter.onnx \
+		--apply --out var/reports/demo
 
 typecheck: setup-dev
 	$(PY) -m mypy edge_app conversion calibration

@@ -78,7 +78,9 @@ def stage_table(benchmarks: list[dict]) -> list[str]:
     if run is None:
         return []
     lines = ["", f"Per-stage latency of the {run['minutes']:g}-minute live run (30 fps test source, 640x360, "
-             "demo detector + segmenter, ms):", "", "| stage | p50 | p90 | p99 |", "|---|---|---|---|"]
+             "demo detector + segmenter, one MJPEG viewer; ms, over the whole run). Frame age is taken when "
+             "the frame is handed to the outputs; the viewer's JPEG is encoded after that, in the HTTP "
+             "thread:", "", "| stage | p50 | p90 | p99 |", "|---|---|---|---|"]
     for key, label in STAGES.items():
         v = run["latency_ms"].get(key)
         if v:
