@@ -159,11 +159,11 @@ class Pipeline:
         for r in results:
             if r.mask is not None:
                 draw_mask(image, r.mask, r.classes, self.hooks.alphas.get(r.name, 0.45))
+        if self.hud:  # under the boxes: a detection in the top-left corner keeps its label readable
+            draw_hud(image, self.hud_lines())
         for r in results:
             if r.detections is not None:
                 draw_detections(image, r.detections, r.classes)
-        if self.hud:
-            draw_hud(image, self.hud_lines())
         return image
 
     def hud_lines(self) -> list[str]:
