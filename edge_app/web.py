@@ -26,7 +26,7 @@ class FrameHub:
     watching, nothing is encoded, and the pipeline's output thread never waits on an encoder.
     """
 
-    def __init__(self, encode: Callable[[Any], bytes | None] | None = None) -> None:
+    def __init__(self, encode: Callable[[Any], bytes | None]) -> None:
         self._cond = threading.Condition()
         self._encode_lock = threading.Lock()
         self._encode = encode
@@ -35,14 +35,7 @@ class FrameHub:
         self._jpeg_seq = 0
         self.seq = 0
         self.closed = False
-        self.encoded = 0  # frames encoded (for tests and /status)
-
-    def publish(self, jpeg: bytes) -> None:
-        """An already encoded frame."""
-        with self._cond:
-            self.seq += 1
-            self._image, self.jpeg, self._jpeg_seq = None, jpeg, self.seq
-            self._cond.notify_all()
+        self.encoded = 0  # frames encoded so far
 
     def offer(self, image: Any) -> None:
         """The newest frame, to be encoded only if someone asks for it (never modified afterwards)."""
@@ -54,7 +47,7 @@ class FrameHub:
     def _current(self) -> tuple[int, bytes | None]:
         with self._cond:
             seq, image = self.seq, self._image
-            if self._jpeg_seq == seq or image is None or self._encode is None:
+            if self._jpeg_seq == seq or image is None:
                 return seq, self.jpeg
         with self._encode_lock:  # one encode per frame, however many viewers
             with self._cond:

@@ -140,16 +140,15 @@ class Backoff:
 
 
 class Pacer:
-    """Keeps a producer at ``fps`` without drift (``realtime``), or lets it go as fast as the pipeline
-    takes frames (back-pressure); ``tick`` returns True when asked to stop."""
+    """Keeps a producer at ``fps`` without drift, unless the source runs with back-pressure (then the
+    pipeline sets the pace); ``tick`` returns True when asked to stop."""
 
-    def __init__(self, source: FrameSource, fps: float, realtime: bool = True) -> None:
-        self.source, self.period, self.realtime = source, 1.0 / fps, realtime
-        source.backpressure = not realtime
+    def __init__(self, source: FrameSource, fps: float) -> None:
+        self.source, self.period = source, 1.0 / fps
         self.next_at = time.monotonic()
 
     def tick(self) -> bool:
-        if not self.realtime:
+        if self.source.backpressure:
             return self.source.stopping
         self.next_at += self.period
         return self.source.wait(max(0.0, self.next_at - time.monotonic()))

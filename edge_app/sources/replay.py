@@ -26,7 +26,7 @@ class ReplaySource(FrameSource):
             log.warning("replay %s: %s", path, self.dataset.issues.summary())
         self.period = 1.0 / fps
         self.loop = loop
-        self.realtime = realtime
+        self.backpressure = not realtime  # not realtime: every frame, at the pipeline's pace
 
     def labels_for(self, i: int, shape: tuple[int, ...]) -> FrameLabels:
         ds = self.dataset
@@ -39,7 +39,7 @@ class ReplaySource(FrameSource):
 
     def _run(self) -> None:
         self.stats.state = "playing"
-        pacer = Pacer(self, 1.0 / self.period, self.realtime)
+        pacer = Pacer(self, 1.0 / self.period)
         index = 0
         while not self.stopping:
             for i, sample in enumerate(self.dataset.samples):

@@ -17,11 +17,11 @@ class SyntheticSource(FrameSource):
         self.video = SyntheticVideo(width, height, seed)
         self.period = 1.0 / fps
         self.max_frames = max_frames
-        self.realtime = realtime
+        self.backpressure = not realtime  # not realtime: every frame, at the pipeline's pace
 
     def _run(self) -> None:
         self.stats.state = "playing"
-        pacer = Pacer(self, 1.0 / self.period, self.realtime)
+        pacer = Pacer(self, 1.0 / self.period)
         index = 0
         while not self.stopping and (self.max_frames is None or index < self.max_frames):
             sample = self.video.next()

@@ -1,4 +1,6 @@
 """Replay of labelled datasets and the synthetic demo source: labels travel with frames."""
+import time
+
 import numpy as np
 
 from edge_app.sources import CaptureSettings, open_source
@@ -59,3 +61,21 @@ def test_replay_skips_corrupt_image(tmp_path):
     src.stop()
     assert len(frames) == 2
     assert src.stats.bad_frames == 1 and "1.jpg" in src.stats.last_error
+
+
+def test_synthetic_not_realtime_hands_over_every_frame():
+    # realtime=False: no pacing, the producer waits for the pipeline; a slow reader misses nothing.
+    from edge_app.sources.synthetic import SyntheticSource
+
+    src = SyntheticSource("synthetic://", width=96, height=64, fps=1.0, max_frames=12, realtime=False).start()
+    got = []
+    try:
+        deadline = time.monotonic() + 5  # paced at fps=1, 12 frames would take 11 s
+        while len(got) < 12 and time.monotonic() < deadline:
+            f = src.read(0.5)
+            if f is not None:
+                got.append(f.index)
+                time.sleep(0.05)
+    finally:
+        src.stop()
+    assert got == list(range(12)) and src.stats.dropped == 0
