@@ -51,7 +51,7 @@ $(PY): | apt-runtime
 # Stamps are rewritten when pyproject.toml changes, so a dependency change reinstalls.
 $(VENV)/.stamp-base: pyproject.toml | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import numpy, cv2, onnxruntime, prometheus_client, gi"
+	$(PY) -c "import numpy, cv2, onnxruntime, prometheus_client, tomlkit, gi"
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base

@@ -13,38 +13,35 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_app.core.types import SegMask
-from edge_app.core.artifact import read_meta, write_atomic
-from edge_app.datasets import Dataset, load_image, open_dataset, validation_of
+from edge_app.core.artifact import PRECISIONS, read_meta, write_atomic
+from edge_app.core.operating_point import DETECTOR, exact_threshold
+from edge_app.core.task_metric import metric_name, metric_value
+from edge_app.datasets import Dataset, artifact_validation, load_image
 from edge_app.decoders import DetectionDecoder
 from edge_app.inference.artifacts import ONNX_VARIANTS, recommendation_path, variant_path
 from edge_app.inference.models import ClassicalModel, ModelSpec
 from edge_app.inference.classical import METHODS
 
 from . import plots, report
-from .evaluate import (DetectionRun, measure_latencies, open_for_eval, run_detection, run_segmentation)
-from .thresholds import CRITERIA, pick_threshold, write_thresholds
+from .evaluate import (EVAL_SCORE_THRESHOLD, DetectionRun, measure_latencies, open_for_eval, run_detection,
+                       run_segmentation)
+from .thresholds import CRITERIA, Choice, pick_threshold, write_thresholds
 
 NMS_SWEEP = (0.3, 0.4, 0.45, 0.5, 0.6, 0.7)
 
 
-def _dataset(meta: Any, data: str | None, split: str | None, folder: Path) -> Dataset:
+def _dataset(meta: Any, data: str | None, split: str | None) -> Dataset:
     """--data, else the artifact's own validation data (its metadata says where that was)."""
-    cfg = meta.extra.get("training", {}).get("config", {}) or {}
-    if data is None and cfg.get("data") == "synthetic":
-        from edge_app.synthetic import validation_dir
-        return open_dataset(validation_dir(cfg, meta.input_size[1], meta.input_size[0]), task=meta.task)
-    if data:
-        return open_dataset(data, split, task=meta.task)
-    ds = validation_of(cfg, meta.task)
+    ds = artifact_validation(meta, data, split)
     if ds is None:
         raise SystemExit(f"calibrate: no labelled data for {meta.model}: give --data")
     return ds
@@ -61,18 +58,19 @@ def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, p
             continue
         model = open_for_eval(path)
         run: Any
+        n = len(model.classes)
         if model.task == "detection":
             run = run_detection(model, dataset, progress, limit, keep_raw=True)
             r = run.report()
-            value, metric, extra = r.map50, "AP50", {"mAP": r.map}
+            extra = {"mAP": r.map}
         else:
-            run = run_segmentation(model, dataset, progress, limit)
-            two = len(model.classes) == 2
-            value = float(run.dice[1]) if two else run.miou
-            metric, extra = ("Dice" if two else "mIoU"), {"mIoU": run.miou}
+            run = r = run_segmentation(model, dataset, progress, limit)
+            extra = {"mIoU": r.miou}
+        metric, value = metric_name(model.task, n), metric_value(model.task, n, r)
         runs[precision] = (model, run)
-        rows.append({"precision": precision, "file": path.name, "metric": metric, "value": value, **extra,
-                     "size_mb": round(path.stat().st_size / 2**20, 2)})
+        rows.append({"precision": precision, "file": path.name, "backend": "onnxruntime",
+                     "providers": list(getattr(model.backend, "providers", []) or ["CPUExecutionProvider"]),
+                     "metric": metric, "value": value, **extra, "size_mb": round(path.stat().st_size / 2**20, 2)})
     # Timed together, taking turns, once every variant is loaded (see measure_latencies).
     latency = measure_latencies({p: m for p, (m, _) in runs.items()}, probe)
     for row in rows:
@@ -90,8 +88,10 @@ MIN_SPEEDUP = 1.05
 
 def recommend(rows: list[dict[str, Any]], min_speedup: float = MIN_SPEEDUP) -> tuple[str, str]:
     """The fastest variant within the metric tolerance; a variant must beat FP32 by ``min_speedup`` to
-    be chosen over it (a 1 % lead is timing noise on a shared machine, and FP32 is the reference)."""
-    ok = [r for r in rows if r["within_tolerance"] and (r["precision"] == "fp32" or r["speedup_vs_fp32"] >= min_speedup)]
+    be chosen over it (a 1 % lead is timing noise on a shared machine, and FP32 is the reference).
+    Only a variant whose metric was measured and passed can be chosen (``within_tolerance is True``)."""
+    ok = [r for r in rows if r["precision"] == "fp32" or (r.get("within_tolerance") is True
+                                                          and r["speedup_vs_fp32"] >= min_speedup)]
     best = min(ok, key=lambda r: r["median_ms"])
     if best["precision"] == "fp32":
         return "fp32", (f"no other precision is at least {min_speedup:.2f}x faster within the tolerance "
@@ -100,26 +100,93 @@ def recommend(rows: list[dict[str, Any]], min_speedup: float = MIN_SPEEDUP) -> t
                                f"{best['delta_points']:+.2f} points")
 
 
-def detection_section(name: str, model: Any, run: DetectionRun, criterion: str, floor: float,
-                      folder: Path, thresholds_file: Path) -> dict[str, Any]:
-    r = run.report()
-    chosen = {c: pick_threshold(r.curves[i], criterion, floor) for i, c in enumerate(model.classes)}
-    thr = np.array([chosen[c].threshold for c in model.classes], np.float32)
-    sweep = []
+def compare_engines(fp32: Path, engine_dir: Path, dataset: Dataset, base: dict[str, Any], limit: int | None,
+                    progress: bool) -> tuple[list[dict[str, Any]], str]:
+    """TensorRT engines of this model, run over the same images where TensorRT is here; the note says
+    exactly what was compared (rows are shown beside the ONNX variants, not recommended: the runtime
+    picks an up-to-date engine of the configured precision by itself)."""
+    from edge_app.backends import create_backend
+    from edge_app.backends.tensorrt import device_info
+    from edge_app.inference.artifacts import check_engine, engine_paths
+    from edge_app.inference.models import ModelSpec, NetworkModel
+
+    found = [(p, *engine_paths(engine_dir, fp32, p)) for p in ("fp32", "fp16", "int8")]
+    present = [(p, e, m) for p, e, m in found if e.is_file()]
+    device = device_info()
+    if device is None:
+        return [], (f"TensorRT engines not compared: TensorRT/pycuda are not installed on this machine "
+                    f"({len(present)} engine file(s) in {engine_dir}); every row is ONNX Runtime on the CPU")
+    rows: list[dict[str, Any]] = []
+    meta = read_meta(fp32)
+    for precision, engine, manifest in present:
+        check = check_engine(engine, manifest, fp32, device)
+        if not check.usable:
+            rows.append({"precision": f"tensorrt-{precision}", "file": engine.name, "backend": "tensorrt",
+                         "skipped": check.reason})
+            continue
+        spec = ModelSpec(f"{fp32.stem}-trt-{precision}", "detector" if meta.task == "detection" else "segmenter",
+                         fp32, precision=precision, backend="tensorrt")
+        model = NetworkModel(spec, meta, create_backend("tensorrt", engine), engine, precision)
+        n = len(model.classes)
+        r: Any = (run_detection(model, dataset, progress, limit).report() if meta.task == "detection"
+                  else run_segmentation(model, dataset, progress, limit))
+        value = metric_value(meta.task, n, r)
+        rows.append({"precision": f"tensorrt-{precision}", "file": engine.name, "backend": "tensorrt",
+                     "gpu": device["gpu"], "metric": metric_name(meta.task, n), "value": value,
+                     "delta_points": round(100 * (value - base["value"]), 3)})
+        model.close()
+    return rows, (f"TensorRT {device['tensorrt']} on {device['gpu']}: {len(rows)} engine(s) of {engine_dir} "
+                  "run over the same images")
+
+
+def _none_nan(x: Any) -> Any:
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
+
+
+def operating_point(model: Any, run: DetectionRun, criterion: str, floor: float, top_k: int,
+                    max_detections: int) -> tuple[dict[str, Choice], float, Any, list[dict[str, Any]]]:
+    """Thresholds per class and the NMS IoU, chosen together, and the report of the runtime's own decode
+    at that point. For each IoU of the sweep the network outputs are decoded again at the evaluation
+    threshold (complete PR curves), thresholds are picked on those curves, then decoded as the runtime
+    will (its thresholds, top-k and detection cap): the F1 of that decode chooses the IoU.
+    Returns (choices, nms_iou, live report at IoU 0.5, sweep rows)."""
+    sweep, candidates = [], []
     for iou in NMS_SWEEP:  # re-decode the kept network outputs: no second pass through the model
-        dec = DetectionDecoder(model.meta, score_threshold=thr, iou_threshold=iou, top_k=1000, max_detections=100)
-        alt = DetectionRun(run.classes, [dec(o, g) for o, g in run.raw], run.truths, run.image_ids)
-        o = alt.report(iou_thresholds=(0.5,)).overall()
+        full = run.redecoded(DetectionDecoder(model.meta, score_threshold=EVAL_SCORE_THRESHOLD, iou_threshold=iou,
+                                              top_k=max(top_k, 1000), max_detections=max_detections))
+        curves = full.report(iou_thresholds=(0.5,)).curves
+        chosen = {c: pick_threshold(curves[i], criterion, floor) for i, c in enumerate(model.classes)}
+        thr = np.array([exact_threshold(chosen[c].threshold) for c in model.classes], np.float32)
+        live = run.redecoded(DetectionDecoder(model.meta, score_threshold=thr, iou_threshold=iou, top_k=top_k,
+                                              max_detections=max_detections)).report(iou_thresholds=(0.5,))
+        o = live.overall()
         sweep.append({"nms_iou": iou, "f1": o["f1"], "precision": o["precision"], "recall": o["recall"]})
-    best_iou = max(sweep, key=lambda s: (np.nan_to_num(s["f1"]), -abs(s["nms_iou"] - 0.45)))["nms_iou"]
+        candidates.append((chosen, live))
+    best = max(range(len(sweep)), key=lambda i: (np.nan_to_num(sweep[i]["f1"]), -abs(sweep[i]["nms_iou"] - DETECTOR.nms_iou)))
+    chosen, live = candidates[best]
+    return chosen, float(sweep[best]["nms_iou"]), live, sweep
+
+
+def detection_section(name: str, model: Any, run: DetectionRun, criterion: str, floor: float,
+                      folder: Path, thresholds_file: Path, top_k: int = DETECTOR.top_k,
+                      max_detections: int = DETECTOR.max_detections) -> dict[str, Any]:
+    r = run.report()
+    chosen, best_iou, live, sweep = operating_point(model, run, criterion, floor, top_k, max_detections)
+    expected = {c: {"precision": _none_nan(live.precision[i]), "recall": _none_nan(live.recall[i]),
+                    "f1": _none_nan(live.f1[i]), "tp": int(live.tp[i]), "fp": int(live.fp[i]),
+                    "labels": int(live.num_gt[i])} for i, c in enumerate(model.classes)}
+    o = live.overall()
     write_thresholds(thresholds_file, name, model.meta.onnx_sha256, model.classes, chosen, best_iou, criterion,
-                     {"artifact": model.path.name, "precision": model.precision})
+                     expected, {"expected_overall": {k: _none_nan(o[k]) for k in ("precision", "recall", "f1")},
+                                "expected_with": {"match_iou": 0.5, "top_k": top_k, "max_detections": max_detections,
+                                                  "images": len(run.truths)},
+                                "artifact": model.path.name, "precision": model.precision})
     png = f"{name}_pr.png"
     plots.pr_curves({c: r.curves[i] for i, c in enumerate(model.classes)}, chosen,
                     f"{name}: precision-recall at IoU 0.5 ({model.precision})", folder / png)
     per_class = [{"class": c, "AP": r.ap[i], "AP50": r.ap50[i], "AP_lecture50": r.ap_lecture[i],
-                  "threshold": chosen[c].threshold, "precision": chosen[c].precision, "recall": chosen[c].recall,
-                  "f1": chosen[c].f1, "labels": int(r.num_gt[i])} for i, c in enumerate(model.classes)]
+                  "threshold": exact_threshold(chosen[c].threshold), **expected[c]}
+                 for i, c in enumerate(model.classes)]
     return {"coco": r.stats_dict(), "per_class": per_class, "nms_sweep": sweep, "nms_iou": best_iou,
             "criterion": criterion, "thresholds_file": str(thresholds_file), "plots": [png]}
 
@@ -171,34 +238,29 @@ def segmentation_section(name: str, run: Any, classes: tuple[str, ...], folder: 
 
 
 def apply_to_config(config: Path, model: str, precision: str, thresholds: Path | None) -> None:
-    """Set precision (and thresholds_file) in the model's table of the config, keeping everything else."""
-    lines = config.read_text().splitlines()
-    start = next((i for i, l in enumerate(lines) if l.strip() == f"[models.{model}]"), None)
-    if start is None:
-        raise SystemExit(f"calibrate --apply: no [models.{model}] table in {config}")
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    """Set precision (and thresholds_file) in the model's table of the config, keeping comments, layout
+    and every other key (tomlkit edits the document, not its text); the result is checked against the
+    schema before it replaces the file, so --apply never writes a config that ``edge-app run`` refuses."""
+    from edge_app.config.edit import edit_config
+
+    if precision not in PRECISIONS:
+        raise SystemExit(f"calibrate --apply: precision {precision!r} is not one of {PRECISIONS}")
     if thresholds is not None:  # relative to the config's folder when it lies below it (config paths are)
         try:
             thresholds = Path(thresholds).resolve().relative_to(config.resolve().parent)
         except ValueError:
             pass
     updates = {"precision": precision, **({"thresholds_file": str(thresholds)} if thresholds else {})}
-    for key, value in updates.items():
-        pat = re.compile(rf"^(\s*){key}\s*=\s*\"[^\"]*\"(.*)$")
-        for i in range(start + 1, end):
-            m = pat.match(lines[i])
-            if m:
-                lines[i] = f'{m.group(1)}{key} = "{value}"{m.group(2)}'
-                break
-        else:
-            lines.insert(start + 1, f'{key} = "{value}"')
-            end += 1
-    write_atomic(config, "\n".join(lines) + "\n")
+    try:
+        edit_config(config, {("models", model): updates})
+    except KeyError:
+        raise SystemExit(f"calibrate --apply: no [models.{model}] table in {config}") from None
 
 
-def calibrate_model(name: str, fp32: Path, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    name, fp32 = target.name, target.fp32
     meta = read_meta(fp32)
-    dataset = _dataset(meta, args.data, args.split, fp32.parent)
+    dataset = _dataset(meta, args.data, args.split)
     if dataset.issues:
         print(dataset.issues.summary(), file=sys.stderr)
     rows, runs = compare(fp32, dataset, args.tolerance, args.limit, not args.no_progress)
@@ -207,33 +269,53 @@ def calibrate_model(name: str, fp32: Path, args: argparse.Namespace, folder: Pat
         if row["precision"] != "fp32" and not row["within_tolerance"]:
             row["flag"] = f"loses {-row['delta_points']:.2f} points > tolerance {args.tolerance}"
     model, run = runs[chosen]
-    section: dict[str, Any] = {"name": name, "task": meta.task, "artifact": str(fp32), "images": len(dataset.samples[:args.limit] if args.limit else dataset.samples),
-                               "precisions": rows, "recommended": chosen, "why": why,
-                               "tensorrt": "engines compared only where TensorRT exists (not on this machine)"}
+    engines, engine_note = compare_engines(fp32, target.engine_dir or fp32.parent, dataset, rows[0], args.limit,
+                                           not args.no_progress)
+    images = len(dataset.samples[:args.limit] if args.limit else dataset.samples)
+    section: dict[str, Any] = {"name": name, "task": meta.task, "artifact": str(fp32), "images": images,
+                               "precisions": rows, "recommended": chosen, "why": why, "engines": engines,
+                               "tensorrt": engine_note}
     thresholds_file = Path(args.thresholds) if args.thresholds else fp32.with_name(f"{fp32.stem}.thresholds.json")
     if meta.task == "detection":
-        section.update(detection_section(name, model, run, args.criterion, args.floor, folder, thresholds_file))
+        section.update(detection_section(name, model, run, args.criterion, args.floor, folder, thresholds_file,
+                                         target.top_k, target.max_detections))
     else:
         section.update(segmentation_section(name, run, tuple(model.classes), folder))
         section["baselines"] = baselines(dataset, tuple(model.classes), args.limit, not args.no_progress)
     if args.apply:
-        write_atomic(recommendation_path(fp32), json.dumps({"precision": chosen, "why": why,
-                                                            "onnx_sha256": meta.onnx_sha256}) + "\n")
+        best = next(r for r in rows if r["precision"] == chosen)
+        write_atomic(recommendation_path(fp32), json.dumps({
+            "precision": chosen, "why": why, "onnx_sha256": meta.onnx_sha256, "checked": True,
+            "metric": best["metric"], "value": best["value"], "delta_points": best["delta_points"],
+            "images": images}) + "\n")
         if args.config_path is not None:
             apply_to_config(args.config_path, name, chosen, thresholds_file if meta.task == "detection" else None)
     return section
 
 
-def _targets(args: argparse.Namespace) -> list[tuple[str, Path]]:
+@dataclass(frozen=True)
+class Target:
+    """A model to calibrate, with the decode settings the runtime will use for it (the config's, or
+    the defaults for a bare ``--artifact``), so the expected numbers are the runtime's."""
+
+    name: str
+    fp32: Path
+    top_k: int = DETECTOR.top_k
+    max_detections: int = DETECTOR.max_detections
+    engine_dir: Path | None = None  # where TensorRT engines are looked for (the config's; else beside fp32)
+
+
+def _targets(args: argparse.Namespace) -> list[Target]:
     if args.artifact:
-        return [(Path(a).stem, Path(a)) for a in args.artifact]
+        return [Target(Path(a).stem, Path(a)) for a in args.artifact]
     from edge_app.config import ConfigError, load_config
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         raise SystemExit(f"calibrate: {exc}") from None
     args.config_path = Path(args.config)
-    return [(n, cfg.resolve(m.artifact)) for n, m in cfg.models.items()
+    return [Target(n, cfg.resolve(m.artifact), m.top_k, m.max_detections, cfg.resolve(cfg.runtime.engine_dir))
+            for n, m in cfg.models.items()
             if m.enabled and m.kind in ("detector", "segmenter") and (not args.model or n in args.model)]
 
 
@@ -280,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     with report.staged(out) as folder:
-        sections = [calibrate_model(name, fp32, args, folder) for name, fp32 in targets]
+        sections = [calibrate_model(t, args, folder) for t in targets]
         data = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{platform.node()} "
                 f"{platform.machine()} {platform.processor() or ''}".strip(), "data": args.data or "validation data",
                 "models": sections}

@@ -12,20 +12,26 @@ from typing import Any
 
 import numpy as np
 
+from edge_app.core.classes import IGNORE, judged_classes, mask_lut, remap_truth
 from edge_app.core.detection_metrics import DetectionMetrics, DetectionReport
+from edge_app.core.operating_point import EVALUATION, keep_mask
+from edge_app.core.progress import progress as progress_bar
+from edge_app.core.task_metric import metric_name, metric_value
 from edge_app.core.segmentation_metrics import SegmentationMetrics, SegmentationReport
 from edge_app.core.types import Detections, GroundTruth
 from edge_app.datasets import Dataset, load_image, load_mask
 from edge_app.inference.models import NetworkModel, open_artifact
 
-EVAL_SCORE_THRESHOLD = 0.01
+EVAL_SCORE_THRESHOLD = EVALUATION.score_threshold
 
 
 @dataclass
 class DetectionRun:
-    """Every image's detections (at the low evaluation threshold) and ground truth, class-aligned."""
+    """Every image's detections (at the low evaluation threshold) and ground truth in the model's class
+    ids; ``judged`` (C,): the model classes the dataset covers (others' detections are not judged)."""
 
     classes: tuple[str, ...]
+    judged: np.ndarray
     detections: list[Detections] = field(default_factory=list)
     truths: list[GroundTruth] = field(default_factory=list)
     image_ids: list[int] = field(default_factory=list)
@@ -36,35 +42,27 @@ class DetectionRun:
         m = DetectionMetrics(len(self.classes), **kw)
         thr = np.broadcast_to(np.asarray(score_threshold, np.float32), (len(self.classes),))
         for det, gt in zip(self.detections, self.truths):
-            m.update(det.select(det.scores >= thr[det.classes]) if len(det) else det, gt)
+            if len(det):  # the runtime's rule: judged classes only, score >= its class threshold
+                det = det.select(self.judged[det.classes] & keep_mask(det.scores, thr[det.classes]))
+            m.update(det, gt)
         return m.compute()
 
-
-def _progress(it: Any, total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return it
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return it
-    return tqdm(it, total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-
-def align_truth(truth: GroundTruth, data_classes: tuple[str, ...], model_classes: tuple[str, ...]) -> GroundTruth:
-    """Ground truth re-indexed to the model's classes by name; unknown classes become ignored regions."""
-    index = {n: i for i, n in enumerate(model_classes)}
-    mapped = np.array([index.get(data_classes[c], -1) for c in truth.classes.tolist()], np.int64)
-    unknown = mapped < 0
-    return GroundTruth(truth.boxes, np.where(unknown, 0, mapped), truth.crowd, truth.ignore | unknown, truth.area)
+    def redecoded(self, decoder: Any) -> "DetectionRun":
+        """The same images decoded again from the kept network outputs (other thresholds or NMS IoU)."""
+        if len(self.raw) != len(self.truths):
+            raise ValueError("redecoded: run_detection(..., keep_raw=True) keeps the network outputs")
+        return DetectionRun(self.classes, self.judged, [decoder(o, g) for o, g in self.raw], self.truths,
+                            self.image_ids, self.raw)
 
 
 def run_detection(model: NetworkModel, dataset: Dataset, progress: bool = True,
                   limit: int | None = None, keep_raw: bool = False) -> DetectionRun:
     """The model over every image, as the runtime runs it; ``keep_raw`` keeps the network outputs so that
     decoding can be repeated with other NMS settings (the threshold sweep) without running it again."""
-    run = DetectionRun(tuple(model.classes))
+    classes = tuple(model.classes)
+    run = DetectionRun(classes, judged_classes(dataset.classes, classes))
     samples = dataset.samples[:limit] if limit else dataset.samples
-    for s in _progress(samples, len(samples), f"evaluate {model.name}", progress):
+    for s in progress_bar(samples, len(samples), f"evaluate {model.name}", progress):
         image = load_image(s.image_path)
         if keep_raw:
             x, geo = model.pre(image)
@@ -75,7 +73,7 @@ def run_detection(model: NetworkModel, dataset: Dataset, progress: bool = True,
             det = model.predict(image).detections
             assert det is not None
             run.detections.append(det)
-        run.truths.append(align_truth(s.truth, dataset.classes, run.classes))
+        run.truths.append(remap_truth(s.truth, dataset.classes, classes)[0])
         run.image_ids.append(s.image_id)
     return run
 
@@ -83,27 +81,27 @@ def run_detection(model: NetworkModel, dataset: Dataset, progress: bool = True,
 def run_segmentation(model: Any, dataset: Dataset, progress: bool = True,
                      limit: int | None = None) -> SegmentationReport:
     classes = tuple(model.classes)
-    ignore = dataset.ignore_index
-    metrics = SegmentationMetrics(len(classes), ignore_index=ignore)
+    lut = mask_lut(dataset.classes, classes, dataset.ignore_index)  # the rolling window's alignment
+    metrics = SegmentationMetrics(len(classes), ignore_index=IGNORE)
     samples = dataset.samples[:limit] if limit else dataset.samples
-    for s in _progress(samples, len(samples), f"evaluate {model.name}", progress):
+    for s in progress_bar(samples, len(samples), f"evaluate {model.name}", progress):
         image = load_image(s.image_path)
         assert s.mask_path is not None, f"{s.image_path}: no mask"
         mask = load_mask(s.mask_path, s.image_path, image.shape)
         pred = model.predict(image).mask.labels
-        metrics.update(np.minimum(pred, len(classes) - 1), mask)
+        metrics.update(np.minimum(pred, len(classes) - 1), lut[np.clip(mask, 0, 255).astype(np.uint8)])
     return metrics.compute()
 
 
 def task_metric(model: Any, dataset: Dataset, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
-    """The one number a precision is judged by: AP50 (detection), Dice for two classes else mIoU."""
+    """The one number a precision is judged by (``core.task_metric``), with mAP / mIoU beside it."""
+    n = len(model.classes)
+    name = metric_name(model.task, n)
     if model.task == "detection":
         d = run_detection(model, dataset, progress, limit).report()
-        return {"metric": "AP50", "value": d.map50, "mAP": d.map}
+        return {"metric": name, "value": metric_value(model.task, n, d), "mAP": d.map}
     s = run_segmentation(model, dataset, progress, limit)
-    if len(model.classes) == 2:
-        return {"metric": "Dice", "value": float(s.dice[1]), "mIoU": s.miou}
-    return {"metric": "mIoU", "value": s.miou}
+    return {"metric": name, "value": metric_value(model.task, n, s), "mIoU": s.miou}
 
 
 def measure_latency(model: NetworkModel, image: np.ndarray, runs: int = 30, warmup: int = 5) -> dict[str, float]:
@@ -141,5 +139,6 @@ def measure_latencies(models: dict[str, NetworkModel], image: np.ndarray, rounds
 
 def open_for_eval(path: Path, threads: int = 2, spin: bool = False) -> NetworkModel:
     """An artifact opened as the runtime would, with evaluation thresholds (complete PR curves)."""
-    return open_artifact(Path(path), score_threshold=EVAL_SCORE_THRESHOLD, nms_iou=0.5, top_k=1000,
-                         max_detections=100, threads=threads, spin=spin)
+    e = EVALUATION
+    return open_artifact(Path(path), score_threshold=e.score_threshold, nms_iou=e.nms_iou, top_k=e.top_k,
+                         max_detections=e.max_detections, threads=threads, spin=spin)

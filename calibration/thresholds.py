@@ -13,6 +13,7 @@ import numpy as np
 
 from edge_app.core.artifact import write_atomic
 from edge_app.core.detection_metrics import PRCurve
+from edge_app.core.operating_point import exact_threshold
 
 CRITERIA = ("f1", "precision", "recall")
 
@@ -53,10 +54,21 @@ def pick_threshold(curve: PRCurve, criterion: str = "f1", floor: float = 0.9, de
 
 
 def write_thresholds(path: Path, model: str, onnx_sha256: str, classes: tuple[str, ...],
-                     choices: dict[str, Choice], nms_iou: float, criterion: str, extra: dict[str, Any]) -> Path:
+                     choices: dict[str, Choice], nms_iou: float, criterion: str, expected: dict[str, Any],
+                     extra: dict[str, Any]) -> Path:
+    """The runtime's thresholds file. Thresholds are the chosen float32 scores exactly (the runtime keeps
+    ``score >= threshold``); ``expected`` is what the runtime's own decode gives at this operating point
+    on the calibration images (per class P/R/F1, tp, fp, labels), so a live replay of those images
+    reproduces it to the last detection."""
     data = {"model": model, "onnx_sha256": onnx_sha256, "criterion": criterion, "nms_iou": nms_iou,
-            "score_thresholds": {c: round(choices[c].threshold, 6) for c in classes if c in choices},
-            "expected": {c: {"precision": choices[c].precision, "recall": choices[c].recall, "f1": choices[c].f1}
-                         for c in classes if c in choices}, **extra}
-    write_atomic(Path(path), json.dumps(data, indent=1, default=float) + "\n")
+            "rule": "score >= threshold",
+            "score_thresholds": {c: exact_threshold(choices[c].threshold) for c in classes if c in choices},
+            "expected": expected, **extra}
+    write_atomic(Path(path), json.dumps(data, indent=1, default=_json_default) + "\n")
     return Path(path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -6,11 +6,17 @@
 - ``int8-qdq``: TensorRT style: QDQ, int8 symmetric activations and per-channel symmetric weights
   (explicit quantization; on CPU it ran slower than FP32 for MobileNetV3 models).
 
-Calibration images go through the runtime's Preprocessor; ranges are computed once per method and kept
-in a calibration cache (JSON) beside the artifact, as TensorRT keeps its calibration cache.
+Calibration images go through the runtime's Preprocessor; ranges are computed once per model, method and
+set of calibration images and kept in a calibration cache (JSON) beside the artifact, as TensorRT keeps its
+calibration cache. That cache is onnxruntime's own (``quantize_static(calibration_cache_path=)`` and
+``save_tensors_data``), which appeared in onnxruntime 1.27.0 (absent from the 1.25 and 1.26 wheels, checked):
+INT8 builds need 1.27 or newer and say so; the runtime itself runs the variants on older releases
+(JetPack's), and FP16 builds need no particular release.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import tempfile
 from dataclasses import replace
 from collections.abc import Iterable
@@ -36,6 +42,23 @@ def _ort_quant() -> Any:
     return require("onnxruntime.quantization")
 
 
+INT8_MIN_ORT = "1.27"
+
+
+def require_calibration_cache() -> None:
+    """INT8 builds keep ranges in onnxruntime's calibration cache (1.27 and newer): a clear error otherwise,
+    never a TypeError from deep inside quantize_static."""
+    q = _ort_quant()
+    from onnxruntime.quantization import calibrate
+
+    if not ("calibration_cache_path" in inspect.signature(q.quantize_static).parameters
+            and hasattr(calibrate, "save_tensors_data")):
+        import onnxruntime
+
+        raise RuntimeError(f"INT8 builds need onnxruntime >= {INT8_MIN_ORT} (its calibration cache API); this "
+                           f"is {onnxruntime.__version__}: pip install 'onnxruntime>={INT8_MIN_ORT}' on the build machine")
+
+
 class ImageReader:
     """ORT CalibrationDataReader over BGR images, preprocessed exactly as the runtime does."""
 
@@ -43,6 +66,15 @@ class ImageReader:
         pre = Preprocessor.from_meta(meta)
         self._feeds = [{meta.input_name: pre(img)[0]} for img in images]
         self._i = 0
+
+    def digest(self) -> str:
+        """sha256 of the network inputs: which images, in which order, preprocessed how."""
+        h = hashlib.sha256()
+        for feed in self._feeds:
+            for name in sorted(feed):
+                h.update(name.encode())
+                h.update(np.ascontiguousarray(feed[name]).tobytes())
+        return h.hexdigest()
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._i >= len(self._feeds):
@@ -73,6 +105,7 @@ def calibration_cache(model: Path, reader: ImageReader, method: str, cache: Path
     q = _ort_quant()
     from onnxruntime.quantization.calibrate import create_calibrator
 
+    require_calibration_cache()
     if cache.is_file():
         return cache
     methods = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
@@ -127,12 +160,15 @@ def to_int8(fp32: Path, out: Path, images: list[np.ndarray], *, recipe: str = "i
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"unknown calibration method {method!r}: expected one of {CALIBRATION_METHODS}")
     q = _ort_quant()
+    require_calibration_cache()
     meta = read_meta(fp32)
     work = work or out.parent
     prep = preprocess_for_quantization(fp32, work / f".{fp32.stem}.prep.onnx")
     reader = ImageReader(images, meta)
-    # The cache is keyed by the model's checksum: a retrained model never reuses stale ranges.
-    cache = calibration_cache(prep, reader, method, work / f"{fp32.stem}.calib-{method}.{sha256_file(fp32)[:12]}.json")
+    # The cache is keyed by the model's checksum and by the calibration inputs themselves: a retrained
+    # model, other --data or another --count never reuse stale ranges.
+    key = hashlib.sha256(f"{sha256_file(fp32)}:{method}:{_CALIB_OPTIONS[method]}:{reader.digest()}".encode())
+    cache = calibration_cache(prep, reader, method, work / f"{fp32.stem}.calib-{method}.{key.hexdigest()[:16]}.json")
     trt_style = recipe == "int8-qdq"
     q.quantize_static(
         str(prep), str(out), reader, quant_format=q.QuantFormat.QDQ, per_channel=True,
@@ -144,8 +180,9 @@ def to_int8(fp32: Path, out: Path, images: list[np.ndarray], *, recipe: str = "i
         calibration_cache_path=str(cache))
     prep.unlink(missing_ok=True)
     extra = {**meta.extra, "quantization": {"recipe": recipe, "calibration": method, "images": len(images),
-                                            "kept_in_float": list(exclude or []), "cache": cache.name}}
-    return _save_variant(out, out, replace(meta, precision="int8", extra=extra))
+                                            "images_sha256": reader.digest(), "kept_in_float": list(exclude or []),
+                                            "cache": cache.name}}
+    return _save_variant(out, out, replace(meta, precision=recipe, extra=extra))
 
 
 def sensitive_node_candidates(model_path: Path) -> list[list[str]]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import write_atomic
+from edge_app.core.task_metric import metric_name
 from edge_app.datasets import DatasetError, holdout, open_dataset
 
 from . import transfer
@@ -83,11 +84,12 @@ def _sources(cfg: TrainConfig) -> tuple[Source, Source]:
         return (Source(synthetic_count=cfg.synthetic_train, synthetic_seed=cfg.seed, synthetic_size=size),
                 Source(synthetic_count=cfg.synthetic_val, synthetic_seed=cfg.seed + 10_000, synthetic_size=size))
     ds = open_dataset(cfg.data, cfg.split)
-    if cfg.classes:
-        ds.classes = tuple(cfg.classes)
+    if cfg.classes:  # by name: a box keeps its class, the list only chooses and orders them
+        ds = ds.with_classes(tuple(cfg.classes))
     if cfg.val_data:
-        val = open_dataset(cfg.val_data, cfg.val_split)
-        val.classes = ds.classes
+        # The validation set's ids follow the training classes by name: a set that lacks one class (or
+        # lists them in another order) must not shift every label.
+        val = open_dataset(cfg.val_data, cfg.val_split).with_classes(ds.classes)
     elif cfg.val_fraction > 0:
         ds, val = holdout(ds, cfg.val_fraction, cfg.seed)
     else:
@@ -148,7 +150,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         optimizer.load_state_dict(ck["optimizer"])
         state = ck["state"]
         _log(rank, f"resumed from {last} at epoch {state['epoch']}")
-    metric_name = "AP50" if task == "detection" else ("Dice" if len(classes) == 2 else "mIoU")
+    metric = metric_name(task, len(classes))
     started = time.monotonic()
     ddp_model: Any = None
     ddp_trainable: bool | None = None
@@ -189,19 +191,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if rank == 0:
             metrics = _validate(cfg, model, val_src, meta)
             entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
-                     "backbone_trainable": trainable, metric_name: metrics[metric_name],
+                     "backbone_trainable": trainable, metric: metrics[metric],
                      "seconds": round(time.monotonic() - started, 1)}
             state["history"].append(entry)
-            improved = metrics[metric_name] > state["best"]
+            improved = metrics[metric] > state["best"]
             if improved:
-                state["best"] = metrics[metric_name]
+                state["best"] = metrics[metric]
                 state["best_metrics"] = metrics
             _save(out, model, optimizer, state, cfg, meta, best=improved)
             print(json.dumps(entry), flush=True)
         if cfg.time_limit_min and time.monotonic() - started > cfg.time_limit_min * 60:
             _log(rank, f"time limit of {cfg.time_limit_min} min reached after epoch {epoch + 1}")
             break
-    result = {"metric": metric_name, "best": state["best"], "history": state["history"],
+    result = {"metric": metric, "best": state["best"], "history": state["history"],
               "best_metrics": state.get("best_metrics"), "out": str(out)}
     if rank == 0 and cfg.export:
         from .export import export_checkpoint

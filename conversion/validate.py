@@ -12,7 +12,10 @@ import numpy as np
 
 from edge_app.core.artifact import ArtifactMeta
 from edge_app.core.detection_metrics import DetectionMetrics
+from edge_app.core.operating_point import EVALUATION
 from edge_app.core.preprocess import Preprocessor
+from edge_app.core.progress import progress as progress_bar
+from edge_app.core.task_metric import metric_name, metric_value
 from edge_app.core.segmentation_metrics import SegmentationMetrics
 from edge_app.decoders import DetectionDecoder, SegmentationDecoder
 
@@ -22,24 +25,18 @@ from .extras import require
 torch = require("torch")
 
 
-def _progress(it: Any, desc: str, total: int, enabled: bool) -> Any:
-    if not enabled:
-        return it
-    tqdm = require("tqdm").tqdm
-    return tqdm(it, desc=desc, total=total, leave=False, dynamic_ncols=True)
-
-
 @torch.no_grad()
 def validate_detection(export_model: Any, source: Source, meta: ArtifactMeta, progress: bool = True,
-                       score_threshold: float = 0.01, max_images: int | None = None) -> dict[str, Any]:
+                       max_images: int | None = None) -> dict[str, Any]:
     """AP50, mAP, per-class AP and the lecture's AP on ``source`` (boxes in original image pixels)."""
     export_model.eval()
     pre = Preprocessor.from_meta(meta)
-    decoder = DetectionDecoder(meta, score_threshold=score_threshold, iou_threshold=0.5, top_k=1000,
-                               max_detections=100)
+    e = EVALUATION
+    decoder = DetectionDecoder(meta, score_threshold=e.score_threshold, iou_threshold=e.nms_iou, top_k=e.top_k,
+                               max_detections=e.max_detections)
     metrics = DetectionMetrics(meta.num_classes)
     n = len(source) if max_images is None else min(len(source), max_images)
-    for i in _progress(range(n), "validate", n, progress):
+    for i in progress_bar(range(n), n, "validate", progress):
         item = source.item(i)
         x, geo = pre(item.image)
         boxes, scores = export_model(torch.from_numpy(x))
@@ -64,7 +61,7 @@ def validate_segmentation(model: Any, source: Source, meta: ArtifactMeta, progre
     decoder = SegmentationDecoder(meta)
     metrics = SegmentationMetrics(meta.num_classes, source.ignore_index)
     n = len(source) if max_images is None else min(len(source), max_images)
-    for i in _progress(range(n), "validate", n, progress):
+    for i in progress_bar(range(n), n, "validate", progress):
         item = source.item(i, with_mask=True)
         x, geo = pre(item.image)
         logits = model(torch.from_numpy(x)).numpy()
@@ -72,9 +69,10 @@ def validate_segmentation(model: Any, source: Source, meta: ArtifactMeta, progre
         assert item.mask is not None
         metrics.update(seg.labels, item.mask)
     r = metrics.compute()
-    # Binary tasks are judged by the foreground class's Dice (e.g. the ISBI cell class), others by mIoU.
-    dice = float(r.dice[1]) if meta.num_classes == 2 else r.mean_dice
-    return {"mIoU": r.miou, "Dice": dice, "mean_Dice": r.mean_dice, "pixel_accuracy": r.pixel_accuracy,
+    # The task metric (core.task_metric) under its own name, mean Dice beside it.
+    n = meta.num_classes
+    return {"mIoU": r.miou, metric_name("segmentation", n): metric_value("segmentation", n, r),
+            "mean_Dice": r.mean_dice, "pixel_accuracy": r.pixel_accuracy,
             "IoU_per_class": dict(zip(meta.classes, _clean(r.iou))),
             "Dice_per_class": dict(zip(meta.classes, _clean(r.dice))), "images": n}
 

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from .config import AppConfig, ConfigError, load_config
+from .health import Health, assess
 from .inference.models import ModelError, ModelSpec, open_model
 from .labels import LabelsFile, Sampler, build_label_hooks
 from .logs import log_event, setup_logging
@@ -21,7 +22,7 @@ from .notify import Notifier
 from .outputs import OUTPUTS
 from .pipeline import Pipeline
 from .rolling import RollingMonitor
-from .sources import CaptureSettings, open_source
+from .sources import open_source
 from .telemetry import Telemetry
 
 log = logging.getLogger("edge_app")
@@ -51,10 +52,6 @@ class App:
     def __init__(self, cfg: AppConfig) -> None:
         self.cfg = cfg
         s = cfg.source
-        self.settings = CaptureSettings(width=s.width, height=s.height, fps=s.fps, loop=s.loop, realtime=s.realtime,
-                                        rtsp_transport=s.rtsp_transport, rtsp_latency_ms=s.rtsp_latency_ms,
-                                        reconnect_initial_s=s.reconnect_initial_s,
-                                        reconnect_max_s=s.reconnect_max_s)
         self.notifier = Notifier()
         self.models = [open_model(spec, self._building) for spec in model_specs(cfg)]
         for m in self.models:
@@ -66,11 +63,12 @@ class App:
         for m in self.models:
             self.rolling.add_model(m.name, m.task, tuple(m.classes))
         self.telemetry = Telemetry()
-        self.source = open_source(s.uri, self.settings, cfg.base_dir, s.seed)
+        self.source = open_source(s, cfg.base_dir)
         self.labels_file = LabelsFile.open(cfg.resolve(cfg.labels.labels_file)) if cfg.labels.labels_file else None
-        self.sampler = (Sampler(cfg.resolve(cfg.labels.samples_dir), cfg.resolve(cfg.labels.inbox),
-                                cfg.labels.sample_every, cfg.labels.max_samples_mb, self.rolling)
-                        if cfg.labels.inbox else None)
+        lb = cfg.labels
+        self.sampler = (Sampler(cfg.resolve(lb.samples_dir), cfg.resolve(lb.inbox) if lb.inbox else None,
+                                lb.sample_every, lb.max_samples_mb, self.rolling)
+                        if lb.sample_every > 0 else None)
         hooks = build_label_hooks(self.labels_file, self.sampler)
         hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
         self.outputs = self._outputs()
@@ -87,7 +85,7 @@ class App:
         outs = []
         if o.http.enabled:
             outs.append(_make("http", host=o.http.host, port=o.http.port, token=o.http.token,
-                              jpeg_quality=o.http.jpeg_quality, status=self.status, healthy=self.healthy,
+                              jpeg_quality=o.http.jpeg_quality, status=self.status, health=self.health,
                               record=self.telemetry.record))
         if o.rtsp.enabled:
             outs.append(_make("rtsp", host=o.rtsp.host, port=o.rtsp.port, path=o.rtsp.path,
@@ -102,8 +100,11 @@ class App:
         return outs
 
     # -- status -------------------------------------------------------------------------------------
-    def healthy(self) -> bool:
-        return time.monotonic() - self.pipeline.last_output_at < max(5.0, 3 / self.cfg.source.fps)
+    def health(self) -> Health:
+        """ok / degraded / failing (see health.watchdog): what the watchdog, STATUS= and /healthz say."""
+        return assess(time.monotonic(), self.pipeline.threads(), self.source.stats, self.pipeline.last_output_at,
+                      self.telemetry.started, wedged_after=self.cfg.runtime.wedged_after_s,
+                      output_timeout=max(5.0, 3 / self.cfg.source.fps))
 
     def status(self) -> dict[str, Any]:
         t = self.telemetry.snapshot()
@@ -115,9 +116,10 @@ class App:
                 for box, score, cls in zip(r.detections.boxes.tolist(), r.detections.scores.tolist(),
                                            r.detections.classes.tolist()):
                     detections.append({"model": r.name, "class": r.classes[cls], "score": score, "box": box})
-        return {**t, "source": {"uri": self.source.uri, "state": st.state, "frames": st.frames,
-                                "dropped": st.dropped, "reconnects": st.reconnects, "errors": st.errors,
-                                "bad_frames": st.bad_frames, "last_error": st.last_error},
+        return {**t, "health": self.health().as_dict(),
+                "source": {"uri": self.source.uri, "state": st.state, "frames": st.frames,
+                           "dropped": st.dropped, "reconnects": st.reconnects, "errors": st.errors,
+                           "bad_frames": st.bad_frames, "loops": st.loops, "last_error": st.last_error},
                 "rolling": rolling, "detections": detections[:50],
                 "models": [m.describe() for m in self.models],
                 "warnings": self.rolling.drift_warnings(rolling)}
@@ -139,11 +141,15 @@ class App:
     def run(self, max_seconds: float | None = None) -> int:
         self._signals()
         self.pipeline.start()
+        # READY = models loaded and outputs serving; a camera that is down at boot is a state shown in
+        # STATUS and /healthz, not a reason to hold the unit in "activating" until TimeoutStartSec.
+        self.notifier.ready(self._status_line(self.health()))
         log_event(log, logging.INFO, "started", source=self.source.uri,
                   outputs=[getattr(o, "url", o.name) for o in self.outputs])
         started = time.monotonic()
         last_log = last_dog = last_status = 0.0
-        ready = False
+        first_frame = False
+        state = "ok"
         interval = self.cfg.rolling.log_every_s
         try:
             while not self._stop.wait(0.1):
@@ -151,16 +157,21 @@ class App:
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
-                if not ready and self.pipeline.first_output.is_set():
-                    ready = True
-                    self.notifier.ready(self._status_line())
+                if not first_frame and self.pipeline.first_output.is_set():
+                    first_frame = True
                     log_event(log, logging.INFO, "ready", seconds=round(now - started, 2))
+                health = self.health()
+                if health.state != state:
+                    level = logging.INFO if health.state == "ok" else logging.WARNING
+                    log_event(log, level, "health", state=health.state, reasons=list(health.reasons))
+                    state = health.state
+                    last_status = 0.0
                 dog = self.notifier.watchdog_interval
-                if ready and dog and now - last_dog >= dog and self.healthy():
-                    self.notifier.watchdog()  # only while frames flow: a stall stops the pings
+                if dog and now - last_dog >= dog and health.works:
+                    self.notifier.watchdog()  # the process works (a lost camera included); a stuck thread stops it
                     last_dog = now
                 if now - last_status >= 2:
-                    self.notifier.status(self._status_line())
+                    self.notifier.status(self._status_line(health))
                     last_status = now
                 if now - last_log >= interval:
                     self.pipeline.log_metrics()
@@ -171,8 +182,9 @@ class App:
             self.shutdown()
         return 0
 
-    def _status_line(self) -> str:
-        return f"{self.telemetry.fps():.1f} fps, source {self.source.stats.state}"
+    def _status_line(self, health: Health) -> str:
+        line = f"{self.telemetry.fps():.1f} fps, source {self.source.stats.state}"
+        return line if health.state == "ok" else f"{line}; {health.state}: {'; '.join(health.reasons)}"
 
     def shutdown(self) -> None:
         self.notifier.stopping()

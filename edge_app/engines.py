@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .backends.base import BackendError
+from .backends.tensorrt import device_info as gpu_info
 from .backends.tensorrt import import_tensorrt
 from .core.artifact import ArtifactError, read_meta, sha256_file, write_atomic
 from .core.preprocess import Preprocessor
@@ -35,13 +37,11 @@ def _trt() -> Any:
 
 
 def device_info() -> dict[str, str]:
-    trt = _trt()
-    import pycuda.autoinit  # noqa: F401
-    import pycuda.driver as cuda
-
-    dev = cuda.Device(0)
-    major, minor = dev.compute_capability()
-    return {"tensorrt": trt.__version__, "gpu": dev.name(), "compute_capability": f"{major}.{minor}"}
+    _trt()
+    info = gpu_info()
+    if info is None:
+        raise ArtifactError("pycuda is not installed or finds no GPU: pip install -e '.[jetson]' on the device")
+    return info
 
 
 class EntropyCalibrator:
@@ -78,21 +78,66 @@ class EntropyCalibrator:
         return _Calibrator(*args, **kwargs)
 
 
-def build_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: list[np.ndarray] | None = None,
-                 workspace_mb: int = 1024, log: Callable[[str], None] = print) -> Path:
-    """Build (or rebuild) one engine; returns its path. Raises ArtifactError with the parser's errors."""
-    trt = _trt()
+@dataclass(frozen=True)
+class EnginePlan:
+    """What one engine build does, decided without TensorRT (so it is tested everywhere).
+
+    source: the ONNX parsed; flags: builder flags (FP16, INT8) or STRONGLY_TYPED; calibration: None,
+    "cache" (an implicit-INT8 calibration cache from an earlier build is reused) or "images";
+    batches: (1, C, H, W) float32 network inputs, preprocessed as the runtime does, for "images".
+    """
+
+    precision: str
+    source: Path
+    flags: tuple[str, ...]
+    calibration: str | None = None
+    batches: tuple[np.ndarray, ...] = ()
+    cache: Path | None = None
+
+
+def plan_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: list[np.ndarray] | None,
+                has_flags: bool, typed: bool) -> EnginePlan:
+    """The build for ``precision``: with builder flags (TensorRT <= 10) FP16 is a flag on the FP32 ONNX
+    and INT8 parses the QDQ ONNX when ``edge-app build`` made one, else calibrates implicitly from
+    ``images`` (BGR frames) or an existing calibration cache; strongly typed (TensorRT 11) parses the
+    FP16 or QDQ variant. Raises ArtifactError when what it needs is missing (never zero batches)."""
+    fp32_onnx, engine_dir = Path(fp32_onnx), Path(engine_dir)
     if precision not in PRECISIONS:
         raise ArtifactError(f"unknown engine precision {precision!r}: expected one of {PRECISIONS}")
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    has_flags = hasattr(trt.BuilderFlag, "FP16")
-    typed = not has_flags and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
     qdq = variant_path(fp32_onnx, "int8-qdq")
-    source = {"fp32": fp32_onnx, "fp16": variant_path(fp32_onnx, "fp16") if typed else fp32_onnx,
-              "int8": qdq if (qdq.is_file() or typed) else fp32_onnx}[precision]
+    if typed:
+        source = {"fp32": fp32_onnx, "fp16": variant_path(fp32_onnx, "fp16"), "int8": qdq}[precision]
+        flags: tuple[str, ...] = ("STRONGLY_TYPED",)
+    else:
+        source = qdq if precision == "int8" and qdq.is_file() else fp32_onnx
+        flags = {"fp32": (), "fp16": ("FP16",), "int8": ("FP16", "INT8")}[precision] if has_flags else ()
     if not source.is_file():
         raise ArtifactError(f"{source} not found: run `edge-app build {fp32_onnx}` first")
+    if precision != "int8" or typed or source == qdq:
+        return EnginePlan(precision, source, flags)
+    cache = engine_dir / f"{fp32_onnx.stem}.int8.calibration.cache"
+    if images:
+        pre = Preprocessor.from_meta(read_meta(fp32_onnx))
+        return EnginePlan(precision, source, flags, "images", tuple(pre(i)[0] for i in images), cache)
+    if cache.is_file():
+        return EnginePlan(precision, source, flags, "cache", (), cache)
+    raise ArtifactError(f"an INT8 engine of {fp32_onnx.name} needs calibration: no QDQ model ({qdq.name}), no "
+                        f"calibration images and no calibration cache ({cache}); run `edge-app build --tensorrt "
+                        f"{fp32_onnx}` (it calibrates on the training images), or build the QDQ variant")
+
+
+def build_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: list[np.ndarray] | None = None,
+                 workspace_mb: int = 1024, log: Callable[[str], None] = print) -> Path:
+    """Build (or rebuild) one engine; returns its path. Raises ArtifactError with the parser's errors.
+
+    images: BGR calibration frames for an implicit INT8 engine (see ``plan_engine``)."""
+    trt = _trt()
+    has_flags = hasattr(trt.BuilderFlag, "FP16")
+    typed = not has_flags and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    plan = plan_engine(fp32_onnx, precision, engine_dir, images=images, has_flags=has_flags, typed=typed)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    source = plan.source
     flags = (1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)) if typed else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
@@ -101,20 +146,16 @@ def build_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: l
         raise ArtifactError(f"{source}: TensorRT's ONNX parser failed: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    used: list[str] = ["STRONGLY_TYPED"] if typed else []
-    if has_flags and precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-        used.append("FP16")
-    if has_flags and precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        used.append("INT8")
-        if source == fp32_onnx:  # no QDQ: implicit calibration with a cache
-            if not hasattr(trt, "IInt8EntropyCalibrator2"):
-                raise ArtifactError("this TensorRT has no calibrators: build the QDQ ONNX (edge-app build)")
-            pre = Preprocessor.from_meta(read_meta(fp32_onnx))
-            cache = engine_dir / f"{fp32_onnx.stem}.int8.calibration.cache"
-            config.int8_calibrator = EntropyCalibrator([pre(i)[0] for i in (images or [])], cache)
-            used.append("implicit-calibration")
+    used = list(plan.flags)
+    for flag in plan.flags:
+        if flag != "STRONGLY_TYPED":
+            config.set_flag(getattr(trt.BuilderFlag, flag))
+    if plan.calibration is not None:
+        if not hasattr(trt, "IInt8EntropyCalibrator2"):
+            raise ArtifactError("this TensorRT has no calibrators: build the QDQ ONNX (edge-app build)")
+        assert plan.cache is not None
+        config.int8_calibrator = EntropyCalibrator(list(plan.batches), plan.cache)
+        used.append(f"implicit-calibration ({plan.calibration}: {len(plan.batches) or 'cached'})")
     timing_path = engine_dir / "timing.cache"
     timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
     config.set_timing_cache(timing, False)
@@ -135,6 +176,7 @@ def build_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: l
     return engine
 
 
-def build_engines(fp32_onnx: Path, engine_dir: Path, precisions: tuple[str, ...] = PRECISIONS,
-                  log: Callable[[str], None] = print) -> list[Path]:
-    return [build_engine(Path(fp32_onnx), p, Path(engine_dir), log=log) for p in precisions]
+def build_engines(fp32_onnx: Path, engine_dir: Path, precisions: tuple[str, ...] = PRECISIONS, *,
+                  images: list[np.ndarray] | None = None, log: Callable[[str], None] = print) -> list[Path]:
+    """Every engine precision; ``images`` calibrate an INT8 engine that has no QDQ model to parse."""
+    return [build_engine(Path(fp32_onnx), p, Path(engine_dir), images=images, log=log) for p in precisions]

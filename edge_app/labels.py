@@ -2,9 +2,11 @@
 
 - LabelsFile: labels of a recorded video: a COCO JSON whose image ids are frame indices, or a folder
   of per-frame VOC XML named by frame index (``12.xml`` or ``000012.xml``).
-- Sampler + inbox: 1 frame in N is saved with the models' predictions to the samples folder (bounded
-  disk use); when a VOC XML / COCO JSON / mask PNG for a saved sample appears in the inbox later, that
-  sample is scored then. Processed label files move to ``inbox/done``, unusable ones to ``inbox/bad``.
+- Sampler: 1 frame in N is saved with the models' predictions to the samples folder (bounded disk use),
+  for labelling later. With an inbox, when a VOC XML / COCO JSON / mask PNG for a saved sample appears
+  there, that sample is scored then. Processed label files move to ``inbox/done``, unusable ones to
+  ``inbox/bad``. A per-frame VOC label is exhaustive: it names only the classes it found, and every
+  other class's detections on that frame are false positives.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def _voc_labels(path: Path) -> FrameLabels:
     idx = {n: i for i, n in enumerate(names)}
     truth = GroundTruth(np.array([o[1] for o in objects], np.float32).reshape(-1, 4),
                         np.array([idx[o[0]] for o in objects], np.int64), ignore=np.array([o[2] for o in objects], bool))
-    return FrameLabels(truth=truth, classes=names)
+    return FrameLabels(truth=truth, classes=names, exhaustive=True)
 
 
 class LabelsFile:
@@ -86,12 +88,16 @@ class LabelsFile:
 class Sampler:
     """Saves 1 frame in N with predictions; scores them when their labels reach the inbox."""
 
-    def __init__(self, samples_dir: Path, inbox: Path, every: int, max_mb: int, rolling: RollingMonitor,
+    def __init__(self, samples_dir: Path, inbox: Path | None, every: int, max_mb: int, rolling: RollingMonitor,
                  poll_s: float = 1.0) -> None:
-        self.dir, self.inbox, self.every, self.max_bytes = Path(samples_dir), Path(inbox), every, max_mb * 2**20
+        """inbox: where labels of saved samples arrive (None: samples are only saved, for labelling later)."""
+        self.dir, self.every, self.max_bytes = Path(samples_dir), every, max_mb * 2**20
+        self.inbox = Path(inbox) if inbox is not None else None
         self.rolling, self.poll_s = rolling, poll_s
-        for d in (self.dir, self.inbox, self.inbox / "done", self.inbox / "bad"):
-            d.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.inbox is not None:
+            for d in (self.inbox, self.inbox / "done", self.inbox / "bad"):
+                d.mkdir(parents=True, exist_ok=True)
         self.saved = self.scored = self.bad = 0
         self._seen = 0
         self._last_poll = 0.0
@@ -102,7 +108,7 @@ class Sampler:
         self._seen += 1
         if (self._seen - 1) % self.every == 0:
             self.save(frame, results)
-        if time.monotonic() - self._last_poll >= self.poll_s:
+        if self.inbox is not None and time.monotonic() - self._last_poll >= self.poll_s:
             self._last_poll = time.monotonic()
             self.poll()
 
@@ -173,6 +179,8 @@ class Sampler:
 
     def poll(self) -> int:
         """Score every label file in the inbox whose sample exists; returns how many samples were scored."""
+        if self.inbox is None:
+            return 0
         n = 0
         with self._lock:
             for path in sorted(p for p in self.inbox.iterdir() if p.is_file()):

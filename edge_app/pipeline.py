@@ -65,6 +65,7 @@ class Pipeline:
         self._warn = _RateLimited()
         self.last_output_at = 0.0
         self.first_output = threading.Event()
+        self.beats = {"inference": time.monotonic(), "output": time.monotonic()}  # loop heartbeats
         self.latest_results: list[Any] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -86,9 +87,17 @@ class Pipeline:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def threads(self) -> dict[str, tuple[bool, float]]:
+        """name -> (alive, last heartbeat) of the source thread and the pipeline's own stage threads."""
+        out = {"source": (self.source.thread_alive(), self.source.alive_at)}
+        for t in self._threads:
+            out[t.name] = (t.is_alive(), self.beats[t.name])
+        return out
+
     # -- stages ------------------------------------------------------------------------------------
     def _inference_loop(self) -> None:
         while not self._stop.is_set():
+            self.beats["inference"] = time.monotonic()
             frame = self.source.read(timeout=0.25)
             if frame is None:
                 continue
@@ -124,6 +133,7 @@ class Pipeline:
 
     def _output_loop(self) -> None:
         while not self._stop.is_set():
+            self.beats["output"] = time.monotonic()
             item = self._processed.get(timeout=0.25)
             if item is None:
                 continue

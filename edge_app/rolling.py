@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from .core.classes import IGNORE, align, mask_lut
 from .core.detection_metrics import DetectionMetrics
 from .core.segmentation_metrics import SegmentationMetrics
-from .core.types import Detections, FrameLabels, GroundTruth
+from .core.types import Detections, FrameLabels
 
 log = logging.getLogger("edge_app.rolling")
 _ALL = {"all": (0.0, 1e10)}
@@ -33,36 +34,28 @@ class _ModelWindow:
             self.metrics: Any = DetectionMetrics(len(classes), iou_thresholds=(iou,), area_ranges=_ALL,
                                                  max_dets=(max_dets,), window=window)
         else:
-            self.metrics = SegmentationMetrics(len(classes), ignore_index=255, window=window)
-        self.total = 0
+            self.metrics = SegmentationMetrics(len(classes), ignore_index=IGNORE, window=window)
+        self.unjudged = 0  # labelled frames whose labels name none of the model's classes
 
     def update_detection(self, det: Detections, labels: FrameLabels, now: float) -> bool:
         if labels.truth is None:
             return False
-        index = {name: i for i, name in enumerate(self.classes)}
-        gt = labels.truth
-        gt_map = np.array([index.get(labels.classes[c], -1) if 0 <= c < len(labels.classes) else -1
-                           for c in gt.classes.tolist()], np.int64)
-        keep = gt_map >= 0
-        truth = GroundTruth(gt.boxes[keep], gt_map[keep], gt.crowd[keep], gt.ignore[keep], gt.area[keep])
-        # Detections of classes the labels do not know cannot be judged either way.
-        judged = set(gt_map[keep].tolist()) | {index[n] for n in labels.classes if n in index}
-        det = det.select(np.isin(det.classes, sorted(judged)))
+        det, truth, judged = align(det, labels.truth, labels.classes, self.classes, labels.exhaustive)
+        if not judged.any():
+            # The labels name none of the model's classes (a raccoon set against a shapes detector):
+            # nothing can be judged; counted and said once, never scored as all-wrong.
+            self.unjudged += 1
+            if self.unjudged == 1:
+                log.warning("rolling: labels name none of the classes of this %s model (%s); frames not "
+                            "scored", self.task, ", ".join(self.classes))
+            return False
         self.metrics.update(det, truth, timestamp=now)
         return True
 
     def update_mask(self, labels_pred: np.ndarray, labels: FrameLabels, now: float) -> bool:
         if labels.mask is None:
             return False
-        lut = np.full(256, 255, np.uint8)
-        index = {name: i for i, name in enumerate(self.classes)}
-        named = {i: index[n] for i, n in enumerate(labels.mask_classes) if n in index}
-        if len(self.classes) == 2 and not (set(named.values()) - {0}):
-            named = {i: int(i != 0) for i in range(len(labels.mask_classes))}  # binary: any object = 1
-        for i, j in named.items():
-            lut[i] = j
-        if labels.ignore_index is not None and 0 <= labels.ignore_index < 256:
-            lut[labels.ignore_index] = 255
+        lut = mask_lut(labels.mask_classes, self.classes, labels.ignore_index)
         truth = lut[np.clip(labels.mask, 0, 255).astype(np.uint8)]
         if truth.shape != labels_pred.shape:
             log.warning("rolling: mask %s and prediction %s differ in size; frame not scored",
@@ -131,7 +124,7 @@ class RollingMonitor:
             per_class = {c: {"precision": _nan_to_none(r.precision[i]), "recall": _nan_to_none(r.recall[i]),
                              "f1": _nan_to_none(r.f1[i]), "tp": int(r.tp[i]), "fp": int(r.fp[i]),
                              "labels": int(r.num_gt[i])} for i, c in enumerate(w.classes)}
-            return {"task": "detection", "frames": frames, "iou": self.iou,
+            return {"task": "detection", "frames": frames, "iou": self.iou, "unjudged_frames": w.unjudged,
                     "precision": _nan_to_none(overall["precision"]), "recall": _nan_to_none(overall["recall"]),
                     "f1": _nan_to_none(overall["f1"]), "per_class": per_class}
         r = w.metrics.compute()

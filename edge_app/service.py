@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .core.artifact import write_atomic
 
@@ -22,9 +22,12 @@ UNIT_TEMPLATE = REPO / "systemd" / "edge-app.service"
 UNIT_NAME = "edge-app.service"
 STATE, CACHE, LOGS = Path("/var/lib/edge-app"), Path("/var/cache/edge-app"), Path("/var/log/edge-app")
 # Where each writable path of the shipped config goes on a device (ProtectSystem=strict: /etc is read-only).
-STATE_KEYS = {"samples_dir": STATE / "samples", "engine_dir": CACHE / "engines", "directory": STATE / "recordings",
-              "file": LOGS / "edge-app.jsonl", "inbox": STATE / "inbox"}
-PATH_KEYS = ("artifact", "thresholds_file", "labels_file")
+STATE_KEYS = {("labels", "samples_dir"): STATE / "samples", ("runtime", "engine_dir"): CACHE / "engines",
+              ("output", "record", "directory"): STATE / "recordings", ("logging", "file"): LOGS / "edge-app.jsonl",
+              ("labels", "inbox"): STATE / "inbox"}
+# Read-only inputs, made absolute (relative to the shipped config's folder): the config moves to /etc.
+MODEL_PATH_KEYS = ("artifact", "thresholds_file")
+PATH_KEYS = {("labels", "labels_file")}
 
 
 def render_unit(venv: Path, config: Path, user: str) -> str:
@@ -36,21 +39,47 @@ def render_unit(venv: Path, config: Path, user: str) -> str:
 
 
 def device_config(source: Path) -> str:
-    """The shipped config adapted for /etc/edge-app: model paths absolute, writable paths in the
-    service's state/cache/log folders, source URIs with relative file paths made absolute."""
+    """The shipped config adapted for /etc/edge-app: model and label paths absolute, writable paths in
+    the service's state/cache/log folders, a file:// or replay:// source with a relative path made
+    absolute. Comments and layout are kept (tomlkit); the result passes the schema."""
+    from .config import source_path
+    from .config.edit import edit_text
+
     base = source.resolve().parent
-    out = []
-    for line in source.read_text().splitlines():
-        m = re.match(r'^(\s*)([a-z_]+)(\s*=\s*)"([^"]*)"(.*)$', line)
-        if m:
-            indent, key, eq, value, rest = m.groups()
-            if key in PATH_KEYS and value and not Path(value).is_absolute():
-                value = str(base / value)
-            elif key in STATE_KEYS and value and not Path(value).is_absolute():
-                value = str(STATE_KEYS[key])
-            line = f'{indent}{key}{eq}"{value}"{rest}'
-        out.append(line)
-    return "\n".join(out) + "\n"
+
+    def absolute(value: Any) -> Any:
+        return str(base / value) if isinstance(value, str) and value and not Path(value).is_absolute() else value
+
+    def get(doc: Any, path: tuple[str, ...]) -> Any:
+        node = doc
+        for key in path[:-1]:
+            node = node.get(key) if hasattr(node, "get") else None
+            if node is None:
+                return None
+        return node if hasattr(node, "get") and path[-1] in node else None
+
+    def transform(doc: Any) -> None:
+        for path, target in STATE_KEYS.items():
+            table = get(doc, path)
+            if table is not None and table[path[-1]] and not Path(str(table[path[-1]])).is_absolute():
+                table[path[-1]] = str(target)
+        for path in PATH_KEYS:
+            table = get(doc, path)
+            if table is not None:
+                table[path[-1]] = absolute(str(table[path[-1]]))
+        for model in (doc.get("models") or {}).values():
+            for key in MODEL_PATH_KEYS:
+                if key in model:
+                    model[key] = absolute(str(model[key]))
+        src = doc.get("source")
+        if src is not None and "uri" in src:
+            uri = str(src["uri"])
+            local = source_path(uri)
+            if local is not None and not local.is_absolute():
+                scheme = uri.split("://", 1)[0]
+                src["uri"] = f"{scheme}://{base / local}"
+
+    return edit_text(source.read_text(), {}, transform, where=str(source))
 
 
 class Steps:

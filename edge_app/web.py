@@ -96,6 +96,15 @@ def _metrics_text(status: dict[str, Any]) -> bytes:
             up = GaugeMetricFamily("edge_source_playing", "1 while the source delivers frames")
             up.add_metric([], 1.0 if src.get("state") == "playing" else 0.0)
             yield up
+            rec = CounterMetricFamily("edge_source_reconnects", "Reconnect attempts of the source")
+            rec.add_metric([], src.get("reconnects", 0))
+            yield rec
+            health = GaugeMetricFamily("edge_health", "1 for the current health state (ok, degraded, failing)",
+                                       labels=["state"])
+            current = status.get("health", {}).get("state", "ok")
+            for state in ("ok", "degraded", "failing"):
+                health.add_metric([state], 1.0 if state == current else 0.0)
+            yield health
             roll = GaugeMetricFamily("edge_rolling", "Rolling precision/recall against sampled labels",
                                      labels=["model", "class", "metric"])
             for model, s in status.get("rolling", {}).items():
@@ -117,9 +126,9 @@ class LiveServer:
     """Serves the live view in background threads until ``close``."""
 
     def __init__(self, hub: FrameHub, status: Callable[[], dict[str, Any]], *, host: str = "127.0.0.1",
-                 port: int = 8080, token: str = "", healthy: Callable[[], bool] | None = None) -> None:
+                 port: int = 8080, token: str = "", health: Callable[[], Any] | None = None) -> None:
         self.hub, self.status, self.token = hub, status, token
-        self.healthy = healthy or (lambda: True)
+        self.health = health
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -188,8 +197,12 @@ class LiveServer:
         self._send(req, 200, _metrics_text(self.status()), "text/plain; version=0.0.4")
 
     def _health(self, req: BaseHTTPRequestHandler) -> None:
-        ok = self.healthy()
-        self._send(req, 200 if ok else 503, b"ok\n" if ok else b"stalled\n", "text/plain")
+        """200 while the process works ({"state": "ok"} or "degraded" with the reasons: a lost camera is
+        not fixed by a restart), 503 when it is failing (a stuck or dead pipeline thread)."""
+        h = self.health() if self.health is not None else None
+        body = {"state": "ok", "reasons": []} if h is None else h.as_dict()
+        code = 503 if body["state"] == "failing" else 200
+        self._send(req, code, (json.dumps(body) + "\n").encode(), "application/json")
 
     def _snapshot(self, req: BaseHTTPRequestHandler) -> None:
         _, jpeg = self.hub.wait_newer(-1, 0)

@@ -54,7 +54,7 @@ def test_several_viewers_share_one_encode_per_frame():
 
 
 def test_http_output_snapshot_is_the_newest_frame():
-    out = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=90, status=lambda: {}, healthy=lambda: True)
+    out = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=90, status=lambda: {})
     try:
         for i in range(3):
             out.write(_image(i), Frame(_image(i), i, 0.0, 0.0))

@@ -26,6 +26,20 @@ def import_tensorrt() -> Any:
     return trt
 
 
+def device_info() -> dict[str, str] | None:
+    """{"tensorrt": version, "gpu": name, "compute_capability": "8.7"} of this machine's first GPU (what
+    an engine manifest records and the runtime compares), or None without TensorRT or pycuda."""
+    try:
+        trt = import_tensorrt()
+        import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
+        import pycuda.driver as cuda
+    except (BackendError, ImportError):
+        return None
+    dev = cuda.Device(0)
+    major, minor = dev.compute_capability()
+    return {"tensorrt": trt.__version__, "gpu": dev.name(), "compute_capability": f"{major}.{minor}"}
+
+
 def _import_tensorrt() -> tuple[Any, Any]:
     trt = import_tensorrt()
     try:

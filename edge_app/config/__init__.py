@@ -7,8 +7,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.uri import local_path
 from .loader import ConfigError, field_docs, parse, read_toml
 from .schema import (SOURCE_SCHEMES, AppConfig, HttpConfig, LabelsConfig, LoggingConfig, ModelConfig,
                      OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig)
@@ -26,7 +28,7 @@ def load_config(path: str | Path) -> AppConfig:
     data = read_toml(path)
     cfg, problems = parse(AppConfig, data)
     object.__setattr__(cfg, "base_dir", path.resolve().parent)
-    problems += validate(cfg)
+    problems += validate(cfg, data)
     if problems:
         raise ConfigError(problems, str(path))
     return cfg
@@ -42,17 +44,26 @@ def is_loopback(host: str) -> bool:
 
 
 def source_path(uri: str) -> Path | None:
-    """The local path of a file:// or replay:// URI (None for other schemes)."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("file", "replay"):
-        return None
-    # file:///abs/path has an empty netloc; file://relative/path is taken as relative (a common slip).
-    return Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
+    """The local path of a file:// or replay:// URI (None for other schemes); see ``core.uri``."""
+    return local_path(uri)
 
 
-def validate(cfg: AppConfig) -> list[str]:
-    """Checks that span keys or touch the file system; returns problems (key path first)."""
-    problems: list[str] = []
+def inert_keys(cfg: AppConfig, data: dict[str, Any]) -> list[str]:
+    """Keys written in the file that would do nothing with the other values: said, never silently taken."""
+    problems = []
+    labels = data.get("labels") if isinstance(data.get("labels"), dict) else {}
+    if cfg.labels.sample_every == 0:
+        for key in ("inbox", "samples_dir", "max_samples_mb"):
+            if key in labels and labels[key] not in ("", None):
+                problems.append(f"labels.{key} = {labels[key]!r}: has no effect while labels.sample_every = 0 "
+                                "(no frames are sampled); set sample_every > 0 or remove the key")
+    return problems
+
+
+def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
+    """Checks that span keys or touch the file system; returns problems (key path first).
+    ``data``: the file's own tables, to tell keys the user wrote from defaults."""
+    problems: list[str] = inert_keys(cfg, data or {})
     uri = cfg.source.uri
     scheme = urlsplit(uri).scheme
     if "://" not in uri or scheme not in SOURCE_SCHEMES:

@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.artifact import PRECISIONS as ARTIFACT_PRECISIONS
+from ..core.operating_point import DETECTOR
 from .loader import spec
 
 SOURCE_SCHEMES = ("v4l2", "csi", "rtsp", "rtsps", "file", "test", "replay", "synthetic")
 MODEL_KINDS = ("detector", "segmenter", "classical")
 CLASSICAL_METHODS = ("otsu", "adaptive", "kmeans", "canny")
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
+PRECISIONS = ("auto",) + ARTIFACT_PRECISIONS
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
@@ -21,7 +23,8 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 class SourceConfig:
     uri: str = spec("synthetic://", doc="where frames come from: synthetic://, test://, "
                     "file:///path.mp4, replay:///dataset, v4l2:///dev/video0, csi://0, rtsp://host/path")
-    width: int = spec(640, ge=16, le=7680, doc="frame width delivered to the models (pixels)")
+    width: int = spec(640, ge=16, le=7680, doc="frame width delivered to the models (pixels; replayed "
+                      "images and their labels are scaled to it)")
     height: int = spec(480, ge=16, le=4320, doc="frame height (pixels)")
     fps: float = spec(15.0, gt=0, le=240, doc="frame rate asked of the source (replay/synthetic play at it)")
     loop: bool = spec(True, doc="file and replay sources start again at the end")
@@ -31,6 +34,8 @@ class SourceConfig:
     rtsp_latency_ms: int = spec(200, ge=0, le=10000, doc="rtspsrc jitter buffer (ms)")
     reconnect_initial_s: float = spec(0.5, gt=0, le=60, doc="first reconnect delay after a lost source")
     reconnect_max_s: float = spec(10.0, gt=0, le=600, doc="reconnect back-off ceiling")
+    stall_timeout_s: float = spec(5.0, gt=0, le=600, doc="a live source that delivers no frame for this "
+                                  "long is lost (rebuilt with back-off)")
     seed: int = spec(0, ge=0, doc="seed of the synthetic scene generator")
 
 
@@ -41,14 +46,15 @@ class ModelConfig:
                          "normalisation); relative to this file; unused by classical")
     enabled: bool = spec(True, doc="load and run this model")
     precision: str = spec("auto", choices=PRECISIONS,
-                          doc="artifact precision; auto = calibration's recommendation, else fp32")
+                          doc="artifact precision: fp32, fp16, int8 (ONNX Runtime CPU style), int8-qdq (TensorRT "
+                          "style); auto = calibration's recommendation, else fp32")
     backend: str = spec("auto", choices=BACKENDS,
                         doc="auto = TensorRT when an up-to-date engine exists, else ONNX Runtime")
-    score_threshold: float = spec(0.4, ge=0, le=1, doc="detections below are dropped "
-                                  "(per-class values from thresholds_file win)")
-    nms_iou: float = spec(0.45, gt=0, le=1, doc="class-aware NMS IoU threshold")
-    top_k: int = spec(400, ge=1, le=100000, doc="candidates kept before NMS")
-    max_detections: int = spec(100, ge=1, le=10000, doc="detections kept after NMS")
+    score_threshold: float = spec(DETECTOR.score_threshold, ge=0, le=1, doc="detections scoring at least this "
+                                  "are kept (per-class values from thresholds_file win)")
+    nms_iou: float = spec(DETECTOR.nms_iou, gt=0, le=1, doc="class-aware NMS IoU threshold")
+    top_k: int = spec(DETECTOR.top_k, ge=1, le=100000, doc="candidates kept before NMS")
+    max_detections: int = spec(DETECTOR.max_detections, ge=1, le=10000, doc="detections kept after NMS")
     thresholds_file: str = spec("", doc="calibration's thresholds JSON (\"\" = none); relative to this "
                                 "file; reloaded on SIGHUP")
     method: str = spec("kmeans", choices=CLASSICAL_METHODS, doc="classical segmenter's method")
@@ -107,9 +113,10 @@ class LabelsConfig:
     labels_file: str = spec("", doc="labels of a recorded video: COCO JSON (image id = frame index) "
                             "or a folder of per-frame VOC XML (\"\" = none)")
     inbox: str = spec("", doc="label inbox folder; a label for a saved sample is scored when it "
-                      "appears (\"\" = off)")
+                      "appears (\"\" = off; needs sampling)")
     samples_dir: str = spec("var/samples", doc="where sampled frames and predictions are saved")
-    sample_every: int = spec(30, ge=1, doc="save one frame in N for labelling")
+    sample_every: int = spec(30, ge=0, doc="save one frame in N with its predictions, for labelling "
+                             "(0 = no sampling)")
     max_samples_mb: int = spec(200, ge=1, doc="disk cap of samples_dir; oldest removed first")
 
 
@@ -124,7 +131,8 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class RuntimeConfig:
     threads: int = spec(2, ge=1, le=256, doc="inference threads per model (ONNX Runtime intra-op)")
-    queue_size: int = spec(2, ge=1, le=64, doc="bounded queue between stages; the oldest frame drops")
+    wedged_after_s: float = spec(15.0, ge=1, le=3600, doc="a pipeline thread that has not come round its "
+                                 "loop for this long is stuck: watchdog pings stop and systemd restarts")
     engine_dir: str = spec("var/engines", doc="TensorRT engines and their manifests")
 
 

@@ -16,6 +16,10 @@ from typing import Any
 
 META_KEY = "edge_vision"
 TASKS = ("detection", "segmentation")
+# Every precision an artifact can be run at: the config's choices, build's variants, calibrate's
+# recommendations and --apply all come from this one list. int8 = ONNX Runtime CPU style, int8-qdq =
+# TensorRT style (explicit quantization); both become an INT8 TensorRT engine.
+PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
 
 
 class ArtifactError(Exception):
@@ -32,7 +36,7 @@ class ArtifactMeta:
     resize: "stretch" | "letterbox"; score: "softmax" | "sigmoid" (detection scores / seg logits);
     background: detection score column 0 is background (SSD); outputs: role -> tensor name
     (detection: boxes (1, A, 4) xyxy in input pixels, scores (1, A, C'); segmentation: logits
-    (1, C, H, W)); precision: "fp32" | "fp16" | "int8"; onnx_sha256: of the ONNX file it describes.
+    (1, C, H, W)); precision: one of PRECISIONS; onnx_sha256: of the ONNX file it describes.
     """
 
     task: str

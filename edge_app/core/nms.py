@@ -22,6 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .operating_point import DETECTOR, keep_mask
 from .types import Detections
 
 # Candidate pairs are generated and filtered in chunks of about this many to bound memory.
@@ -211,10 +212,10 @@ def postprocess_detections(
     boxes: np.ndarray,
     scores: np.ndarray,
     *,
-    iou_threshold: float = 0.45,
-    score_threshold: float | Mapping[int, float] | np.ndarray = 0.3,
-    top_k: int = 1000,
-    max_detections: int = 100,
+    iou_threshold: float = DETECTOR.nms_iou,
+    score_threshold: float | Mapping[int, float] | np.ndarray = DETECTOR.score_threshold,
+    top_k: int = DETECTOR.top_k,
+    max_detections: int = DETECTOR.max_detections,
     background_class: int | None = None,
 ) -> Detections:
     """Per-class scores to final detections, as an SSD/DeepStream post-processor does.
@@ -222,7 +223,8 @@ def postprocess_detections(
     boxes: (N, 4) xyxy, one box shared by all classes, or (N, C, 4) one per class;
     scores: (N, C) per-class scores.
     score_threshold: one value, a per-class array (C,), or {class: threshold}; classes missing from a
-    mapping are never reported, so a mapping names each class it keeps.
+    mapping are never reported, so a mapping names each class it keeps. A score equal to its class
+    threshold is kept (``operating_point.keep_mask``).
     top_k: candidates kept (by score, across classes) before NMS; max_detections: kept after NMS.
     background_class: a class column to drop (SSD's class 0), or None.
     """
@@ -236,7 +238,7 @@ def postprocess_detections(
     thr = _per_class_thresholds(score_threshold, num_classes)
     if background_class is not None:
         thr[background_class] = np.inf
-    anchor, cls = np.nonzero(sc > thr[None, :])
+    anchor, cls = np.nonzero(keep_mask(sc, thr[None, :]))
     cand_scores = sc[anchor, cls]
     if len(cand_scores) > top_k:
         # Keep the top_k best (ties by index order, so the choice is deterministic).

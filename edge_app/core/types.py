@@ -124,7 +124,9 @@ class FrameLabels:
     """Labels that travel with a frame (replay and synthetic sources, a labels file, the inbox).
 
     truth: detection labels in frame pixels, classes indexing ``classes``; mask: (H, W) class map
-    indexing ``mask_classes`` (ignore_index marks unlabelled pixels).
+    indexing ``mask_classes`` (ignore_index marks unlabelled pixels). ``classes`` are also the classes
+    the labels cover (a detection of another class is not judged), unless ``exhaustive``: every object
+    of every class is labelled (a person's label of one frame, which names only the classes it found).
     """
 
     truth: GroundTruth | None = None
@@ -132,6 +134,7 @@ class FrameLabels:
     mask: np.ndarray | None = None
     mask_classes: tuple[str, ...] = ()
     ignore_index: int | None = None
+    exhaustive: bool = False
 
 
 @dataclass(frozen=True)

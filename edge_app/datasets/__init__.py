@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .base import Dataset, DatasetError, LabelIssues, Sample, holdout, load_image, load_mask, read_class_names
 from .coco import read_coco
@@ -18,7 +19,7 @@ from .masks import read_masks
 from .voc import read_voc
 
 __all__ = ["Dataset", "DatasetError", "LabelIssues", "Sample", "holdout", "load_image", "load_mask", "open_dataset",
-           "read_class_names", "read_coco", "read_masks", "read_voc", "validation_of"]
+           "read_class_names", "read_coco", "read_masks", "read_voc", "validation_of", "artifact_validation"]
 
 
 def _classes_file(*folders: Path) -> Path | None:
@@ -85,14 +86,34 @@ def open_dataset(path: str | Path, split: str | Path | None = None, task: str | 
                        "NAME/+NAMEannot/; images/+masks/)")
 
 
-def validation_of(training: dict, task: str | None = None) -> Dataset | None:
+def validation_of(training: dict, task: str | None = None, classes: tuple[str, ...] | None = None) -> Dataset | None:
     """The validation data a model was trained with, from its recorded training config: a separate
-    dataset (val_data, val_split) or the seeded hold-out of its training data (val_fraction, seed)."""
+    dataset (val_data, val_split) or the seeded hold-out of its training data (val_fraction, seed).
+    ``classes``: the model's classes; the data's ids are matched to them by name (``with_classes``)."""
+    names = classes or (tuple(training["classes"]) if training.get("classes") else None)
+    ds: Dataset | None = None
     if training.get("val_data"):
-        return open_dataset(training["val_data"], training.get("val_split"), task=task)
-    if training.get("val_fraction") and training.get("data") not in (None, "synthetic"):
-        ds = open_dataset(training["data"], training.get("split"), task=task)
-        if training.get("classes"):
-            ds.classes = tuple(training["classes"])
-        return holdout(ds, float(training["val_fraction"]), int(training.get("seed", 0)))[1]
-    return None
+        ds = open_dataset(training["val_data"], training.get("val_split"), task=task)
+    elif training.get("val_fraction") and training.get("data") not in (None, "synthetic"):
+        full = open_dataset(training["data"], training.get("split"), task=task)
+        if names:
+            full = full.with_classes(names)
+        ds = holdout(full, float(training["val_fraction"]), int(training.get("seed", 0)))[1]
+    if ds is not None and names:
+        ds = ds.with_classes(names)
+    return ds
+
+
+def artifact_validation(meta: Any, data: str | Path | None = None, split: str | Path | None = None) -> Dataset | None:
+    """The labelled data an artifact is judged on (build's gate, calibrate): ``data`` when given (its own
+    class names, so it covers what it names); else the data its training validated on, in the model's
+    classes: the seeded synthetic hold-out, a separate validation set or the hold-out of its training
+    data. None when the artifact records none."""
+    if data:
+        return open_dataset(data, split, task=meta.task)
+    cfg = meta.extra.get("training", {}).get("config", {}) or {}
+    if cfg.get("data") == "synthetic":
+        from ..synthetic import validation_dir
+        root = validation_dir(cfg, meta.input_size[1], meta.input_size[0])
+        return open_dataset(root, task=meta.task).with_classes(tuple(meta.classes))
+    return validation_of(cfg, meta.task, tuple(meta.classes))

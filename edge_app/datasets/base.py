@@ -6,13 +6,14 @@ them. Images and masks are read lazily (``load_image``/``load_mask``) so listing
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..core.boxes import box_area
+from ..core.classes import remap_truth
 from ..core.types import GroundTruth
 
 
@@ -78,6 +79,35 @@ class Dataset:
     def subset(self, indices: list[int] | np.ndarray) -> "Dataset":
         return Dataset([self.samples[i] for i in indices], self.classes, self.task, self.issues,
                        self.ignore_index, self.root, self.category_ids)
+
+    def with_classes(self, names: tuple[str, ...] | list[str]) -> "Dataset":
+        """This dataset in another class list, matched by name (``core.classes``), never by position.
+
+        Detection: every box is re-indexed to ``names``; boxes of classes ``names`` lacks are dropped and
+        counted in ``issues``. Segmentation: a mask's values are positions, so ``names`` renames them
+        (it must have one name per class); a different count is a DatasetError.
+        """
+        names = tuple(names)
+        if names == self.classes:
+            return self
+        if self.task == "segmentation":
+            if len(names) != len(self.classes):
+                raise DatasetError(f"{self.root}: masks have {len(self.classes)} classes {list(self.classes)}, "
+                                   f"cannot name them {list(names)}")
+            return Dataset(self.samples, names, self.task, self.issues, self.ignore_index, self.root, self.category_ids)
+        samples = []
+        for s in self.samples:
+            truth = s.truth
+            if truth is not None:
+                truth, dropped = remap_truth(truth, self.classes, names)
+                for _ in range(dropped):
+                    self.issues.add(f"class not in {list(names)} (object dropped)", str(s.image_path))
+            samples.append(replace(s, truth=truth))
+        ids = None
+        if self.category_ids is not None:  # COCO ids follow their names; new names get none
+            by_name = dict(zip(self.classes, self.category_ids))
+            ids = tuple(by_name.get(n, -1) for n in names)
+        return Dataset(samples, names, self.task, self.issues, self.ignore_index, self.root, ids)
 
 
 def load_image(path: Path) -> np.ndarray:

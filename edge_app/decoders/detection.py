@@ -13,13 +13,15 @@ import numpy as np
 
 from ..core.artifact import ArtifactMeta
 from ..core.nms import postprocess_detections
+from ..core.operating_point import DETECTOR
 from ..core.preprocess import Letterbox
 from ..core.types import Detections
 
 
 class DetectionDecoder:
-    def __init__(self, meta: ArtifactMeta, *, score_threshold: float | np.ndarray = 0.4,
-                 iou_threshold: float = 0.45, top_k: int = 400, max_detections: int = 100) -> None:
+    def __init__(self, meta: ArtifactMeta, *, score_threshold: float | np.ndarray = DETECTOR.score_threshold,
+                 iou_threshold: float = DETECTOR.nms_iou, top_k: int = DETECTOR.top_k,
+                 max_detections: int = DETECTOR.max_detections) -> None:
         self.timings: dict[str, float] = {}  # of the last call
         self.meta = meta
         self.boxes_name = meta.outputs.get("boxes", "boxes")
@@ -33,7 +35,8 @@ class DetectionDecoder:
     def set_thresholds(self, score_threshold: float | np.ndarray | Mapping[str, float],
                        iou_threshold: float | None = None) -> None:
         """Per-class score thresholds: one value, a (C,) array, or {class name: value} (classes not
-        named keep the configured default). Called again on reload (SIGHUP)."""
+        named keep the configured default); a score equal to its threshold is kept. Called again on
+        reload (SIGHUP)."""
         n = self.meta.num_classes
         if isinstance(score_threshold, Mapping):
             unknown = sorted(set(score_threshold) - set(self.meta.classes))

@@ -13,12 +13,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.artifact import ArtifactError, ArtifactMeta, sha256_file
+from ..core.artifact import PRECISIONS, ArtifactError, ArtifactMeta, sha256_file
 
 log = logging.getLogger("edge_app.models")
 
-ONNX_VARIANTS = {"fp32": "{stem}.onnx", "fp16": "{stem}.fp16.onnx", "int8": "{stem}.int8.onnx",
-                 "int8-qdq": "{stem}.int8-qdq.onnx"}
+ONNX_VARIANTS = {p: "{stem}.onnx" if p == "fp32" else f"{{stem}}.{p}.onnx" for p in PRECISIONS}
+
+
+def engine_precision(precision: str) -> str:
+    """The TensorRT engine a precision runs as: both INT8 recipes make an INT8 engine."""
+    return "int8" if precision.startswith("int8") else precision
 
 
 def variant_path(fp32_onnx: Path, precision: str) -> Path:
@@ -46,6 +50,13 @@ def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None) -> st
     if fp32_sha256 and made_for and made_for != fp32_sha256:
         log.warning("%s was made for another version of %s: ignored (run edge-app calibrate again)",
                     path, fp32_onnx)
+        return None
+    if precision not in PRECISIONS:
+        raise ArtifactError(f"{path}: precision {precision!r} is not one of {PRECISIONS}")
+    if precision != "fp32" and data.get("checked") is not True:
+        # auto never runs a variant whose accuracy nobody measured (a build without validation data)
+        log.warning("%s recommends %s without a measured metric: ignored, running fp32 (run edge-app "
+                    "calibrate --apply)", path, precision)
         return None
     return precision
 

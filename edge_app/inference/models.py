@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..backends import BackendError, create_backend
+from ..backends.tensorrt import device_info as tensorrt_device
 from ..core.artifact import ArtifactError, ArtifactMeta, read_meta
+from ..core.operating_point import DETECTOR
 from ..core.preprocess import Preprocessor
 from ..core.types import Detections, SegMask
 from ..decoders import DetectionDecoder, SegmentationDecoder
@@ -50,10 +52,10 @@ class ModelSpec:
     artifact: Path | None
     precision: str = "auto"
     backend: str = "auto"
-    score_threshold: float = 0.4
-    nms_iou: float = 0.45
-    top_k: int = 400
-    max_detections: int = 100
+    score_threshold: float = DETECTOR.score_threshold
+    nms_iou: float = DETECTOR.nms_iou
+    top_k: int = DETECTOR.top_k
+    max_detections: int = DETECTOR.max_detections
     thresholds_file: Path | None = None
     method: str = "kmeans"
     classes: tuple[str, ...] = ("background", "foreground")
@@ -92,6 +94,12 @@ class NetworkModel:
                 log.warning("model %s: thresholds in %s were chosen for another version of the model "
                             "(re-run edge-app calibrate)", self.name, path)
             self.decoder.set_thresholds(per_class, data.get("nms_iou"))
+            made = data.get("expected_with", {})
+            for key in ("top_k", "max_detections"):
+                if key in made and made[key] != getattr(self.spec, key):
+                    log.warning("model %s: %s chose these thresholds with %s = %s, this model runs %s: the live "
+                                "numbers may differ from its expected ones", self.name, path, key, made[key],
+                                getattr(self.spec, key))
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             log.error("model %s: thresholds file %s unusable (%s); keeping %s", self.name, path, exc,
                       self.thresholds_source)
@@ -145,20 +153,6 @@ class ClassicalModel:
         pass
 
 
-def _tensorrt_device() -> dict[str, str] | None:
-    try:
-        import tensorrt as trt
-        if not hasattr(trt, "Builder"):  # only type stubs installed
-            return None
-        import pycuda.autoinit  # noqa: F401
-        import pycuda.driver as cuda
-    except ImportError:
-        return None
-    dev = cuda.Device(0)
-    major, minor = dev.compute_capability()
-    return {"tensorrt": trt.__version__, "gpu": dev.name(), "compute_capability": f"{major}.{minor}"}
-
-
 def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) -> NetworkModel:
     fp32 = spec.artifact
     assert fp32 is not None
@@ -166,16 +160,16 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
     precision = spec.precision
     if precision == "auto":
         precision = artifacts.recommended_precision(fp32, fp32_meta.onnx_sha256) or "fp32"
-    device = _tensorrt_device() if spec.backend in ("auto", "tensorrt") else None
+    device = tensorrt_device() if spec.backend in ("auto", "tensorrt") else None
     if spec.backend in ("auto", "tensorrt"):
-        engine, manifest = artifacts.engine_paths(spec.engine_dir, fp32, precision)
+        engine, manifest = artifacts.engine_paths(spec.engine_dir, fp32, artifacts.engine_precision(precision))
         check = artifacts.check_engine(engine, manifest, fp32, device)
         if device is not None and not check.usable:
             # Missing or stale for this device: build it now, before the service reports ready.
             from ..engines import build_engine
             say = status or log.info
             say(f"model {spec.name}: {check.reason}; building the TensorRT {precision} engine")
-            build_engine(fp32, precision if precision in ("fp32", "fp16") else "int8", spec.engine_dir, log=say)
+            build_engine(fp32, artifacts.engine_precision(precision), spec.engine_dir, log=say)
             check = artifacts.check_engine(engine, manifest, fp32, device)
         if device is not None and check.usable:
             meta = fp32_meta
@@ -226,8 +220,9 @@ def open_model(spec: ModelSpec, status: Callable[[str], None] | None = None) -> 
         raise ModelError(f"model {spec.name}: {exc}") from None
 
 
-def open_artifact(path: Path, *, name: str | None = None, score_threshold: float = 0.4, nms_iou: float = 0.45,
-                  top_k: int = 400, max_detections: int = 100, threads: int = 2,
+def open_artifact(path: Path, *, name: str | None = None, score_threshold: float = DETECTOR.score_threshold,
+                  nms_iou: float = DETECTOR.nms_iou, top_k: int = DETECTOR.top_k,
+                  max_detections: int = DETECTOR.max_detections, threads: int = 2,
                   spin: bool = False) -> NetworkModel:
     """One specific ONNX file on ONNX Runtime (calibration compares precisions file by file);
     ``spin``: let idle inference threads spin (the lowest latency of a model running alone)."""

@@ -1,4 +1,7 @@
-"""What every source shares: a producer thread, a newest-frame slot, counters, reconnect back-off."""
+"""What every source shares: a producer thread, a newest-frame slot, counters, reconnect back-off, and a
+heartbeat: the producer loop marks ``alive_at`` each time round (waiting included), so a thread stuck in
+a call is told apart from a camera that is away (the watchdog must restart the first, never the second).
+"""
 from __future__ import annotations
 
 import logging
@@ -60,6 +63,9 @@ class SourceStats:
     bad_frames: int = 0
     last_error: str = ""
     last_frame_at: float = field(default=0.0)
+    lost_since: float = 0.0   # monotonic time the source was lost (0 while it plays)
+    retry_at: float = 0.0     # monotonic time of the next reconnect attempt
+    loops: int = 0            # times a looping file or replay started again
 
 
 class FrameSource:
@@ -77,10 +83,18 @@ class FrameSource:
         self.slot = LatestSlot()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.alive_at = time.monotonic()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def beat(self) -> None:
+        """The producer loop came round (called from every loop and wait of a source)."""
+        self.alive_at = time.monotonic()
+
+    def thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> "FrameSource":
         self._thread = threading.Thread(target=self._guarded, name=f"source-{self.scheme}", daemon=True)
@@ -102,8 +116,9 @@ class FrameSource:
         raise NotImplementedError
 
     def _emit(self, frame: Frame) -> None:
+        self.beat()
         while self.backpressure and not self.stopping and not self.slot.wait_taken(0.1):
-            pass
+            self.beat()
         self.stats.frames += 1
         self.stats.last_frame_at = time.monotonic()
         self.slot.put(frame)
@@ -119,8 +134,15 @@ class FrameSource:
             self._thread.join(timeout)
 
     def wait(self, seconds: float) -> bool:
-        """Sleep unless stopping; True when asked to stop."""
-        return self._stop.wait(seconds)
+        """Sleep unless stopping, beating at least twice a second; True when asked to stop."""
+        end = time.monotonic() + seconds
+        while True:
+            self.beat()
+            left = end - time.monotonic()
+            if left <= 0:
+                return self._stop.is_set()
+            if self._stop.wait(min(left, 0.5)):
+                return True
 
 
 class Backoff:

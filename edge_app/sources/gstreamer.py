@@ -7,13 +7,16 @@ played with realtime=False instead blocks the decoder until the pipeline took th
 back-pressure), so no frame is lost and none is decoded in vain.
 A lost source (error, EOS on a live source, no frame for a while) is torn down and rebuilt with
 exponential back-off; the process never exits for it.
+
+Frame indices: a file's frames are numbered by stream position (PTS x frame rate), so a frame keeps its
+number whatever the appsink dropped, and numbering starts again when the file loops (the labels file of
+a recorded video is looked up by it). Live sources count the frames they deliver.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..config.schema import SourceConfig
 from ..core.types import Frame
+from ..core.uri import local_path
 from ..stream.gst import caps, gst, has_element, make
 from .base import Backoff, FrameSource
 
@@ -30,27 +35,12 @@ log = logging.getLogger("edge_app.source")
 _RTSP_TCP, _RTSP_UDP = 4, 1  # GstRtspLowerTrans flags
 
 
-@dataclass(frozen=True)
-class CaptureSettings:
-    width: int = 640
-    height: int = 480
-    fps: float = 15.0
-    loop: bool = True
-    rtsp_transport: str = "tcp"
-    rtsp_latency_ms: int = 200
-    reconnect_initial_s: float = 0.5
-    reconnect_max_s: float = 10.0
-    stall_timeout_s: float = 5.0   # live source: no frame for this long = lost
-    realtime: bool = True          # file: play at its own rate, newest frame wins (as a camera);
-                                   # False: every frame, as fast as the pipeline takes them
-
-
 def _fps_fraction(fps: float) -> str:
     f = Fraction(fps).limit_denominator(1001)
     return f"{f.numerator}/{f.denominator}"
 
 
-def _converter_chain(pipeline: Any, s: CaptureSettings) -> tuple[Any, Any]:
+def _converter_chain(pipeline: Any, s: SourceConfig) -> tuple[Any, Any]:
     """Elements from decoded video to BGR at the configured size; Jetson's nvvidconv when present."""
     elements = []
     if has_element("nvvidconv"):
@@ -79,7 +69,7 @@ def _link_dynamic(src: Any, sink_pad_owner: Any) -> None:
     src.connect("pad-added", on_pad)
 
 
-def _build_uri(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
+def _build_uri(pipeline: Any, uri: str, s: SourceConfig) -> tuple[Any, bool]:
     dec = make("uridecodebin", uri=uri)
     is_rtsp = uri.startswith(("rtsp://", "rtsps://"))
     if is_rtsp:
@@ -95,21 +85,21 @@ def _build_uri(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
     return last, is_rtsp
 
 
-def build_file(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
-    parts = urlsplit(uri)
-    path = Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
+def build_file(pipeline: Any, uri: str, s: SourceConfig) -> tuple[Any, bool]:
+    path = local_path(uri)
+    assert path is not None  # open_source made it absolute
     # GStreamer escapes the name: '! filesink ...' stays part of a (missing) file name.
     file_uri = gst().Gst.filename_to_uri(str(path.resolve()))
     last, _ = _build_uri(pipeline, file_uri, s)
     return last, False
 
 
-def build_rtsp(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
+def build_rtsp(pipeline: Any, uri: str, s: SourceConfig) -> tuple[Any, bool]:
     last, _ = _build_uri(pipeline, uri, s)
     return last, True
 
 
-def _live_src(pipeline: Any, src: Any, memory: str, s: CaptureSettings) -> Any:
+def _live_src(pipeline: Any, src: Any, memory: str, s: SourceConfig) -> Any:
     """A live source element constrained to the configured size and rate, then converted to BGR."""
     cf = make("capsfilter", caps=caps(f"video/x-raw{memory},width={int(s.width)},height={int(s.height)},"
                                       f"framerate={_fps_fraction(s.fps)}"))
@@ -121,14 +111,14 @@ def _live_src(pipeline: Any, src: Any, memory: str, s: CaptureSettings) -> Any:
     return last
 
 
-def build_test(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
+def build_test(pipeline: Any, uri: str, s: SourceConfig) -> tuple[Any, bool]:
     pattern = urlsplit(uri).netloc or "ball"
     src = make("videotestsrc", is_live=True)
     src.set_property("pattern", pattern if pattern in ("ball", "smpte", "snow", "black") else "ball")
     return _live_src(pipeline, src, "", s), True
 
 
-def build_v4l2(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
+def build_v4l2(pipeline: Any, uri: str, s: SourceConfig) -> tuple[Any, bool]:
     parts = urlsplit(uri)
     device = parts.path or "/dev/video0"
     src = make("v4l2src", device=device)
@@ -141,12 +131,12 @@ def build_v4l2(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
     return last, True
 
 
-def build_csi(pipeline: Any, uri: str, s: CaptureSettings) -> tuple[Any, bool]:
+def build_csi(pipeline: Any, uri: str, s: SourceConfig) -> tuple[Any, bool]:
     sensor = int(urlsplit(uri).netloc or 0)
     return _live_src(pipeline, make("nvarguscamerasrc", sensor_id=sensor), "(memory:NVMM)", s), True
 
 
-BUILDERS: dict[str, Callable[[Any, str, CaptureSettings], tuple[Any, bool]]] = {
+BUILDERS: dict[str, Callable[[Any, str, SourceConfig], tuple[Any, bool]]] = {
     "file": build_file, "rtsp": build_rtsp, "rtsps": build_rtsp, "test": build_test,
     "v4l2": build_v4l2, "csi": build_csi}
 
@@ -154,13 +144,13 @@ BUILDERS: dict[str, Callable[[Any, str, CaptureSettings], tuple[Any, bool]]] = {
 class GstSource(FrameSource):
     """A GStreamer capture pipeline ending in an appsink; rebuilt with back-off when it is lost."""
 
-    def __init__(self, uri: str, settings: CaptureSettings) -> None:
-        super().__init__(uri)
-        self.scheme = urlsplit(uri).scheme
+    def __init__(self, settings: SourceConfig) -> None:
+        super().__init__(settings.uri)
+        self.scheme = urlsplit(settings.uri).scheme
         if self.scheme not in BUILDERS:
-            raise ValueError(f"{uri}: no GStreamer source for scheme '{self.scheme}'")
+            raise ValueError(f"{settings.uri}: no GStreamer source for scheme '{self.scheme}'")
         self.settings = settings
-        self._index = 0
+        self._count = 0  # frames delivered (the index of live sources)
 
     def _build(self) -> tuple[Any, Any, bool]:
         Gst = gst().Gst
@@ -179,10 +169,13 @@ class GstSource(FrameSource):
         backoff = Backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
         first = True
         while not self.stopping:
+            self.beat()
             if not first:
                 self.stats.reconnects += 1
                 self.stats.state = "reconnecting"
+                self.stats.lost_since = self.stats.lost_since or time.monotonic()
                 delay = backoff.next()
+                self.stats.retry_at = time.monotonic() + delay
                 log.warning("source %s lost (%s); reconnecting in %.1f s (attempt %d)", self.uri,
                             self.stats.last_error, delay, self.stats.reconnects)
                 if self.wait(delay):
@@ -217,6 +210,7 @@ class GstSource(FrameSource):
         last_frame = time.monotonic()
         started = last_frame
         while not self.stopping:
+            self.beat()
             sample = sink.try_pull_sample(100 * Gst.MSECOND)
             now = time.monotonic()
             if sample is not None:
@@ -226,6 +220,7 @@ class GstSource(FrameSource):
                     if self.stats.state != "playing":
                         log.info("source %s playing", self.uri)
                     self.stats.state = "playing"
+                    self.stats.lost_since = 0.0
                     self._emit(frame)
                     backoff.reset()
                 last_frame = now
@@ -238,6 +233,7 @@ class GstSource(FrameSource):
             if msg is not None and msg.type == Gst.MessageType.EOS:
                 if self.scheme == "file" and self.settings.loop:
                     pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT, 0)
+                    self.stats.loops += 1
                     continue
                 if self.scheme == "file":
                     log.info("source %s ended", self.uri)
@@ -265,6 +261,11 @@ class GstSource(FrameSource):
             image = view.copy()  # one copy out of the mapped buffer, which goes back to the pool
         finally:
             buf.unmap(mapinfo)
-        pts = buf.pts / G.Gst.SECOND if buf.pts != G.Gst.CLOCK_TIME_NONE else now
-        self._index += 1
-        return Frame(image, self._index - 1, float(pts), now, None, self.uri)
+        has_pts = buf.pts != G.Gst.CLOCK_TIME_NONE
+        pts = buf.pts / G.Gst.SECOND if has_pts else now
+        index = self._count
+        if self.scheme == "file" and has_pts and info.fps_n > 0 and info.fps_d > 0:
+            # the frame's position in the file: survives appsink drops, restarts when the file loops
+            index = int(round(buf.pts * info.fps_n / (info.fps_d * G.Gst.SECOND)))
+        self._count += 1
+        return Frame(image, index, float(pts), now, None, self.uri)

@@ -91,13 +91,13 @@ def live_fps(ms: list, size: tuple[int, int], seconds: float) -> dict:
     from edge_app.outputs.http import HttpOutput
     from edge_app.pipeline import Pipeline
     from edge_app.rolling import RollingMonitor
-    from edge_app.sources import CaptureSettings, open_source
+    from edge_app.sources import SourceConfig, open_source
     from edge_app.telemetry import Telemetry
 
-    source = open_source(f"file://{VIDEO}", CaptureSettings(width=size[0], height=size[1], loop=True,
-                                                            realtime=False))
+    source = open_source(SourceConfig(f"file://{VIDEO}", width=size[0], height=size[1], loop=True,
+                                      realtime=False))
     telemetry = Telemetry()
-    http = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=80, status=lambda: {}, healthy=lambda: True,
+    http = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=80, status=lambda: {},
                       record=telemetry.record)
     pipe = Pipeline(source, ms, [http], RollingMonitor(), telemetry)
     pipe.start()
@@ -147,7 +147,7 @@ def latency(minutes: float) -> dict:
     from edge_app.outputs.http import HttpOutput
     from edge_app.pipeline import Pipeline
     from edge_app.rolling import RollingMonitor
-    from edge_app.sources import CaptureSettings, open_source
+    from edge_app.sources import SourceConfig, open_source
     from edge_app.telemetry import Telemetry
 
     class Recording(Telemetry):
@@ -162,8 +162,8 @@ def latency(minutes: float) -> dict:
             self.all.setdefault(stage, []).append((time.monotonic(), seconds))
 
     telemetry = Recording()
-    source = open_source("test://", CaptureSettings(width=640, height=360, fps=30))
-    http = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=80, status=lambda: {}, healthy=lambda: True,
+    source = open_source(SourceConfig("test://", width=640, height=360, fps=30))
+    http = HttpOutput(host="127.0.0.1", port=0, token="", jpeg_quality=80, status=lambda: {},
                       record=telemetry.record)
     ms = models()
     pipe = Pipeline(source, ms, [http], RollingMonitor(), telemetry)

@@ -24,14 +24,35 @@ def test_shipped_config_is_valid_and_frozen(repo_root):
         cfg.source.fps = 1.0  # type: ignore[misc]
 
 
+def _has_key(data, path):
+    """Whether the parsed TOML holds this full key path ('*' = any table of a dict, e.g. any model)."""
+    head, *rest = path
+    if head == "*":
+        return any(_has_key(v, rest) for v in data.values() if isinstance(v, dict))
+    if head not in data:
+        return False
+    return not rest or (isinstance(data[head], dict) and _has_key(data[head], rest))
+
+
 def test_shipped_config_documents_every_key(repo_root):
-    text = (repo_root / "config.toml").read_text()
+    import tomllib
+    data = tomllib.loads((repo_root / "config.toml").read_text())
     docs = field_docs(AppConfig)
     assert any(key.startswith("models.*.") for key, _ in docs)
     undocumented = [key for key, doc in docs if not doc]
     assert not undocumented, f"schema fields without a doc: {undocumented}"
-    missing = [key for key, _ in docs if f"{key.split('.')[-1]} =" not in text]
+    # by full key path: a key of one section must not pass for a key of another (every 'enabled')
+    missing = [key for key, _ in docs if not _has_key(data, key.split("."))]
     assert not missing, f"config.toml does not show: {missing}"
+    assert not _has_key(data, ["runtime", "enabled"])  # the check itself can fail
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32", "fp16", "int8", "int8-qdq"])
+def test_every_precision_calibrate_can_recommend_is_accepted(tmp_path, precision):
+    from edge_app.core.artifact import PRECISIONS
+    assert precision == "auto" or precision in PRECISIONS
+    cfg = load_config(_write(tmp_path, f"[models.d]\nkind = 'classical'\nprecision = '{precision}'\n"))
+    assert cfg.models["d"].precision == precision
 
 
 def test_defaults_when_sections_are_absent(tmp_path):
@@ -89,6 +110,11 @@ BAD_CONFIGS = [
     ("section is not a table", "source = 3", "source = 3: expected a table"),
     ("labels file absent", "[labels]\nlabels_file = 'gt.json'", "labels.labels_file = 'gt.json'"),
     ("log level", "[logging]\nlevel = 'loud'", "logging.level = 'loud': expected one of"),
+    ("a key that did nothing is gone", "[runtime]\nqueue_size = 2", "runtime.queue_size: unknown key"),
+    ("inbox without sampling", "[labels]\nsample_every = 0\ninbox = 'in'", "labels.inbox = 'in': has no effect"),
+    ("samples dir without sampling", "[labels]\nsample_every = 0\nsamples_dir = 's'",
+     "labels.samples_dir = 's': has no effect"),
+    ("precision", "[models.d]\nkind = 'classical'\nprecision = 'int4'", "models.d.precision = 'int4': expected one of"),
 ]
 
 

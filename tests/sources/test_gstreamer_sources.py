@@ -15,8 +15,8 @@ def _gst():
 
 
 def _source(uri, **kw):
-    from edge_app.sources import CaptureSettings, open_source
-    return open_source(uri, CaptureSettings(**{"width": 320, "height": 240, "fps": 30,
+    from edge_app.sources import SourceConfig, open_source
+    return open_source(SourceConfig(**{"uri": uri, "width": 320, "height": 240, "fps": 30,
                                                "reconnect_initial_s": 0.2, "reconnect_max_s": 1.0, **kw}))
 
 

@@ -3,12 +3,12 @@ import time
 
 import numpy as np
 
-from edge_app.sources import CaptureSettings, open_source
+from edge_app.sources import SourceConfig, open_source
 from tests.gst_helpers import read_frames
 
 
 def test_synthetic_frames_carry_exact_labels():
-    src = open_source("synthetic://", CaptureSettings(width=320, height=240, fps=60), seed=3).start()
+    src = open_source(SourceConfig("synthetic://", width=320, height=240, fps=60, seed=3)).start()
     try:
         frames = read_frames(src, 0.5)
     finally:
@@ -24,7 +24,7 @@ def test_synthetic_frames_carry_exact_labels():
 
 
 def test_replay_voc_labels(shared_data):
-    src = open_source(f"replay://{shared_data / 'raccoon'}", CaptureSettings(fps=100, loop=False)).start()
+    src = open_source(SourceConfig(f"replay://{shared_data / 'raccoon'}", fps=100, loop=False)).start()
     try:
         frames = read_frames(src, 1.0)
     finally:
@@ -36,7 +36,7 @@ def test_replay_voc_labels(shared_data):
 
 
 def test_replay_masks_with_ignore_index(shared_data):
-    src = open_source(f"replay://{shared_data / 'camvid' / 'val'}", CaptureSettings(fps=50, loop=False)).start()
+    src = open_source(SourceConfig(f"replay://{shared_data / 'camvid' / 'val'}", fps=50, loop=False)).start()
     try:
         f = src.read(5.0)
     finally:
@@ -56,7 +56,7 @@ def test_replay_skips_corrupt_image(tmp_path):
             "<object><name>a</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax>"
             "</bndbox></object></annotation>")
     (tmp_path / "images" / "1.jpg").write_bytes(b"\xff\xd8 truncated")
-    src = open_source(f"replay://{tmp_path}", CaptureSettings(fps=200, loop=False)).start()
+    src = open_source(SourceConfig(f"replay://{tmp_path}", fps=200, loop=False)).start()
     frames = read_frames(src, 0.5)
     src.stop()
     assert len(frames) == 2

@@ -1,0 +1,39 @@
+"""Source URIs with a local path (``file://``, ``replay://``), parsed in one place: the config check,
+the sources and ``service install`` all read them through these functions.
+
+``file:///abs/path`` has an empty host and an absolute path; ``file://relative/path`` (a common slip)
+is taken as the relative path ``relative/path``, resolved against the config file's folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+LOCAL_SCHEMES = ("file", "replay")
+
+
+def scheme_of(uri: str) -> str:
+    return urlsplit(uri).scheme
+
+
+def local_path(uri: str) -> Path | None:
+    """The path of a file:// or replay:// URI as written (maybe relative); None for other schemes."""
+    parts = urlsplit(uri)
+    if parts.scheme not in LOCAL_SCHEMES:
+        return None
+    return Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
+
+
+def resolved_path(uri: str, base: Path) -> Path | None:
+    """The absolute path of a file:// or replay:// URI, a relative one taken from ``base``."""
+    p = local_path(uri)
+    if p is None:
+        return None
+    p = p.expanduser()
+    return p if p.is_absolute() else Path(base) / p
+
+
+def absolute_uri(uri: str, base: Path) -> str:
+    """``uri`` with a relative local path made absolute against ``base``; other URIs unchanged."""
+    p = resolved_path(uri, base)
+    return uri if p is None else f"{scheme_of(uri)}://{p}"
