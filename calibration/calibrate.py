@@ -139,6 +139,22 @@ def compare_engines(fp32: Path, engine_dir: Path, dataset: Dataset, base: dict[s
                   "run over the same images")
 
 
+def machine_description() -> str:
+    """The CPU a recommendation was measured on (INT8's speed-up depends on it: VNNI or not)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp") if f in flags]
+    import os
+    return f"{model}, {os.cpu_count()} cores{', ' + ' '.join(simd) if simd else ''}"
+
+
 def _none_nan(x: Any) -> Any:
     return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
 
@@ -287,7 +303,7 @@ def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> d
         write_atomic(recommendation_path(fp32), json.dumps({
             "precision": chosen, "why": why, "onnx_sha256": meta.onnx_sha256, "checked": True,
             "metric": best["metric"], "value": best["value"], "delta_points": best["delta_points"],
-            "images": images}) + "\n")
+            "images": images, "machine": machine_description()}) + "\n")
         if args.config_path is not None:
             apply_to_config(args.config_path, name, chosen, thresholds_file if meta.task == "detection" else None)
     return section

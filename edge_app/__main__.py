@@ -12,15 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-NOT_BUILT_EXIT = 3
-
-
 @dataclass(frozen=True)
 class Command:
     help: str
     handler: str  # "module:function" taking the parsed args (or argv when passthrough), returning an exit code
     arguments: Callable[[argparse.ArgumentParser], None]
-    built: bool = True
     passthrough: bool = False  # the handler parses its own arguments (its --help is the full one)
 
 
@@ -51,7 +47,6 @@ def _service_args(p: argparse.ArgumentParser) -> None:
                    help="config copied to --config when that does not exist yet (default: %(default)s)")
 
 
-# Subcommands whose package is not written yet say so (built=False); --help says it too.
 COMMANDS: dict[str, Command] = {
     "run": Command("run the live pipeline: capture, detect + segment, overlay, stream, rolling P/R",
                    "edge_app.app:main", _run_args),
@@ -79,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, cmd in COMMANDS.items():
-        text = cmd.help if cmd.built else f"{cmd.help} [not built yet]"
+        text = cmd.help
         if " " in name:
             group, leaf = name.split(" ", 1)
             if group not in groups:
@@ -105,10 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     cmd = COMMANDS[name]
     if extra and not cmd.passthrough:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not cmd.built:
-        print(f"edge-app {name}: not built yet in this version of edge-vision "
-              f"({cmd.help}).", file=sys.stderr)
-        return NOT_BUILT_EXIT
     module, func = cmd.handler.split(":")
     try:
         handler: Callable[[Any], int] = getattr(importlib.import_module(module), func)

@@ -48,22 +48,58 @@ def draw_mask(image: np.ndarray, mask: SegMask, classes: Sequence[str], alpha: f
     return image
 
 
+Rect = tuple[int, int, int, int]  # x, y, width, height
+
+
+def _overlap(a: Rect, b: Rect) -> int:
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, w) * max(0, h)
+
+
+def label_layout(boxes: np.ndarray, sizes: Sequence[tuple[int, int]], width: int, height: int) -> list[Rect]:
+    """Where each box's label goes: (x, y, w, h) rectangles, one per box, inside the image and not over
+    an earlier label where any place allows (earlier = drawn first: callers pass boxes best score first).
+
+    Candidates, in order: above the box's top-left corner, just inside it, below it, inside its bottom,
+    further down inside it, then the same on the right edge; the first free one wins, else the one
+    overlapping placed labels least.
+    """
+    placed: list[Rect] = []
+    for box, (lw, lh) in zip(np.asarray(boxes, np.float64).reshape(-1, 4), sizes):
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cands = []
+        for x in (x1, x2 - lw):
+            inner = [y1 + k * lh for k in range(1, max(1, (y2 - y1) // max(lh, 1)))]
+            for y in (y1 - lh, y1, y2, y2 - lh, *inner):
+                cands.append((min(max(0, x), max(0, width - lw)), min(max(0, y), max(0, height - lh)), lw, lh))
+        best = min(cands, key=lambda r: (sum(_overlap(r, p) for p in placed), cands.index(r)))
+        placed.append(best)
+    return placed
+
+
 def draw_detections(image: np.ndarray, det: Detections, classes: Sequence[str],
                     thickness: int = 2) -> np.ndarray:
-    """Boxes and 'name 0.87' labels (in place)."""
+    """Boxes and 'name 0.87' labels (in place). Labels are laid out best score first so that overlapping
+    boxes keep readable labels (``label_layout``), and drawn after every box, so no edge crosses a label."""
     colours = palette(max(len(classes), 1), seed=3)
     h, w = image.shape[:2]
-    for box, score, cls in zip(det.boxes, det.scores, det.classes):
+    order = np.argsort(-det.scores, kind="stable")
+    texts, sizes, cols = [], [], []
+    for i in order:
+        box, score, cls = det.boxes[i], det.scores[i], int(det.classes[i])
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-        colour = tuple(int(c) for c in colours[int(cls) % len(colours)])
+        colour = tuple(int(c) for c in colours[cls % len(colours)])
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_8)
-        name = classes[int(cls)] if 0 <= int(cls) < len(classes) else str(int(cls))
+        name = classes[cls] if 0 <= cls < len(classes) else str(cls)
         text = f"{name} {float(score):.2f}"
         (tw, th), base = cv2.getTextSize(text, _FONT, 0.5, 1)
-        ty = y1 - 4 if y1 - th - 6 >= 0 else min(h - 1, y1 + th + 4)
-        tx = min(max(0, x1), max(0, w - tw - 2))
-        cv2.rectangle(image, (tx, ty - th - 2), (tx + tw + 2, ty + base), colour, -1)
-        cv2.putText(image, text, (tx + 1, ty), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        texts.append((text, th))
+        sizes.append((tw + 2, th + base + 2))
+        cols.append(colour)
+    for (text, th), (x, y, lw, lh), colour in zip(texts, label_layout(det.boxes[order], sizes, w, h), cols):
+        cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), colour, -1)
+        cv2.putText(image, text, (x + 1, y + th + 1), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return image
 
 

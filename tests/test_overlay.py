@@ -1,4 +1,6 @@
-"""Overlays against golden images (small pixel tolerance); regenerate with UPDATE_GOLDEN=1."""
+"""Overlays: geometry checked directly (labels inside the frame, never over another label where there is
+room; boxes where they belong; masks blended as computed here), then golden images against unintended
+drawing changes (small pixel tolerance; regenerate with UPDATE_GOLDEN=1 and look at them)."""
 import os
 from pathlib import Path
 
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_app.core.types import Detections, SegMask
-from edge_app.overlay import draw_detections, draw_hud, draw_mask, palette
+from edge_app.overlay import draw_detections, draw_hud, draw_mask, label_layout, palette
 
 GOLDEN = Path(__file__).with_name("golden")
 
@@ -68,3 +70,33 @@ def test_box_drawn_where_it_belongs():
     assert not out[60:85, 20:50].any()                    # inside stays empty
     with pytest.raises(ValueError, match="does not match"):
         draw_mask(out, SegMask(np.zeros((5, 5), np.uint8)), ("a",))
+
+
+def _intersect(a, b):
+    return min(a[0] + a[2], b[0] + b[2]) > max(a[0], b[0]) and min(a[1] + a[3], b[1] + b[3]) > max(a[1], b[1])
+
+
+@pytest.mark.parametrize("boxes", [
+    [[20, 30, 80, 95], [100, 10, 150, 60]],                       # the golden scene: labels met above them
+    [[10, 10, 60, 60], [20, 12, 70, 62], [30, 14, 80, 64]],      # three overlapping boxes
+    [[0, 0, 40, 30], [5, 2, 45, 32]],                            # in the corner: no room above
+    [[100, 90, 159, 119], [110, 95, 159, 119]],                  # bottom-right corner
+])
+def test_labels_stay_inside_and_do_not_cover_each_other(boxes):
+    sizes = [(66, 16)] * len(boxes)
+    rects = label_layout(np.array(boxes, np.float32), sizes, 160, 120)
+    for r in rects:
+        assert 0 <= r[0] and r[0] + r[2] <= 160 and 0 <= r[1] and r[1] + r[3] <= 120, r
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not _intersect(a, b), (a, b)
+
+
+def test_overlapping_labels_both_readable_in_pixels():
+    # the square's label used to be drawn over the circle's score: both label fills must stay whole
+    det = _det()
+    out = draw_detections(_scene(), det, ("circle", "square"))
+    colours = palette(2, seed=3)
+    for cls in (0, 1):
+        fill = np.all(out == colours[cls], axis=2)
+        assert fill.sum() > 300, cls  # a label's background of its own colour, not painted over

@@ -62,18 +62,51 @@ def _evaluate(tmp_path, gt, dets, *extra):
                           timeout=120)
 
 
-@pytest.mark.parametrize("backend", ["faster_coco_eval", "pycocotools", "edge_app.core"])
-def test_evaluate_prints_coco_stats_equal_to_pycocotools(tmp_path, backend):
-    pytest.importorskip(backend.split(".")[0] if backend != "edge_app.core" else "numpy")
+def _reference(gt, dets, library):
+    """COCO stats and per-category AP (mean of precision over IoU and recall thresholds, area all, 100
+    detections; None without labels) straight from a reference library, not through edge-app."""
+    if library == "pycocotools":
+        ev = _pycocotools_stats(gt, dets)
+    else:
+        from faster_coco_eval import COCO as FCOCO
+        from faster_coco_eval import COCOeval_faster
+        import contextlib, io
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = FCOCO(gt)
+            ev = COCOeval_faster(coco, coco.loadRes(dets), "bbox")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+    precision = np.asarray(ev.eval["precision"])  # (T, R, K, A, M)
+    cats = sorted(gt["categories"], key=lambda c: c["id"])
+    per_class = {}
+    for k, c in enumerate(cats):
+        v = precision[:, :, k, 0, -1]
+        per_class[c["name"]] = float(v[v > -1].mean()) if (v > -1).any() else None
+    return np.asarray(ev.stats[:12]), per_class
+
+
+# Each backend of `edge-app evaluate` against a library it does not run on (never one library twice).
+@pytest.mark.parametrize("backend, reference", [("faster_coco_eval", "pycocotools"),
+                                                ("pycocotools", "faster_coco_eval"),
+                                                ("edge_app.core", "pycocotools")])
+def test_evaluate_prints_coco_stats_equal_to_an_independent_reference(tmp_path, backend, reference):
+    for lib in {backend.split(".")[0], reference} - {"edge_app"}:
+        pytest.importorskip(lib)
     gt, dets = _random_coco(4)
     r = _evaluate(tmp_path, gt, dets, "--backend", backend)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    expected = _pycocotools_stats(gt, dets).stats
+    stats, per_class = _reference(gt, dets, reference)
     keys = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100"]
     assert list(out)[:9] == keys
-    np.testing.assert_allclose([out[k] for k in keys], expected[:9], atol=1e-6)
-    assert set(out["per_class"]) == {c["name"] for c in gt["categories"]}
+    np.testing.assert_allclose([out[k] for k in keys], stats[:9], atol=1e-6)
+    assert set(out["per_class"]) == set(per_class)
+    for name, ap in per_class.items():  # per-class values, not only their names
+        assert (out["per_class"][name] is None) == (ap is None), name
+        if ap is not None:
+            assert out["per_class"][name] == pytest.approx(ap, abs=1e-6), name
+    assert any(v is not None and v > 0 for v in per_class.values())
 
 
 @pytest.mark.parametrize("dets, message", [
@@ -183,3 +216,50 @@ def _row(precision, ms, ok=True):
 def test_recommendation_needs_a_real_speedup_within_tolerance(rows, chosen):
     from calibration.calibrate import recommend
     assert recommend(rows)[0] == chosen
+
+
+def test_an_unchecked_variant_is_never_recommended():
+    from calibration.calibrate import recommend
+    rows = [_row("fp32", 10), {**_row("int8", 5.0), "within_tolerance": None, "delta_points": None}]
+    assert recommend(rows)[0] == "fp32"
+
+
+def test_apply_refuses_what_the_schema_refuses(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[models.det]\nkind = "classical"\n')
+    with pytest.raises(SystemExit, match="not one of"):
+        apply_to_config(cfg, "det", "int4", None)
+    with pytest.raises(SystemExit, match="no \\[models.other\\] table"):
+        apply_to_config(cfg, "other", "fp32", None)
+    assert cfg.read_text() == '[models.det]\nkind = "classical"\n'  # untouched
+
+
+@pytest.mark.slow
+def test_apply_int8_qdq_then_run(tmp_path, demo_detector):
+    """calibrate can recommend the TensorRT-style INT8 variant; --apply writes it and the runtime runs it."""
+    pytest.importorskip("onnx", reason="the train extra makes INT8 variants")
+    import shutil
+    from conversion.quantize import to_int8
+    from edge_app.app import model_specs
+    from edge_app.config import load_config
+    from edge_app.inference.models import open_model
+    from edge_app.synthetic import make_sample
+
+    art = tmp_path / "det"
+    art.mkdir()
+    shutil.copy(demo_detector, art / "model.onnx")
+    shutil.copy(demo_detector.with_suffix(".json"), art / "model.json")
+    rng = np.random.default_rng(0)
+    to_int8(art / "model.onnx", art / "model.int8-qdq.onnx", [make_sample(rng, 640, 480).image for _ in range(4)],
+            recipe="int8-qdq")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'# mine\n[models.det]\nkind = "detector"\nartifact = "det/model.onnx"   # my model\n'
+                   'precision = "auto"\n[output.http]\nenabled = false\n')
+    apply_to_config(cfg, "det", "int8-qdq", None)
+    assert 'precision = "int8-qdq"' in cfg.read_text() and "# my model" in cfg.read_text()
+    check = subprocess.run([sys.executable, "-m", "edge_app", "config", "check", str(cfg)], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    model = open_model(model_specs(load_config(cfg))[0])
+    assert model.precision == "int8-qdq" and model.path.name == "model.int8-qdq.onnx"
+    assert model.predict(make_sample(rng, 640, 480).image).detections is not None

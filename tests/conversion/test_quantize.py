@@ -48,7 +48,7 @@ def test_int8_variants_run_and_stay_close(tiny_unet, tmp_path, recipe, method):
     out = tmp_path / f"model.{recipe}.{method}.onnx"
     meta = quantize.to_int8(tiny_unet, out, _images(8), recipe=recipe, method=method, work=tmp_path)
     q = meta.extra["quantization"]
-    assert meta.precision == "int8" and (q["recipe"], q["calibration"], q["images"]) == (recipe, method, 8)
+    assert meta.precision == recipe and (q["recipe"], q["calibration"], q["images"]) == (recipe, method, 8)
     assert q["cache"].startswith(f"model.calib-{method}.") and (tmp_path / q["cache"]).is_file()
     assert read_meta(out).onnx_sha256 == meta.onnx_sha256
     a, b = open_artifact(tiny_unet), open_artifact(out)
@@ -66,9 +66,21 @@ def test_entropy_ranges_differ_from_minmax(tiny_unet, tmp_path):
     assert mm != en
 
 
+def test_calibration_cache_is_keyed_by_the_calibration_images(tiny_unet, tmp_path):
+    """Other --data or --count must not reuse ranges computed on other images (they did: the key was the
+    model and the method only)."""
+    a = quantize.to_int8(tiny_unet, tmp_path / "a.onnx", _images(6), work=tmp_path)
+    b = quantize.to_int8(tiny_unet, tmp_path / "b.onnx", _images(6, seed=5), work=tmp_path)   # other images
+    c = quantize.to_int8(tiny_unet, tmp_path / "c.onnx", _images(4), work=tmp_path)           # fewer of them
+    again = quantize.to_int8(tiny_unet, tmp_path / "d.onnx", _images(6), work=tmp_path)       # the same six
+    names = [m.extra["quantization"]["cache"] for m in (a, b, c, again)]
+    assert len(set(names[:3])) == 3 and names[3] == names[0]
+    assert (tmp_path / names[1]).read_text() != (tmp_path / names[0]).read_text()  # other ranges
+
+
 def test_build_writes_all_variants_and_the_gate_table(tiny_unet):
-    table = build(tiny_unet, count=6, log=lambda m: None)
-    assert [r["precision"] for r in table] == ["fp32", "fp16", "int8", "int8"]
+    table = build(tiny_unet, count=6, log=lambda m: None, progress=False)
+    assert [r["precision"] for r in table] == ["fp32", "fp16", "int8", "int8-qdq"]
     for precision in ("fp16", "int8", "int8-qdq"):
         path = variant_path(tiny_unet, precision)
         meta = read_meta(path)
@@ -76,3 +88,46 @@ def test_build_writes_all_variants_and_the_gate_table(tiny_unet):
         assert path.stat().st_size > 0
     for row in table[1:]:
         assert {"value", "delta_points", "median_ms", "size_mb", "within_tolerance", "speedup_vs_fp32"} <= set(row)
+        assert isinstance(row["within_tolerance"], bool) and row["gate"] in ("passed", f"failed: loses more than 1.0 points")
+
+
+def test_int8_that_fails_the_gate_is_rebuilt_with_sensitive_nodes_in_float(tiny_unet):
+    """The fallback: while INT8 loses more than the tolerance, node groups (heads, then the stem, ...) are
+    kept in float and the variant rebuilt. A gate no variant can pass (tolerance below any loss) walks the
+    whole list; the last group is recorded and really is float in the graph."""
+    import onnx
+    logs = []
+    table = build(tiny_unet, precisions=("int8",), count=6, tolerance=-1000.0, log=logs.append, progress=False)
+    row = table[1]
+    groups = quantize.sensitive_node_candidates(tiny_unet)
+    assert row["kept_in_float"] == groups[-1] and len(groups[-1]) > len(groups[0]) > 0
+    assert row["within_tolerance"] is False and row["gate"].startswith("failed")
+    assert any("keeping sensitive nodes in float" in m for m in logs)
+    graph = onnx.load(str(variant_path(tiny_unet, "int8"))).graph
+    produced_by = {o: n.op_type for n in graph.node for o in n.output}
+    kept = [n for n in graph.node if n.name in set(row["kept_in_float"])]
+    assert len(kept) == len(row["kept_in_float"])
+    weights = {i.name for i in graph.initializer}
+    for node in kept:  # a node kept in float has its float weights: no DequantizeLinear in front of them
+        assert node.input[1] in weights and produced_by.get(node.input[1]) is None, node.name
+    quantized = [n for n in graph.node if n.op_type == "Conv" and n.name not in set(row["kept_in_float"])]
+    assert quantized and all(produced_by.get(n.input[1]) == "DequantizeLinear" for n in quantized)  # the rest INT8
+    assert read_meta(variant_path(tiny_unet, "int8")).extra["quantization"]["kept_in_float"] == groups[-1]
+
+
+def test_build_without_validation_data_is_unchecked_not_passed(tiny_unet, tmp_path, monkeypatch):
+    import shutil
+    from dataclasses import replace
+    from edge_app.core.artifact import write_sidecar
+    model = tmp_path / "model.onnx"
+    shutil.copy(tiny_unet, model)
+    meta = read_meta(tiny_unet)
+    # an artifact that records no validation data (trained elsewhere), and no --val-data
+    write_sidecar(model, replace(meta, extra={**meta.extra, "training": {"config": {"data": str(tmp_path / "gone")}}}))
+    data = tmp_path / "calib"
+    from edge_app.synthetic import write_dataset
+    write_dataset(data, 6, width=96, height=64)
+    logs = []
+    table = build(model, data=str(data), precisions=("int8",), count=4, log=logs.append, progress=False)
+    assert table[1]["within_tolerance"] is None and table[1]["gate"].startswith("unchecked")
+    assert table[1]["delta_points"] is None and any("accuracy gate is skipped" in m for m in logs)

@@ -133,3 +133,20 @@ def test_real_segmentation_sets(shared_data):
 def test_unknown_layout_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match="not a recognised dataset layout"):
         open_dataset(tmp_path)
+
+
+def test_with_classes_matches_by_name_and_counts_what_it_drops(tmp_path):
+    from edge_app.synthetic import write_dataset
+    from edge_app.datasets import DatasetError, open_dataset
+    root = write_dataset(tmp_path / "d", 6, seed=3, width=96, height=64)
+    ds = open_dataset(root)
+    names_before = [[ds.classes[c] for c in s.truth.classes] for s in ds.samples]
+    other = ds.with_classes(("triangle", "square"))  # reordered, circle left out
+    for before, s in zip(names_before, other.samples):
+        assert [other.classes[c] for c in s.truth.classes] == [n for n in before if n != "circle"]
+    dropped = sum(n.count("circle") for n in map(" ".join, names_before))
+    assert dropped > 0 and sum(v for k, v in other.issues.counts.items() if "object dropped" in k) == dropped
+    masks = open_dataset(root, task="segmentation")
+    assert masks.with_classes(("bg", "a", "b", "c")).classes == ("bg", "a", "b", "c")  # positions named
+    with pytest.raises(DatasetError, match="cannot name them"):
+        masks.with_classes(("bg", "fg"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_app.backends import BackendError, create_backend
-from edge_app.core.artifact import sha256_file
+from edge_app.core.artifact import read_meta, sha256_file
 from edge_app.inference.artifacts import check_engine, engine_paths
 from edge_app.inference.models import ModelError, ModelSpec, open_model
 
@@ -92,3 +92,69 @@ def test_engine_build_and_run_on_device(tmp_path, demo_detector):
     engine = build_engine(demo_detector, "fp16", tmp_path)
     backend = create_backend("tensorrt", engine)
     assert backend.output_names
+
+
+# ---- engine plans: decided without TensorRT, so the INT8 calibration wiring is tested here ----------
+def _model_dir(tmp_path, demo_detector):
+    import shutil
+    shutil.copy(demo_detector, tmp_path / "model.onnx")
+    shutil.copy(demo_detector.with_suffix(".json"), tmp_path / "model.json")
+    return tmp_path / "model.onnx"
+
+
+def test_int8_engine_without_qdq_is_calibrated_on_the_images(tmp_path, demo_detector):
+    from edge_app.engines import plan_engine
+    from edge_app.synthetic import make_sample
+    import numpy as np
+    onnx = _model_dir(tmp_path, demo_detector)
+    images = [make_sample(np.random.default_rng(i), 640, 480).image for i in range(3)]
+    plan = plan_engine(onnx, "int8", tmp_path, images=images, has_flags=True, typed=False)
+    assert plan.source == onnx and plan.flags == ("FP16", "INT8") and plan.calibration == "images"
+    meta = read_meta(onnx)
+    assert len(plan.batches) == 3
+    assert all(b.shape == (1, 3, *meta.input_size) and b.dtype == np.float32 for b in plan.batches)
+    # the runtime's own preprocessing, not a copy of it
+    from edge_app.core.preprocess import Preprocessor
+    np.testing.assert_array_equal(plan.batches[1], Preprocessor.from_meta(meta)(images[1])[0])
+
+
+def test_int8_engine_without_images_or_cache_is_refused_not_built_blind(tmp_path, demo_detector):
+    from edge_app.core.artifact import ArtifactError
+    from edge_app.engines import plan_engine
+    onnx = _model_dir(tmp_path, demo_detector)
+    with pytest.raises(ArtifactError, match="needs calibration: no QDQ model"):
+        plan_engine(onnx, "int8", tmp_path, images=None, has_flags=True, typed=False)
+    cache = tmp_path / "model.int8.calibration.cache"
+    cache.write_bytes(b"TRT-cache")
+    plan = plan_engine(onnx, "int8", tmp_path, images=None, has_flags=True, typed=False)
+    assert plan.calibration == "cache" and plan.cache == cache and plan.batches == ()
+
+
+@pytest.mark.parametrize("precision, typed, source, flags", [
+    ("fp32", False, "model.onnx", ()),
+    ("fp16", False, "model.onnx", ("FP16",)),
+    ("int8", False, "model.int8-qdq.onnx", ("FP16", "INT8")),   # explicit quantization: no calibrator
+    ("fp16", True, "model.fp16.onnx", ("STRONGLY_TYPED",)),
+    ("int8", True, "model.int8-qdq.onnx", ("STRONGLY_TYPED",)),
+])
+def test_engine_plan_sources_and_flags(tmp_path, demo_detector, precision, typed, source, flags):
+    from edge_app.engines import plan_engine
+    onnx = _model_dir(tmp_path, demo_detector)
+    for variant in ("model.fp16.onnx", "model.int8-qdq.onnx"):
+        (tmp_path / variant).write_bytes(b"variant")
+    plan = plan_engine(onnx, precision, tmp_path, images=None, has_flags=not typed, typed=typed)
+    assert (plan.source.name, plan.flags, plan.calibration) == (source, flags, None)
+
+
+def test_build_passes_its_calibration_images_to_the_engine_builds(tmp_path, demo_detector, monkeypatch):
+    """`edge-app build --tensorrt` hands the calibration images on (they were dropped before): the engine
+    builder itself needs TensorRT, so here it is replaced by a recorder at that one boundary."""
+    pytest.importorskip("onnx", reason="the train extra makes the variants")
+    import edge_app.engines as engines
+    from conversion.build import build
+    onnx = _model_dir(tmp_path, demo_detector)
+    seen = {}
+    monkeypatch.setattr(engines, "build_engines", lambda fp32, d, images=None, log=print: seen.update(images=images))
+    build(onnx, precisions=("fp16",), count=3, tensorrt=True, engine_dir=tmp_path, log=lambda m: None,
+          progress=False, limit=2)
+    assert len(seen["images"]) == 3 and seen["images"][0].ndim == 3

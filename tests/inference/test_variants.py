@@ -13,10 +13,14 @@ from edge_app.inference.models import ModelError, ModelSpec, open_model
 
 @pytest.fixture()
 def seg_dir(tmp_path, demo_segmenter):
-    # The shipped demo segmenter with its INT8 variant and calibrate's recommendation.
-    for name in ("segmenter.onnx", "segmenter.json", "segmenter.int8.onnx", "segmenter.int8.json",
-                 "segmenter.precision.json"):
+    # The shipped demo segmenter with its INT8 variant, and a recommendation of INT8 as calibrate --apply
+    # writes one (measured: "checked"); which precision the shipped file names depends on the CPU it was
+    # calibrated on, so the tests write their own.
+    for name in ("segmenter.onnx", "segmenter.json", "segmenter.int8.onnx", "segmenter.int8.json"):
         shutil.copy(demo_segmenter.with_name(name), tmp_path / name)
+    (tmp_path / "segmenter.precision.json").write_text(json.dumps({
+        "precision": "int8", "why": "test", "checked": True, "metric": "mIoU", "value": 0.64,
+        "onnx_sha256": read_meta(tmp_path / "segmenter.onnx").onnx_sha256}))
     return tmp_path
 
 
@@ -49,3 +53,13 @@ def test_a_recommendation_for_another_model_is_ignored(seg_dir):
     rec.write_text(json.dumps({**json.loads(rec.read_text()), "onnx_sha256": "f" * 64}))
     assert recommended_precision(fp32, sha) is None
     assert open_model(_spec(seg_dir)).precision == "fp32"
+
+
+def test_a_recommendation_nobody_measured_is_ignored(seg_dir, caplog):
+    rec = seg_dir / "segmenter.precision.json"
+    data = json.loads(rec.read_text())
+    del data["checked"]
+    rec.write_text(json.dumps(data))
+    with caplog.at_level(logging.WARNING):
+        model = open_model(_spec(seg_dir))
+    assert model.precision == "fp32" and "without a measured metric" in caplog.text

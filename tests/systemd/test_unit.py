@@ -76,8 +76,28 @@ def test_install_dry_run_and_into_temp_root(tmp_path):
     assert gone.returncode == 0 and not unit.exists() and config.exists()
 
 
-def test_device_config_makes_model_paths_absolute(tmp_path):
+@pytest.mark.parametrize("uri, expected", [
+    ("file://videos/cam.mp4", "file://{base}/videos/cam.mp4"),     # relative (the common slip)
+    ("replay://data/set", "replay://{base}/data/set"),
+    ("file:///abs/cam.mp4", "file:///abs/cam.mp4"),                # absolute: unchanged
+    ("rtsp://10.0.0.5/live", "rtsp://10.0.0.5/live"),              # not a path: unchanged
+])
+def test_device_config_makes_paths_absolute_and_keeps_comments(tmp_path, uri, expected):
     src = tmp_path / "c.toml"
-    src.write_text('[models.d]\nartifact = "m/model.onnx"\n[labels]\nsamples_dir = "var/s"\n')
+    src.write_text(f'# my camera\n[source]\nuri = "{uri}"   # where frames come from\n\n'
+                   '[models.d]\nkind = "detector"\nartifact = "m/model.onnx"\n[labels]\nsamples_dir = "var/s"\n')
     out = device_config(src)
     assert f'artifact = "{tmp_path}/m/model.onnx"' in out and 'samples_dir = "/var/lib/edge-app/samples"' in out
+    assert f'uri = "{expected.format(base=tmp_path)}"   # where frames come from' in out
+    assert out.startswith("# my camera")
+
+
+def test_device_config_of_the_shipped_config_is_valid_in_etc(tmp_path):
+    """Installed into another folder, the shipped config still loads: no relative path is left behind."""
+    from edge_app.config import load_config
+    etc = tmp_path / "etc" / "edge-app"
+    etc.mkdir(parents=True)
+    (etc / "config.toml").write_text(device_config(ROOT / "config.toml"))
+    cfg = load_config(etc / "config.toml")  # models and thresholds found from /etc
+    assert cfg.resolve(cfg.models["detector"].artifact) == ROOT / "edge_app" / "demo" / "detector.onnx"
+    assert cfg.logging.file.startswith("/var/log/edge-app/")
