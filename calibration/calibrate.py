@@ -24,6 +24,7 @@ import numpy as np
 from edge_app.core.types import SegMask
 from edge_app.core.artifact import PRECISIONS, read_meta, write_atomic
 from edge_app.core.operating_point import DETECTOR, exact_threshold
+from edge_app.core.progress import add_progress_flag
 from edge_app.core.task_metric import metric_name, metric_value
 from edge_app.datasets import Dataset, artifact_validation, load_image
 from edge_app.decoders import DetectionDecoder
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--thresholds", help="thresholds file (default: <artifact>.thresholds.json)")
     p.add_argument("--limit", type=int, help="at most this many images")
     p.add_argument("--apply", action="store_true", help="write the recommendation into the config")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_flag(p)
     args = p.parse_args(argv)
     args.config_path = None
     targets = _targets(args)

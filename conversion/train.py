@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import write_atomic
+from edge_app.core.progress import add_progress_flag
+from edge_app.core.progress import progress as progress_bar
 from edge_app.core.task_metric import metric_name
 from edge_app.datasets import DatasetError, holdout, open_dataset
 
@@ -166,9 +168,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             sampler.set_epoch(epoch)
         train_set.epoch = epoch
         losses = []
-        bar = loader
-        if cfg.progress and rank == 0:
-            bar = require("tqdm").tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
+        bar = progress_bar(loader, len(loader), f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and rank == 0,
+                           leave=True)
         for images, targets in bar:
             step = state["step"]
             scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total_steps)))
@@ -266,7 +267,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--time-limit-min", type=float, default=d.time_limit_min)
     p.add_argument("--max-val-images", type=int)
     p.add_argument("--no-export", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_flag(p)
     a = p.parse_args(argv)
     size = tuple(a.input_size) if a.input_size else ((320, 320) if a.model == "ssd" else (256, 256))
     return TrainConfig(

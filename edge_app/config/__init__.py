@@ -8,9 +8,8 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..core.uri import local_path
+from ..core.uri import local_path, resolved_path, scheme_of
 from .loader import ConfigError, field_docs, parse, read_toml
 from .schema import (SOURCE_SCHEMES, AppConfig, HttpConfig, LabelsConfig, LoggingConfig, ModelConfig,
                      OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig)
@@ -51,7 +50,8 @@ def source_path(uri: str) -> Path | None:
 def inert_keys(cfg: AppConfig, data: dict[str, Any]) -> list[str]:
     """Keys written in the file that would do nothing with the other values: said, never silently taken."""
     problems = []
-    labels = data.get("labels") if isinstance(data.get("labels"), dict) else {}
+    raw = data.get("labels")
+    labels: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if cfg.labels.sample_every == 0:
         for key in ("inbox", "samples_dir", "max_samples_mb"):
             if key in labels and labels[key] not in ("", None):
@@ -65,14 +65,13 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
     ``data``: the file's own tables, to tell keys the user wrote from defaults."""
     problems: list[str] = inert_keys(cfg, data or {})
     uri = cfg.source.uri
-    scheme = urlsplit(uri).scheme
+    scheme = scheme_of(uri)
     if "://" not in uri or scheme not in SOURCE_SCHEMES:
         problems.append(f"source.uri = {uri!r}: expected a URI with one of the schemes "
                         f"{', '.join(s + '://' for s in SOURCE_SCHEMES)}")
     else:
-        local = source_path(uri)
-        if local is not None:
-            resolved = cfg.resolve(str(local))
+        resolved = resolved_path(uri, cfg.base_dir)
+        if resolved is not None:
             if not resolved.exists():
                 problems.append(f"source.uri = {uri!r}: {resolved} does not exist")
             elif scheme == "file" and not resolved.is_file():
