@@ -130,6 +130,7 @@ def _save_variant(src_model: Any, out: Path, meta: ArtifactMeta) -> ArtifactMeta
     onnx = require("onnx")
     meta = replace(meta, extra={**meta.extra, "source_onnx_sha256": meta.onnx_sha256})
     model = onnx.load(str(src_model)) if isinstance(src_model, (str, Path)) else src_model
+    prune_opset_imports(model)
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = META_KEY, meta.to_json()
@@ -139,6 +140,16 @@ def _save_variant(src_model: Any, out: Path, meta: ArtifactMeta) -> ArtifactMeta
     final = replace(meta, onnx_sha256=sha256_file(out))
     write_sidecar(out, final)
     return final
+
+
+def prune_opset_imports(model: Any) -> None:
+    """Keep only the opset imports of domains the graph uses. ORT's pre-processing stamps every domain it
+    knows (ai.onnx.ml 5, com.microsoft, ...): ONNX Runtime 1.16 (JetPack's) then refuses the file
+    ("Opset 5 is under development"), although no node needs them; TensorRT's parser needs none either."""
+    used = {n.domain or "" for n in model.graph.node} | {""}
+    keep = [o for o in model.opset_import if (o.domain or "") in used]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
 
 
 def to_fp16(fp32: Path, out: Path) -> ArtifactMeta:

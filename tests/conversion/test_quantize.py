@@ -56,6 +56,19 @@ def test_int8_variants_run_and_stay_close(tiny_unet, tmp_path, recipe, method):
     assert agree > 0.9
 
 
+def test_variants_import_only_the_opsets_they_use(tiny_unet, tmp_path):
+    """ORT's pre-processing stamps ai.onnx.ml opset 5 and other domains on the model; ONNX Runtime 1.16
+    (JetPack's) refuses to load such a file (seen here), although no node needs them."""
+    import onnx
+    quantize.to_int8(tiny_unet, tmp_path / "m.int8.onnx", _images(4), work=tmp_path)
+    quantize.to_fp16(tiny_unet, tmp_path / "m.fp16.onnx")
+    for name in ("m.int8.onnx", "m.fp16.onnx"):
+        model = onnx.load(str(tmp_path / name))
+        used = {n.domain or "" for n in model.graph.node}
+        assert {o.domain or "" for o in model.opset_import} <= used | {""}, name
+        assert "ai.onnx.ml" not in {o.domain for o in model.opset_import}
+
+
 def test_entropy_ranges_differ_from_minmax(tiny_unet, tmp_path):
     """ORT's entropy calibrator with default bins equals minmax; ours searches 2048 bins."""
     from edge_app.core.artifact import read_meta as rm
