@@ -25,7 +25,17 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
+    p.add_argument("input", nargs="?", help="source URI for this run (csi://0, v4l2:///dev/video0, rtsp://..., "
+                   "file:///video.mp4, replay:///dataset, synthetic://; or a path): replaces [source].uri")
+    p.add_argument("outputs", nargs="*", metavar="output", help="http://@:8080, rtsp://@:8554/live, "
+                   "file:///path/out.mp4 ('@' = all interfaces): replace the config's outputs for this run")
+    p.add_argument("--model", action="append", metavar="ARTIFACT",
+                   help="run this ONNX artifact (repeatable): replaces the config's models")
+    p.add_argument("--config", help="configuration file (default: config.toml, which may be absent when INPUT "
+                   "and --model say what to run)")
+    p.add_argument("--log-format", choices=("auto", "text", "json"), default="auto",
+                   help="console: text (a short line every few seconds) or JSON lines; auto = text on a "
+                   "terminal, JSON otherwise (journald). The log file is always JSON")
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds (tests, benchmarks)")
 
 
@@ -35,6 +45,17 @@ def _passthrough(p: argparse.ArgumentParser) -> None:
 
 def _config_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", default="config.toml", help="configuration file (default: %(default)s)")
+
+
+def _doctor_args(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="the rows as JSON")
+
+
+def _inspect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("artifact", help="an FP32 ONNX artifact (its variants, thresholds and engines are found beside it)")
+    p.add_argument("--engine-dir", help="where TensorRT engines are (default: var/engines, then beside the artifact)")
+    p.add_argument("--json", action="store_true", help="everything as one JSON object")
 
 
 def _service_args(p: argparse.ArgumentParser) -> None:
@@ -50,6 +71,11 @@ def _service_args(p: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Command] = {
     "run": Command("run the live pipeline: capture, detect + segment, overlay, stream, rolling P/R",
                    "edge_app.app:main", _run_args),
+    "doctor": Command("what this machine can run: GStreamer elements, ONNX Runtime, TensorRT, cameras, "
+                      "models, ports, disk (exit 0 when the config can run)", "edge_app.cli.doctor:main",
+                      _doctor_args),
+    "inspect": Command("what an artifact says about itself: classes, input, precisions, thresholds, "
+                       "validation, engines", "edge_app.cli.inspect:main", _inspect_args),
     "train": Command("train SSD-MobileNet / U-Net / DeepLabv3 with transfer learning (needs [train])",
                      "conversion.train:main", _passthrough, passthrough=True),
     "export": Command("export a trained model to ONNX with its metadata and a parity check (needs [train])",

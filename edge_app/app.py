@@ -13,11 +13,11 @@ import threading
 import time
 from typing import Any
 
-from .config import AppConfig, ConfigError, load_config
+from .config import AppConfig, ConfigError
 from .health import Health, assess
 from .inference.models import ModelError, ModelSpec, open_model
 from .labels import LabelsFile, Sampler, build_label_hooks
-from .logs import log_event, setup_logging
+from .logs import CONSOLE, log_event, setup_logging
 from .notify import Notifier
 from .outputs import OUTPUTS
 from .pipeline import Pipeline
@@ -26,6 +26,7 @@ from .sources import open_source
 from .telemetry import Telemetry
 
 log = logging.getLogger("edge_app")
+console_log = logging.getLogger(CONSOLE)
 
 
 def model_specs(cfg: AppConfig) -> list[ModelSpec]:
@@ -49,8 +50,10 @@ def _make(kind: str, **kwargs: Any) -> Any:
 
 
 class App:
-    def __init__(self, cfg: AppConfig) -> None:
+    def __init__(self, cfg: AppConfig, console: str = "json") -> None:
+        """console: "text" adds a short progress line on the terminal every few seconds."""
         self.cfg = cfg
+        self.console = console
         s = cfg.source
         self.notifier = Notifier()
         self.models = [open_model(spec, self._building) for spec in model_specs(cfg)]
@@ -93,7 +96,7 @@ class App:
         if o.record.enabled:
             outs.append(_make("record", directory=self.cfg.resolve(o.record.directory),
                               segment_s=o.record.segment_s, max_files=o.record.max_files, width=s.width,
-                              height=s.height, fps=s.fps))
+                              height=s.height, fps=s.fps, file=o.record.file))
         for out in outs:
             url = getattr(out, "url", None)
             log.info("output %s%s", out.name, f": {url}" if url else "")
@@ -147,7 +150,7 @@ class App:
         log_event(log, logging.INFO, "started", source=self.source.uri,
                   outputs=[getattr(o, "url", o.name) for o in self.outputs])
         started = time.monotonic()
-        last_log = last_dog = last_status = 0.0
+        last_log = last_dog = last_status = last_line = 0.0
         first_frame = False
         state = "ok"
         interval = self.cfg.rolling.log_every_s
@@ -159,6 +162,7 @@ class App:
                     self.reload()
                 if not first_frame and self.pipeline.first_output.is_set():
                     first_frame = True
+                    last_line = now  # the first progress line once there is a rate to show
                     log_event(log, logging.INFO, "ready", seconds=round(now - started, 2))
                 health = self.health()
                 if health.state != state:
@@ -176,11 +180,20 @@ class App:
                 if now - last_log >= interval:
                     self.pipeline.log_metrics()
                     last_log = now
+                if self.console == "text" and now - last_line >= 3.0 and first_frame:
+                    self._progress_line()
+                    last_line = now
                 if max_seconds is not None and now - started >= max_seconds:
                     break
         finally:
             self.shutdown()
         return 0
+
+    def _progress_line(self) -> None:
+        t = self.telemetry.snapshot()
+        log_event(console_log, logging.INFO, "progress", fps=t["fps"], latency_ms=t["latency_ms"],
+                  counters=t["counters"], models=[m.name for m in self.models], source=self.source.stats.state,
+                  rolling=self.rolling.snapshot(max_age=1.0))
 
     def _status_line(self, health: Health) -> str:
         line = f"{self.telemetry.fps():.1f} fps, source {self.source.stats.state}"
@@ -203,15 +216,24 @@ class App:
 
 
 def main(args: argparse.Namespace) -> int:
+    """``edge-app run [INPUT] [OUTPUT ...] [--model ARTIFACT ...]``: the config file, overridden by the
+    command line (``cli.overrides``); every problem named at once, exit 2."""
+    from .cli.overrides import run_config
+
+    given = getattr(args, "config", None)
     try:
-        cfg = load_config(args.config)
+        # an explicit --config must exist; the default config.toml may be absent when the command line
+        # names the input and the models (a config-less run, like jetson-inference's tools)
+        cfg = run_config(given or "config.toml", getattr(args, "input", None), getattr(args, "outputs", None),
+                         getattr(args, "model", None), required=given is not None)
     except ConfigError as exc:
         print(f"edge-app run: {exc}", file=sys.stderr)
         return 2
     lg = cfg.logging
-    setup_logging(lg.level, cfg.resolve(lg.file) if lg.file else None, lg.max_bytes, lg.backups)
+    console = setup_logging(lg.level, cfg.resolve(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
+                            console=getattr(args, "log_format", "auto") or "auto")
     try:
-        app = App(cfg)
+        app = App(cfg, console)
     except (ModelError, OSError, ValueError, RuntimeError) as exc:
         log_event(log, logging.ERROR, "startup failed", error=str(exc))
         print(f"edge-app run: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ def _run(*args):
 def test_help_lists_every_job():
     res = _run("--help")
     assert res.returncode == 0
-    for name in ("run", "train", "export", "build", "calibrate", "evaluate", "config", "service"):
+    for name in ("run", "doctor", "inspect", "train", "export", "build", "calibrate", "evaluate", "config", "service"):
         assert f"    {name}" in res.stdout, name
 
 

@@ -88,6 +88,7 @@ class RecordConfig:
     directory: str = spec("var/recordings", doc="where segments go; relative to this file")
     segment_s: int = spec(60, ge=1, le=86400, doc="segment length (s)")
     max_files: int = spec(10, ge=0, le=100000, doc="oldest segments deleted beyond this (0 = keep all)")
+    file: str = spec("", doc="one MP4 file of that name in directory instead of segments (\"\" = segments)")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ class RecordOutput:
     name = "record"
 
     def __init__(self, *, directory: Path, segment_s: int, max_files: int, width: int, height: int,
-                 fps: float, bitrate_kbps: int = 2000) -> None:
+                 fps: float, bitrate_kbps: int = 2000, file: str = "") -> None:
+        """file: one MP4 of that name instead of timestamped segments (``run INPUT file:///out.mp4``)."""
         Gst = gst().Gst
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -29,8 +30,12 @@ class RecordOutput:
         self.src = make("appsrc", name="src", is_live=True, format=Gst.Format.TIME, do_timestamp=False,
                         block=False)
         self.src.set_property("caps", frame_caps(width, height, fps))
-        sink = make("splitmuxsink", location=str(self.directory / f"edge-{stamp}-%05d.mp4"),
-                    max_size_time=int(segment_s) * Gst.SECOND)
+        self.single = bool(file)
+        if self.single:  # splitmuxsink formats the location with the fragment number: escape any '%'
+            location, split = str(self.directory / file).replace("%", "%%"), 0
+        else:
+            location, split = str(self.directory / f"edge-{stamp}-%05d.mp4"), int(segment_s) * Gst.SECOND
+        sink = make("splitmuxsink", location=location, max_size_time=split)
         link_all(self.pipeline, [self.src, *h264_elements(bitrate_kbps, fps), make("queue"), sink])
         self.pipeline.set_state(Gst.State.PLAYING)
         self._t0: float | None = None
@@ -49,7 +54,7 @@ class RecordOutput:
             self.prune()
 
     def prune(self) -> None:
-        if self.max_files <= 0:
+        if self.max_files <= 0 or self.single:
             return
         files = sorted(self.directory.glob("edge-*.mp4"), key=lambda p: p.stat().st_mtime)
         for old in files[:-self.max_files]:

@@ -33,7 +33,7 @@ def main() -> int:
         if not variant_path(fp32, "int8").is_file():
             build(fp32, val=str(data) if data else None, count=32, limit=40, log=lambda m: None)
         meta = read_meta(fp32)
-        ds = _dataset(meta, str(data) if data else None, None, fp32.parent)
+        ds = _dataset(meta, str(data) if data else None, None)
         rows, _ = compare(fp32, ds, 1.0, 60, False)
         chosen, why = recommend(rows)
         for r in rows:

@@ -1,0 +1,166 @@
+"""``edge-app run [INPUT] [OUTPUT ...] [--model ARTIFACT ...]``: a config from the command line, the way
+jetson-inference's ``detectnet csi://0 rtsp://@:8554/live`` works.
+
+The arguments become tables of the config document *before* it is parsed, so they get exactly the
+config's validation and error messages (every problem at once, each naming its key), plus the argument
+it came from. INPUT replaces ``[source].uri``; OUTPUTs, when given, replace the config's outputs (those
+not named are off for this run); ``--model`` replaces the config's models (kind, classes and everything
+else come from the artifact's own metadata; a ``<stem>.thresholds.json`` beside it is used).
+
+``@`` as the host means all interfaces: the HTTP view then needs a token, as the config requires
+(``output.http.token`` in the config, or ``EDGE_APP_HTTP_TOKEN`` for a config-less run: never on the
+command line, where ``ps`` shows it), and an RTSP bind needs ``output.rtsp.allow_remote``.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..config import AppConfig, ConfigError, validate
+from ..config.loader import parse, read_toml
+from ..config.schema import SOURCE_SCHEMES
+
+ALL_INTERFACES = "0.0.0.0"
+TOKEN_ENV = "EDGE_APP_HTTP_TOKEN"
+OUTPUT_FORMS = "http://HOST:PORT, rtsp://HOST:PORT/PATH or file:///PATH.mp4 (HOST '@' = all interfaces)"
+_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def input_uri(value: str, cwd: Path) -> str:
+    """INPUT as a source URI: URIs as given; a bare path to a video file -> file://, to a folder ->
+    replay://, /dev/videoN -> v4l2://; relative paths from the current folder."""
+    if "://" in value:
+        scheme = value.split("://", 1)[0]
+        if scheme in ("file", "replay"):
+            rest = value.split("://", 1)[1]
+            if rest and not rest.startswith("/"):  # relative to where the user typed it, not the config
+                return f"{scheme}://{(cwd / rest).resolve()}"
+        return value
+    if value.startswith("/dev/video"):
+        return f"v4l2://{value}"
+    path = (cwd / value).resolve()
+    return f"replay://{path}" if path.is_dir() else f"file://{path}"
+
+
+def _host(netloc: str) -> tuple[str, int | None]:
+    """(host, port) of a netloc where '@' alone (or '@:PORT') means all interfaces."""
+    if netloc.startswith("@"):
+        netloc = ALL_INTERFACES + netloc[1:]
+    parts = urlsplit(f"//{netloc}")
+    return parts.hostname or ALL_INTERFACES, parts.port
+
+
+def output_tables(values: list[str], cwd: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """OUTPUT arguments -> ({http|rtsp|record: table}, problems)."""
+    tables: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for value in values:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        rest = value.split("://", 1)[1] if "://" in value else ""
+        try:
+            if scheme == "http":
+                netloc = rest.split("/", 1)[0]
+                host, port = _host(netloc)
+                table: dict[str, Any] = {"enabled": True, "host": host, "port": 8080 if port is None else port}
+                token = os.environ.get(TOKEN_ENV)
+                if token:
+                    table["token"] = token
+                tables["http"] = table
+            elif scheme == "rtsp":
+                netloc, _, path = rest.partition("/")
+                host, port = _host(netloc)
+                tables["rtsp"] = {"enabled": True, "host": host, "port": 8554 if port is None else port,
+                                  "path": "/" + (path or "live")}
+            elif scheme == "file":
+                target = Path(rest) if rest.startswith("/") else (cwd / rest)
+                if target.suffix.lower() not in (".mp4", ".mkv"):
+                    problems.append(f"OUTPUT {value!r}: expected a video file name ending in .mp4")
+                    continue
+                tables["record"] = {"enabled": True, "directory": str(target.resolve().parent),
+                                    "file": target.name}
+            elif scheme in ("mqtt", "mqtts"):
+                problems.append(f"OUTPUT {value!r}: there is no MQTT output in this version yet; expected "
+                                f"{OUTPUT_FORMS}")
+            else:
+                problems.append(f"OUTPUT {value!r}: expected {OUTPUT_FORMS}")
+        except ValueError as exc:  # urlsplit: a port that is not a number
+            problems.append(f"OUTPUT {value!r}: {exc}; expected {OUTPUT_FORMS}")
+    return tables, problems
+
+
+def model_tables(artifacts: list[str], cwd: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """--model ARTIFACT -> {name: [models.NAME] table}: kind from the artifact's task."""
+    from ..core.artifact import ArtifactError, read_meta
+
+    tables: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for value in artifacts:
+        path = (cwd / value).resolve()
+        try:
+            meta = read_meta(path, verify_checksum=False)
+        except (ArtifactError, OSError) as exc:
+            problems.append(f"--model {value!r}: {exc}")
+            continue
+        name = _NAME.sub("-", path.stem).strip("-") or "model"
+        if not name[0].isalpha():
+            name = f"m-{name}"
+        while name in tables:
+            name += "-2"
+        table: dict[str, Any] = {"kind": "detector" if meta.task == "detection" else "segmenter",
+                                 "artifact": str(path)}
+        thresholds = path.with_name(f"{path.stem}.thresholds.json")
+        if meta.task == "detection" and thresholds.is_file():
+            table["thresholds_file"] = str(thresholds)
+        tables[name] = table
+    return tables, problems
+
+
+def run_config(config: str | Path | None, input: str | None = None, outputs: list[str] | None = None,
+               models: list[str] | None = None, cwd: Path | None = None, required: bool = True) -> AppConfig:
+    """The config of this run: the file (if any) with the command line's INPUT, OUTPUTs and models put in.
+    ``required=False``: a missing file is fine when INPUT or --model say what to run (defaults for the rest).
+    Raises ConfigError with every problem (the file's and the arguments')."""
+    cwd = Path.cwd() if cwd is None else cwd
+    outputs, models = outputs or [], models or []
+    path = Path(config) if config is not None else None
+    data: dict[str, Any] = {}
+    if path is not None and path.is_file():
+        data = copy.deepcopy(read_toml(path))
+    elif path is not None and (required or not (input or models)):
+        read_toml(path)  # raises "file not found" naming it
+    problems: list[str] = []
+    if input:
+        uri = input_uri(input, cwd)
+        scheme = uri.split("://", 1)[0]
+        if scheme not in SOURCE_SCHEMES:
+            problems.append(f"INPUT {input!r}: expected a source URI ({', '.join(s + '://' for s in SOURCE_SCHEMES)}) "
+                            "or a path to a video file, a dataset folder or /dev/videoN")
+        data.setdefault("source", {})
+        if isinstance(data["source"], dict):
+            data["source"]["uri"] = uri
+    if outputs:
+        tables, errs = output_tables(outputs, cwd)
+        problems += errs
+        out = data.setdefault("output", {})
+        if isinstance(out, dict):
+            for kind in ("http", "rtsp", "record"):
+                section = out.setdefault(kind, {})
+                if isinstance(section, dict):
+                    # a named output keeps the config's other settings (token, allow_remote, quality,
+                    # bitrate, segment length); one not named is off for this run
+                    section.update(tables.get(kind, {"enabled": False}))
+    if models:
+        tables_m, errs = model_tables(models, cwd)
+        problems += errs
+        data["models"] = tables_m
+    cfg, parse_problems = parse(AppConfig, data)
+    base = path.resolve().parent if path is not None and path.is_file() else cwd
+    object.__setattr__(cfg, "base_dir", base)
+    problems += parse_problems + validate(cfg, data)
+    if problems:
+        raise ConfigError(problems, str(path) if path is not None and path.is_file() else "command line")
+    return cfg
