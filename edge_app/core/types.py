@@ -148,3 +148,33 @@ class Frame:
     captured: float
     labels: FrameLabels | None = None
     name: str = ""
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """Confirmed tracks of one frame (the only ones that carry an identity).
+
+    boxes: (N, 4) float32 xyxy pixels; ids: (N,) int64 track identities (unique per stream, never reused);
+    classes: (N,) int64; scores: (N,) float32 score of the detection that updated the track this frame.
+    """
+
+    boxes: np.ndarray
+    ids: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        boxes = _as(self.boxes, np.float32, (4,), "Tracks.boxes")
+        for name, dtype in (("ids", np.int64), ("classes", np.int64), ("scores", np.float32)):
+            arr = _as(getattr(self, name), dtype, (), f"Tracks.{name}")
+            if len(arr) != len(boxes):
+                raise ValueError(f"Tracks.{name}: length {len(arr)} != {len(boxes)} boxes")
+            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "boxes", boxes)
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @classmethod
+    def empty(cls) -> "Tracks":
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))

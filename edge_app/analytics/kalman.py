@@ -1,0 +1,99 @@
+"""A constant-velocity Kalman filter over boxes, batched over tracks.
+
+State (8,): centre x, centre y, aspect ratio w/h, height, and their velocities; measurement (4,): the
+first four. Noise follows the usual SORT/ByteTrack scaling by box height. With diagonal initial, process
+and measurement noise and a transition that couples each quantity only with its own velocity, the 8 x 8
+covariance stays block-diagonal: four independent (position, velocity) pairs. It is kept as such,
+``cov`` (N, 3, 4) = the variances of position, the covariances, the variances of velocity per quantity,
+so predict and update are a few elementwise operations (the same numbers as the 8 x 8 form).
+
+Time is in seconds and the model is scaled to a nominal 30 fps frame (``FRAME_S``): at 30 fps a step is
+exactly one frame, at 10 fps the same motion takes three frames' worth of prediction and process noise,
+so tracks behave alike at any frame rate.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FRAME_S = 1.0 / 30.0
+_W_POS, _W_VEL = 1.0 / 20.0, 1.0 / 160.0
+# std = weight x box height; the aspect ratio has small constants instead. As variances (per quantity):
+_P_H, _P_C = np.array([_W_POS, _W_POS, 0, _W_POS]) ** 2, np.array([0, 0, 1e-2, 0]) ** 2   # process, position
+_V_H, _V_C = np.array([_W_VEL, _W_VEL, 0, _W_VEL]) ** 2, np.array([0, 0, 1e-5, 0]) ** 2   # process, velocity
+_R_H, _R_C = _P_H, np.array([0, 0, 1e-1, 0]) ** 2                                          # measurement
+PP, PV, VV = 0, 1, 2
+
+
+def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) xyxy -> (N, 4) centre x, centre y, aspect w/h, height."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], np.maximum(b[:, 3] - b[:, 1], 1e-6)
+    return np.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w / h, h], axis=1)
+
+
+def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
+    """(N, >=4) centre x, centre y, aspect, height -> (N, 4) xyxy."""
+    s = np.asarray(xyah, np.float64).reshape(-1, xyah.shape[-1])
+    half = np.empty((len(s), 2))
+    half[:, 1] = s[:, 3] / 2
+    half[:, 0] = s[:, 2] * half[:, 1]
+    out = np.empty((len(s), 4))
+    out[:, :2] = s[:, :2] - half
+    out[:, 2:] = s[:, :2] + half
+    return out
+
+
+def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4) measurements -> mean (N, 8), covariance blocks (N, 3, 4)."""
+    z = np.asarray(z, np.float64).reshape(-1, 4)
+    mean = np.concatenate([z, np.zeros_like(z)], axis=1)
+    h2 = z[:, 3:4] ** 2
+    cov = np.zeros((len(z), 3, 4))
+    cov[:, PP] = 4 * (h2 * _P_H + _P_C)     # (2 x std)^2
+    cov[:, VV] = 100 * (h2 * _V_H + _V_C)   # (10 x std)^2
+    return mean, cov
+
+
+def predict(mean: np.ndarray, cov: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every track ``dt`` seconds ahead (x += steps * v; P = F P F^T + Q per quantity)."""
+    steps = float(dt) / FRAME_S
+    if len(mean) == 0 or not steps:
+        return mean, cov
+    mean = mean.copy()
+    mean[:, :4] += steps * mean[:, 4:]
+    pp, pv, vv = cov[:, PP], cov[:, PV], cov[:, VV]
+    h2 = mean[:, 3:4] ** 2
+    out = np.empty_like(cov)
+    out[:, PP] = pp + 2 * steps * pv + steps * steps * vv + steps * (h2 * _P_H + _P_C)  # random walk noise
+    out[:, PV] = pv + steps * vv
+    out[:, VV] = vv + steps * (h2 * _V_H + _V_C)
+    return mean, out
+
+
+def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correct N tracks with their measurements z (N, 4): four scalar Kalman updates per track."""
+    if len(mean) == 0:
+        return mean, cov
+    pp, pv, vv = cov[:, PP], cov[:, PV], cov[:, VV]
+    s = pp + mean[:, 3:4] ** 2 * _R_H + _R_C
+    kp, kv = pp / s, pv / s
+    innovation = np.asarray(z, np.float64) - mean[:, :4]
+    mean = mean.copy()
+    mean[:, :4] += kp * innovation
+    mean[:, 4:] += kv * innovation
+    out = np.empty_like(cov)
+    out[:, PP] = pp - kp * pp
+    out[:, PV] = pv - kp * pv
+    out[:, VV] = vv - kv * pv
+    return mean, out
+
+
+def full_covariance(cov: np.ndarray) -> np.ndarray:
+    """The blocks as (N, 8, 8) matrices (tests compare with the textbook 8 x 8 filter)."""
+    n = len(cov)
+    P = np.zeros((n, 8, 8))
+    i = np.arange(4)
+    P[:, i, i] = cov[:, PP]
+    P[:, i + 4, i + 4] = cov[:, VV]
+    P[:, i, i + 4] = P[:, i + 4, i] = cov[:, PV]
+    return P
