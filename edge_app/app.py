@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import AppConfig, ConfigError
 from .health import Health, assess
+from .analytics.counting import Analytics
 from .inference.models import ModelError, ModelSpec, open_model
 from .labels import LabelsFile, Sampler, build_label_hooks
 from .logs import CONSOLE, log_event, setup_logging
@@ -75,7 +76,11 @@ class App:
         hooks = build_label_hooks(self.labels_file, self.sampler)
         hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
         self.outputs = self._outputs()
-        self.pipeline = Pipeline(self.source, self.models, self.outputs, self.rolling, self.telemetry, hooks)
+        trackers = {name: m.tracker for name, m in cfg.models.items()
+                    if m.enabled and m.kind == "detector" and m.tracker.enabled}
+        self.analytics = Analytics(cfg.analytics, trackers, s.width, s.height)
+        self.pipeline = Pipeline(self.source, self.models, self.outputs, self.rolling, self.telemetry, hooks,
+                                 analytics=self.analytics)
         self._stop = threading.Event()
         self._reload = threading.Event()
 
@@ -113,17 +118,22 @@ class App:
         t = self.telemetry.snapshot()
         st = self.source.stats
         rolling = self.rolling.snapshot(max_age=0.5)
-        detections = []
+        detections, tracks = [], []
         for r in self.pipeline.latest_results:
             if r.detections is not None:
                 for box, score, cls in zip(r.detections.boxes.tolist(), r.detections.scores.tolist(),
                                            r.detections.classes.tolist()):
                     detections.append({"model": r.name, "class": r.classes[cls], "score": score, "box": box})
+            if r.tracks is not None:
+                for box, tid, score, cls in zip(r.tracks.boxes.tolist(), r.tracks.ids.tolist(),
+                                                r.tracks.scores.tolist(), r.tracks.classes.tolist()):
+                    tracks.append({"model": r.name, "id": tid, "class": r.classes[cls], "score": score, "box": box})
         return {**t, "health": self.health().as_dict(),
                 "source": {"uri": self.source.uri, "state": st.state, "frames": st.frames,
                            "dropped": st.dropped, "reconnects": st.reconnects, "errors": st.errors,
                            "bad_frames": st.bad_frames, "loops": st.loops, "last_error": st.last_error},
-                "rolling": rolling, "detections": detections[:50],
+                "rolling": rolling, "detections": detections[:50], "tracks": tracks[:100],
+                "analytics": self.analytics.snapshot() if self.analytics.enabled else None,
                 "models": [m.describe() for m in self.models],
                 "warnings": self.rolling.drift_warnings(rolling)}
 

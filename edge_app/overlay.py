@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .core.types import Detections, SegMask
+from .core.types import Detections, SegMask, Tracks
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -100,6 +100,70 @@ def draw_detections(image: np.ndarray, det: Detections, classes: Sequence[str],
     for (text, th), (x, y, lw, lh), colour in zip(texts, label_layout(det.boxes[order], sizes, w, h), cols):
         cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), colour, -1)
         cv2.putText(image, text, (x + 1, y + th + 1), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def draw_plain_boxes(image: np.ndarray, boxes: np.ndarray, colour: tuple[int, int, int] = (160, 160, 160)) -> np.ndarray:
+    """Thin unlabelled boxes (a tracked detector's detections that no confirmed track owns yet)."""
+    for box in np.asarray(boxes).reshape(-1, 4):
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 1, cv2.LINE_8)
+    return image
+
+
+def draw_tracks(image: np.ndarray, tracks: Tracks, classes: Sequence[str],
+                trails: dict[int, np.ndarray] | None = None, thickness: int = 2) -> np.ndarray:
+    """Confirmed tracks: box, '#12 person 0.87' and a short trail of the anchor, one colour per identity
+    (in place). Labels are laid out as draw_detections does."""
+    ids = tracks.ids.tolist()
+    colours = palette(64, seed=5)
+    h, w = image.shape[:2]
+    for tid, pts in (trails or {}).items():
+        if len(pts) > 1:
+            colour = tuple(int(c) for c in colours[tid % 64])
+            cv2.polylines(image, [np.round(pts).astype(np.int32).reshape(-1, 1, 2)], False, colour, 2, cv2.LINE_AA)
+    texts, sizes, cols = [], [], []
+    order = np.argsort(-tracks.scores, kind="stable")
+    for i in order:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in tracks.boxes[i])
+        tid, cls = ids[i], int(tracks.classes[i])
+        colour = tuple(int(c) for c in colours[tid % 64])
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_8)
+        name = classes[cls] if 0 <= cls < len(classes) else str(cls)
+        text = f"#{tid} {name} {float(tracks.scores[i]):.2f}"
+        (tw, th), base = cv2.getTextSize(text, _FONT, 0.5, 1)
+        texts.append((text, th))
+        sizes.append((tw + 2, th + base + 2))
+        cols.append(colour)
+    for (text, th), (x, y, lw, lh), colour in zip(texts, label_layout(tracks.boxes[order], sizes, w, h), cols):
+        cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), colour, -1)
+        cv2.putText(image, text, (x + 1, y + th + 1), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def draw_geometry(image: np.ndarray, geometry: dict) -> np.ndarray:
+    """Counting lines (with an arrow toward "in" and their in/out counts) and zones (outline and
+    occupancy), in place. geometry: ``Analytics.geometry()``."""
+    for name, a, b, n_in, n_out in geometry.get("lines", []):
+        p, q = tuple(int(v) for v in np.round(a)), tuple(int(v) for v in np.round(b))
+        cv2.line(image, p, q, (0, 255, 255), 2, cv2.LINE_AA)
+        mid = (np.asarray(a) + np.asarray(b)) / 2
+        d = np.asarray(b, float) - np.asarray(a, float)
+        normal = np.array([d[1], -d[0]]) / max(np.hypot(*d), 1e-6)  # toward the "in" side (left of A->B)
+        tip = mid + 18 * normal
+        cv2.arrowedLine(image, tuple(int(v) for v in mid), tuple(int(v) for v in tip), (0, 255, 255), 2,
+                        cv2.LINE_AA, tipLength=0.4)
+        text = f"{name} in {n_in} out {n_out}"
+        org = (int(min(max(mid[0] + 6, 0), image.shape[1] - 8 * len(text))), int(max(mid[1] - 8, 14)))
+        cv2.putText(image, text, org, _FONT, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(image, text, org, _FONT, 0.5, (0, 255, 255), 1, cv2.LINE_AA)
+    for name, poly, occupancy in geometry.get("zones", []):
+        pts = np.round(poly).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(image, [pts], True, (255, 200, 0), 2, cv2.LINE_AA)
+        x, y = int(poly[:, 0].min()) + 4, int(poly[:, 1].min()) + 16
+        text = f"{name}: {occupancy}"
+        cv2.putText(image, text, (x, y), _FONT, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(image, text, (x, y), _FONT, 0.5, (255, 200, 0), 1, cv2.LINE_AA)
     return image
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .core.types import Frame
 from .logs import log_event
-from .overlay import draw_detections, draw_hud, draw_mask
+from .overlay import draw_detections, draw_geometry, draw_hud, draw_mask, draw_plain_boxes, draw_tracks
 from .rolling import RollingMonitor
 from .sources import FrameSource, LatestSlot
 from .telemetry import Telemetry
@@ -54,7 +54,9 @@ class _RateLimited:
 class Pipeline:
     def __init__(self, source: FrameSource, models: Sequence[Any], outputs: Sequence[Any],
                  rolling: RollingMonitor, telemetry: Telemetry, hooks: PipelineHooks | None = None,
-                 hud: bool = True) -> None:
+                 hud: bool = True, analytics: Any = None) -> None:
+        """analytics: ``analytics.counting.Analytics`` (trackers, lines, zones), or None."""
+        self.analytics = analytics
         self.source, self.models, self.outputs = source, list(models), list(outputs)
         self.rolling, self.telemetry = rolling, telemetry
         self.hooks = hooks or PipelineHooks()
@@ -114,6 +116,14 @@ class Pipeline:
                     self.telemetry.record(f"{model.name}.{stage}", seconds)
                 results.append(r)
             self.telemetry.count("frames_in")
+            if self.analytics is not None and self.analytics.enabled:
+                t0 = time.perf_counter()
+                try:
+                    self.analytics.update(results, frame.pts)
+                except Exception as exc:  # a tracking fault loses this frame's tracks, never the stream
+                    self.telemetry.count("frame_errors")
+                    self._warn("tracking failed on frame %d: %s", frame.index, exc)
+                self.telemetry.record("tracking", time.perf_counter() - t0)
             labels = frame.labels
             if labels is None and self.hooks.labels_for is not None:
                 labels = self.hooks.labels_for(frame)
@@ -169,10 +179,19 @@ class Pipeline:
         for r in results:
             if r.mask is not None:
                 draw_mask(image, r.mask, r.classes, self.hooks.alphas.get(r.name, 0.45))
+        tracked = self.analytics is not None and self.analytics.enabled
+        if tracked:
+            draw_geometry(image, self.analytics.geometry())
         if self.hud:  # under the boxes: a detection in the top-left corner keeps its label readable
             draw_hud(image, self.hud_lines())
+        trails = self.analytics.trails() if tracked else {}
         for r in results:
-            if r.detections is not None:
+            if r.tracks is not None:
+                # a tracked detector: detections thin and unlabelled, confirmed tracks with their ids
+                if r.detections is not None:
+                    draw_plain_boxes(image, r.detections.boxes)
+                draw_tracks(image, r.tracks, r.classes, {k[1]: v for k, v in trails.items() if k[0] == r.name})
+            elif r.detections is not None:
                 draw_detections(image, r.detections, r.classes)
         return image
 
@@ -183,6 +202,12 @@ class Pipeline:
             ms = sum(lat.get(f"{m.name}.{stage}", {}).get("p50", 0.0)
                      for stage in ("preprocess", "infer", "postprocess"))  # "nms" is inside postprocess
             lines.append(f"{m.name}: {ms:.1f} ms")
+        if self.analytics is not None and self.analytics.enabled:
+            a = self.analytics.snapshot()
+            for name, c in a["lines"].items():
+                lines.append(f"{name}: in {c['total_in']} out {c['total_out']}")
+            for name, z in a["zones"].items():
+                lines.append(f"{name}: {z['total']} inside, {sum(z['entries'].values())} entered")
         snap = self.rolling.snapshot(max_age=1.0)
         for name, s in snap.items():
             if s["frames"]:

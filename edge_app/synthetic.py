@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -24,11 +24,13 @@ MASK_CLASSES: tuple[str, ...] = ("background",) + CLASSES
 @dataclass(frozen=True)
 class SyntheticSample:
     """image: (H, W, 3) uint8 BGR; truth: boxes/classes (class k = CLASSES[k]);
-    mask: (H, W) uint8, 0 = background, k + 1 = CLASSES[k]."""
+    mask: (H, W) uint8, 0 = background, k + 1 = CLASSES[k]; ids: (G,) int64 identity of each truth box
+    (an animated scene's objects keep theirs from frame to frame; stills number them 1..G)."""
 
     image: np.ndarray
     truth: GroundTruth
     mask: np.ndarray
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass
@@ -42,6 +44,8 @@ class _Shape:
     vx: float = 0.0
     vy: float = 0.0
     spin: float = 0.0
+    ident: int = 0     # identity in an animated scene
+    leaving: bool = False
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -93,7 +97,7 @@ def _render(background: np.ndarray, shapes: list[_Shape], min_visible: float = 0
         alone = np.zeros((h, w), np.uint8)
         _draw(None, alone, s, 1)
         full_area.append(int(np.count_nonzero(alone)))
-    boxes, classes = [], []
+    boxes, classes, idents = [], [], []
     mask = np.zeros((h, w), np.uint8)
     for i, s in enumerate(shapes):
         ys, xs = np.nonzero(ids == i + 1)
@@ -102,8 +106,9 @@ def _render(background: np.ndarray, shapes: list[_Shape], min_visible: float = 0
         mask[ys, xs] = s.kind + 1
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
         classes.append(s.kind)
+        idents.append(s.ident or i + 1)
     truth = GroundTruth(np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64))
-    return SyntheticSample(img, truth, mask)
+    return SyntheticSample(img, truth, mask, np.array(idents, np.int64))
 
 
 def _random_shape(rng: np.random.Generator, width: int, height: int, speed: float = 0.0) -> _Shape:
@@ -132,20 +137,46 @@ def make_sample(rng: np.random.Generator, width: int = 320, height: int = 320,
 
 
 class SyntheticVideo:
-    """An animated scene: shapes drift and bounce over a fixed background; ``next()`` gives a frame."""
+    """An animated scene over a fixed background; ``next()`` gives a frame. Objects keep their identity
+    (``SyntheticSample.ids``): they drift and bounce off the edges, cross and hide each other, and now and
+    then one leaves through an edge (``turnover`` per object and frame) and a new one walks in from an
+    edge, so a tracker meets births, deaths, crossings and occlusions, each with its true identity."""
 
     def __init__(self, width: int = 640, height: int = 480, seed: int = 0, num_objects: int = 4,
-                 speed: float = 3.0) -> None:
+                 speed: float = 3.0, turnover: float = 1 / 200) -> None:
         self._rng = np.random.default_rng(seed)
         self.width, self.height = width, height
+        self.speed, self.turnover, self.num_objects = speed, turnover, num_objects
         self._background = _background(self._rng, width, height)
         self._shapes: list[_Shape] = []
+        self._next_id = 1
         for _ in range(num_objects):  # start apart; they may cross later, as objects in a video do
             for _attempt in range(50):
                 s = _random_shape(self._rng, width, height, speed)
                 if all(np.hypot(s.cx - o.cx, s.cy - o.cy) > s.size + o.size for o in self._shapes):
                     break
-            self._shapes.append(s)
+            self._add(s)
+
+    def _add(self, s: _Shape) -> None:
+        s.ident = self._next_id
+        self._next_id += 1
+        self._shapes.append(s)
+
+    def _enter(self) -> None:
+        """A new object just outside a random edge, heading into the frame."""
+        s = _random_shape(self._rng, self.width, self.height, self.speed)
+        edge = int(self._rng.integers(0, 4))
+        speed = self.speed * self._rng.uniform(0.7, 1.3)
+        across = self._rng.uniform(-0.6, 0.6)
+        if edge in (0, 1):  # left, right
+            s.cx = -s.size if edge == 0 else self.width + s.size
+            s.cy = self._rng.uniform(s.size, self.height - s.size)
+            s.vx, s.vy = (speed if edge == 0 else -speed), speed * across
+        else:               # top, bottom
+            s.cy = -s.size if edge == 2 else self.height + s.size
+            s.cx = self._rng.uniform(s.size, self.width - s.size)
+            s.vx, s.vy = speed * across, (speed if edge == 2 else -speed)
+        self._add(s)
 
     def next(self) -> SyntheticSample:
         sample = _render(self._background, self._shapes)
@@ -153,10 +184,24 @@ class SyntheticVideo:
             s.cx += s.vx
             s.cy += s.vy
             s.angle += s.spin
-            if not s.size <= s.cx <= self.width - s.size:
+            inside_x = s.size <= s.cx <= self.width - s.size
+            inside_y = s.size <= s.cy <= self.height - s.size
+            if not s.leaving and self.turnover and self._rng.random() < self.turnover:
+                s.leaving = True
+            if s.leaving:
+                continue  # it goes on through the edge
+            entering_x = (s.cx < s.size and s.vx > 0) or (s.cx > self.width - s.size and s.vx < 0)
+            entering_y = (s.cy < s.size and s.vy > 0) or (s.cy > self.height - s.size and s.vy < 0)
+            if not inside_x and not entering_x:
                 s.vx = -s.vx
-            if not s.size <= s.cy <= self.height - s.size:
+            if not inside_y and not entering_y:
                 s.vy = -s.vy
+        gone = [s for s in self._shapes if s.leaving and (s.cx < -s.size or s.cx > self.width + s.size
+                                                          or s.cy < -s.size or s.cy > self.height + s.size)]
+        for s in gone:
+            self._shapes.remove(s)
+        while len(self._shapes) < self.num_objects:
+            self._enter()
         return sample
 
 

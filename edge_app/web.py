@@ -116,10 +116,48 @@ def _metrics_text(status: dict[str, Any]) -> bytes:
                         if vals.get(key) is not None:
                             roll.add_metric([model, cls, key], vals[key])
             yield roll
+            yield from _analytics_metrics(status.get("analytics"), status.get("stream", "main"))
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Snapshot())
     return generate_latest(registry)
+
+
+def _analytics_metrics(a: dict[str, Any] | None, stream: str) -> Any:
+    """Line crossings, zone occupancy/entries/exits and tracker counts, labelled by stream/line/zone/class."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    if not a:
+        return
+    cross = CounterMetricFamily("edge_line_crossings", "Tracks that crossed a counting line",
+                                labels=["stream", "line", "direction", "class"])
+    for line, c in a.get("lines", {}).items():
+        for direction in ("in", "out"):
+            for cls, n in c[direction].items():
+                cross.add_metric([stream, line, direction, cls], n)
+    yield cross
+    occ = GaugeMetricFamily("edge_zone_occupancy", "Tracks inside a zone now", labels=["stream", "zone", "class"])
+    entries = CounterMetricFamily("edge_zone_entries", "Tracks that entered a zone", labels=["stream", "zone", "class"])
+    exits = CounterMetricFamily("edge_zone_exits", "Tracks that left a zone", labels=["stream", "zone", "class"])
+    for zone, z in a.get("zones", {}).items():
+        for cls, n in z["occupancy"].items():
+            occ.add_metric([stream, zone, cls], n)
+        for cls, n in z["entries"].items():
+            entries.add_metric([stream, zone, cls], n)
+        for cls, n in z["exits"].items():
+            exits.add_metric([stream, zone, cls], n)
+    yield occ
+    yield entries
+    yield exits
+    active = GaugeMetricFamily("edge_tracks", "Tracks by state", labels=["stream", "model", "state"])
+    confirmed = CounterMetricFamily("edge_tracks_confirmed", "Tracks confirmed (identities given)",
+                                    labels=["stream", "model"])
+    for model, c in a.get("trackers", {}).items():
+        for state in ("tentative", "tracked", "lost"):
+            active.add_metric([stream, model, state], c[state])
+        confirmed.add_metric([stream, model], c["confirmed_total"])
+    yield active
+    yield confirmed
 
 
 class LiveServer:

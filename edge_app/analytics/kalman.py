@@ -59,10 +59,10 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt: float) -> tuple[np.ndarray, n
     steps = float(dt) / FRAME_S
     if len(mean) == 0 or not steps:
         return mean, cov
+    h2 = mean[:, 3:4] ** 2  # noise scaled by the height before the step (as SORT/ByteTrack do)
     mean = mean.copy()
     mean[:, :4] += steps * mean[:, 4:]
     pp, pv, vv = cov[:, PP], cov[:, PV], cov[:, VV]
-    h2 = mean[:, 3:4] ** 2
     out = np.empty_like(cov)
     out[:, PP] = pp + 2 * steps * pv + steps * steps * vv + steps * (h2 * _P_H + _P_C)  # random walk noise
     out[:, PV] = pv + steps * vv

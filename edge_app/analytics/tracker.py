@@ -14,34 +14,15 @@ Classes never mix: a track matches detections of its own class only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..config.schema import TrackerConfig
 from ..core.types import Detections, Tracks
 from . import kalman
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class TrackerSettings:
-    """See the module docstring. Defaults: ByteTrack's MOT17 thresholds, with min_hits 3, a 2 s buffer and
-    a loose tentative gate, chosen on the shared MOT17/MOT15 public detections (README: a 40-setting grid;
-    mean HOTA 0.398 -> 0.414, mostly from fewer short false tracks on MOT15's ACF detections)."""
-
-    high_score: float = 0.5        # detections at least this take part in the first association
-    low_score: float = 0.1         # ... and from here up to high_score in the second
-    new_track_score: float = 0.6   # a detection left over starts a track from this score
-    match_iou: float = 0.2         # gates (IoU at least): first association
-    low_iou: float = 0.5           # second association (weak detections must overlap well)
-    tentative_iou: float = 0.1     # tentative tracks (no velocity yet: a loose gate)
-    min_hits: int = 3              # hits that confirm a track (and give it an id)
-    lost_s: float = 2.0            # a lost track is kept this long for re-identification
-    fuse_score: bool = True        # weigh IoU by detection score in the first association
-    low_revives_lost: bool = False  # lost tracks take part in the second association too
-    report: str = "detection"      # boxes reported: "detection" (the matched detection) or "filtered" (Kalman)
 
 
 def _lsap() -> Any:
@@ -146,8 +127,11 @@ def assign(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray, n_rows: int, n_c
 class Tracker:
     """One stream's tracker: ``update(detections, t) -> Tracks`` (confirmed, updated this frame)."""
 
-    def __init__(self, settings: TrackerSettings | None = None) -> None:
-        self.s = settings or TrackerSettings()
+    def __init__(self, settings: TrackerConfig | None = None) -> None:
+        """settings: the detector's ``[models.NAME.tracker]`` table (defaults: ByteTrack's MOT17
+        thresholds, with min_hits 3, a 2 s buffer and a loose tentative gate, chosen on the shared
+        MOTChallenge public detections; see the README)."""
+        self.s = settings or TrackerConfig()
         _lsap()  # import the solver now, not on a frame
         self.reset()
 

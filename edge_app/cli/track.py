@@ -12,29 +12,34 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..analytics.mot import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
-from ..analytics.tracker import Tracker, TrackerSettings
+from ..analytics.tracker import Tracker
+from ..config.schema import TrackerConfig
 from ..core.progress import add_progress_flag, progress
 
 
 def settings_args(p: argparse.ArgumentParser) -> None:
-    """--high-score, --min-hits, ... one flag per TrackerSettings field (defaults from the dataclass)."""
-    for f in fields(TrackerSettings):
+    """--high-score, --min-hits, ... one flag per [models.NAME.tracker] key, with the config's doc and
+    default (the config schema is the one definition of the tracker's settings)."""
+    for f in fields(TrackerConfig):
+        if f.name == "enabled":
+            continue
         flag = "--" + f.name.replace("_", "-")
+        doc = f"{f.metadata.get('doc', '')} (default {f.default})".replace("%", "%%")
         if f.type in (str, "str"):
-            p.add_argument(flag, default=f.default, help=f"default {f.default}")
+            p.add_argument(flag, default=f.default, choices=f.metadata.get("choices"), help=doc)
         elif f.type in (bool, "bool"):
             p.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=f.default,
-                           metavar="BOOL", help=f"default {f.default}")
+                           metavar="BOOL", help=doc)
         else:
-            p.add_argument(flag, type=int if f.type in (int, "int") else float, default=f.default,
-                           help=f"default {f.default}")
+            p.add_argument(flag, type=int if f.type in (int, "int") else float, default=f.default, help=doc)
 
 
-def settings_from(a: argparse.Namespace) -> TrackerSettings:
-    return TrackerSettings(**{f.name: getattr(a, f.name) for f in fields(TrackerSettings)})
+def settings_from(a: argparse.Namespace) -> TrackerConfig:
+    return TrackerConfig(enabled=True, **{f.name: getattr(a, f.name) for f in fields(TrackerConfig)
+                                          if f.name != "enabled"})
 
 
-def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: TrackerSettings | None = None,
+def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: TrackerConfig | None = None,
         frame_rate: float | None = None, show_progress: bool = False) -> dict[str, float]:
     rows = read_mot(detections)
     info_path = seqinfo or (detections.parent.parent / "seqinfo.ini")

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..core.uri import local_path, resolved_path, scheme_of
 from .loader import ConfigError, field_docs, parse, read_toml
-from .schema import (SOURCE_SCHEMES, AppConfig, HttpConfig, LabelsConfig, LoggingConfig, ModelConfig,
-                     OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig)
+from .schema import (SOURCE_SCHEMES, AppConfig, HttpConfig, LabelsConfig, LineConfig, LoggingConfig, ModelConfig,
+                     OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig, ZoneConfig)
 
 __all__ = ["AppConfig", "ConfigError", "HttpConfig", "LabelsConfig", "LoggingConfig", "ModelConfig",
            "OutputConfig", "RecordConfig", "RollingConfig", "RtspConfig", "RuntimeConfig", "SourceConfig",
@@ -95,9 +95,38 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
             and cfg.output.http.port == cfg.output.rtsp.port):
         problems.append(f"output.rtsp.port = {cfg.output.rtsp.port}: expected a port other than "
                         "output.http.port")
+    problems.extend(_validate_analytics(cfg))
     if cfg.labels.labels_file and not cfg.resolve(cfg.labels.labels_file).exists():
         problems.append(f"labels.labels_file = {cfg.labels.labels_file!r}: "
                         f"{cfg.resolve(cfg.labels.labels_file)} does not exist")
+    return problems
+
+
+def _validate_analytics(cfg: AppConfig) -> list[str]:
+    """Lines and zones: names unique and URL-safe, geometry sound inside the frame, models tracked."""
+    from ..analytics.geometry import problems as geometry_problems
+
+    problems: list[str] = []
+    a = cfg.analytics
+    tracked = {n for n, m in cfg.models.items() if m.enabled and m.kind == "detector" and m.tracker.enabled}
+    seen: set[str] = set()
+    groups: tuple[tuple[str, tuple[LineConfig | ZoneConfig, ...]], ...] = (("lines", a.lines), ("zones", a.zones))
+    for kind, items in groups:
+        for i, item in enumerate(items):
+            key = f"analytics.{kind}[{i}]"
+            if not _MODEL_NAME.match(item.name or ""):
+                problems.append(f"{key}.name = {item.name!r}: expected letters, digits, '_' or '-' starting with a letter")
+            elif item.name in seen:
+                problems.append(f"{key}.name = {item.name!r}: another line or zone has this name")
+            seen.add(item.name)
+            problems += geometry_problems(key, item.points, item.units, cfg.source.width, cfg.source.height,
+                                          polygon=kind == "zones")
+            if item.model and item.model not in tracked:
+                problems.append(f"{key}.model = {item.model!r}: expected a detector with [models.{item.model}.tracker] "
+                                f"enabled = true (tracked: {sorted(tracked) or 'none'})")
+    if (a.lines or a.zones) and not tracked:
+        problems.append("analytics: lines and zones count tracks: enable a detector's tracker "
+                        "([models.NAME.tracker] enabled = true)")
     return problems
 
 

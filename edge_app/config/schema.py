@@ -40,6 +40,26 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class TrackerConfig:
+    """A detector's multi-object tracker (``analytics.tracker``; ByteTrack-style)."""
+
+    enabled: bool = spec(False, doc="track this detector's objects (identities, trails, line and zone counts)")
+    high_score: float = spec(0.5, ge=0, le=1, doc="detections at least this take part in the first association")
+    low_score: float = spec(0.1, ge=0, le=1, doc="... and from here up to high_score in the second (keeps "
+                            "partly hidden objects)")
+    new_track_score: float = spec(0.6, ge=0, le=1, doc="a detection no track took starts a track from this score")
+    match_iou: float = spec(0.2, gt=0, le=1, doc="IoU gate of the first association")
+    low_iou: float = spec(0.5, gt=0, le=1, doc="IoU gate of the second association (weak detections)")
+    tentative_iou: float = spec(0.1, gt=0, le=1, doc="IoU gate for tracks not confirmed yet")
+    min_hits: int = spec(3, ge=1, le=100, doc="hits that confirm a track; only confirmed tracks have an id")
+    lost_s: float = spec(2.0, ge=0, le=600, doc="seconds a lost track is kept to re-identify the object")
+    fuse_score: bool = spec(True, doc="weigh IoU by detection score in the first association")
+    low_revives_lost: bool = spec(False, doc="lost tracks also take part in the second association")
+    report: str = spec("detection", choices=("detection", "filtered"),
+                       doc="track boxes shown: the matched detection, or the Kalman-filtered box")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     kind: str = spec(choices=MODEL_KINDS, doc="detector | segmenter | classical (OpenCV baseline)")
     artifact: str = spec("", doc="ONNX artifact (its metadata names classes, input size, "
@@ -61,6 +81,7 @@ class ModelConfig:
     classes: tuple[str, ...] = spec(factory=lambda: ("background", "foreground"),
                                     doc="classical segmenter's class names")
     alpha: float = spec(0.45, ge=0, le=1, doc="mask overlay opacity (segmenters)")
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
 @dataclass(frozen=True)
@@ -137,6 +158,41 @@ class RuntimeConfig:
     engine_dir: str = spec("var/engines", doc="TensorRT engines and their manifests")
 
 
+ANCHORS = ("bottom_center", "center", "top_center")
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    name: str = spec(doc="the line's name (letters, digits, '_' or '-'): in /status, /metrics, events")
+    points: tuple[tuple[float, ...], ...] = spec(factory=tuple, doc="two points [x, y]: the segment (not its "
+                                                 "extension) is what a track must cross")
+    units: str = spec("pixels", choices=("pixels", "normalized"), doc="points in frame pixels, or 0..1 of "
+                      "width and height")
+    classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
+    model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    name: str = spec(doc="the zone's name (letters, digits, '_' or '-')")
+    points: tuple[tuple[float, ...], ...] = spec(factory=tuple, doc="the polygon's corners [x, y] (>= 3, "
+                                                 "not self-intersecting)")
+    units: str = spec("pixels", choices=("pixels", "normalized"), doc="points in frame pixels, or 0..1")
+    classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
+    model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """Lines and zones of the stream, counted on confirmed tracks."""
+
+    anchor: str = spec("bottom_center", choices=ANCHORS, doc="the point of a box that crosses lines and "
+                       "stands in zones (bottom centre: where a person's feet are)")
+    trail_s: float = spec(2.0, ge=0, le=60, doc="seconds of trail drawn behind each track")
+    lines: tuple[LineConfig, ...] = spec(factory=tuple, doc="counting lines: [[analytics.lines]] tables")
+    zones: tuple[ZoneConfig, ...] = spec(factory=tuple, doc="zones: [[analytics.zones]] tables")
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """The whole ``config.toml``."""
@@ -148,6 +204,7 @@ class AppConfig:
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     # Directory of the config file; relative paths in it are resolved against this.
     base_dir: Path = field(default=Path("."), compare=False, init=False)
 

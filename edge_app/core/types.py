@@ -135,6 +135,7 @@ class FrameLabels:
     mask_classes: tuple[str, ...] = ()
     ignore_index: int | None = None
     exhaustive: bool = False
+    ids: np.ndarray | None = None  # (G,) identities of the truth boxes, when the labels carry them
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ..backends.tensorrt import device_info as tensorrt_device
 from ..core.artifact import ArtifactError, ArtifactMeta, read_meta
 from ..core.operating_point import DETECTOR
 from ..core.preprocess import Preprocessor
-from ..core.types import Detections, SegMask
+from ..core.types import Detections, SegMask, Tracks
 from ..decoders import DetectionDecoder, SegmentationDecoder
 from . import artifacts, classical
 
@@ -41,6 +41,7 @@ class ModelResult:
     detections: Detections | None = None
     mask: SegMask | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    tracks: Tracks | None = None            # confirmed tracks, when the detector is tracked
 
 
 @dataclass(frozen=True)

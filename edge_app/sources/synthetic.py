@@ -25,7 +25,7 @@ class SyntheticSource(FrameSource):
         index = 0
         while not self.stopping and (self.max_frames is None or index < self.max_frames):
             sample = self.video.next()
-            labels = FrameLabels(sample.truth, CLASSES, sample.mask, MASK_CLASSES)
+            labels = FrameLabels(sample.truth, CLASSES, sample.mask, MASK_CLASSES, ids=sample.ids)
             self._emit(Frame(sample.image, index, index * self.period, time.monotonic(), labels, f"synthetic:{index}"))
             index += 1
             if pacer.tick():

@@ -1,0 +1,191 @@
+"""Lines and zones counted on confirmed tracks, per stream (``Analytics`` runs the trackers too).
+
+Lines: a crossing counts once per track and direction, only when the track's anchor moved from one side
+of the line to the other *through the segment itself* (not its extension), and the track was seen on
+both sides: the side is remembered per track as the last strict side with the anchor there, so jitter on
+the line, an anchor exactly on it, or a track that appears already past it never counts. "in" is the
+move to the left of the direction from the first point to the second (for a line drawn left to right:
+upwards on the screen), "out" the other way. Zones: occupancy now, entries, exits and dwell time per
+class; a track that disappears inside (lost past the tracker's buffer) is counted as an exit then.
+A stream that starts again (a file looping: time goes back) resets the trackers; counts are kept.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config.schema import AnalyticsConfig, TrackerConfig
+from ..core.types import Tracks
+from . import geometry
+from .tracker import Tracker
+
+Key = tuple[str, int]  # (detector model, track id)
+
+
+@dataclass
+class _Line:
+    name: str
+    a: np.ndarray
+    b: np.ndarray
+    classes: frozenset[str]
+    model: str
+    counts: dict[str, collections.Counter[str]] = field(default_factory=lambda: {"in": collections.Counter(),
+                                                                               "out": collections.Counter()})
+    last: dict[Key, tuple[float, np.ndarray]] = field(default_factory=dict)  # last strict side, anchor there
+    counted: set[tuple[Key, str]] = field(default_factory=set)
+
+
+@dataclass
+class _Zone:
+    name: str
+    polygon: np.ndarray
+    classes: frozenset[str]
+    model: str
+    inside: dict[Key, tuple[float, str]] = field(default_factory=dict)  # entered at, class
+    entries: collections.Counter[str] = field(default_factory=collections.Counter)
+    exits: collections.Counter[str] = field(default_factory=collections.Counter)
+    dwell: list[float] = field(default_factory=list)  # completed visits (s), the last 1000
+
+
+class Analytics:
+    """Trackers of the tracked detectors, and the stream's lines and zones.
+
+    trackers: {detector model name: its TrackerConfig (enabled)}; width, height: the frame size the
+    config's pixel coordinates refer to (source.width x source.height)."""
+
+    def __init__(self, cfg: AnalyticsConfig, trackers: dict[str, TrackerConfig], width: int, height: int) -> None:
+        self.cfg = cfg
+        self.trackers = {name: Tracker(t) for name, t in trackers.items()}
+        self.lost_s = {name: t.lost_s for name, t in trackers.items()}
+        self.lines = []
+        for l in cfg.lines:
+            a, b = geometry.to_pixels(l.points, l.units, width, height)
+            self.lines.append(_Line(l.name, a, b, frozenset(l.classes), l.model))
+        self.zones = [_Zone(z.name, geometry.to_pixels(z.points, z.units, width, height), frozenset(z.classes), z.model)
+                      for z in cfg.zones]
+        self._trails: dict[Key, collections.deque[tuple[float, float, float]]] = {}
+        self._seen: dict[Key, float] = {}
+        self._t: float | None = None
+        self._lock = threading.Lock()
+        self.restarts = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.trackers)
+
+    def update(self, results: list[Any], t: float) -> None:
+        """Track each tracked detector's detections of this frame (``r.tracks`` is set) and count."""
+        with self._lock:
+            if self._t is not None and t < self._t:  # the stream started again (a looping file)
+                for tracker in self.trackers.values():
+                    tracker.reset()
+                self._trails.clear()
+                self._seen.clear()
+                for line in self.lines:
+                    line.last.clear()
+                    line.counted.clear()
+                for zone in self.zones:
+                    zone.inside.clear()
+                self.restarts += 1
+            self._t = t
+            for r in results:
+                if r.name not in self.trackers or r.detections is None:
+                    continue
+                r.tracks = self.trackers[r.name].update(r.detections, t)
+                self._count(r.name, r.tracks, r.classes, t)
+            self._forget(t)
+
+    def _count(self, model: str, tracks: Tracks, classes: tuple[str, ...], t: float) -> None:
+        if not len(tracks):
+            return
+        points = geometry.anchor_points(tracks.boxes, self.cfg.anchor)
+        names = [classes[c] if 0 <= c < len(classes) else str(c) for c in tracks.classes.tolist()]
+        keys = [(model, int(i)) for i in tracks.ids.tolist()]
+        for key, p in zip(keys, points):
+            self._seen[key] = t
+            trail = self._trails.setdefault(key, collections.deque())
+            trail.append((t, float(p[0]), float(p[1])))
+            while trail and t - trail[0][0] > self.cfg.trail_s:
+                trail.popleft()
+        for line in self.lines:
+            if line.model and line.model != model:
+                continue
+            sides = geometry.side(points, line.a, line.b)
+            for key, p, s, name in zip(keys, points, sides, names):
+                if line.classes and name not in line.classes or s == 0:
+                    continue
+                prev = line.last.get(key)
+                line.last[key] = (float(s), p)
+                if prev is None or prev[0] == s:
+                    continue
+                if geometry.crosses_segment(prev[1][None], p[None], line.a, line.b)[0]:
+                    direction = "in" if s < 0 else "out"
+                    if (key, direction) not in line.counted:
+                        line.counted.add((key, direction))
+                        line.counts[direction][name] += 1
+        for zone in self.zones:
+            if zone.model and zone.model != model:
+                continue
+            inside = geometry.inside_polygon(points, zone.polygon)
+            for key, now_in, name in zip(keys, inside, names):
+                if zone.classes and name not in zone.classes:
+                    continue
+                was_in = key in zone.inside
+                if now_in and not was_in:
+                    zone.inside[key] = (t, name)
+                    zone.entries[name] += 1
+                elif was_in and not now_in:
+                    self._exit(zone, key, t)
+
+    @staticmethod
+    def _exit(zone: _Zone, key: Key, t: float) -> None:
+        entered, name = zone.inside.pop(key)
+        zone.exits[name] += 1
+        zone.dwell.append(t - entered)
+        del zone.dwell[:-1000]
+
+    def _forget(self, t: float) -> None:
+        """Tracks the tracker has ended (not seen for longer than its buffer): trails go, zone visits end."""
+        gone = [k for k, seen in self._seen.items() if t - seen > self.lost_s.get(k[0], 0.0)]
+        for key in gone:
+            del self._seen[key]
+            self._trails.pop(key, None)
+            for line in self.lines:
+                line.last.pop(key, None)
+            for zone in self.zones:
+                if key in zone.inside:
+                    self._exit(zone, key, t)
+
+    # -- reading -------------------------------------------------------------------------------------
+    def trails(self) -> dict[Key, np.ndarray]:
+        """(model, id) -> (K, 2) recent anchor points, oldest first (the overlay draws them)."""
+        with self._lock:
+            return {k: np.array([(x, y) for _, x, y in v]) for k, v in self._trails.items() if len(v) > 1}
+
+    def geometry(self) -> dict[str, Any]:
+        """Lines and zones in pixels with their current numbers (the overlay labels them)."""
+        with self._lock:
+            return {"lines": [(l.name, l.a, l.b, sum(l.counts["in"].values()), sum(l.counts["out"].values()))
+                              for l in self.lines],
+                    "zones": [(z.name, z.polygon, len(z.inside)) for z in self.zones]}
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """JSON-ready: per line in/out by class, per zone occupancy/entries/exits/dwell, per tracker state."""
+        with self._lock:
+            t = self._t if now is None else now
+            lines = {l.name: {"in": dict(l.counts["in"]), "out": dict(l.counts["out"]),
+                              "total_in": sum(l.counts["in"].values()), "total_out": sum(l.counts["out"].values())}
+                     for l in self.lines}
+            zones = {}
+            for z in self.zones:
+                occupancy = collections.Counter(name for _, name in z.inside.values())
+                current = [t - entered for entered, _ in z.inside.values()] if t is not None else []
+                zones[z.name] = {"occupancy": dict(occupancy), "total": len(z.inside), "entries": dict(z.entries),
+                                 "exits": dict(z.exits), "dwell_mean_s": round(float(np.mean(z.dwell)), 3) if z.dwell else None,
+                                 "dwell_max_now_s": round(max(current), 3) if current else None}
+            trackers = {name: tr.counts() for name, tr in self.trackers.items()}
+            return {"lines": lines, "zones": zones, "trackers": trackers, "restarts": self.restarts}

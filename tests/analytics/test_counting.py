@@ -1,0 +1,135 @@
+"""Lines and zones on constructed tracks (the complaints of other tools' users, each a case): a crossing
+counts once, only through the segment itself, only for a track seen on both sides; jitter on the line
+does not inflate; zones count occupancy, entries, exits and dwell. Bad geometry is a config error."""
+import textwrap
+
+import numpy as np
+import pytest
+
+from edge_app.analytics.counting import Analytics
+from edge_app.config import ConfigError, load_config
+from edge_app.config.schema import AnalyticsConfig, LineConfig, TrackerConfig, ZoneConfig
+from edge_app.core.types import Detections
+from edge_app.inference.models import ModelResult
+
+W, H = 640, 480
+
+
+def _analytics(lines=(), zones=(), min_hits=1):
+    cfg = AnalyticsConfig(anchor="center", lines=tuple(lines), zones=tuple(zones))
+    return Analytics(cfg, {"det": TrackerConfig(enabled=True, min_hits=min_hits)}, W, H)
+
+
+def _box(cx, cy, half=15):
+    return [cx - half, cy - half, cx + half, cy + half]
+
+
+def _run(an, paths, classes=("person", "car"), fps=30.0, cls=None):
+    """paths: per frame a list of (cx, cy) of each object (None = not detected)."""
+    for f, points in enumerate(paths):
+        boxes = [_box(*p) for p in points if p is not None]
+        c = [(cls or [0] * len(points))[i] for i, p in enumerate(points) if p is not None]
+        det = Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9), c)
+        r = ModelResult("det", "detection", classes, detections=det)
+        an.update([r], f / fps)
+    return an.snapshot()
+
+
+HLINE = LineConfig(name="door", points=((100.0, 240.0), (540.0, 240.0)))  # left to right: "in" = upwards
+
+
+def test_a_crossing_counts_once_in_its_direction():
+    snap = _run(_analytics([HLINE]), [[(320, 300 - 4 * f)] for f in range(40)])  # walking up through it
+    assert snap["lines"]["door"]["in"] == {"person": 1} and snap["lines"]["door"]["total_out"] == 0
+    snap = _run(_analytics([HLINE]), [[(320, 180 + 4 * f)] for f in range(40)])  # and down
+    assert snap["lines"]["door"]["out"] == {"person": 1} and snap["lines"]["door"]["total_in"] == 0
+
+
+def test_jitter_on_the_line_does_not_inflate_the_count():
+    ys = [250, 236, 244, 238, 243, 237, 245, 236, 250, 230, 220, 210]  # ten sign changes around y = 240
+    snap = _run(_analytics([HLINE]), [[(320, y)] for y in ys])
+    assert snap["lines"]["door"]["total_in"] == 1 and snap["lines"]["door"]["total_out"] == 1
+
+
+def test_passing_the_lines_extension_does_not_count():
+    snap = _run(_analytics([HLINE]), [[(600, 300 - 4 * f)] for f in range(40)])  # x = 600: beyond the end
+    assert snap["lines"]["door"]["total_in"] == 0
+
+
+def test_a_track_first_seen_past_the_line_does_not_count():
+    # an id change at the line: the object's new track starts on the far side
+    paths = [[(320, 300 - 4 * f)] if f < 14 else [] for f in range(16)]     # stops short of it (y 248)
+    paths += [[(320 - 200, 200 - 4 * f)] for f in range(10)]                   # elsewhere, already above
+    snap = _run(_analytics([HLINE]), paths)
+    assert snap["lines"]["door"]["total_in"] == 0
+
+
+def test_unconfirmed_tracks_never_count():
+    # a detection that flickers (never three frames running) is never a track, wherever it is
+    paths = [[(320, 300 - 10 * f) if f % 2 == 0 else None] for f in range(16)]
+    snap = _run(_analytics([HLINE], min_hits=3), paths)
+    assert snap["lines"]["door"]["total_in"] == 0 and snap["trackers"]["det"]["confirmed_total"] == 0
+
+
+def test_classes_are_counted_apart_and_filtered():
+    line = LineConfig(name="door", points=((100.0, 240.0), (540.0, 240.0)), classes=("car",))
+    paths = [[(200, 300 - 4 * f), (400, 300 - 4 * f)] for f in range(40)]
+    snap = _run(_analytics([HLINE, LineConfig(name="cars", points=line.points, classes=("car",))]), paths, cls=[0, 1])
+    assert snap["lines"]["door"]["in"] == {"person": 1, "car": 1} and snap["lines"]["cars"]["in"] == {"car": 1}
+
+
+def test_zone_occupancy_entries_exits_and_dwell():
+    zone = ZoneConfig(name="shelf", points=((200.0, 100.0), (440.0, 100.0), (440.0, 380.0), (200.0, 380.0)))
+    an = _analytics(zones=[zone])
+    # one object walks through in 1 s (30 frames inside), another stays inside
+    paths = [[(150 + 8 * f, 240), (320, 240)] for f in range(50)]
+    snap = _run(an, paths)
+    z = snap["zones"]["shelf"]
+    assert z["entries"] == {"person": 2} and z["exits"] == {"person": 1} and z["occupancy"] == {"person": 1}
+    assert z["dwell_mean_s"] == pytest.approx(30 / 30, abs=2 / 30)
+
+
+def test_a_looping_file_restarts_tracks_but_keeps_counts():
+    an = _analytics([HLINE])
+    _run(an, [[(320, 300 - 4 * f)] for f in range(40)])
+    snap = _run(an, [[(320, 300 - 4 * f)] for f in range(40)])  # time starts at 0 again: the file looped
+    assert snap["restarts"] == 1 and snap["lines"]["door"]["total_in"] == 2
+
+
+def _cfg(tmp_path, analytics, tracker=True):
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    text = f"""
+    [models.det]
+    kind = "detector"
+    artifact = "m.onnx"
+    [models.det.tracker]
+    enabled = {str(tracker).lower()}
+    {analytics}
+    """
+    path = tmp_path / "config.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("analytics, message", [
+    ('[[analytics.zones]]\nname = "z"\npoints = [[0, 0], [10, 10]]', "analytics.zones[0].points: a zone needs at least 3 points"),
+    ('[[analytics.zones]]\nname = "z"\npoints = [[0, 0], [100, 100], [100, 0], [0, 100]]',
+     "analytics.zones[0].points: the polygon crosses itself"),
+    ('[[analytics.lines]]\nname = "l"\npoints = [[5, 5], [5, 5]]', "analytics.lines[0].points = [[5.0, 5.0], [5.0, 5.0]]: a zero-length line"),
+    ('[[analytics.lines]]\nname = "l"\npoints = [[0, 0], [700, 10]]', "analytics.lines[0].points: [[700.0, 10.0]] outside the 640x480 frame"),
+    ('[[analytics.lines]]\nname = "l"\nunits = "normalized"\npoints = [[0, 0], [1.5, 1]]', "outside 0..1"),
+    ('[[analytics.lines]]\nname = "l"\npoints = [[0, 0], [10, 10], [20, 20]]', "a line is 2 points"),
+    ('[[analytics.lines]]\nname = "a b"\npoints = [[0, 0], [10, 10]]', "analytics.lines[0].name = 'a b'"),
+    ('[[analytics.lines]]\nname = "x"\npoints = [[0, 0], [10, 10]]\n[[analytics.zones]]\nname = "x"\npoints = [[0, 0], [9, 0], [9, 9]]',
+     "analytics.zones[0].name = 'x': another line or zone has this name"),
+    ('[[analytics.lines]]\nname = "l"\nmodel = "seg"\npoints = [[0, 0], [10, 10]]', "analytics.lines[0].model = 'seg'"),
+])
+def test_bad_geometry_is_a_config_error_naming_the_key(tmp_path, analytics, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(_cfg(tmp_path, analytics))
+    assert any(message in p for p in info.value.problems), info.value.problems
+
+
+def test_lines_without_a_tracked_detector_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="enable a detector's tracker"):
+        load_config(_cfg(tmp_path, '[[analytics.lines]]\nname = "l"\npoints = [[0, 0], [10, 10]]', tracker=False))
