@@ -120,6 +120,7 @@ class Pipeline:
                 t0 = time.perf_counter()
                 try:
                     self.analytics.update(results, frame.pts)
+                    self.analytics.update_truth(frame.labels, frame.pts)
                 except Exception as exc:  # a tracking fault loses this frame's tracks, never the stream
                     self.telemetry.count("frame_errors")
                     self._warn("tracking failed on frame %d: %s", frame.index, exc)
@@ -205,7 +206,8 @@ class Pipeline:
         if self.analytics is not None and self.analytics.enabled:
             a = self.analytics.snapshot()
             for name, c in a["lines"].items():
-                lines.append(f"{name}: in {c['total_in']} out {c['total_out']}")
+                truth = f" (truth {c['truth_in']}/{c['truth_out']})" if "truth_in" in c else ""
+                lines.append(f"{name}: in {c['total_in']} out {c['total_out']}{truth}")
             for name, z in a["zones"].items():
                 lines.append(f"{name}: {z['total']} inside, {sum(z['entries'].values())} entered")
         snap = self.rolling.snapshot(max_age=1.0)

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .core.classes import IGNORE, align, mask_lut
+from .core.classes import IGNORE, align, index_map, mask_lut
 from .core.detection_metrics import DetectionMetrics
 from .core.segmentation_metrics import SegmentationMetrics
-from .core.types import Detections, FrameLabels
+from .core.tracking_metrics import TrackingMetrics
+from .core.types import Detections, FrameLabels, Tracks
 
 log = logging.getLogger("edge_app.rolling")
 _ALL = {"all": (0.0, 1e10)}
@@ -36,11 +37,20 @@ class _ModelWindow:
         else:
             self.metrics = SegmentationMetrics(len(classes), ignore_index=IGNORE, window=window)
         self.unjudged = 0  # labelled frames whose labels name none of the model's classes
+        # identities: a tracked detector against labels that carry them (synthetic scenes, MOT sequences)
+        self.tracking = TrackingMetrics(window=window) if task == "detection" else None
 
-    def update_detection(self, det: Detections, labels: FrameLabels, now: float) -> bool:
+    def update_detection(self, det: Detections, labels: FrameLabels, now: float, tracks: Tracks | None = None) -> bool:
         if labels.truth is None:
             return False
         det, truth, judged = align(det, labels.truth, labels.classes, self.classes, labels.exhaustive)
+        if tracks is not None and labels.ids is not None and self.tracking is not None and judged.any():
+            # class-agnostic, as MOTChallenge: the truth of the judged classes against the confirmed tracks
+            mapped = index_map(labels.classes, self.classes)[labels.truth.classes]
+            keep_gt = (mapped >= 0) & judged[np.maximum(mapped, 0)]
+            keep_tr = judged[tracks.classes]
+            self.tracking.update(labels.truth.boxes[keep_gt], labels.ids[keep_gt], tracks.boxes[keep_tr],
+                                 tracks.ids[keep_tr], now)
         if not judged.any():
             # The labels name none of the model's classes (a raccoon set against a shapes detector):
             # nothing can be judged; counted and said once, never scored as all-wrong.
@@ -95,7 +105,7 @@ class RollingMonitor:
                 if w is None:
                     continue
                 if r.detections is not None:
-                    scored |= w.update_detection(r.detections, labels, now)
+                    scored |= w.update_detection(r.detections, labels, now, getattr(r, "tracks", None))
                 elif r.mask is not None:
                     scored |= w.update_mask(r.mask.labels, labels, now)
             if scored:
@@ -112,6 +122,8 @@ class RollingMonitor:
             out: dict[str, Any] = {}
             for name, w in self._models.items():
                 w.metrics.prune(now - self.window_seconds)
+                if w.tracking is not None:
+                    w.tracking.prune(now - self.window_seconds)
                 out[name] = self._describe(w)
             self._cache = (now, out)
         return out
@@ -124,7 +136,13 @@ class RollingMonitor:
             per_class = {c: {"precision": _nan_to_none(r.precision[i]), "recall": _nan_to_none(r.recall[i]),
                              "f1": _nan_to_none(r.f1[i]), "tp": int(r.tp[i]), "fp": int(r.fp[i]),
                              "labels": int(r.num_gt[i])} for i, c in enumerate(w.classes)}
+            tracking = None
+            if w.tracking is not None and len(w.tracking):
+                t = w.tracking.compute()
+                tracking = {"frames": t.frames, "MOTA": _nan_to_none(t.mota), "IDF1": _nan_to_none(t.idf1),
+                            "IDSW": t.idsw, "MOTP": _nan_to_none(t.motp), "GT": t.num_gt}
             return {"task": "detection", "frames": frames, "iou": self.iou, "unjudged_frames": w.unjudged,
+                    "tracking": tracking,
                     "precision": _nan_to_none(overall["precision"]), "recall": _nan_to_none(overall["recall"]),
                     "f1": _nan_to_none(overall["f1"]), "per_class": per_class}
         r = w.metrics.compute()

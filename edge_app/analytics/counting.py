@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from ..config.schema import AnalyticsConfig, TrackerConfig
-from ..core.types import Tracks
 from . import geometry
 from .tracker import Tracker
 
@@ -67,6 +66,12 @@ class Analytics:
             self.lines.append(_Line(l.name, a, b, frozenset(l.classes), l.model))
         self.zones = [_Zone(z.name, geometry.to_pixels(z.points, z.units, width, height), frozenset(z.classes), z.model)
                       for z in cfg.zones]
+        # The same lines and zones counted on the labels' true identities (synthetic scenes, MOT
+        # sequences): the counts the stream should have given, beside the ones the tracks gave.
+        self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "") for l in self.lines]
+        self.truth_zones = [_Zone(z.name, z.polygon, z.classes, "") for z in self.zones]
+        self._truth_seen: dict[Key, float] = {}
+        self.truth_frames = 0
         self._trails: dict[Key, collections.deque[tuple[float, float, float]]] = {}
         self._seen: dict[Key, float] = {}
         self._t: float | None = None
@@ -85,33 +90,49 @@ class Analytics:
                     tracker.reset()
                 self._trails.clear()
                 self._seen.clear()
-                for line in self.lines:
+                for line in self.lines + self.truth_lines:
                     line.last.clear()
                     line.counted.clear()
-                for zone in self.zones:
+                for zone in self.zones + self.truth_zones:
                     zone.inside.clear()
+                self._truth_seen.clear()
                 self.restarts += 1
             self._t = t
             for r in results:
                 if r.name not in self.trackers or r.detections is None:
                     continue
                 r.tracks = self.trackers[r.name].update(r.detections, t)
-                self._count(r.name, r.tracks, r.classes, t)
-            self._forget(t)
+                self._count(r.name, r.tracks.boxes, r.tracks.ids, r.tracks.classes, r.classes, t,
+                            self.lines, self.zones, trails=True)
+            self._forget(t, self._seen, self.lines, self.zones, trails=True)
 
-    def _count(self, model: str, tracks: Tracks, classes: tuple[str, ...], t: float) -> None:
-        if not len(tracks):
+    def update_truth(self, labels: Any, t: float) -> None:
+        """Count the frame's labelled objects by their true identities (``FrameLabels.ids``)."""
+        if labels is None or labels.ids is None or labels.truth is None or not (self.lines or self.zones):
             return
-        points = geometry.anchor_points(tracks.boxes, self.cfg.anchor)
-        names = [classes[c] if 0 <= c < len(classes) else str(c) for c in tracks.classes.tolist()]
-        keys = [(model, int(i)) for i in tracks.ids.tolist()]
+        with self._lock:
+            self.truth_frames += 1
+            self._count("truth", labels.truth.boxes, labels.ids, labels.truth.classes, labels.classes, t,
+                        self.truth_lines, self.truth_zones, trails=False)
+            self._forget(t, self._truth_seen, self.truth_lines, self.truth_zones, trails=False)
+
+    def _count(self, model: str, boxes: np.ndarray, ids: np.ndarray, class_ids: np.ndarray,
+               classes: tuple[str, ...], t: float, lines: list[_Line], zones: list[_Zone], trails: bool) -> None:
+        if not len(ids):
+            return
+        points = geometry.anchor_points(boxes, self.cfg.anchor)
+        names = [classes[c] if 0 <= c < len(classes) else str(c) for c in np.asarray(class_ids).tolist()]
+        keys = [(model, int(i)) for i in np.asarray(ids).tolist()]
+        seen = self._seen if trails else self._truth_seen
         for key, p in zip(keys, points):
-            self._seen[key] = t
+            seen[key] = t
+            if not trails:
+                continue
             trail = self._trails.setdefault(key, collections.deque())
             trail.append((t, float(p[0]), float(p[1])))
             while trail and t - trail[0][0] > self.cfg.trail_s:
                 trail.popleft()
-        for line in self.lines:
+        for line in lines:
             if line.model and line.model != model:
                 continue
             sides = geometry.side(points, line.a, line.b)
@@ -127,7 +148,7 @@ class Analytics:
                     if (key, direction) not in line.counted:
                         line.counted.add((key, direction))
                         line.counts[direction][name] += 1
-        for zone in self.zones:
+        for zone in zones:
             if zone.model and zone.model != model:
                 continue
             inside = geometry.inside_polygon(points, zone.polygon)
@@ -148,15 +169,19 @@ class Analytics:
         zone.dwell.append(t - entered)
         del zone.dwell[:-1000]
 
-    def _forget(self, t: float) -> None:
-        """Tracks the tracker has ended (not seen for longer than its buffer): trails go, zone visits end."""
-        gone = [k for k, seen in self._seen.items() if t - seen > self.lost_s.get(k[0], 0.0)]
+    def _forget(self, t: float, seen: dict[Key, float], lines: list[_Line], zones: list[_Zone],
+                trails: bool) -> None:
+        """Tracks the tracker has ended (not seen for longer than its buffer): trails go, zone visits end.
+        Truth identities are forgotten after the longest tracker buffer."""
+        longest = max(self.lost_s.values(), default=0.0)
+        gone = [k for k, last in seen.items() if t - last > self.lost_s.get(k[0], longest)]
         for key in gone:
-            del self._seen[key]
-            self._trails.pop(key, None)
-            for line in self.lines:
+            del seen[key]
+            if trails:
+                self._trails.pop(key, None)
+            for line in lines:
                 line.last.pop(key, None)
-            for zone in self.zones:
+            for zone in zones:
                 if key in zone.inside:
                     self._exit(zone, key, t)
 
@@ -177,9 +202,13 @@ class Analytics:
         """JSON-ready: per line in/out by class, per zone occupancy/entries/exits/dwell, per tracker state."""
         with self._lock:
             t = self._t if now is None else now
-            lines = {l.name: {"in": dict(l.counts["in"]), "out": dict(l.counts["out"]),
-                              "total_in": sum(l.counts["in"].values()), "total_out": sum(l.counts["out"].values())}
-                     for l in self.lines}
+            lines = {}
+            for l, truth in zip(self.lines, self.truth_lines):
+                lines[l.name] = {"in": dict(l.counts["in"]), "out": dict(l.counts["out"]),
+                                 "total_in": sum(l.counts["in"].values()), "total_out": sum(l.counts["out"].values())}
+                if self.truth_frames:
+                    lines[l.name]["truth_in"] = sum(truth.counts["in"].values())
+                    lines[l.name]["truth_out"] = sum(truth.counts["out"].values())
             zones = {}
             for z in self.zones:
                 occupancy = collections.Counter(name for _, name in z.inside.values())
@@ -187,5 +216,9 @@ class Analytics:
                 zones[z.name] = {"occupancy": dict(occupancy), "total": len(z.inside), "entries": dict(z.entries),
                                  "exits": dict(z.exits), "dwell_mean_s": round(float(np.mean(z.dwell)), 3) if z.dwell else None,
                                  "dwell_max_now_s": round(max(current), 3) if current else None}
+            for z, tz in zip(self.zones, self.truth_zones):
+                if self.truth_frames:
+                    zones[z.name]["truth_total"] = len(tz.inside)
+                    zones[z.name]["truth_entries"] = sum(tz.entries.values())
             trackers = {name: tr.counts() for name, tr in self.trackers.items()}
             return {"lines": lines, "zones": zones, "trackers": trackers, "restarts": self.restarts}

@@ -136,6 +136,7 @@ class Tracker:
         self.reset()
 
     def reset(self) -> None:
+        """Forget every track (a stream that starts again); identities are never reused."""
         self.mean = np.zeros((0, 8))
         self.cov = np.zeros((0, 3, 4))    # per-quantity covariance blocks (kalman.py)
         self.ids = np.zeros(0, np.int64)       # -1 while tentative
@@ -145,8 +146,8 @@ class Tracker:
         self.state = np.zeros(0, np.int64)
         self.seen = np.zeros(0)                # time of the last match
         self.t: float | None = None
-        self.next_id = 1
-        self.confirmed_total = 0
+        self.next_id = getattr(self, "next_id", 1)
+        self.confirmed_total = getattr(self, "confirmed_total", 0)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -2,6 +2,7 @@
 
 ``open_dataset(path)`` recognises:
   - ``x.json``                                  COCO instances (images next to it or in images/)
+  - a folder with ``seqinfo.ini`` + ``gt/gt.txt`` + ``img1/``   a MOTChallenge sequence (with identities)
   - a folder with ``annotations/`` (or VOC's ``Annotations/``) of XML    Pascal VOC
   - a folder with ``image/`` + ``label/``       masks (the ISBI layout)
   - a folder ``NAME`` beside ``NAMEannot``      masks (the CamVid layout; classes.txt beside)
@@ -34,6 +35,11 @@ def _coco(p: Path, split: Path | None) -> Dataset | None:
     return read_coco(p) if p.is_file() and p.suffix.lower() == ".json" else None
 
 
+def _mot(p: Path, split: Path | None) -> Dataset | None:
+    from .mot import is_mot_sequence, read_mot_sequence
+    return read_mot_sequence(p) if p.is_dir() and is_mot_sequence(p) else None
+
+
 def _voc(p: Path, split: Path | None) -> Dataset | None:
     if (p / "annotations").is_dir() or (p / "Annotations").is_dir():
         return read_voc(p, split=split)
@@ -60,7 +66,7 @@ def _images_masks(p: Path, split: Path | None) -> Dataset | None:
 
 
 _OPENERS: tuple[Callable[[Path, Path | None], Dataset | None], ...] = (
-    _coco, _voc, _isbi, _camvid, _images_masks)
+    _coco, _mot, _voc, _isbi, _camvid, _images_masks)
 
 
 _SEGMENTATION = (_isbi, _camvid, _images_masks)

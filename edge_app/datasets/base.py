@@ -51,7 +51,8 @@ class Sample:
     """One labelled image. ``truth`` for detection sets, ``mask_path`` for segmentation sets.
 
     image_id: stable integer id (COCO's id, or the position in a sorted listing); size: (width, height)
-    as the label file states it (None when it does not).
+    as the label file states it (None when it does not); ids: (G,) identities of the truth boxes where
+    the labels carry them (MOTChallenge sequences).
     """
 
     image_id: int
@@ -59,6 +60,7 @@ class Sample:
     truth: GroundTruth | None = None
     mask_path: Path | None = None
     size: tuple[int, int] | None = None
+    ids: np.ndarray | None = None
 
 
 @dataclass

@@ -71,7 +71,7 @@ class ReplaySource(FrameSource):
             if mask is not None and (tw, th) != (w, h):
                 mask = cv2.resize(mask, (tw, th), interpolation=cv2.INTER_NEAREST)
             labels = FrameLabels(truth=truth, classes=ds.classes, mask=mask, mask_classes=self.mask_classes,
-                                 ignore_index=self.mask_ignore)
+                                 ignore_index=self.mask_ignore, ids=sample.ids)
         else:
             assert sample.mask_path is not None  # segmentation datasets always have one
             mask = load_mask(sample.mask_path, sample.image_path, image.shape)
