@@ -26,20 +26,23 @@ PP, PV, VV = 0, 1, 2
 
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
     """(N, 4) xyxy -> (N, 4) centre x, centre y, aspect w/h, height."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    w, h = b[:, 2] - b[:, 0], np.maximum(b[:, 3] - b[:, 1], 1e-6)
-    return np.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w / h, h], axis=1)
+    b = np.asarray(boxes, np.float64)
+    out = np.empty((len(b), 4))
+    wh = b[:, 2:4] - b[:, 0:2]
+    np.maximum(wh[:, 1], 1e-6, out=out[:, 3])
+    out[:, 0:2] = b[:, 0:2] + wh / 2
+    np.divide(wh[:, 0], out[:, 3], out=out[:, 2])
+    return out
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     """(N, >=4) centre x, centre y, aspect, height -> (N, 4) xyxy."""
-    s = np.asarray(xyah, np.float64).reshape(-1, xyah.shape[-1])
-    half = np.empty((len(s), 2))
-    half[:, 1] = s[:, 3] / 2
-    half[:, 0] = s[:, 2] * half[:, 1]
-    out = np.empty((len(s), 4))
-    out[:, :2] = s[:, :2] - half
-    out[:, 2:] = s[:, :2] + half
+    half = np.empty((len(xyah), 2))
+    np.multiply(xyah[:, 3], 0.5, out=half[:, 1])
+    np.multiply(xyah[:, 2], half[:, 1], out=half[:, 0])
+    out = np.empty((len(xyah), 4))
+    np.subtract(xyah[:, 0:2], half, out=out[:, 0:2])
+    np.add(xyah[:, 0:2], half, out=out[:, 2:4])
     return out
 
 
@@ -54,20 +57,38 @@ def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
+_TRANSITIONS: dict[float, np.ndarray] = {}
+
+
+def _transition(steps: float) -> np.ndarray:
+    """(12, 12) map of the flattened blocks [pp(4), pv(4), vv(4)] one prediction of ``steps`` frames on:
+    pp' = pp + 2 s pv + s^2 vv, pv' = pv + s vv, vv' = vv (cached: a stream's steps repeat)."""
+    m = _TRANSITIONS.get(steps)
+    if m is None:
+        i4 = np.eye(4)
+        m = np.zeros((12, 12))
+        m[0:4, 0:4] = i4
+        m[4:8, 0:4], m[4:8, 4:8] = 2 * steps * i4, i4
+        m[8:12, 0:4], m[8:12, 4:8], m[8:12, 8:12] = steps * steps * i4, steps * i4, i4
+        if len(_TRANSITIONS) < 256:
+            _TRANSITIONS[steps] = m
+    return m
+
+
+_NOISE_H = np.concatenate([_P_H, np.zeros(4), _V_H])
+_NOISE_C = np.concatenate([_P_C, np.zeros(4), _V_C])
+
+
 def predict(mean: np.ndarray, cov: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every track ``dt`` seconds ahead (x += steps * v; P = F P F^T + Q per quantity)."""
+    """Every track ``dt`` seconds ahead (x += steps * v; P = F P F^T + Q per quantity, as one product)."""
     steps = float(dt) / FRAME_S
     if len(mean) == 0 or not steps:
         return mean, cov
     h2 = mean[:, 3:4] ** 2  # noise scaled by the height before the step (as SORT/ByteTrack do)
     mean = mean.copy()
     mean[:, :4] += steps * mean[:, 4:]
-    pp, pv, vv = cov[:, PP], cov[:, PV], cov[:, VV]
-    out = np.empty_like(cov)
-    out[:, PP] = pp + 2 * steps * pv + steps * steps * vv + steps * (h2 * _P_H + _P_C)  # random walk noise
-    out[:, PV] = pv + steps * vv
-    out[:, VV] = vv + steps * (h2 * _V_H + _V_C)
-    return mean, out
+    flat = cov.reshape(len(cov), 12) @ _transition(steps) + (h2 * _NOISE_H + _NOISE_C) * steps
+    return mean, flat.reshape(-1, 3, 4)
 
 
 def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

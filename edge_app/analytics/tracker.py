@@ -40,7 +40,7 @@ def candidate_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if len(a) * len(b) <= 2048:
         hit = ((a[:, None, 0] < b[None, :, 2]) & (a[:, None, 2] > b[None, :, 0]) & (a[:, None, 1] < b[None, :, 3])
                & (a[:, None, 3] > b[None, :, 1]))
-        r, c = np.nonzero(hit)
+        r, c = hit.nonzero()
         return r.astype(np.int64), c.astype(np.int64)
     order = np.argsort(b[:, 0], kind="stable")
     bx1 = b[order, 0]
@@ -65,7 +65,7 @@ def overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     if len(a) * len(b) <= 2048:
         w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
         h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-        r, c = np.nonzero((w > 0) & (h > 0))
+        r, c = ((w > 0) & (h > 0)).nonzero()
         inter = w[r, c] * h[r, c]
         area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
         area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
@@ -103,7 +103,7 @@ def assign(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray, n_rows: int, n_c
     col_deg = np.bincount(cols, minlength=n_cols)
     simple = (row_deg[rows] == 1) & (col_deg[cols] == 1)  # a pair alone in its component: take it
     out_r, out_c = [rows[simple]], [cols[simple]]
-    rest = np.flatnonzero(~simple)
+    rest = (~simple).nonzero()[0]
     if len(rest):
         for r, c in zip(rows[rest].tolist(), cols[rest].tolist()):
             pr, pc = find(r), find(n_rows + c)
@@ -164,9 +164,10 @@ class Tracker:
         if len(tracks) == 0 or len(det_idx) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         r, c, iou = overlaps(boxes[tracks], det.boxes[det_idx].astype(np.float64))
-        ok = (iou >= threshold) & (self.classes[tracks][r] == det.classes[det_idx][c])
+        tr, de = tracks[r], det_idx[c]
+        ok = (iou >= threshold) & (self.classes[tr] == det.classes[de])
         r, c, iou = r[ok], c[ok], iou[ok]
-        sim = iou * det.scores[det_idx][c] if fuse else iou
+        sim = iou * det.scores[de[ok]] if fuse else iou
         mr, mc = assign(r, c, sim, len(tracks), len(det_idx))
         return tracks[mr], det_idx[mc]
 
@@ -194,21 +195,21 @@ class Tracker:
         self.mean, self.cov = kalman.predict(self.mean, self.cov, dt)
         boxes = kalman.xyah_to_xyxy(self.mean) if len(self) else np.zeros((0, 4))
         scores = det.scores
-        high = np.flatnonzero(scores >= s.high_score)
-        low = np.flatnonzero((scores >= s.low_score) & (scores < s.high_score))
+        high = (scores >= s.high_score).nonzero()[0]
+        low = ((scores >= s.low_score) & (scores < s.high_score)).nonzero()[0]
         before = self.state.copy()
         matched = np.zeros(len(self), bool)
         used = np.zeros(len(det), bool)
         # Every stage matches predicted boxes; the Kalman corrections are applied once, at the end.
         # 1. confirmed (tracked or lost) tracks vs high-score detections
-        t1, d1 = self._match(boxes, np.flatnonzero(before != TENTATIVE), high, det, s.match_iou, s.fuse_score)
+        t1, d1 = self._match(boxes, (before != TENTATIVE).nonzero()[0], high, det, s.match_iou, s.fuse_score)
         matched[t1], used[d1] = True, True
         # 2. tracks that were tracked last frame and are still unmatched vs low-score detections
         second = (before == TRACKED) | ((before == LOST) & s.low_revives_lost)
-        t2, d2 = self._match(boxes, np.flatnonzero(second & ~matched), low, det, s.low_iou, False)
+        t2, d2 = self._match(boxes, (second & ~matched).nonzero()[0], low, det, s.low_iou, False)
         matched[t2], used[d2] = True, True
         # 3. tentative tracks vs the high-score detections left
-        t3, d3 = self._match(boxes, np.flatnonzero(before == TENTATIVE), high[~used[high]], det,
+        t3, d3 = self._match(boxes, (before == TENTATIVE).nonzero()[0], high[~used[high]], det,
                              s.tentative_iou, s.fuse_score)
         matched[t3], used[d3] = True, True
         self.state[(before == TRACKED) & ~matched] = LOST
@@ -216,7 +217,7 @@ class Tracker:
         # tentative tracks that missed die; lost tracks past the buffer end
         dead = ((before == TENTATIVE) & ~matched) | ((self.state == LOST) & (t - self.seen > s.lost_s))
         out_mask = matched & (self.state == TRACKED)
-        out_idx = np.flatnonzero(out_mask)
+        out_idx = (out_mask).nonzero()[0]
         if s.report == "detection":  # the box the detector saw this frame, with the track's identity
             box_of = np.zeros((len(self), 4))
             box_of[np.concatenate([t1, t2, t3])] = det.boxes[np.concatenate([d1, d2, d3])]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
-           ["bench_pipeline.py", "--minutes", "{minutes}"]]
+           ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"]]
+TRACKING = ("tracking_accuracy", "tracking_speed", "tracking_live")
 
 
 def run(args: list[str]) -> list[dict]:
@@ -60,8 +61,42 @@ def table(results: dict) -> str:
             lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min ({prec}) | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
                          f"p99/p50 {r['frame_age_p99_over_p50']:.2f}, trend {r['frame_age_trend_ms_per_min']:+.1f} ms/min "
                          "| <= 1.5, flat |")
-    lines += stage_table(b) + gpu_table(results.get("gpu"))
+    lines += stage_table(b) + tracking_table(b) + gpu_table(results.get("gpu"))
     return "\n".join(lines)
+
+
+def tracking_table(benchmarks: list[dict]) -> list[str]:
+    """Our tracker against roboflow trackers' ByteTrack: per sequence, speed, and inside the pipeline."""
+    acc = next((r for r in benchmarks if r["benchmark"] == "tracking_accuracy"), None)
+    spd = next((r for r in benchmarks if r["benchmark"] == "tracking_speed"), None)
+    live = next((r for r in benchmarks if r["benchmark"] == "tracking_live"), None)
+    if not (acc or spd or live):
+        return []
+    stamp = next(r.get("measured", "") for r in (acc, spd, live) if r)
+    lines = ["", f"Tracking{' (' + stamp + ')' if stamp else ''}: our tracker vs roboflow `trackers` 2.6.1 ByteTrack "
+             "(its defaults) on the same public detections, both scored by TrackEval; goal HOTA and IDF1 at "
+             "least theirs, time per update at most half:", "",
+             "| sequence | HOTA ours / theirs | IDF1 ours / theirs | MOTA ours / theirs | IDSW ours / theirs |",
+             "|---|---|---|---|---|"]
+    for row in (acc or {}).get("rows", []):
+        o, t = row["ours"], row["theirs"]
+        mark = lambda k: "**" if o[k] >= t[k] else ""  # noqa: E731 (bold where ours is at least theirs)
+        lines.append(f"| {row['sequence']} | {mark('HOTA')}{o['HOTA']:.3f}{mark('HOTA')} / {t['HOTA']:.3f} | "
+                     f"{mark('IDF1')}{o['IDF1']:.3f}{mark('IDF1')} / {t['IDF1']:.3f} | {o['MOTA']:.3f} / {t['MOTA']:.3f} | "
+                     f"{o['IDSW']} / {t['IDSW']} |")
+    if acc:
+        m = acc["mean"]
+        lines.append(f"| mean | {m['ours']['HOTA']:.3f} / {m['theirs']['HOTA']:.3f} | {m['ours']['IDF1']:.3f} / "
+                     f"{m['theirs']['IDF1']:.3f} | {m['ours']['MOTA']:.3f} / {m['theirs']['MOTA']:.3f} | |")
+    if spd:
+        lines += ["", "| detections per frame | ours ms | theirs ms | ratio (goal <= 0.5) |", "|---|---|---|---|"]
+        lines += [f"| {r['detections']} | {r['ours_ms']:.3f} | {r['theirs_ms']:.3f} | {r['ratio']:.2f} |" for r in spd["rows"]]
+    if live:
+        t = live["tracker_ms"]
+        lines += ["", f"In the pipeline (synthetic scene, demo detector, every frame as fast as it goes): tracker "
+                  f"p50 {t.get('p50', 0):.2f} ms, p99 {t.get('p99', 0):.2f} ms; {live['fps_tracking']:.1f} fps with "
+                  f"tracking and two counting lines against {live['fps_without']:.1f} without ({live['ratio']:.3f})."]
+    return lines
 
 
 STAGES = {"capture_wait": "capture wait (frame in the slot)", "detector.preprocess": "detector preprocess",
@@ -107,18 +142,33 @@ def main() -> int:
     import argparse
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--latency-minutes", type=float, default=10.0, help="length of the live latency run")
+    p.add_argument("--only", action="append", help="run just this benchmark script (repeatable); the other "
+                   "results are kept from bench/results.json")
     a = p.parse_args()
     started = time.time()
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                         text=True).stdout.strip(), "benchmarks": []}
+    out = ROOT / "bench" / "results.json"
+    kept: list[dict] = []
+    if a.only and out.is_file():
+        old = json.loads(out.read_text())
+        kept = old["benchmarks"]
+        results.update({k: old[k] for k in ("date", "machine", "commit") if k in old})
+    stamp = f"{time.strftime('%Y-%m-%d')}, commit {subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()}"
+    fresh: list[dict] = []
     for args in BENCHES:
-        results["benchmarks"] += run([x.format(minutes=a.latency_minutes) for x in args])
+        if a.only and args[0] not in a.only:
+            continue
+        for r in run([x.format(minutes=a.latency_minutes) for x in args]):
+            r["measured"] = stamp
+            fresh.append(r)
+    names = {r["benchmark"] for r in fresh}
+    results["benchmarks"] = [r for r in kept if r["benchmark"] not in names] + fresh
     results["seconds"] = round(time.time() - started, 1)
     gpu = ROOT / "bench" / "gpu.json"  # written on a GPU machine by bench_gpu.py, when one was lent
     if gpu.is_file():
         results["gpu"] = json.loads(gpu.read_text())
-    out = ROOT / "bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     readme = ROOT / "README.md"
