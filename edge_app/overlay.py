@@ -78,29 +78,37 @@ def label_layout(boxes: np.ndarray, sizes: Sequence[tuple[int, int]], width: int
     return placed
 
 
+def _boxes_with_labels(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, texts: Sequence[str],
+                       colours: Sequence[tuple[int, ...]], thickness: int) -> np.ndarray:
+    """Boxes, then their labels laid out best score first (``label_layout``) and drawn after every box, so
+    overlapping boxes keep readable labels and no edge crosses a label (in place)."""
+    h, w = image.shape[:2]
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    sizes, heights = [], []
+    for i in order:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in boxes[i])
+        cv2.rectangle(image, (x1, y1), (x2, y2), colours[i], thickness, cv2.LINE_8)
+        (tw, th), base = cv2.getTextSize(texts[i], _FONT, 0.5, 1)
+        sizes.append((tw + 2, th + base + 2))
+        heights.append(th)
+    for i, th, (x, y, lw, lh) in zip(order, heights, label_layout(np.asarray(boxes)[order], sizes, w, h)):
+        cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), colours[i], -1)
+        cv2.putText(image, texts[i], (x + 1, y + th + 1), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def _name(classes: Sequence[str], cls: int) -> str:
+    return classes[cls] if 0 <= cls < len(classes) else str(cls)
+
+
 def draw_detections(image: np.ndarray, det: Detections, classes: Sequence[str],
                     thickness: int = 2) -> np.ndarray:
-    """Boxes and 'name 0.87' labels (in place). Labels are laid out best score first so that overlapping
-    boxes keep readable labels (``label_layout``), and drawn after every box, so no edge crosses a label."""
-    colours = palette(max(len(classes), 1), seed=3)
-    h, w = image.shape[:2]
-    order = np.argsort(-det.scores, kind="stable")
-    texts, sizes, cols = [], [], []
-    for i in order:
-        box, score, cls = det.boxes[i], det.scores[i], int(det.classes[i])
-        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-        colour = tuple(int(c) for c in colours[cls % len(colours)])
-        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_8)
-        name = classes[cls] if 0 <= cls < len(classes) else str(cls)
-        text = f"{name} {float(score):.2f}"
-        (tw, th), base = cv2.getTextSize(text, _FONT, 0.5, 1)
-        texts.append((text, th))
-        sizes.append((tw + 2, th + base + 2))
-        cols.append(colour)
-    for (text, th), (x, y, lw, lh), colour in zip(texts, label_layout(det.boxes[order], sizes, w, h), cols):
-        cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), colour, -1)
-        cv2.putText(image, text, (x + 1, y + th + 1), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return image
+    """Boxes and 'name 0.87' labels, one colour per class (in place)."""
+    palette_ = palette(max(len(classes), 1), seed=3)
+    cls = det.classes.tolist()
+    colours = [tuple(int(v) for v in palette_[c % len(palette_)]) for c in cls]
+    texts = [f"{_name(classes, c)} {float(s):.2f}" for c, s in zip(cls, det.scores)]
+    return _boxes_with_labels(image, det.boxes, det.scores, texts, colours, thickness)
 
 
 def draw_plain_boxes(image: np.ndarray, boxes: np.ndarray, colour: tuple[int, int, int] = (160, 160, 160)) -> np.ndarray:
@@ -113,32 +121,17 @@ def draw_plain_boxes(image: np.ndarray, boxes: np.ndarray, colour: tuple[int, in
 
 def draw_tracks(image: np.ndarray, tracks: Tracks, classes: Sequence[str],
                 trails: dict[int, np.ndarray] | None = None, thickness: int = 2) -> np.ndarray:
-    """Confirmed tracks: box, '#12 person 0.87' and a short trail of the anchor, one colour per identity
-    (in place). Labels are laid out as draw_detections does."""
-    ids = tracks.ids.tolist()
-    colours = palette(64, seed=5)
-    h, w = image.shape[:2]
+    """Confirmed tracks: a short trail of the anchor, the box and '#12 person 0.87', one colour per
+    identity (in place); labels laid out as draw_detections does."""
+    palette_ = palette(64, seed=5)
     for tid, pts in (trails or {}).items():
         if len(pts) > 1:
-            colour = tuple(int(c) for c in colours[tid % 64])
+            colour = tuple(int(c) for c in palette_[tid % 64])
             cv2.polylines(image, [np.round(pts).astype(np.int32).reshape(-1, 1, 2)], False, colour, 2, cv2.LINE_AA)
-    texts, sizes, cols = [], [], []
-    order = np.argsort(-tracks.scores, kind="stable")
-    for i in order:
-        x1, y1, x2, y2 = (int(round(float(v))) for v in tracks.boxes[i])
-        tid, cls = ids[i], int(tracks.classes[i])
-        colour = tuple(int(c) for c in colours[tid % 64])
-        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_8)
-        name = classes[cls] if 0 <= cls < len(classes) else str(cls)
-        text = f"#{tid} {name} {float(tracks.scores[i]):.2f}"
-        (tw, th), base = cv2.getTextSize(text, _FONT, 0.5, 1)
-        texts.append((text, th))
-        sizes.append((tw + 2, th + base + 2))
-        cols.append(colour)
-    for (text, th), (x, y, lw, lh), colour in zip(texts, label_layout(tracks.boxes[order], sizes, w, h), cols):
-        cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), colour, -1)
-        cv2.putText(image, text, (x + 1, y + th + 1), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return image
+    ids, cls = tracks.ids.tolist(), tracks.classes.tolist()
+    colours = [tuple(int(v) for v in palette_[t % 64]) for t in ids]
+    texts = [f"#{t} {_name(classes, c)} {float(s):.2f}" for t, c, s in zip(ids, cls, tracks.scores)]
+    return _boxes_with_labels(image, tracks.boxes, tracks.scores, texts, colours, thickness)
 
 
 def draw_geometry(image: np.ndarray, geometry: dict) -> np.ndarray:
