@@ -19,8 +19,8 @@ APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-
 	gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
-# What the tests drive for real: ffprobe, a headless browser, systemd-analyze.
-APT_TEST := ffmpeg chromium systemd
+# What the tests drive for real: ffprobe, a headless browser, systemd-analyze, an MQTT broker (TLS certs by openssl).
+APT_TEST := ffmpeg chromium systemd mosquitto openssl
 
 .PHONY: help run test bench setup setup-dev apt-runtime apt-test typecheck demo-models clean
 
@@ -51,7 +51,7 @@ $(PY): | apt-runtime
 # Stamps are rewritten when pyproject.toml changes, so a dependency change reinstalls.
 $(VENV)/.stamp-base: pyproject.toml | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import numpy, cv2, onnxruntime, prometheus_client, tomlkit, gi"
+	$(PY) -c "import numpy, cv2, onnxruntime, prometheus_client, tomlkit, paho.mqtt, scipy, gi"
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base

@@ -16,6 +16,7 @@ from typing import Any
 from .config import AppConfig, ConfigError
 from .health import Health, assess
 from .analytics.counting import Analytics
+from .events.device import DeviceEvents
 from .inference.models import ModelError, ModelSpec, open_model
 from .labels import LabelsFile, Sampler, build_label_hooks
 from .logs import CONSOLE, log_event, setup_logging
@@ -78,7 +79,14 @@ class App:
         self.outputs = self._outputs()
         trackers = {name: m.tracker for name, m in cfg.models.items()
                     if m.enabled and m.kind == "detector" and m.tracker.enabled}
-        self.analytics = Analytics(cfg.analytics, trackers, s.width, s.height)
+        self.analytics = Analytics(cfg.analytics, trackers, s.width, s.height, cfg.events.track_update_s)
+        self.events = DeviceEvents.from_config(cfg)
+        if self.events is not None:
+            self.analytics.record_events = True
+            hooks.on_events = self.events.track_events
+            if self.events.mqtt is not None:
+                self.outputs.append(self.events.mqtt)
+                log.info("output mqtt: %s", self.events.mqtt.url)
         self.pipeline = Pipeline(self.source, self.models, self.outputs, self.rolling, self.telemetry, hooks,
                                  analytics=self.analytics)
         self._stop = threading.Event()
@@ -134,6 +142,7 @@ class App:
                            "bad_frames": st.bad_frames, "loops": st.loops, "last_error": st.last_error},
                 "rolling": rolling, "detections": detections[:50], "tracks": tracks[:100],
                 "analytics": self.analytics.snapshot() if self.analytics.enabled else None,
+                "events": self.events.describe() if self.events is not None else None,
                 "models": [m.describe() for m in self.models],
                 "warnings": self.rolling.drift_warnings(rolling)}
 
@@ -150,6 +159,8 @@ class App:
         if self.labels_file is not None:
             self.labels_file.reload()
         log_event(log, logging.INFO, "reloaded", models=[m.describe() for m in self.models])
+        if self.events is not None:
+            self.events.reloaded([m.describe() for m in self.models])
 
     def run(self, max_seconds: float | None = None) -> int:
         self._signals()
@@ -190,6 +201,13 @@ class App:
                 if now - last_log >= interval:
                     self.pipeline.log_metrics()
                     last_log = now
+                if self.events is not None:
+                    try:
+                        analytics = self.analytics.snapshot() if self.analytics.enabled else None
+                        drift = self.rolling.drift_warnings(self.rolling.snapshot(max_age=1.0))
+                        self.events.tick(now, self.status, self.source.stats, analytics, drift)
+                    except Exception as exc:  # an event fault must not stop the service
+                        log.warning("events: %s", exc)
                 if self.console == "text" and now - last_line >= 3.0 and first_frame:
                     self._progress_line()
                     last_line = now
@@ -218,6 +236,8 @@ class App:
                 out.close()
             except Exception as exc:
                 log.warning("closing output %s: %s", out.name, exc)
+        if self.events is not None:
+            self.events.close()
         for m in self.models:
             m.close()
         log_event(log, logging.INFO, "stopped", seconds=round(time.monotonic() - t0, 2),

@@ -36,6 +36,7 @@ class PipelineHooks:
     labels_for: Callable[[Frame], Any] | None = None
     on_processed: Callable[[Frame, list[Any]], None] | None = None
     on_output: Callable[[Frame], None] | None = None
+    on_events: Callable[[list[dict[str, Any]]], None] | None = None  # analytics' events of a frame
     alphas: dict[str, float] = field(default_factory=dict)
 
 
@@ -119,8 +120,12 @@ class Pipeline:
             if self.analytics is not None and self.analytics.enabled:
                 t0 = time.perf_counter()
                 try:
-                    self.analytics.update(results, frame.pts)
+                    self.analytics.update(results, frame.pts, frame.image)
                     self.analytics.update_truth(frame.labels, frame.pts)
+                    if self.hooks.on_events is not None:
+                        events = self.analytics.drain_events()
+                        if events:
+                            self.hooks.on_events(events)
                 except Exception as exc:  # a tracking fault loses this frame's tracks, never the stream
                     self.telemetry.count("frame_errors")
                     self._warn("tracking failed on frame %d: %s", frame.index, exc)

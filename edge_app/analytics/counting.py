@@ -56,8 +56,14 @@ class Analytics:
     trackers: {detector model name: its TrackerConfig (enabled)}; width, height: the frame size the
     config's pixel coordinates refer to (source.width x source.height)."""
 
-    def __init__(self, cfg: AnalyticsConfig, trackers: dict[str, TrackerConfig], width: int, height: int) -> None:
+    def __init__(self, cfg: AnalyticsConfig, trackers: dict[str, TrackerConfig], width: int, height: int,
+                 track_update_s: float = 0.0) -> None:
+        """track_update_s: a ``track_update`` event per live track this often (0 = none)."""
         self.cfg = cfg
+        self.track_update_s = track_update_s
+        self.record_events = False                   # set when an event bus listens (events/device.py)
+        self._pending: list[dict[str, Any]] = []     # events since the last drain_events()
+        self._tracks: dict[Key, dict[str, Any]] = {}  # per live track: first/last seen, best detection
         self.trackers = {name: Tracker(t) for name, t in trackers.items()}
         self.lost_s = {name: t.lost_s for name, t in trackers.items()}
         self.lines = []
@@ -82,13 +88,28 @@ class Analytics:
     def enabled(self) -> bool:
         return bool(self.trackers)
 
-    def update(self, results: list[Any], t: float) -> None:
-        """Track each tracked detector's detections of this frame (``r.tracks`` is set) and count."""
+    def drain_events(self) -> list[dict[str, Any]]:
+        """Events since the last call: dicts with ``kind`` and the event's fields, and ``snapshot`` =
+        (frame, box) for track events (the bus turns them into schema events and JPEGs)."""
+        with self._lock:
+            out, self._pending = self._pending, []
+        return out
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        if self.record_events:  # nobody listening: nothing kept (the frames of snapshots least of all)
+            self._pending.append({"kind": kind, **fields})
+
+    def update(self, results: list[Any], t: float, image: np.ndarray | None = None) -> None:
+        """Track each tracked detector's detections of this frame (``r.tracks`` is set) and count;
+        ``image``: the frame, kept for the best-scoring moment of each track (its snapshot)."""
+        image = image if self.record_events else None
         with self._lock:
             if self._t is not None and t < self._t:  # the stream started again (a looping file)
                 for tracker in self.trackers.values():
                     tracker.reset()
                 self._trails.clear()
+                for key in list(self._seen):
+                    self._end_track(key, self._t)
                 self._seen.clear()
                 for line in self.lines + self.truth_lines:
                     line.last.clear()
@@ -102,6 +123,7 @@ class Analytics:
                 if r.name not in self.trackers or r.detections is None:
                     continue
                 r.tracks = self.trackers[r.name].update(r.detections, t)
+                self._follow(r.name, r.tracks, r.classes, t, image)
                 self._count(r.name, r.tracks.boxes, r.tracks.ids, r.tracks.classes, r.classes, t,
                             self.lines, self.zones, trails=True)
             self._forget(t, self._seen, self.lines, self.zones, trails=True)
@@ -115,6 +137,35 @@ class Analytics:
             self._count("truth", labels.truth.boxes, labels.ids, labels.truth.classes, labels.classes, t,
                         self.truth_lines, self.truth_zones, trails=False)
             self._forget(t, self._truth_seen, self.truth_lines, self.truth_zones, trails=False)
+
+    def _follow(self, model: str, tracks: Any, classes: tuple[str, ...], t: float, image: np.ndarray | None) -> None:
+        """track_new at a track's first confirmed frame, its best detection kept, track_update events."""
+        for box, tid, cls, score in zip(tracks.boxes, tracks.ids.tolist(), tracks.classes.tolist(),
+                                        tracks.scores.tolist()):
+            key = (model, tid)
+            info = self._tracks.get(key)
+            name = classes[cls] if 0 <= cls < len(classes) else str(cls)
+            if info is None:
+                info = self._tracks[key] = {"first": t, "last_update": t, "model": model, "class": name,
+                                            "score": score, "box": box.copy(), "image": image}
+                self._event("track_new", model=model, track_id=tid, **{"class": name}, score=round(score, 4),
+                            box=[round(float(v), 1) for v in box], snapshot=(image, box.copy()) if image is not None else None)
+            elif score > info["score"]:
+                info.update(score=score, box=box.copy(), image=image if image is not None else info["image"], **{"class": name})
+            if self.track_update_s and t - info["last_update"] >= self.track_update_s:
+                info["last_update"] = t
+                self._event("track_update", model=model, track_id=tid, **{"class": info["class"]},
+                            score=round(info["score"], 4), box=[round(float(v), 1) for v in box],
+                            duration_s=round(t - info["first"], 3))
+
+    def _end_track(self, key: Key, t: float | None) -> None:
+        info = self._tracks.pop(key, None)
+        if info is None:
+            return
+        snap = (info["image"], info["box"]) if info["image"] is not None else None
+        self._event("track_end", model=info["model"], track_id=key[1], **{"class": info["class"]},
+                    score=round(info["score"], 4), box=[round(float(v), 1) for v in info["box"]],
+                    duration_s=round((t or info["first"]) - info["first"], 3), snapshot=snap)
 
     def _count(self, model: str, boxes: np.ndarray, ids: np.ndarray, class_ids: np.ndarray,
                classes: tuple[str, ...], t: float, lines: list[_Line], zones: list[_Zone], trails: bool) -> None:
@@ -148,6 +199,9 @@ class Analytics:
                     if (key, direction) not in line.counted:
                         line.counted.add((key, direction))
                         line.counts[direction][name] += 1
+                        if trails:  # the tracks' counts are events; the truth's are not
+                            self._event("line_crossed", line=line.name, direction=direction, model=model,
+                                        track_id=key[1], **{"class": name}, point=[round(float(v), 1) for v in p])
         for zone in zones:
             if zone.model and zone.model != model:
                 continue
@@ -159,15 +213,21 @@ class Analytics:
                 if now_in and not was_in:
                     zone.inside[key] = (t, name)
                     zone.entries[name] += 1
+                    if trails:
+                        self._event("zone_entered", zone=zone.name, model=model, track_id=key[1], **{"class": name})
                 elif was_in and not now_in:
-                    self._exit(zone, key, t)
+                    dwell = self._exit(zone, key, t)
+                    if trails:
+                        self._event("zone_left", zone=zone.name, model=model, track_id=key[1], **{"class": name},
+                                    dwell_s=round(dwell, 3))
 
     @staticmethod
-    def _exit(zone: _Zone, key: Key, t: float) -> None:
+    def _exit(zone: _Zone, key: Key, t: float) -> float:
         entered, name = zone.inside.pop(key)
         zone.exits[name] += 1
         zone.dwell.append(t - entered)
         del zone.dwell[:-1000]
+        return t - entered
 
     def _forget(self, t: float, seen: dict[Key, float], lines: list[_Line], zones: list[_Zone],
                 trails: bool) -> None:
@@ -179,11 +239,16 @@ class Analytics:
             del seen[key]
             if trails:
                 self._trails.pop(key, None)
+                self._end_track(key, t)
             for line in lines:
                 line.last.pop(key, None)
             for zone in zones:
                 if key in zone.inside:
-                    self._exit(zone, key, t)
+                    entered_name = zone.inside[key][1]
+                    dwell = self._exit(zone, key, t)
+                    if trails:
+                        self._event("zone_left", zone=zone.name, model=key[0], track_id=key[1],
+                                    **{"class": entered_name}, dwell_s=round(dwell, 3), unseen=True)
 
     # -- reading -------------------------------------------------------------------------------------
     def trails(self) -> dict[Key, np.ndarray]:

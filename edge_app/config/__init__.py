@@ -96,9 +96,37 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
         problems.append(f"output.rtsp.port = {cfg.output.rtsp.port}: expected a port other than "
                         "output.http.port")
     problems.extend(_validate_analytics(cfg))
+    problems.extend(_validate_events(cfg))
     if cfg.labels.labels_file and not cfg.resolve(cfg.labels.labels_file).exists():
         problems.append(f"labels.labels_file = {cfg.labels.labels_file!r}: "
                         f"{cfg.resolve(cfg.labels.labels_file)} does not exist")
+    return problems
+
+
+def _validate_events(cfg: AppConfig) -> list[str]:
+    m = cfg.output.mqtt
+    if not m.enabled:
+        return []
+    from ..events.mqtt import parse_url
+
+    problems = []
+    try:
+        tls = parse_url(m.url)[0]
+    except ValueError as exc:
+        return [f"output.mqtt.url = {m.url!r}: {str(exc).split(': ', 1)[-1]}"]
+    for key in ("ca_file", "cert_file", "key_file"):
+        value = getattr(m, key)
+        if value and not tls:
+            problems.append(f"output.mqtt.{key} = {value!r}: only used with mqtts:// (the url is {m.url!r})")
+        elif value and not cfg.resolve(value).is_file():
+            problems.append(f"output.mqtt.{key} = {value!r}: {cfg.resolve(value)} does not exist")
+    if m.key_file and not m.cert_file:
+        problems.append(f"output.mqtt.key_file = {m.key_file!r}: expected output.mqtt.cert_file too")
+    if m.device_id and not re.match(r"^[A-Za-z0-9_-]{1,64}$", m.device_id):
+        problems.append(f"output.mqtt.device_id = {m.device_id!r}: expected letters, digits, '_' or '-' (it is a topic level)")
+    if not re.match(r"^[A-Za-z0-9_/-]{1,128}$", m.topic_prefix) or "//" in m.topic_prefix or m.topic_prefix.endswith("/"):
+        problems.append(f"output.mqtt.topic_prefix = {m.topic_prefix!r}: expected topic levels of letters, digits, "
+                        "'_' or '-' separated by '/' (no '+', '#', empty levels)")
     return problems
 
 

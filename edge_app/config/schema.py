@@ -113,10 +113,30 @@ class RecordConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = spec(False, doc="publish events, retained status and availability over MQTT")
+    url: str = spec("mqtt://127.0.0.1:1883", doc="broker: mqtt://host[:1883] or mqtts://host[:8883] (TLS); "
+                    "user:password@ here or in username/password")
+    topic_prefix: str = spec("edge", doc="topics are <prefix>/<device>/events, /status, /availability, /snapshot/...")
+    device_id: str = spec("", doc="this device's name in topics and event ids (\"\" = the host name)")
+    client_id: str = spec("", doc="MQTT client id (\"\" = edge-<device>)")
+    username: str = spec("", doc="broker user (\"\" = none, or the one in url)")
+    password: str = spec("", doc="broker password")
+    ca_file: str = spec("", doc="CA certificates for mqtts:// (\"\" = the system's)")
+    cert_file: str = spec("", doc="client certificate for mqtts:// (\"\" = none)")
+    key_file: str = spec("", doc="client key for cert_file")
+    keepalive_s: int = spec(30, ge=5, le=3600, doc="MQTT keep-alive: the broker publishes the Last Will "
+                            "'offline' about 1.5 x this after the device vanished")
+    status_every_s: float = spec(10.0, gt=0, le=3600, doc="retained status (fps, source, rolling P/R, counts) interval")
+    ha_discovery: bool = spec(True, doc="announce counts and availability to Home Assistant (MQTT discovery)")
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     rtsp: RtspConfig = field(default_factory=RtspConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,19 @@ class LabelsConfig:
     sample_every: int = spec(30, ge=0, doc="save one frame in N with its predictions, for labelling "
                              "(0 = no sampling)")
     max_samples_mb: int = spec(200, ge=1, doc="disk cap of samples_dir; oldest removed first")
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """The event stream (schema in events/schema.py), for MQTT and the JSON-lines file."""
+
+    file: str = spec("", doc="JSON-lines file of every event (\"\" = none); relative to this file")
+    state_dir: str = spec("var/events", doc="the durable outbox and the event sequence number")
+    outbox_max_mb: int = spec(100, ge=1, doc="disk cap of unsent messages; beyond it the oldest are dropped, counted")
+    snapshots: bool = spec(True, doc="save the best-scoring frame of each track (crop + frame JPEG)")
+    snapshots_max_mb: int = spec(200, ge=1, doc="disk cap of the snapshots; oldest removed first")
+    counts_every_s: float = spec(60.0, gt=0, doc="a counts event (lines, zones) this often")
+    track_update_s: float = spec(0.0, ge=0, doc="a track_update event per track this often (0 = none)")
 
 
 @dataclass(frozen=True)
@@ -205,6 +238,7 @@ class AppConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     # Directory of the config file; relative paths in it are resolved against this.
     base_dir: Path = field(default=Path("."), compare=False, init=False)
 

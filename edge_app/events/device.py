@@ -1,0 +1,136 @@
+"""The device's events, wired from the config: the bus, its sinks, the MQTT output, and the periodic
+and state-change events the app reports (counts, drift, source lost/back, reloads, status).
+
+``DeviceEvents.from_config(cfg)`` is None when neither MQTT nor the events file is configured. The app
+calls ``track_events`` from the pipeline (analytics' events of each frame), ``tick`` from its main loop
+(periodic counts, retained status, health transitions, drift), ``reloaded`` on SIGHUP, ``close`` last.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from ..config.schema import AppConfig
+from .bus import EventBus, JsonLinesSink
+from .mqtt import MqttOutput, device_name
+from .outbox import Outbox
+from .snapshots import SnapshotStore
+
+log = logging.getLogger("edge_app.events")
+STREAM = "main"
+
+
+def discovery_messages(prefix: str, device: str, lines: list[str], zones: list[str]) -> list[tuple[str, str]]:
+    """Home Assistant MQTT discovery: availability and a sensor per line direction and zone, read from the
+    retained status topic (the way Frigate and Viseron announce theirs)."""
+    status, availability = f"{prefix}/{device}/status", f"{prefix}/{device}/availability"
+    dev = {"identifiers": [f"edge-vision-{device}"], "name": f"edge-vision {device}", "manufacturer": "edge-vision"}
+    common = {"availability_topic": availability, "payload_available": "online", "payload_not_available": "offline",
+              "device": dev}
+    out = [(f"homeassistant/binary_sensor/{device}/online/config",
+            json.dumps({**common, "name": "online", "unique_id": f"{device}_online", "state_topic": availability,
+                        "payload_on": "online", "payload_off": "offline", "device_class": "connectivity"})),
+           (f"homeassistant/sensor/{device}/fps/config",
+            json.dumps({**common, "name": "fps", "unique_id": f"{device}_fps", "state_topic": status,
+                        "value_template": "{{ value_json.fps }}", "unit_of_measurement": "fps"}))]
+    for line in lines:
+        for direction in ("in", "out"):
+            out.append((f"homeassistant/sensor/{device}/{line}_{direction}/config", json.dumps({
+                **common, "name": f"{line} {direction}", "unique_id": f"{device}_{line}_{direction}", "state_topic": status,
+                "value_template": f"{{{{ value_json.counts.lines['{line}'].total_{direction} }}}}",
+                "state_class": "total_increasing"})))
+    for zone in zones:
+        out.append((f"homeassistant/sensor/{device}/{zone}_occupancy/config", json.dumps({
+            **common, "name": f"{zone} occupancy", "unique_id": f"{device}_{zone}_occupancy", "state_topic": status,
+            "value_template": f"{{{{ value_json.counts.zones['{zone}'].total }}}}", "state_class": "measurement"})))
+    return out
+
+
+class DeviceEvents:
+    def __init__(self, cfg: AppConfig) -> None:
+        m, e = cfg.output.mqtt, cfg.events
+        self.device = device_name(m.device_id)
+        state = cfg.resolve(e.state_dir)
+        self.outbox = Outbox(state / "outbox.sqlite", e.outbox_max_mb * 2**20)
+        snapshots = SnapshotStore(state / "snapshots", e.snapshots_max_mb * 2**20) if e.snapshots else None
+        jsonl = JsonLinesSink(cfg.resolve(e.file)) if e.file else None
+        prefix = f"{m.topic_prefix}/{self.device}" if m.enabled else None
+        self.bus = EventBus(self.device, STREAM, self.outbox, prefix, jsonl, snapshots)
+        self.mqtt = MqttOutput(m, self.device, self.outbox, cfg.resolve) if m.enabled else None
+        if self.mqtt is not None and m.ha_discovery:
+            self.mqtt.set_discovery(discovery_messages(m.topic_prefix, self.device,
+                                                       [l.name for l in cfg.analytics.lines],
+                                                       [z.name for z in cfg.analytics.zones]))
+        self.counts_every, self.status_every = e.counts_every_s, m.status_every_s
+        self._last_counts = self._last_status = time.monotonic()
+        self._source_state = "starting"
+        self._drift: set[str] = set()
+
+    @classmethod
+    def from_config(cls, cfg: AppConfig) -> "DeviceEvents | None":
+        return cls(cfg) if cfg.output.mqtt.enabled or cfg.events.file else None
+
+    def track_events(self, events: list[dict[str, Any]]) -> None:
+        """Analytics' events of a frame (track_new/update/end, line_crossed, zone_entered/left)."""
+        for e in events:
+            kind = e.pop("kind")
+            snapshot = e.pop("snapshot", None)
+            self.bus.emit(kind, snapshot=snapshot, **e)
+
+    def tick(self, now: float, status: Any, source: Any, analytics: dict[str, Any] | None,
+             drift: list[str]) -> None:
+        """status: a callable giving the app's status (only called when a status is due)."""
+        state = source.state
+        if state != self._source_state:
+            if state == "reconnecting" and self._source_state in ("playing", "starting"):
+                self.bus.emit("source_lost", uri=source_uri(source), reason=source.last_error)
+            elif state == "playing" and self._source_state == "reconnecting":
+                self.bus.emit("source_back", uri=source_uri(source), reason=f"after {source.reconnects} reconnects")
+            self._source_state = state
+        for message in drift:
+            if message not in self._drift:
+                self.bus.emit("drift", model=message.split(":")[0], message=message)
+        self._drift = set(drift)
+        if analytics and now - self._last_counts >= self.counts_every:
+            self._last_counts = now
+            self.bus.emit("counts", lines={k: {"in": v["in"], "out": v["out"]} for k, v in analytics["lines"].items()},
+                          zones={k: {"occupancy": v["occupancy"], "entries": v["entries"], "exits": v["exits"]}
+                                 for k, v in analytics["zones"].items()})
+        if self.mqtt is not None and now - self._last_status >= self.status_every:
+            self._last_status = now
+            self.mqtt.publish_status(compact_status(self.device, status(), analytics))
+
+    def reloaded(self, models: list[str]) -> None:
+        self.bus.emit("model_reloaded", models=models)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"device": self.device, "events": dict(self.bus.counts), "outbox": len(self.outbox),
+                               "outbox_dropped": self.outbox.dropped}
+        if self.mqtt is not None:
+            out["mqtt"] = self.mqtt.describe()
+        return out
+
+    def close(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.close()
+        self.bus.close()
+        self.outbox.close()
+
+
+def source_uri(source: Any) -> str:
+    return str(getattr(source, "uri", ""))
+
+
+def compact_status(device: str, status: dict[str, Any], analytics: dict[str, Any] | None) -> dict[str, Any]:
+    """The retained status: small enough to send every few seconds, enough for a fleet view."""
+    rolling = {}
+    for name, r in (status.get("rolling") or {}).items():
+        rolling[name] = {k: r.get(k) for k in ("precision", "recall", "f1", "miou", "frames") if k in r}
+    src = status.get("source", {})
+    return {"device": device, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fps": status.get("fps"),
+            "health": status.get("health", {}).get("state"), "source": {k: src.get(k) for k in ("uri", "state", "reconnects")},
+            "rolling": rolling, "counts": {"lines": {k: {"total_in": v["total_in"], "total_out": v["total_out"]}
+                                                     for k, v in (analytics or {}).get("lines", {}).items()},
+                                           "zones": {k: {"total": v["total"]} for k, v in (analytics or {}).get("zones", {}).items()}}}

@@ -1,0 +1,56 @@
+"""The outbox on its own: order, acknowledgement, a sequence that survives a restart, the disk cap
+(oldest dropped and counted), and bad MQTT settings as config errors naming the key."""
+import textwrap
+
+import pytest
+
+from edge_app.config import ConfigError, load_config
+from edge_app.events.outbox import Outbox
+from edge_app.events.schema import TYPES, make_event
+
+
+def test_order_ack_and_a_sequence_that_survives_a_restart(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite")
+    seqs = [box.next_seq() for _ in range(3)]
+    for s in seqs:
+        box.put("t/events", f"{s}".encode())
+    rows = box.pending()
+    assert [r[2] for r in rows] == [b"1", b"2", b"3"] and seqs == [1, 2, 3]
+    box.ack(rows[0][0])
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite")          # a restart (or kill -9: the rows were committed)
+    assert [r[2] for r in again.pending()] == [b"2", b"3"]
+    assert again.next_seq() == 4                    # never a repeated id
+    assert again.pending(after=again.pending()[0][0])[0][2] == b"3"
+
+
+def test_the_disk_cap_drops_the_oldest_and_counts_them(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite", max_bytes=2000)
+    for i in range(100):
+        box.put("t/events", b"x" * 100 + str(i).encode())
+    rows = box.pending(limit=1000)
+    assert box.dropped > 0 and len(rows) + box.dropped == 100
+    assert rows[-1][2].endswith(b"99")  # the newest kept
+
+
+def test_events_follow_the_schema():
+    e = make_event("line_crossed", 7, "cam1", "main", line="door", direction="in")
+    assert (e["v"], e["id"], e["seq"], e["type"]) == (1, "cam1-7", 7, "line_crossed") and e["time"].endswith("Z")
+    assert "track_end" in TYPES
+    with pytest.raises(ValueError, match="unknown event type"):
+        make_event("explosion", 1, "d", "s")
+
+
+@pytest.mark.parametrize("mqtt, message", [
+    ('url = "http://broker"', "output.mqtt.url = 'http://broker': expected mqtt://host"),
+    ('url = "mqtt://broker"\nca_file = "ca.crt"', "output.mqtt.ca_file = 'ca.crt': only used with mqtts://"),
+    ('url = "mqtts://broker"\nca_file = "nope.crt"', "output.mqtt.ca_file = 'nope.crt'"),
+    ('device_id = "cam/1"', "output.mqtt.device_id = 'cam/1'"),
+    ('topic_prefix = "edge/#"', "output.mqtt.topic_prefix = 'edge/#'"),
+])
+def test_bad_mqtt_settings_are_named(tmp_path, mqtt, message):
+    path = tmp_path / "c.toml"
+    path.write_text(textwrap.dedent(f"[output.mqtt]\nenabled = true\n{mqtt}\n"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert any(message in p for p in info.value.problems), info.value.problems
