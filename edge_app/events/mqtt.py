@@ -72,6 +72,7 @@ class MqttOutput:
         self._connected = threading.Event()
         self._inflight: dict[int, int] = {}   # mid -> outbox message number
         self._last_sent = 0                   # outbox number of the last message handed to the client
+        self._drained_at: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
         self._status: dict[str, Any] | None = None
         self._discovery: list[tuple[str, str]] = []
@@ -143,7 +144,7 @@ class MqttOutput:
             delay = 1.0
             last_status = 0.0
             while not self._stop.is_set():
-                rc = self.client.loop(timeout=0.05)
+                rc = self.client.loop(timeout=0.01)  # short: an event waits at most this for the thread
                 if rc != 0 or self.state == "refused":
                     break
                 if self._closing.is_set():
@@ -158,6 +159,7 @@ class MqttOutput:
             with self._lock:
                 self._inflight.clear()   # not acknowledged: sent again, in order, after the reconnect
                 self._last_sent = 0
+                self._drained_at = None
             try:
                 self.client.disconnect()
             except Exception:
@@ -181,9 +183,15 @@ class MqttOutput:
             return False
 
     def _drain(self) -> None:
+        # Query the outbox only when something was added or acknowledgements made room (a reconnect
+        # changes _last_sent): the loop runs 100 times a second.
+        mark = (self.outbox.version, len(self._inflight), self._last_sent)
+        if mark == self._drained_at:
+            return
         while len(self._inflight) < self.window:
             rows = self.outbox.pending(self._last_sent, self.window - len(self._inflight))
             if not rows:
+                self._drained_at = (self.outbox.version, len(self._inflight), self._last_sent)
                 return
             for n, topic, payload, file, qos, retain in rows:
                 if file is not None:
@@ -196,6 +204,7 @@ class MqttOutput:
                         continue
                 info = self.client.publish(topic, payload, qos=qos, retain=retain)
                 if info.rc != 0:  # not sent (the connection just went): it stays first in line
+                    self._drained_at = None
                     return
                 self._last_sent = n
                 self.sent += 1

@@ -27,6 +27,7 @@ class Outbox:
                          "size INTEGER NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0])
+        self.version = 0  # counts puts: a reader can tell there is something new without a query
 
     def _meta(self, key: str) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -47,6 +48,7 @@ class Outbox:
             self._db.execute("INSERT INTO messages (topic, payload, file, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?)",
                              (topic, payload, file, qos, int(retain), size))
             self._bytes += size
+            self.version += 1
             if self._bytes > self.max_bytes:
                 self._trim()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
-           ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"]]
+           ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"], ["bench_events.py"]]
 TRACKING = ("tracking_accuracy", "tracking_speed", "tracking_live")
 
 
@@ -61,8 +61,22 @@ def table(results: dict) -> str:
             lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min ({prec}) | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
                          f"p99/p50 {r['frame_age_p99_over_p50']:.2f}, trend {r['frame_age_trend_ms_per_min']:+.1f} ms/min "
                          "| <= 1.5, flat |")
-    lines += stage_table(b) + tracking_table(b) + gpu_table(results.get("gpu"))
+    lines += stage_table(b) + tracking_table(b) + events_table(b) + gpu_table(results.get("gpu"))
     return "\n".join(lines)
+
+
+def events_table(benchmarks: list[dict]) -> list[str]:
+    ev = next((r for r in benchmarks if r["benchmark"] == "events"), None)
+    if ev is None:
+        return []
+    lines = ["", f"Events over MQTT ({ev.get('measured', '')}): one device, Mosquitto on loopback, a subscriber in "
+             "another process; latency = emit on the device to arrival (goal: 0 lost at 1,000 events/s):", "",
+             "| rate | received / sent | lost | latency p50 / p99 ms | emit on the device p50 / p99 ms |",
+             "|---|---|---|---|---|"]
+    for r in ev["rows"]:
+        lines.append(f"| {r['rate']:.0f} events/s | {r['received']} / {r['events']} | {r['lost']} | "
+                     f"{r['latency_p50_ms']:.1f} / {r['latency_p99_ms']:.1f} | {r['emit_p50_ms']:.3f} / {r['emit_p99_ms']:.3f} |")
+    return lines
 
 
 def tracking_table(benchmarks: list[dict]) -> list[str]:
