@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Callable
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 

@@ -8,14 +8,13 @@ import select
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from edge_app.cli.overrides import input_uri, run_config
 from edge_app.config import ConfigError
 from tests.gst_helpers import free_port, require_gst
-from tests.test_app import Running, http_get, write_config
+from tests.test_app import http_get, write_config
 
 
 @pytest.mark.parametrize("value, expected", [
