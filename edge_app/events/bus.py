@@ -52,9 +52,16 @@ class EventBus:
         self.prefix, self.jsonl, self.snapshots = topic_prefix, jsonl, snapshots
         self.counts: dict[str, int] = {}
         self.errors = 0
+        # The pipeline thread (track events) and the main loop (counts, status changes) both emit: the
+        # number and the outbox insert happen under one lock, so the outbox order is the sequence order.
+        self._lock = threading.Lock()
 
     def emit(self, kind: str, snapshot: tuple[np.ndarray, np.ndarray] | None = None, **fields: Any) -> dict[str, Any]:
         """One event; ``snapshot`` = (frame (H, W, 3), box xyxy) of a track event, saved as JPEGs."""
+        with self._lock:
+            return self._emit(kind, snapshot, fields)
+
+    def _emit(self, kind: str, snapshot: tuple[np.ndarray, np.ndarray] | None, fields: dict[str, Any]) -> dict[str, Any]:
         event = make_event(kind, self.outbox.next_seq(), self.device, self.stream, **fields)
         if snapshot is not None and self.snapshots is not None:
             try:

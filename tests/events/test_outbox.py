@@ -1,10 +1,13 @@
 """The outbox on its own: order, acknowledgement, a sequence that survives a restart, the disk cap
 (oldest dropped and counted), and bad MQTT settings as config errors naming the key."""
+import json
 import textwrap
+import threading
 
 import pytest
 
 from edge_app.config import ConfigError, load_config
+from edge_app.events.bus import EventBus
 from edge_app.events.outbox import Outbox
 from edge_app.events.schema import TYPES, make_event
 
@@ -22,6 +25,27 @@ def test_order_ack_and_a_sequence_that_survives_a_restart(tmp_path):
     assert [r[2] for r in again.pending()] == [b"2", b"3"]
     assert again.next_seq() == 4                    # never a repeated id
     assert again.pending(after=again.pending()[0][0])[0][2] == b"3"
+
+
+def test_two_threads_emitting_keep_the_outbox_in_sequence_order(tmp_path):
+    # The pipeline thread (track events) and the main loop (counts) emit at once; a subscriber that
+    # checks the order must see seq 1, 2, 3, ... (this interleaved before emit took one lock).
+    box = Outbox(tmp_path / "o.sqlite")
+    bus = EventBus("cam1", "main", box, topic_prefix="edge/cam1")
+    start = threading.Barrier(4)
+
+    def work():
+        start.wait()
+        for _ in range(150):
+            bus.emit("counts", lines={}, zones={})
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seqs = [json.loads(r[2])["seq"] for r in box.pending(limit=1000)]
+    assert seqs == list(range(1, 601))
 
 
 def test_the_disk_cap_drops_the_oldest_and_counts_them(tmp_path):
