@@ -90,6 +90,9 @@ COMMANDS: dict[str, Command] = {
                      "edge_app.cli.track:main", _passthrough, passthrough=True),
     "evaluate-tracks": Command("HOTA, IDF1, MOTA, ID switches of MOT tracks (TrackEval, MOTChallenge rules)",
                                "calibration.tracks:main", _passthrough, passthrough=True),
+    "fleet": Command("one view over many devices: presence, status, rolling P/R, counts, events with "
+                     "snapshots, from MQTT (page, /api/fleet, /metrics)", "edge_app.cli.fleet:main", _passthrough,
+                     passthrough=True),
     "config check": Command("validate a config file; prints every problem, exits non-zero on any",
                             "edge_app.config.check:main", _config_check_args),
     "service": Command("install or uninstall the systemd unit",

@@ -160,14 +160,28 @@ def _analytics_metrics(a: dict[str, Any] | None, stream: str) -> Any:
     yield confirmed
 
 
-class LiveServer:
-    """Serves the live view in background threads until ``close``."""
+def authorised(headers: Any, query: dict[str, list[str]], token: str) -> bool:
+    """The token rule of every page we serve: none set = open (loopback only, the config enforces it);
+    else ``Authorization: Bearer TOKEN`` or ``?token=TOKEN``, compared in constant time."""
+    if not token:
+        return True
+    given = query.get("token", [""])[0]
+    auth = headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        given = auth[7:]
+    return hmac.compare_digest(given.encode(), token.encode())
 
-    def __init__(self, hub: FrameHub, status: Callable[[], dict[str, Any]], *, host: str = "127.0.0.1",
-                 port: int = 8080, token: str = "", health: Callable[[], Any] | None = None) -> None:
-        self.hub, self.status, self.token = hub, status, token
-        self.health = health
-        server = self
+
+Route = Callable[[BaseHTTPRequestHandler, str, dict[str, list[str]]], None]
+
+
+class HttpService:
+    """A small threaded HTTP server: token check, then ``routes()`` by path (exact, or a prefix ending in
+    "/"), each route called with (request, path, query). Runs in background threads until ``close``."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 8080, token: str = "", name: str = "http") -> None:
+        self.token = token
+        service = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -176,29 +190,24 @@ class LiveServer:
                 log.debug("%s " + fmt, self.address_string(), *args)
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                server._handle(self)
+                service._handle(self)
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.host = host
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def _authorised(self, req: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> bool:
-        if not self.token:
-            return True
-        given = query.get("token", [""])[0]
-        auth = req.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            given = auth[7:]
-        return hmac.compare_digest(given.encode(), self.token.encode())
+    def routes(self) -> dict[str, Route]:
+        raise NotImplementedError
 
-    def _send(self, req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
+    @staticmethod
+    def send(req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
         req.send_response(code)
         req.send_header("Content-Type", ctype)
         req.send_header("Content-Length", str(len(body)))
@@ -209,21 +218,49 @@ class LiveServer:
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         query = parse_qs(parts.query)
-        if not self._authorised(req, query):
-            self._send(req, 401, b"token required\n", "text/plain")
+        if not authorised(req.headers, query, self.token):
+            self.send(req, 401, b"token required\n", "text/plain")
             return
-        routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {
-            "/": self._page, "/index.html": self._page, "/stream.mjpg": self._mjpeg,
-            "/snapshot.jpg": self._snapshot, "/status": self._status, "/metrics": self._metrics,
-            "/healthz": self._health}
+        routes = self.routes()
         handler = routes.get(parts.path)
         if handler is None:
-            self._send(req, 404, b"not found\n", "text/plain")
+            prefix = parts.path[:parts.path.rfind("/") + 1]
+            while prefix and handler is None:  # "/snapshot/a/b" -> "/snapshot/a/", "/snapshot/", ...
+                handler = routes.get(prefix)
+                prefix = prefix[:prefix[:-1].rfind("/") + 1]
+        if handler is None:
+            self.send(req, 404, b"not found\n", "text/plain")
             return
         try:
-            handler(req)
+            handler(req, parts.path, query)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(2)
+
+
+class LiveServer(HttpService):
+    """The device's live view."""
+
+    def __init__(self, hub: FrameHub, status: Callable[[], dict[str, Any]], *, host: str = "127.0.0.1",
+                 port: int = 8080, token: str = "", health: Callable[[], Any] | None = None) -> None:
+        self.hub, self.status = hub, status
+        self.health = health
+        super().__init__(host=host, port=port, token=token)
+
+    def routes(self) -> dict[str, Route]:
+        def plain(f: Callable[[BaseHTTPRequestHandler], None]) -> Route:
+            return lambda req, path, query: f(req)
+
+        return {"/": plain(self._page), "/index.html": plain(self._page), "/stream.mjpg": plain(self._mjpeg),
+                "/snapshot.jpg": plain(self._snapshot), "/status": plain(self._status),
+                "/metrics": plain(self._metrics), "/healthz": plain(self._health)}
+
+    def _send(self, req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
+        self.send(req, code, body, ctype)
 
     def _page(self, req: BaseHTTPRequestHandler) -> None:
         self._send(req, 200, PAGE.read_bytes(), "text/html; charset=utf-8")
@@ -267,7 +304,5 @@ class LiveServer:
 
     def close(self) -> None:
         self.hub.close()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(2)
+        super().close()
         time.sleep(0)  # let streaming handlers see ``closed``

@@ -1,0 +1,115 @@
+"""``edge-app fleet --broker mqtt://user:pass@broker:1883``: one view over many devices.
+
+Subscribes to every device under ``--prefix`` (events, status and snapshots through the MQTT 5 shared
+subscription ``$share/<group>/...``: start several instances with the same ``--group`` to split the load),
+keeps each device's presence, last status and recent events with snapshots in SQLite under ``--state``,
+and serves the fleet page, ``/api/fleet``, ``/metrics`` and ``/healthz`` on ``--http``. The token rule is
+the live page's: a bind beyond loopback needs ``--token`` (or ``EDGE_APP_HTTP_TOKEN``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..config import is_loopback
+from ..events.snapshots import SnapshotStore
+from ..logs import LOG_FORMATS, log_event, setup_logging
+from .overrides import TOKEN_ENV
+
+log = logging.getLogger("edge_app.fleet")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="edge-app fleet", description=__doc__.split("\n\n")[0])
+    p.add_argument("--broker", required=True, help="mqtt://[user:pass@]host[:1883] or mqtts://host[:8883]")
+    p.add_argument("--prefix", default="edge", help="the devices' topic_prefix (default: %(default)s)")
+    p.add_argument("--group", default="edge-fleet", help="shared-subscription group; instances with the same group "
+                   "split the messages; '' = plain subscriptions (default: %(default)s)")
+    p.add_argument("--client-id", default="", help="MQTT client id (default: edge-fleet-<host>-<group>); unique "
+                   "per instance, stable across restarts (the broker keeps its session)")
+    p.add_argument("--ca", default="", help="CA certificates for mqtts:// (default: the system's)")
+    p.add_argument("--cert", default="", help="client certificate for mqtts://")
+    p.add_argument("--key", default="", help="client key for --cert")
+    p.add_argument("--keepalive", type=int, default=30, help="MQTT keep-alive, s (default: %(default)s)")
+    p.add_argument("--session-expiry", type=int, default=3600, help="how long the broker queues events while "
+                   "the fleet is away, s (default: %(default)s)")
+    p.add_argument("--state", default="var/fleet", help="folder of fleet.sqlite and snapshots/ (default: %(default)s)")
+    p.add_argument("--keep-events", type=int, default=200, help="recent events kept per device (default: %(default)s)")
+    p.add_argument("--snapshot-mb", type=float, default=500, help="disk cap of snapshots, MB (default: %(default)s)")
+    p.add_argument("--http", default="127.0.0.1:8090", help="HOST:PORT of the page (default: %(default)s)")
+    p.add_argument("--token", default=os.environ.get(TOKEN_ENV, ""), help=f"bearer token of the page and API "
+                   f"(default: ${TOKEN_ENV}); required beyond loopback")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="auto", help="console log format")
+    p.add_argument("--max-seconds", type=float, help="stop after this many seconds (tests, benchmarks)")
+    return p.parse_args(argv)
+
+
+def _http(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--http {value!r}: expected HOST:PORT")
+    return ("0.0.0.0" if host == "@" else host), int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    try:
+        host, port = _http(a.http)
+        if not is_loopback(host) and not a.token:
+            raise ValueError(f"--http {a.http}: a bind beyond loopback requires --token (or ${TOKEN_ENV})")
+        from ..events.mqtt import parse_url
+
+        parse_url(a.broker)
+        if a.keep_events < 1:
+            raise ValueError(f"--keep-events {a.keep_events}: expected at least 1")
+    except ValueError as exc:
+        print(f"edge-app fleet: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import paho.mqtt.client  # noqa: F401
+    except ImportError:
+        print("edge-app fleet: needs paho-mqtt >= 2 (pip install -e .)", file=sys.stderr)
+        return 2
+    from ..fleet.collector import Broker, FleetCollector
+    from ..fleet.server import FleetServer
+    from ..fleet.store import FleetStore
+    from ..notify import Notifier
+
+    setup_logging(console=a.log_format)
+    state = Path(a.state)
+    store = FleetStore(state / "fleet.sqlite", SnapshotStore(state / "snapshots", int(a.snapshot_mb * 2**20)),
+                       keep_events=a.keep_events)
+    collector = FleetCollector(Broker(a.broker, a.ca, a.cert, a.key, a.client_id, a.keepalive, a.session_expiry),
+                               store, prefix=a.prefix, group=a.group)
+    try:
+        server = FleetServer(store, collector, host=host, port=port, token=a.token)
+    except OSError as exc:
+        print(f"edge-app fleet: cannot listen on {a.http}: {exc}", file=sys.stderr)
+        return 2
+    collector.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    notify = Notifier()
+    notify.ready(f"fleet on {server.url}")
+    log_event(log, logging.INFO, "fleet_ready", url=server.url, broker=collector.describe()["broker"], group=a.group)
+    end = time.monotonic() + a.max_seconds if a.max_seconds else None
+    try:
+        while not stop.wait(1.0):
+            if collector.alive:
+                notify.watchdog()  # only while the writer works: a stuck fleet is restarted by systemd
+            if end is not None and time.monotonic() >= end:
+                break
+    finally:
+        notify.stopping()
+        server.close()
+        collector.close()
+        store.close()
+        log_event(log, logging.INFO, "fleet_stopped", **{k: v for k, v in collector.describe().items() if k != "lag_ms"})
+    return 0

@@ -1,0 +1,135 @@
+"""The fleet's web side: a page over every device (presence, fps, source, rolling P/R per model, counts,
+the latest events with their snapshots), ``/api/fleet`` (the page's JSON), ``/snapshot/<event id>/<crop|frame>``,
+``/metrics`` (Prometheus, a ``device`` label on everything) and ``/healthz``. The token rule is the live
+page's (``web.authorised``): beyond loopback a token is required, on every request.
+"""
+from __future__ import annotations
+
+import json
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+from ..web import HttpService, Route
+from .collector import FleetCollector
+from .store import FleetStore
+
+PAGE = Path(__file__).with_name("page.html")
+
+
+def fleet_view(store: FleetStore, collector: FleetCollector | None, events: int = 50,
+               device: str | None = None) -> dict[str, Any]:
+    now = time.time()
+    devices = store.devices()
+    for d in devices:
+        d["age_s"] = round(now - d["last_seen"], 1) if d["last_seen"] else None
+    return {"time": now, "collector": collector.describe() if collector is not None else None,
+            "online": sum(d["online"] for d in devices), "devices": devices,
+            "events": store.recent_events(events, device)}
+
+
+def metrics_text(view: dict[str, Any]) -> bytes:
+    """Prometheus exposition of the fleet view, built at scrape time (labels: device, model, line, zone)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    class Snapshot:
+        def collect(self) -> Any:
+            online = GaugeMetricFamily("edge_fleet_device_online", "1 while the device is online (Last Will)",
+                                       labels=["device"])
+            seen = GaugeMetricFamily("edge_fleet_last_seen_seconds", "Seconds since the device's last message",
+                                     labels=["device"])
+            events = CounterMetricFamily("edge_fleet_events", "Events stored from the device", labels=["device"])
+            fps = GaugeMetricFamily("edge_fps", "Frames per second (the device's last status)", labels=["device"])
+            playing = GaugeMetricFamily("edge_source_playing", "1 while the device's source delivers frames",
+                                        labels=["device"])
+            rolling = GaugeMetricFamily("edge_rolling", "Rolling precision/recall against sampled labels",
+                                        labels=["device", "model", "metric"])
+            lines = CounterMetricFamily("edge_line_crossings", "Tracks that crossed a line (totals)",
+                                        labels=["device", "line", "direction"])
+            zones = CounterMetricFamily("edge_zone_entries", "Tracks that entered a zone (totals)",
+                                        labels=["device", "zone"])
+            for d in view["devices"]:
+                name = d["device"]
+                online.add_metric([name], 1.0 if d["online"] else 0.0)
+                if d["age_s"] is not None:
+                    seen.add_metric([name], d["age_s"])
+                events.add_metric([name], d["events"])
+                s = d["status"] or {}
+                if s.get("fps") is not None:
+                    fps.add_metric([name], float(s["fps"]))
+                if s.get("source"):
+                    playing.add_metric([name], 1.0 if s["source"].get("state") == "playing" else 0.0)
+                for model, r in (s.get("rolling") or {}).items():
+                    for key in ("precision", "recall", "f1", "miou"):
+                        if r.get(key) is not None:
+                            rolling.add_metric([name, model, key], float(r[key]))
+                counts = s.get("counts") or {}
+                for line, c in (counts.get("lines") or {}).items():
+                    lines.add_metric([name, line, "in"], c.get("total_in", 0))
+                    lines.add_metric([name, line, "out"], c.get("total_out", 0))
+                for zone, z in (counts.get("zones") or {}).items():
+                    zones.add_metric([name, zone], z.get("total", 0))
+            yield from (online, seen, events, fps, playing, rolling, lines, zones)
+            c = view.get("collector") or {}
+            if c.get("lag_ms"):
+                lag = GaugeMetricFamily("edge_fleet_event_lag_ms", "Event time to stored here (newest events)",
+                                        labels=["quantile"])
+                for q in ("p50", "p99"):
+                    lag.add_metric([q], c["lag_ms"][q])
+                yield lag
+            rej = CounterMetricFamily("edge_fleet_rejected", "Messages skipped (not the schema)")
+            rej.add_metric([], c.get("rejected", 0))
+            yield rej
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Snapshot())
+    return generate_latest(registry)
+
+
+class FleetServer(HttpService):
+    def __init__(self, store: FleetStore, collector: FleetCollector | None, *, host: str = "127.0.0.1",
+                 port: int = 8090, token: str = "") -> None:
+        self.store, self.collector = store, collector
+        super().__init__(host=host, port=port, token=token, name="fleet-http")
+
+    def routes(self) -> dict[str, Route]:
+        return {"/": self._page, "/index.html": self._page, "/api/fleet": self._api, "/snapshot/": self._snapshot,
+                "/metrics": self._metrics, "/healthz": self._health}
+
+    def _page(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        self.send(req, 200, PAGE.read_bytes(), "text/html; charset=utf-8")
+
+    def _view(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        try:
+            limit = max(1, min(1000, int(query.get("events", ["50"])[0])))
+        except ValueError:
+            limit = 50
+        return fleet_view(self.store, self.collector, limit, query.get("device", [None])[0])
+
+    def _api(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        self.send(req, 200, json.dumps(self._view(query), default=str).encode(), "application/json")
+
+    def _metrics(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        self.send(req, 200, metrics_text(self._view(query)), "text/plain; version=0.0.4")
+
+    def _snapshot(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        parts = path.split("/")  # ["", "snapshot", id, kind]
+        found = self.store.snapshot_path(parts[2], parts[3]) if len(parts) == 4 else None
+        if found is None:
+            self.send(req, 404, b"no such snapshot\n", "text/plain")
+        else:
+            self.send(req, 200, found.read_bytes(), "image/jpeg")
+
+    def _health(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        """503 when the writer thread died (a restart helps); 200 "degraded" while the broker is away."""
+        c = self.collector
+        reasons = []
+        state = "ok"
+        if c is not None and not c.alive:
+            state, reasons = "failing", ["the fleet's writer thread stopped"]
+        elif c is not None and c.state != "connected":
+            state, reasons = "degraded", [f"broker {c.state}: {c.last_error}"]
+        body = json.dumps({"state": state, "reasons": reasons}) + "\n"
+        self.send(req, 503 if state == "failing" else 200, body.encode(), "application/json")
