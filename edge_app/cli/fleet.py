@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from ..config import is_loopback
-from ..events.snapshots import SnapshotStore
 from ..logs import LOG_FORMATS, log_event, setup_logging
 from .overrides import TOKEN_ENV
 
@@ -39,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keepalive", type=int, default=30, help="MQTT keep-alive, s (default: %(default)s)")
     p.add_argument("--session-expiry", type=int, default=3600, help="how long the broker queues events while "
                    "the fleet is away, s (default: %(default)s)")
-    p.add_argument("--state", default="var/fleet", help="folder of fleet.sqlite and snapshots/ (default: %(default)s)")
+    p.add_argument("--state", default="var/fleet", help="folder of fleet.sqlite (default: %(default)s)")
     p.add_argument("--keep-events", type=int, default=200, help="recent events kept per device (default: %(default)s)")
     p.add_argument("--snapshot-mb", type=float, default=500, help="disk cap of snapshots, MB (default: %(default)s)")
     p.add_argument("--http", default="127.0.0.1:8090", help="HOST:PORT of the page (default: %(default)s)")
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(console=a.log_format)
     state = Path(a.state)
-    store = FleetStore(state / "fleet.sqlite", SnapshotStore(state / "snapshots", int(a.snapshot_mb * 2**20)),
-                       keep_events=a.keep_events)
+    store = FleetStore(state / "fleet.sqlite", keep_events=a.keep_events, snapshot_bytes=int(a.snapshot_mb * 2**20))
     collector = FleetCollector(Broker(a.broker, a.ca, a.cert, a.key, a.client_id, a.keepalive, a.session_expiry),
                                store, prefix=a.prefix, group=a.group)
     try:

@@ -33,31 +33,15 @@ class SnapshotStore:
             ok, jpg = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
             if not ok:
                 continue
-            out[kind] = str(self._write(name, kind, jpg.tobytes()))
+            path = self.folder / f"{name}.{kind}.jpg"
+            write_atomic(path, jpg.tobytes())
+            out[kind] = str(path)
+            with self._lock:
+                self._bytes += len(jpg)
         self.written += 1
         if self._bytes > self.max_bytes:
             self._trim()
         return out
-
-    def store(self, name: str, kind: str, data: bytes) -> Path:
-        """A JPEG received as bytes (the fleet's copy of a device's snapshot), under the same cap."""
-        if not data.startswith(b"\xff\xd8"):
-            raise ValueError(f"snapshot {name}.{kind}: not a JPEG")
-        path = self._write(name, kind, data)
-        self.written += 1
-        if self._bytes > self.max_bytes:
-            self._trim()
-        return path
-
-    def path(self, name: str, kind: str) -> Path:
-        return self.folder / f"{name}.{kind}.jpg"
-
-    def _write(self, name: str, kind: str, data: bytes) -> Path:
-        path = self.path(name, kind)
-        write_atomic(path, data)
-        with self._lock:
-            self._bytes += len(data)
-        return path
 
     def _trim(self) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..events.mqtt import parse_url
-from .store import FleetStore
+from .store import FleetStore, Incoming
 
 log = logging.getLogger("edge_app.fleet")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -99,7 +99,7 @@ class FleetCollector:
         self.connects = self.rejected = self.received = 0
         self._generation = 0
         self._queue: queue.Queue[_Message] = queue.Queue()
-        self.lag_s: deque[float] = deque(maxlen=5000)  # event time -> stored, of the newest events
+        self.lag_s: deque[float] = deque(maxlen=100_000)  # event time -> committed, of the newest events
         self.counts: dict[str, int] = {}
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="fleet-writer", daemon=True)
@@ -180,51 +180,56 @@ class FleetCollector:
             self._write(batch)
 
     def _write(self, batch: list[_Message]) -> None:
-        stored: list[float] = []
+        incoming = Incoming()
+        for m in batch:
+            try:
+                self._parse(m, incoming)
+            except (ValueError, KeyError, TypeError) as exc:
+                self._reject(m.topic, str(exc))
         try:
-            with self.store.batch():
-                for m in batch:
-                    try:
-                        t = self._apply(m)
-                        if t is not None:
-                            stored.append(t)
-                    except (ValueError, KeyError, TypeError, OSError) as exc:
-                        self._reject(m.topic, str(exc))
+            new = self.store.write(incoming)
         except Exception:  # the database failed: nothing acknowledged, the broker sends it again
             log.exception("fleet: could not store %d messages", len(batch))
             return
         now = time.time()
-        self.lag_s.extend(now - t for t in stored)
+        for doc in new:
+            self.counts[doc["type"]] = self.counts.get(doc["type"], 0) + 1
+            made = event_time(doc.get("time", ""))
+            if made is not None:
+                self.lag_s.append(now - made)
         for m in batch:
             self._ack(m.mid, m.qos, m.generation)
 
-    def _apply(self, m: _Message) -> float | None:
-        """Store one message; for a new event, the time it was made (UNIX s)."""
+    def _parse(self, m: _Message, into: Incoming) -> None:
+        """Check one message and add it to the batch (a ValueError names what is wrong)."""
         if m.kind == "availability":
             text = m.payload.decode(errors="replace").strip()
             if text not in ("online", "offline"):
                 raise ValueError(f"availability {text!r}: expected online or offline")
-            self.store.presence(m.device, text == "online", m.received)
+            into.presence[m.device] = (text == "online", m.received)
             if text == "offline":
                 log.info("fleet: %s went offline", m.device)
-            return None
+            return
         if m.kind == "snapshot":
-            self.store.snapshot(m.device, m.rest[0], m.rest[1], m.payload, m.received)
-            return None
-        doc = json.loads(m.payload)
+            event_id, kind = m.rest
+            if not event_id.startswith(m.device + "-"):
+                raise ValueError(f"snapshot {event_id!r} is not an event of device {m.device!r}")
+            if not m.payload.startswith(b"\xff\xd8"):
+                raise ValueError(f"snapshot {event_id}/{kind}: not a JPEG")
+            into.snapshots.append((event_id, kind, m.payload, m.received))
+            return
+        text = m.payload.decode()
+        doc = json.loads(text)
         if not isinstance(doc, dict):
             raise ValueError("expected a JSON object")
         if m.kind == "status":
-            self.store.status(m.device, doc, m.received)
-            return None
+            into.status[m.device] = (text, m.received)
+            return
         for key in ("id", "seq", "type"):
             if key not in doc:
                 raise ValueError(f"event without {key!r}")
-        if self.store.event(m.device, doc, m.received):
-            self.counts[doc["type"]] = self.counts.get(doc["type"], 0) + 1
-            sent = event_time(doc.get("time", ""))
-            return sent
-        return None
+        int(doc["seq"])
+        into.events.append((m.device, doc, text, m.received))
 
     def describe(self) -> dict[str, Any]:
         lags = np.asarray(self.lag_s, dtype=float)

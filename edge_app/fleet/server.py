@@ -116,11 +116,11 @@ class FleetServer(HttpService):
 
     def _snapshot(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         parts = path.split("/")  # ["", "snapshot", id, kind]
-        found = self.store.snapshot_path(parts[2], parts[3]) if len(parts) == 4 else None
+        found = self.store.snapshot(parts[2], parts[3]) if len(parts) == 4 else None
         if found is None:
             self.send(req, 404, b"no such snapshot\n", "text/plain")
         else:
-            self.send(req, 200, found.read_bytes(), "image/jpeg")
+            self.send(req, 200, found, "image/jpeg")
 
     def _health(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         """503 when the writer thread died (a restart helps); 200 "degraded" while the broker is away."""
