@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
-           ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"], ["bench_events.py"]]
+           ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"], ["bench_events.py"],
+           ["bench_fleet.py"]]
 TRACKING = ("tracking_accuracy", "tracking_speed", "tracking_live")
 
 
@@ -61,7 +62,7 @@ def table(results: dict) -> str:
             lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min ({prec}) | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
                          f"p99/p50 {r['frame_age_p99_over_p50']:.2f}, trend {r['frame_age_trend_ms_per_min']:+.1f} ms/min "
                          "| <= 1.5, flat |")
-    lines += stage_table(b) + tracking_table(b) + events_table(b) + gpu_table(results.get("gpu"))
+    lines += stage_table(b) + tracking_table(b) + events_table(b) + fleet_table(b) + gpu_table(results.get("gpu"))
     return "\n".join(lines)
 
 
@@ -76,6 +77,23 @@ def events_table(benchmarks: list[dict]) -> list[str]:
     for r in ev["rows"]:
         lines.append(f"| {r['rate']:.0f} events/s | {r['received']} / {r['events']} | {r['lost']} | "
                      f"{r['latency_p50_ms']:.1f} / {r['latency_p99_ms']:.1f} | {r['emit_p50_ms']:.3f} / {r['emit_p99_ms']:.3f} |")
+    return lines
+
+
+def fleet_table(benchmarks: list[dict]) -> list[str]:
+    fl = next((r for r in benchmarks if r["benchmark"] == "fleet"), None)
+    if fl is None:
+        return []
+    lines = ["", f"Fleet ({fl.get('measured', '')}): simulated devices in one process (one MQTT client each), one "
+             "Mosquitto, one `edge-app fleet`, all on this machine; lag = the event's time on the device to its "
+             "commit in the fleet's SQLite (goal: 0 lost, p99 < 1 s); CPU in % of one core:", "",
+             "| devices | messages/s | stored / sent | lost | lag p50 / p99 ms | of which queued in the fleet p99 ms | "
+             "CPU broker / fleet / devices |", "|---|---|---|---|---|---|---|"]
+    for r in fl["rows"]:
+        c = r["cpu_percent"]
+        lines.append(f"| {r['devices']} x ({r['rate']:.0f} events/s + 1 status/s) | {r['messages_per_s']} | "
+                     f"{r['stored']} / {r['sent']} | {r['lost']} | {r['lag_p50_ms']} / {r['lag_p99_ms']} | "
+                     f"{r['queue_p99_ms']} | {c['broker']} / {c['fleet']} / {c['devices']} |")
     return lines
 
 
