@@ -19,6 +19,8 @@ from .analytics.counting import Analytics
 from .events.device import DeviceEvents
 from .inference.models import ModelError, ModelSpec, open_model
 from .labels import LabelsFile, Sampler, build_label_hooks
+from .review.api import Review
+from .review.samples import SampleStore
 from .logs import CONSOLE, log_event, setup_logging
 from .notify import Notifier
 from .outputs import OUTPUTS
@@ -74,6 +76,8 @@ class App:
         self.sampler = (Sampler(cfg.resolve(lb.samples_dir), cfg.resolve(lb.inbox) if lb.inbox else None,
                                 lb.sample_every, lb.max_samples_mb, self.rolling)
                         if lb.sample_every > 0 else None)
+        self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox), self.sampler, self.rolling)
+                       if self.sampler is not None and self.sampler.inbox is not None else None)
         hooks = build_label_hooks(self.labels_file, self.sampler)
         hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
         self.outputs = self._outputs()
@@ -102,7 +106,7 @@ class App:
         if o.http.enabled:
             outs.append(_make("http", host=o.http.host, port=o.http.port, token=o.http.token,
                               jpeg_quality=o.http.jpeg_quality, status=self.status, health=self.health,
-                              record=self.telemetry.record))
+                              record=self.telemetry.record, review=self.review))
         if o.rtsp.enabled:
             outs.append(_make("rtsp", host=o.rtsp.host, port=o.rtsp.port, path=o.rtsp.path,
                               bitrate_kbps=o.rtsp.bitrate_kbps, width=s.width, height=s.height, fps=s.fps))

@@ -183,7 +183,8 @@ class Sampler:
             return 0
         n = 0
         with self._lock:
-            for path in sorted(p for p in self.inbox.iterdir() if p.is_file()):
+            # ".name.tmp": a label being written atomically (the review page's) is not there yet
+            for path in sorted(p for p in self.inbox.iterdir() if p.is_file() and not p.name.startswith(".")):
                 try:
                     pairs = self._labels_of(path)
                     for sid, labels in pairs:

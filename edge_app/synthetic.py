@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from .core.types import GroundTruth
+from .datasets.voc import voc_xml
 
 CLASSES: tuple[str, ...] = ("circle", "square", "triangle")
 MASK_CLASSES: tuple[str, ...] = ("background",) + CLASSES
@@ -218,13 +219,8 @@ def write_dataset(root: Path, count: int, seed: int = 0, width: int = 320, heigh
         s = make_sample(rng, width, height)
         cv2.imwrite(str(root / "images" / f"{i:05d}.png"), s.image)
         cv2.imwrite(str(root / "masks" / f"{i:05d}.png"), s.mask)
-        objects = "".join(
-            f"<object><name>{CLASSES[c]}</name><difficult>0</difficult><bndbox><xmin>{b[0]:.0f}</xmin>"
-            f"<ymin>{b[1]:.0f}</ymin><xmax>{b[2]:.0f}</xmax><ymax>{b[3]:.0f}</ymax></bndbox></object>"
-            for b, c in zip(s.truth.boxes, s.truth.classes))
-        (root / "annotations" / f"{i:05d}.xml").write_text(
-            f"<annotation><filename>{i:05d}.png</filename><size><width>{width}</width><height>{height}</height>"
-            f"</size>{objects}</annotation>")
+        objects = [(CLASSES[c], [round(float(v)) for v in b]) for b, c in zip(s.truth.boxes, s.truth.classes)]
+        (root / "annotations" / f"{i:05d}.xml").write_text(voc_xml(f"{i:05d}.png", width, height, objects))
     return root
 
 

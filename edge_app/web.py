@@ -177,7 +177,8 @@ Route = Callable[[BaseHTTPRequestHandler, str, dict[str, list[str]]], None]
 
 class HttpService:
     """A small threaded HTTP server: token check, then ``routes()`` by path (exact, or a prefix ending in
-    "/"), each route called with (request, path, query). Runs in background threads until ``close``."""
+    "/"), each route called with (request, path, query); ``req.command`` tells GET from POST / DELETE.
+    Runs in background threads until ``close``."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 8080, token: str = "", name: str = "http") -> None:
         self.token = token
@@ -190,6 +191,12 @@ class HttpService:
                 log.debug("%s " + fmt, self.address_string(), *args)
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                service._handle(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                service._handle(self)
+
+            def do_DELETE(self) -> None:  # noqa: N802
                 service._handle(self)
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
@@ -206,6 +213,10 @@ class HttpService:
     def routes(self) -> dict[str, Route]:
         raise NotImplementedError
 
+    def writes(self) -> set[str]:
+        """The routes that take POST / DELETE (the others answer 405)."""
+        return set()
+
     @staticmethod
     def send(req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
         req.send_response(code)
@@ -215,22 +226,46 @@ class HttpService:
         req.end_headers()
         req.wfile.write(body)
 
+    @staticmethod
+    def send_json(req: BaseHTTPRequestHandler, code: int, body: Any) -> None:
+        HttpService.send(req, code, (json.dumps(body, default=str) + "\n").encode(), "application/json")
+
+    @staticmethod
+    def read_json(req: BaseHTTPRequestHandler, limit: int = 8 * 2**20) -> Any:
+        """The request's JSON body; ValueError saying what is wrong (too large, not JSON)."""
+        try:
+            length = int(req.headers.get("Content-Length", "0"))
+        except ValueError:
+            raise ValueError("Content-Length: not a number") from None
+        if length > limit:
+            raise ValueError(f"body of {length} bytes: at most {limit}")
+        try:
+            return json.loads(req.rfile.read(length) or b"null")
+        except ValueError as exc:
+            raise ValueError(f"body: not JSON ({exc})") from None
+
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         query = parse_qs(parts.query)
-        if not authorised(req.headers, query, self.token):
-            self.send(req, 401, b"token required\n", "text/plain")
+        # A write takes the token from the header only: a ?token= URL ends up in histories and logs, and
+        # a page elsewhere could make the browser send it (a cross-site request).
+        if not authorised(req.headers, query if req.command == "GET" else {}, self.token):
+            self.send(req, 401, b"token required" + (b" (writes: Authorization: Bearer)" if req.command != "GET"
+                                                     else b"") + b"\n", "text/plain")
             return
         routes = self.routes()
-        handler = routes.get(parts.path)
-        if handler is None:
-            prefix = parts.path[:parts.path.rfind("/") + 1]
-            while prefix and handler is None:  # "/snapshot/a/b" -> "/snapshot/a/", "/snapshot/", ...
-                handler = routes.get(prefix)
-                prefix = prefix[:prefix[:-1].rfind("/") + 1]
-        if handler is None:
+        key: str | None = parts.path if parts.path in routes else None
+        prefix = parts.path[:parts.path.rfind("/") + 1]
+        while key is None and prefix:  # "/snapshot/a/b" -> "/snapshot/a/", "/snapshot/", ...
+            key = prefix if prefix in routes else None
+            prefix = prefix[:prefix[:-1].rfind("/") + 1]
+        if key is None:
             self.send(req, 404, b"not found\n", "text/plain")
             return
+        if req.command != "GET" and key not in self.writes():
+            self.send(req, 405, b"method not allowed\n", "text/plain")
+            return
+        handler = routes[key]
         try:
             handler(req, parts.path, query)
         except (BrokenPipeError, ConnectionResetError):
@@ -246,18 +281,24 @@ class LiveServer(HttpService):
     """The device's live view."""
 
     def __init__(self, hub: FrameHub, status: Callable[[], dict[str, Any]], *, host: str = "127.0.0.1",
-                 port: int = 8080, token: str = "", health: Callable[[], Any] | None = None) -> None:
+                 port: int = 8080, token: str = "", health: Callable[[], Any] | None = None,
+                 review: Any = None) -> None:
+        """review: the labelling routes (edge_app.review.api.Review), when sampling is on."""
         self.hub, self.status = hub, status
-        self.health = health
+        self.health, self.review = health, review
         super().__init__(host=host, port=port, token=token)
 
     def routes(self) -> dict[str, Route]:
         def plain(f: Callable[[BaseHTTPRequestHandler], None]) -> Route:
             return lambda req, path, query: f(req)
 
-        return {"/": plain(self._page), "/index.html": plain(self._page), "/stream.mjpg": plain(self._mjpeg),
-                "/snapshot.jpg": plain(self._snapshot), "/status": plain(self._status),
-                "/metrics": plain(self._metrics), "/healthz": plain(self._health)}
+        routes = {"/": plain(self._page), "/index.html": plain(self._page), "/stream.mjpg": plain(self._mjpeg),
+                  "/snapshot.jpg": plain(self._snapshot), "/status": plain(self._status),
+                  "/metrics": plain(self._metrics), "/healthz": plain(self._health)}
+        return {**routes, **self.review.routes()} if self.review is not None else routes
+
+    def writes(self) -> set[str]:
+        return self.review.writes() if self.review is not None else set()
 
     def _send(self, req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
         self.send(req, code, body, ctype)

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..core.uri import local_path, resolved_path, scheme_of
+from ..core.uri import flag, local_path, resolved_path, scheme_of
 from .loader import ConfigError, field_docs, parse, read_toml
 from .schema import (SOURCE_SCHEMES, AppConfig, HttpConfig, LabelsConfig, LineConfig, LoggingConfig, ModelConfig,
                      OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig, ZoneConfig)
@@ -76,6 +76,11 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
                 problems.append(f"source.uri = {uri!r}: {resolved} does not exist")
             elif scheme == "file" and not resolved.is_file():
                 problems.append(f"source.uri = {uri!r}: {resolved} is not a file")
+        if scheme == "synthetic":
+            try:
+                flag(uri, "labels", True)
+            except ValueError as exc:
+                problems.append(f"source.uri = {uri!r}: {str(exc).split(': ', 1)[1]}")
     if cfg.source.reconnect_initial_s > cfg.source.reconnect_max_s:
         problems.append(f"source.reconnect_initial_s = {cfg.source.reconnect_initial_s}: expected "
                         f"<= source.reconnect_max_s ({cfg.source.reconnect_max_s})")

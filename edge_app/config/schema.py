@@ -154,8 +154,8 @@ class RollingConfig:
 class LabelsConfig:
     labels_file: str = spec("", doc="labels of a recorded video: COCO JSON (image id = frame index) "
                             "or a folder of per-frame VOC XML (\"\" = none)")
-    inbox: str = spec("", doc="label inbox folder; a label for a saved sample is scored when it "
-                      "appears (\"\" = off; needs sampling)")
+    inbox: str = spec("var/inbox", doc="label inbox folder: a label for a saved sample is scored when it "
+                      "appears (the /review page writes there; \"\" = off; needs sampling)")
     samples_dir: str = spec("var/samples", doc="where sampled frames and predictions are saved")
     sample_every: int = spec(30, ge=0, doc="save one frame in N with its predictions, for labelling "
                              "(0 = no sampling)")

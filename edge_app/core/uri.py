@@ -7,13 +7,30 @@ is taken as the relative path ``relative/path``, resolved against the config fil
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 LOCAL_SCHEMES = ("file", "replay")
 
 
 def scheme_of(uri: str) -> str:
     return urlsplit(uri).scheme
+
+
+def options(uri: str) -> dict[str, str]:
+    """The query of a URI as a dict (``synthetic://?labels=off`` -> {"labels": "off"})."""
+    return dict(parse_qsl(urlsplit(uri).query))
+
+
+def flag(uri: str, key: str, default: bool) -> bool:
+    """A yes/no option of a URI's query (1/0, true/false, on/off, yes/no); ValueError naming it otherwise."""
+    value = options(uri).get(key)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "on", "yes"):
+        return True
+    if value.lower() in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"{uri}: {key}={value!r}, expected on or off")
 
 
 def local_path(uri: str) -> Path | None:

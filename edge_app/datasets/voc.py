@@ -6,6 +6,7 @@ the raccoon set's ``splits/*.csv``).
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -51,6 +52,23 @@ def parse_voc_xml(path: Path) -> tuple[str | None, tuple[int, int] | None, list[
         difficult = (obj.findtext("difficult") or "0").strip() == "1"
         objects.append((name, coords, difficult))
     return filename, size, objects
+
+
+def voc_xml(filename: str, width: int, height: int, objects: Sequence[tuple[str, Sequence[float]]]) -> str:
+    """One VOC annotation: objects are (class name, [x1, y1, x2, y2] px); what ``parse_voc_xml`` reads."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "filename").text = filename
+    size = ET.SubElement(root, "size")
+    for key, n in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, key).text = str(int(n))
+    for name, box in objects:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = name
+        ET.SubElement(obj, "difficult").text = "0"
+        bnd = ET.SubElement(obj, "bndbox")
+        for key, v in zip(("xmin", "ymin", "xmax", "ymax"), box):
+            ET.SubElement(bnd, key).text = f"{float(v):.1f}"
+    return ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _split_names(split: Path) -> set[str]:

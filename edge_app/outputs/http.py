@@ -18,12 +18,13 @@ class HttpOutput:
 
     def __init__(self, *, host: str, port: int, token: str, jpeg_quality: int,
                  status: Callable[[], dict[str, Any]], health: Callable[[], Any] | None = None,
-                 record: Callable[[str, float], None] | None = None) -> None:
+                 record: Callable[[str, float], None] | None = None, review: Any = None) -> None:
         """health: the app's judgement for /healthz (edge_app.health.Health); record: where encode times
-        go (the runtime's telemetry, stage "jpeg_encode")."""
+        go (the runtime's telemetry, stage "jpeg_encode"); review: the labelling page and API."""
         self.quality = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
         self.hub = FrameHub(self._encode)
-        self.server = LiveServer(self.hub, status, host=host, port=port, token=token, health=health)
+        self.server = LiveServer(self.hub, status, host=host, port=port, token=token, health=health,
+                                 review=review)
         self.record = record
 
     def _encode(self, image: np.ndarray) -> bytes | None:

@@ -1,4 +1,6 @@
-"""synthetic:// — an animated scene with exact labels attached to every frame (the demo source)."""
+"""synthetic:// — an animated scene with exact labels attached to every frame (the demo source).
+``synthetic://?labels=off``: the same frames without labels, as a camera gives them (the scene is seeded,
+so its truth can still be rebuilt from the frame index: ``SyntheticVideo(width, height, seed)``)."""
 from __future__ import annotations
 
 import time
@@ -14,6 +16,9 @@ class SyntheticSource(FrameSource):
     def __init__(self, uri: str, *, width: int = 640, height: int = 480, fps: float = 15.0, seed: int = 0,
                  max_frames: int | None = None, realtime: bool = True) -> None:
         super().__init__(uri)
+        from ..core.uri import flag
+
+        self.labelled = flag(uri, "labels", True)
         self.video = SyntheticVideo(width, height, seed)
         self.period = 1.0 / fps
         self.max_frames = max_frames
@@ -25,7 +30,8 @@ class SyntheticSource(FrameSource):
         index = 0
         while not self.stopping and (self.max_frames is None or index < self.max_frames):
             sample = self.video.next()
-            labels = FrameLabels(sample.truth, CLASSES, sample.mask, MASK_CLASSES, ids=sample.ids)
+            labels = (FrameLabels(sample.truth, CLASSES, sample.mask, MASK_CLASSES, ids=sample.ids)
+                      if self.labelled else None)
             self._emit(Frame(sample.image, index, index * self.period, time.monotonic(), labels, f"synthetic:{index}"))
             index += 1
             if pacer.tick():

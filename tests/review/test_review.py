@@ -1,0 +1,190 @@
+"""The review page and its API against a running app (synthetic scene, the demo detector and segmenter,
+sampling every 3rd frame, a token): labels saved through the API land in the inbox as VOC / class-index
+PNG and move the rolling numbers at once; writes need the token in the header; a path-traversal id and
+malformed bodies get 400 and write nothing; in a real browser (Selenium + Debian's chromium-driver) a box
+drawn on the canvas, with its class changed, is saved as the VOC the sampler scores."""
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from edge_app.datasets.voc import parse_voc_xml
+from tests.gst_helpers import free_port
+from tests.test_app import Running, write_config
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "edge_app" / "demo"
+TOKEN = "rev-s3cret"
+
+
+def call(base: str, path: str, body=None, *, header: bool = True, query: bool = False, raw: bytes | None = None):
+    url = base + path + (("&" if "?" in path else "?") + f"token={TOKEN}" if query else "")
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
+                                 headers={"Authorization": f"Bearer {TOKEN}"} if header else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            payload = r.read()
+            return r.status, (json.loads(payload) if r.headers.get_content_type() == "application/json" else payload)
+    except urllib.error.HTTPError as exc:
+        payload = exc.read()
+        try:
+            return exc.code, json.loads(payload)
+        except ValueError:
+            return exc.code, payload
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("review")
+    port = free_port()
+    models = f"""
+[models.det]
+kind = "detector"
+artifact = "{DEMO / 'detector.onnx'}"
+[models.seg]
+kind = "segmenter"
+artifact = "{DEMO / 'segmenter.onnx'}"
+"""
+    # unlabelled frames, as a camera gives them: only the reviews score
+    cfg = write_config(tmp, "[labels]\nsample_every = 3\n", port=port, models=models, source="synthetic://?labels=off")
+    cfg.write_text(cfg.read_text().replace(f"port = {port}", f"port = {port}\ntoken = \"{TOKEN}\""))
+    running = Running(cfg, max_seconds=300)
+    running.wait_event("ready")
+    base = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 30
+    while time.monotonic() < end and len(call(base, "/api/samples")[1]) < 12:
+        time.sleep(0.3)
+    yield base, tmp
+    running.stop()
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    sid = next(s["id"] for s in call(base, "/api/samples")[1] if not s["reviewed"] and s["id"] not in taken)
+    taken.add(sid)
+    return sid
+
+
+TAKEN: set[str] = set()
+
+
+def _frames(base: str, model: str) -> int:
+    return call(base, "/api/review")[1]["rolling"].get(model, {}).get("frames", 0)
+
+
+def test_labels_through_the_api_are_scored_at_once(app):
+    base, tmp = app
+    status, samples = call(base, "/api/samples")
+    assert status == 200 and isinstance(samples, list) and all("id" in s for s in samples)
+    sid = _fresh(base, TAKEN)
+    one = call(base, f"/api/samples/{sid}")[1]
+    assert one["size"] == [320, 240] and set(one["models"]) == {"det", "seg"}
+    assert call(base, f"/api/samples/{sid}/image")[1][:2] == b"\xff\xd8"
+    before_det, before_seg = _frames(base, "det"), _frames(base, "seg")
+    boxes = [{"box": [10, 20, 110, 120], "class": "circle"}, {"box": [150.5, 30, 300, 200], "class": "square"}]
+    status, answer = call(base, f"/api/samples/{sid}/labels", {"boxes": boxes, "masks": {"seg": "accept"}})
+    assert status == 200, answer
+    assert sorted(answer["written"]) == sorted([f"{sid}.xml", f"{sid}.seg.png"]) and answer["scored"] == 2
+    assert _frames(base, "det") == before_det + 1 and _frames(base, "seg") == before_seg + 1
+    _, size, objects = parse_voc_xml(tmp / "var" / "inbox" / "done" / f"{sid}.xml")
+    assert size == (320, 240) and [(o[0], o[1]) for o in objects] == [("circle", [10, 20, 110, 120]),
+                                                                     ("square", [150.5, 30, 300, 200])]
+    assert call(base, f"/api/samples/{sid}")[1]["review"]["boxes"][0]["class"] == "circle"
+    # corrected again: saved, not scored twice
+    status, again = call(base, f"/api/samples/{sid}/labels", {"boxes": boxes[:1]})
+    assert status == 200 and again["written"] == [] and _frames(base, "det") == before_det + 1
+    assert call(base, "/api/review")[1]["reviewed"] >= 1
+
+
+def test_writes_need_the_token_in_the_header(app):
+    base, _ = app
+    sid = _fresh(base, TAKEN)
+    assert call(base, "/api/samples", header=False)[0] == 401
+    assert call(base, "/api/samples", header=False, query=True)[0] == 200          # reads: ?token= is fine
+    body = {"boxes": []}
+    assert call(base, f"/api/samples/{sid}/labels", body, header=False, query=True)[0] == 401
+    assert call(base, f"/api/samples/{sid}/labels", body, header=False)[0] == 401
+    assert not call(base, f"/api/samples/{sid}")[1]["review"]
+    assert call(base, "/status", {"x": 1})[0] == 405                               # not a write route
+
+
+@pytest.mark.parametrize("path_id", ["..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "1-1%00", "%2e%2e", "x"])
+def test_a_path_outside_the_samples_is_never_reached(app, path_id):
+    base, tmp = app
+    status, _ = call(base, f"/api/samples/{path_id}/image")
+    assert status in (400, 404)
+    status, _ = call(base, f"/api/samples/{path_id}/labels", {"boxes": []})
+    assert status in (400, 404)
+    assert not list((tmp / "var" / "inbox").glob("*.xml"))
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"boxes": [{"box": [10, 10, 5, 50], "class": "circle"}]}, "boxes[0].box"),
+    ({"boxes": [{"box": [10, 10, 500, 50], "class": "circle"}]}, "boxes[0].box"),
+    ({"boxes": [{"box": [1, 2, 3], "class": "circle"}]}, "boxes[0].box"),
+    ({"boxes": [{"box": [1, 2, 30, 40], "class": "dog"}]}, "boxes[0].class"),
+    ({"boxes": [{"box": [1, 2, 30, 40]}]}, "boxes[0]"),
+    ({"boxes": "all of them"}, "boxes"),
+    ({"masks": {"det": "accept"}}, "masks.det"),
+    ({"masks": {"seg": "maybe"}}, "masks.seg"),
+    ({"masks": {"seg": {"png": "!!!"}}}, "masks.seg.png"),
+    ({"boxes": [], "colour": "red"}, "colour"),
+    ([1, 2], "body"),
+    (None, "body"),
+])
+def test_a_malformed_review_gets_400_naming_the_field_and_writes_nothing(app, body, field):
+    base, tmp = app
+    sid = _fresh(base, TAKEN)
+    raw = b"{not json" if body is None else None
+    status, answer = call(base, f"/api/samples/{sid}/labels", body, raw=raw)
+    assert status == 400 and answer["error"].startswith(field), answer
+    inbox = tmp / "var" / "inbox"
+    assert not list(inbox.glob(f"{sid}*")) and not list((inbox / "done").glob(f"{sid}*"))
+    assert call(base, f"/api/samples/{sid}")[1]["review"] is None
+
+
+@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs Debian's chromium-driver (make test installs it)")
+def test_draw_a_box_change_its_class_and_save_in_the_browser(app, tmp_path):
+    pytest.importorskip("selenium", reason="needs selenium (make setup-dev installs it)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    base, tmp = app
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
+                f"--user-data-dir={tmp_path / 'chrome'}"):
+        opts.add_argument(arg)
+    opts.binary_location = shutil.which("chromium")
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get(f"{base}/review?token={TOKEN}")
+        wait = WebDriverWait(driver, 20)
+        wait.until(lambda d: d.execute_script("return image !== null && image.complete && image.width > 0"))
+        sid = driver.execute_script("return sample.id")
+        before = _frames(base, "det")
+        # "nothing here" first, then draw one box from scratch, as a person would
+        driver.execute_script("boxes = []; selected = -1; draw();")
+        canvas = driver.find_element(By.ID, "canvas")
+        w, h = canvas.size["width"], canvas.size["height"]  # 320 x 240 at scale 1
+        ActionChains(driver).move_to_element_with_offset(canvas, -w // 2 + 40, -h // 2 + 30).click_and_hold() \
+            .move_by_offset(60, 30).move_by_offset(40, 30).release().perform()
+        assert driver.execute_script("return boxes.length") == 1
+        Select(driver.find_element(By.ID, "class")).select_by_value("triangle")  # change the drawn box's class
+        driver.find_element(By.ID, "save").click()
+        wait.until(lambda d: "saved" in d.find_element(By.ID, "message").text)
+    finally:
+        driver.quit()
+    xml = tmp / "var" / "inbox" / "done" / f"{sid}.xml"
+    _, _, objects = parse_voc_xml(xml)
+    assert len(objects) == 1 and objects[0][0] == "triangle"
+    x0, y0, x1, y1 = objects[0][1]
+    assert abs(x0 - 40) <= 3 and abs(y0 - 30) <= 3 and abs(x1 - 140) <= 3 and abs(y1 - 90) <= 3, objects
+    assert _frames(base, "det") == before + 1                                        # scored: the rolling counts moved
