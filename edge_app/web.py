@@ -256,7 +256,7 @@ class HttpService:
         routes = self.routes()
         key: str | None = parts.path if parts.path in routes else None
         prefix = parts.path[:parts.path.rfind("/") + 1]
-        while key is None and prefix:  # "/snapshot/a/b" -> "/snapshot/a/", "/snapshot/", ...
+        while key is None and len(prefix) > 1:  # "/snapshot/a/b" -> "/snapshot/a/", "/snapshot/" (never "/")
             key = prefix if prefix in routes else None
             prefix = prefix[:prefix[:-1].rfind("/") + 1]
         if key is None:
