@@ -58,6 +58,13 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="everything as one JSON object")
 
 
+def _samples_export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="a new folder for the dataset")
+    p.add_argument("--format", choices=("voc", "coco"), default="voc", help="label format (default: %(default)s)")
+    p.add_argument("--config", default="config.toml", help="the config whose labels.samples_dir holds the samples")
+    p.add_argument("--samples", help="the samples folder itself (instead of --config)")
+
+
 def _service_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("install", "uninstall"))
     p.add_argument("--user", default="edge-app", help="service user (default: %(default)s)")
@@ -95,6 +102,8 @@ COMMANDS: dict[str, Command] = {
                      passthrough=True),
     "config check": Command("validate a config file; prints every problem, exits non-zero on any",
                             "edge_app.config.check:main", _config_check_args),
+    "samples export": Command("the frames reviewed on /review as a VOC or COCO dataset (for calibrate --data, "
+                              "train --data)", "edge_app.cli.samples:main", _samples_export_args),
     "service": Command("install or uninstall the systemd unit",
                        "edge_app.service:main", _service_args),
 }

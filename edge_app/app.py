@@ -74,7 +74,9 @@ class App:
         self.labels_file = LabelsFile.open(cfg.resolve(cfg.labels.labels_file)) if cfg.labels.labels_file else None
         lb = cfg.labels
         self.sampler = (Sampler(cfg.resolve(lb.samples_dir), cfg.resolve(lb.inbox) if lb.inbox else None,
-                                lb.sample_every, lb.max_samples_mb, self.rolling)
+                                lb.sample_every, lb.max_samples_mb, self.rolling, uncertain_margin=lb.uncertain_margin,
+                                disagreements=lb.disagreements, extra_per_minute=lb.extra_per_minute,
+                                thresholds=self._thresholds)
                         if lb.sample_every > 0 else None)
         self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox), self.sampler, self.rolling)
                        if self.sampler is not None and self.sampler.inbox is not None else None)
@@ -95,6 +97,11 @@ class App:
                                  analytics=self.analytics)
         self._stop = threading.Event()
         self._reload = threading.Event()
+
+    def _thresholds(self, model: str) -> Any:
+        """A detector's live per-class score thresholds (C,), None for other models."""
+        decoder = next((getattr(m, "decoder", None) for m in self.models if m.name == model), None)
+        return getattr(decoder, "score_thresholds", None)
 
     def _building(self, message: str) -> None:
         log.info(message)

@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -89,9 +90,18 @@ class Sampler:
     """Saves 1 frame in N with predictions; scores them when their labels reach the inbox."""
 
     def __init__(self, samples_dir: Path, inbox: Path | None, every: int, max_mb: int, rolling: RollingMonitor,
-                 poll_s: float = 1.0) -> None:
-        """inbox: where labels of saved samples arrive (None: samples are only saved, for labelling later)."""
+                 poll_s: float = 1.0, *, uncertain_margin: float = 0.0, disagreements: bool = False,
+                 extra_per_minute: int = 0, thresholds: Callable[[str], np.ndarray | None] | None = None) -> None:
+        """inbox: where labels of saved samples arrive (None: samples are only saved, for labelling later).
+
+        Besides 1 frame in ``every``, frames that serve labelling most are saved too, at most
+        ``extra_per_minute``: "uncertain" (a detection within ``uncertain_margin`` of its class threshold;
+        ``thresholds(model)`` gives a detector's (C,) per-class thresholds) and "disagree" (a confirmed
+        track found no detection). A sample's ``reasons`` say which."""
         self.dir, self.every, self.max_bytes = Path(samples_dir), every, max_mb * 2**20
+        self.uncertain_margin, self.disagreements = uncertain_margin, disagreements
+        self.extra_per_minute, self.thresholds = extra_per_minute, thresholds
+        self._extra_times: list[float] = []
         self.inbox = Path(inbox) if inbox is not None else None
         self.rolling, self.poll_s = rolling, poll_s
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -106,16 +116,41 @@ class Sampler:
     # -- saving -----------------------------------------------------------------------------------
     def on_processed(self, frame: Frame, results: list[ModelResult]) -> None:
         self._seen += 1
-        if (self._seen - 1) % self.every == 0:
-            self.save(frame, results)
+        reasons = self.reasons(results)
+        if self.every > 0 and (self._seen - 1) % self.every == 0:
+            self.save(frame, results, ["every", *reasons])
+        elif reasons and self._extra_allowed(time.monotonic()):
+            self.save(frame, results, reasons)
         if self.inbox is not None and time.monotonic() - self._last_poll >= self.poll_s:
             self._last_poll = time.monotonic()
             self.poll()
 
-    def save(self, frame: Frame, results: list[ModelResult]) -> str:
+    def reasons(self, results: list[ModelResult]) -> list[str]:
+        """Why this frame is worth labelling beyond 1 in N: "uncertain", "disagree" (maybe both)."""
+        out = []
+        if self.uncertain_margin > 0 and self.thresholds is not None:
+            for r in results:
+                thr = self.thresholds(r.name) if r.detections is not None and len(r.detections) else None
+                if thr is not None and bool((r.detections.scores < thr[r.detections.classes]
+                                             + self.uncertain_margin).any()):
+                    out.append("uncertain")
+                    break
+        if self.disagreements and any(r.tracks is not None and r.tracks.missed > 0 for r in results):
+            out.append("disagree")
+        return out
+
+    def _extra_allowed(self, now: float) -> bool:
+        self._extra_times = [t for t in self._extra_times if now - t < 60.0]
+        if len(self._extra_times) >= self.extra_per_minute:
+            return False
+        self._extra_times.append(now)
+        return True
+
+    def save(self, frame: Frame, results: list[ModelResult], reasons: list[str] | None = None) -> str:
         sample_id = f"{int(time.time() * 1000)}-{frame.index:08d}"
         record: dict[str, Any] = {"sample": sample_id, "frame": frame.index, "source": frame.name,
-                                  "size": [frame.image.shape[1], frame.image.shape[0]], "models": {}}
+                                  "size": [frame.image.shape[1], frame.image.shape[0]],
+                                  "reasons": reasons or ["every"], "models": {}}
         for r in results:
             entry: dict[str, Any] = {"task": r.task, "classes": list(r.classes)}
             if r.detections is not None:

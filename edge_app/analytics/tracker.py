@@ -248,7 +248,7 @@ class Tracker:
             self.hits = np.concatenate([self.hits, np.ones(len(born), np.int64)])
             self.state = np.concatenate([self.state, np.full(len(born), TRACKED if confirmed_now else TENTATIVE)])
             self.seen = np.concatenate([self.seen, np.full(len(born), t)])
-        return Tracks(out_boxes, out_ids, out_cls, out_sc)
+        return Tracks(out_boxes, out_ids, out_cls, out_sc, missed=int(((before == TRACKED) & ~matched).sum()))
 
     def counts(self) -> dict[str, int]:
         return {"tentative": int((self.state == TENTATIVE).sum()), "tracked": int((self.state == TRACKED).sum()),

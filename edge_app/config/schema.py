@@ -160,6 +160,10 @@ class LabelsConfig:
     sample_every: int = spec(30, ge=0, doc="save one frame in N with its predictions, for labelling "
                              "(0 = no sampling)")
     max_samples_mb: int = spec(200, ge=1, doc="disk cap of samples_dir; oldest removed first")
+    uncertain_margin: float = spec(0.1, ge=0, le=1, doc="also save frames with a detection scoring within this "
+                                   "of its class threshold, where the model is least sure (0 = off)")
+    disagreements: bool = spec(True, doc="also save frames where a confirmed track found no detection")
+    extra_per_minute: int = spec(6, ge=0, doc="cap on the frames saved for uncertainty or disagreement")
 
 
 @dataclass(frozen=True)

@@ -157,12 +157,15 @@ class Tracks:
 
     boxes: (N, 4) float32 xyxy pixels; ids: (N,) int64 track identities (unique per stream, never reused);
     classes: (N,) int64; scores: (N,) float32 score of the detection that updated the track this frame.
+    missed: confirmed tracks that were tracked last frame and found no detection in this one (where the
+    detector and the tracker disagree: a frame worth labelling).
     """
 
     boxes: np.ndarray
     ids: np.ndarray
     classes: np.ndarray
     scores: np.ndarray
+    missed: int = 0
 
     def __post_init__(self) -> None:
         boxes = _as(self.boxes, np.float32, (4,), "Tracks.boxes")

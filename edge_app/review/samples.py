@@ -3,7 +3,7 @@ a person's labels for it.
 
 A sample is what ``labels.Sampler`` saved: ``<id>.jpg`` (the frame), ``<id>.json`` (the models'
 predictions), ``<id>.<model>.png`` (a segmenter's class-index mask). Saving a review writes
-``<id>.review.json`` beside it (what the person said: boxes, "nothing here", masks accepted / rejected /
+``<id>.review.json`` (and ``<id>.<model>.label.png`` for a mask label) beside it (what the person said: boxes, "nothing here", masks accepted / rejected /
 painted) and the label files into the inbox: ``<id>.xml`` (VOC, exhaustive: a class not boxed is not
 there) and ``<id>.<model>.png`` (class-index mask), both atomically; the sampler scores them from there.
 
@@ -121,8 +121,10 @@ class SampleStore:
         for model, mask in masks.items():
             if mask is None:  # rejected without a painted replacement: not a label, nothing to score
                 continue
-            png = self.inbox / f"{sample_id}.{model}.png"
             ok, data = cv2.imencode(".png", mask)
+            # kept beside the sample for export; the inbox copy is scored and moved to done/
+            write_atomic(self.dir / f"{sample_id}.{model}.label.png", data.tobytes())
+            png = self.inbox / f"{sample_id}.{model}.png"
             write_atomic(png, data.tobytes())
             written.append(png)
         review = {"boxes": boxes, "nothing": bool(body.get("nothing")) or ("boxes" in body and not boxes),

@@ -65,9 +65,15 @@ artifact = "{DEMO / 'segmenter.onnx'}"
 
 
 def _fresh(base: str, taken: set[str]) -> str:
-    sid = next(s["id"] for s in call(base, "/api/samples")[1] if not s["reviewed"] and s["id"] not in taken)
-    taken.add(sid)
-    return sid
+    """A sample no test has used yet (new ones arrive 5 a second)."""
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        sid = next((s["id"] for s in call(base, "/api/samples")[1] if not s["reviewed"] and s["id"] not in taken), None)
+        if sid is not None:
+            taken.add(sid)
+            return sid
+        time.sleep(0.2)
+    raise AssertionError("no new sample in 30 s")
 
 
 TAKEN: set[str] = set()
@@ -179,12 +185,50 @@ def test_draw_a_box_change_its_class_and_save_in_the_browser(app, tmp_path):
         assert driver.execute_script("return boxes.length") == 1
         Select(driver.find_element(By.ID, "class")).select_by_value("triangle")  # change the drawn box's class
         driver.find_element(By.ID, "save").click()
-        wait.until(lambda d: "saved" in d.find_element(By.ID, "message").text)
+        wait.until(lambda d: sid in d.find_element(By.ID, "last").text or "not saved" in d.find_element(By.ID, "message").text)
+        message = driver.find_element(By.ID, "message").text + " | " + driver.find_element(By.ID, "last").text
     finally:
         driver.quit()
+    assert "not saved" not in message and f"last saved: {sid} (scored)" in message, message
     xml = tmp / "var" / "inbox" / "done" / f"{sid}.xml"
     _, _, objects = parse_voc_xml(xml)
     assert len(objects) == 1 and objects[0][0] == "triangle"
     x0, y0, x1, y1 = objects[0][1]
     assert abs(x0 - 40) <= 3 and abs(y0 - 30) <= 3 and abs(x1 - 140) <= 3 and abs(y1 - 90) <= 3, objects
     assert _frames(base, "det") == before + 1                                        # scored: the rolling counts moved
+
+
+def test_reviewed_samples_export_as_voc_and_coco_that_the_readers_open(app, tmp_path):
+    import subprocess
+    import sys
+
+    from pycocotools.coco import COCO
+
+    from edge_app.datasets import open_dataset
+
+    base, tmp = app
+    sid = _fresh(base, TAKEN)
+    assert call(base, f"/api/samples/{sid}/labels", {"boxes": [], "masks": {"seg": "accept"}})[0] == 200  # nothing here
+    samples = tmp / "var" / "samples"
+    reviews = {p.name.split(".")[0]: json.loads(p.read_text()) for p in samples.glob("*.review.json")}
+    assert len(reviews) >= 3
+    run = lambda *a: subprocess.run([sys.executable, "-m", "edge_app", "samples", "export", *a, "--samples",  # noqa: E731
+                                     str(samples)], capture_output=True, text=True, cwd=ROOT)
+    voc = run("--format", "voc", str(tmp_path / "voc"))
+    assert voc.returncode == 0, voc.stderr
+    ds = open_dataset(tmp_path / "voc")
+    by_stem = {s.image_path.stem: s for s in ds.samples}
+    assert set(by_stem) == set(reviews)
+    for stem, review in reviews.items():
+        got = sorted((ds.classes[c], [round(v, 1) for v in b]) for b, c in zip(by_stem[stem].truth.boxes.tolist(),
+                                                                              by_stem[stem].truth.classes.tolist()))
+        assert got == sorted((b["class"], [round(v, 1) for v in b["box"]]) for b in review["boxes"])
+    masks = open_dataset(tmp_path / "voc", task="segmentation")
+    assert sid in {s.image_path.stem for s in masks.samples}                # the accepted mask came along
+    coco = run("--format", "coco", str(tmp_path / "coco"))
+    assert coco.returncode == 0, coco.stderr
+    ref = COCO(str(tmp_path / "coco" / "annotations.json"))                   # pycocotools reads it
+    assert len(ref.getImgIds()) == len(reviews)
+    assert len(ref.getAnnIds()) == sum(len(r["boxes"]) for r in reviews.values())
+    again = run("--format", "voc", str(tmp_path / "voc"))                     # an existing folder is never touched
+    assert again.returncode == 2 and "exists" in again.stderr
