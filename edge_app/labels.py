@@ -130,9 +130,10 @@ class Sampler:
         out = []
         if self.uncertain_margin > 0 and self.thresholds is not None:
             for r in results:
-                thr = self.thresholds(r.name) if r.detections is not None and len(r.detections) else None
-                if thr is not None and bool((r.detections.scores < thr[r.detections.classes]
-                                             + self.uncertain_margin).any()):
+                det = r.detections
+                thr = self.thresholds(r.name) if det is not None and len(det) else None
+                if det is not None and thr is not None and bool((det.scores < thr[det.classes]
+                                                                 + self.uncertain_margin).any()):
                     out.append("uncertain")
                     break
         if self.disagreements and any(r.tracks is not None and r.tracks.missed > 0 for r in results):

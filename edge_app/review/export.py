@@ -38,7 +38,9 @@ def export(samples_dir: Path, out: Path, fmt: str = "voc") -> dict[str, Any]:
     (tmp / "images").mkdir(parents=True)
     classes: list[str] = []
     seg_classes: list[str] | None = None
-    images, annotations, boxes_total, masks = [], [], 0, 0
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    boxes_total = masks = 0
     try:
         for sid in reviewed:
             rec = store.record(sid)
