@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
            ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"], ["bench_events.py"],
-           ["bench_fleet.py"]]
+           ["bench_fleet.py"], ["bench_review.py"]]
 TRACKING = ("tracking_accuracy", "tracking_speed", "tracking_live")
 
 
@@ -62,7 +62,7 @@ def table(results: dict) -> str:
             lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min ({prec}) | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
                          f"p99/p50 {r['frame_age_p99_over_p50']:.2f}, trend {r['frame_age_trend_ms_per_min']:+.1f} ms/min "
                          "| <= 1.5, flat |")
-    lines += stage_table(b) + tracking_table(b) + events_table(b) + fleet_table(b) + gpu_table(results.get("gpu"))
+    lines += stage_table(b) + tracking_table(b) + events_table(b) + fleet_table(b) + review_table(b) + gpu_table(results.get("gpu"))
     return "\n".join(lines)
 
 
@@ -77,6 +77,26 @@ def events_table(benchmarks: list[dict]) -> list[str]:
     for r in ev["rows"]:
         lines.append(f"| {r['rate']:.0f} events/s | {r['received']} / {r['events']} | {r['lost']} | "
                      f"{r['latency_p50_ms']:.1f} / {r['latency_p99_ms']:.1f} | {r['emit_p50_ms']:.3f} / {r['emit_p99_ms']:.3f} |")
+    return lines
+
+
+def review_table(benchmarks: list[dict]) -> list[str]:
+    rv = next((r for r in benchmarks if r["benchmark"] == "review"), None)
+    if rv is None:
+        return []
+    a, b = rv["labelled_frames"]
+    lines = ["", f"Labelling loop ({rv.get('measured', '')}): {rv['samples']} live frames (frames {a}-{b} of the "
+             "unlabelled synthetic scene) labelled through the review API with the scene's truth, thresholds "
+             "recalibrated from them (`samples export` + `calibrate --data`) and put in by SIGHUP; rolling P / R / F1 "
+             f"over the same {rv['after']['frames']} later frames of that scene with each set of thresholds:", "",
+             "| class | threshold still -> live | P still / live | R still / live | F1 still / live |",
+             "|---|---|---|---|---|"]
+    th = rv["thresholds"]
+    for cls in [c for c in rv["before"] if c != "frames"]:
+        o, n = rv["before"][cls], rv["after"][cls]
+        t = f"{th['still'][cls]:.3f} -> {th['live'][cls]:.3f}" if cls in th["live"] else ""
+        lines.append(f"| {cls} | {t} | {o['precision']:.3f} / {n['precision']:.3f} | {o['recall']:.3f} / "
+                     f"{n['recall']:.3f} | {o['f1']:.3f} / {n['f1']:.3f} |")
     return lines
 
 
