@@ -174,6 +174,12 @@ class SampleStore:
                 except ValueError:
                     raise ReviewError(f"masks.{model}.png: not base64") from None
                 mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+                if mask is not None and mask.ndim == 3 and mask.shape[2] in (3, 4):
+                    # a browser canvas writes RGBA: the class index in each colour channel
+                    if not ((mask[..., 0] == mask[..., 1]) & (mask[..., 1] == mask[..., 2])).all():
+                        raise ReviewError(f"masks.{model}.png: colour channels differ; expected a class index "
+                                          "per pixel (gray, or R = G = B)")
+                    mask = mask[..., 0]
                 if mask is None or mask.ndim != 2 or mask.shape != (height, width):
                     raise ReviewError(f"masks.{model}.png: expected a single-channel {width}x{height} class-index PNG")
                 bad = (mask >= len(e["classes"])) & (mask != 255)

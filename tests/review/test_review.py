@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_app.datasets.voc import parse_voc_xml
@@ -154,26 +155,50 @@ def test_a_malformed_review_gets_400_naming_the_field_and_writes_nothing(app, bo
     assert call(base, f"/api/samples/{sid}")[1]["review"] is None
 
 
-@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs Debian's chromium-driver (make test installs it)")
-def test_draw_a_box_change_its_class_and_save_in_the_browser(app, tmp_path):
+def _driver(tmp_path):
     pytest.importorskip("selenium", reason="needs selenium (make setup-dev installs it)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    base, tmp = app
     opts = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
                 f"--user-data-dir={tmp_path / 'chrome'}"):
         opts.add_argument(arg)
     opts.binary_location = shutil.which("chromium")
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+
+
+def _open_review(driver, base):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{base}/review?token={TOKEN}")
+    wait = WebDriverWait(driver, 20)
+    wait.until(lambda d: d.execute_script("return image !== null && image.complete && image.width > 0 && "
+                                          "paintData !== null"))
+    return wait
+
+
+def _saved(driver, wait, sid):
+    from selenium.webdriver.common.by import By
+
+    wait.until(lambda d: sid in d.find_element(By.ID, "last").text or "not saved" in d.find_element(By.ID, "message").text)
+    return driver.find_element(By.ID, "message").text + " | " + driver.find_element(By.ID, "last").text
+
+
+NEEDS_DRIVER = pytest.mark.skipif(shutil.which("chromedriver") is None,
+                                  reason="needs Debian's chromium-driver (make test installs it)")
+
+
+@NEEDS_DRIVER
+def test_draw_a_box_change_its_class_and_save_in_the_browser(app, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    base, tmp = app
+    driver = _driver(tmp_path)
     try:
-        driver.get(f"{base}/review?token={TOKEN}")
-        wait = WebDriverWait(driver, 20)
-        wait.until(lambda d: d.execute_script("return image !== null && image.complete && image.width > 0"))
+        wait = _open_review(driver, base)
         sid = driver.execute_script("return sample.id")
         before = _frames(base, "det")
         # "nothing here" first, then draw one box from scratch, as a person would
@@ -185,8 +210,7 @@ def test_draw_a_box_change_its_class_and_save_in_the_browser(app, tmp_path):
         assert driver.execute_script("return boxes.length") == 1
         Select(driver.find_element(By.ID, "class")).select_by_value("triangle")  # change the drawn box's class
         driver.find_element(By.ID, "save").click()
-        wait.until(lambda d: sid in d.find_element(By.ID, "last").text or "not saved" in d.find_element(By.ID, "message").text)
-        message = driver.find_element(By.ID, "message").text + " | " + driver.find_element(By.ID, "last").text
+        message = _saved(driver, wait, sid)
     finally:
         driver.quit()
     assert "not saved" not in message and f"last saved: {sid} (scored)" in message, message
@@ -196,6 +220,42 @@ def test_draw_a_box_change_its_class_and_save_in_the_browser(app, tmp_path):
     x0, y0, x1, y1 = objects[0][1]
     assert abs(x0 - 40) <= 3 and abs(y0 - 30) <= 3 and abs(x1 - 140) <= 3 and abs(y1 - 90) <= 3, objects
     assert _frames(base, "det") == before + 1                                        # scored: the rolling counts moved
+
+
+@NEEDS_DRIVER
+def test_paint_the_mask_with_the_brush_and_save(app, tmp_path):
+    import cv2
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    base, tmp = app
+    driver = _driver(tmp_path)
+    try:
+        wait = _open_review(driver, base)
+        driver.execute_script("open(1)")                                   # another sample than the box test's
+        wait.until(lambda d: d.execute_script("return index === 1 && paintData !== null && image.complete"))
+        sid = driver.execute_script("return sample.id")
+        before = _frames(base, "seg")
+        last = len(driver.execute_script("return paintClasses"))  - 1
+        driver.find_element(By.ID, "paint").click()
+        Select(driver.find_element(By.ID, "paintClass")).select_by_value(str(last))
+        canvas = driver.find_element(By.ID, "canvas")
+        w, h = canvas.size["width"], canvas.size["height"]
+        ActionChains(driver).move_to_element_with_offset(canvas, -w // 2 + 200, -h // 2 + 150).click_and_hold() \
+            .move_by_offset(20, 0).move_by_offset(20, 0).move_by_offset(20, 0).release().perform()
+        driver.find_element(By.ID, "save").click()
+        message = _saved(driver, wait, sid)
+    finally:
+        driver.quit()
+    assert "not saved" not in message, message
+    label = cv2.imread(str(tmp / "var" / "inbox" / "done" / f"{sid}.seg.png"), cv2.IMREAD_UNCHANGED)
+    predicted = cv2.imread(str(tmp / "var" / "samples" / f"{sid}.seg.png"), cv2.IMREAD_UNCHANGED)
+    assert label.shape == (240, 320) and (label[145:156, 200:261] == last).all()    # the stroke, radius 8
+    away = np.ones(label.shape, bool)
+    away[130:171, 185:276] = False
+    assert (label[away] == predicted[away]).all()                                    # the rest as predicted
+    assert _frames(base, "seg") == before + 1
 
 
 def test_reviewed_samples_export_as_voc_and_coco_that_the_readers_open(app, tmp_path):
