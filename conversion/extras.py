@@ -6,7 +6,8 @@ from typing import Any
 
 _EXTRA = {"torch": "train", "torchvision": "train", "onnx": "train", "onnxscript": "train",
           "onnxconverter_common": "train", "tqdm": "train", "tensorrt": "jetson (TensorRT comes from "
-          "JetPack: apt install python3-libnvinfer)", "pycuda": "jetson", "matplotlib": "eval"}
+          "JetPack: apt install python3-libnvinfer)", "pycuda": "jetson", "matplotlib": "eval",
+          "tensorflow": "import", "tf2onnx": "import"}
 
 
 class MissingExtra(ImportError):

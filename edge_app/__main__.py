@@ -87,6 +87,9 @@ COMMANDS: dict[str, Command] = {
                      "conversion.train:main", _passthrough, passthrough=True),
     "export": Command("export a trained model to ONNX with its metadata and a parity check (needs [train])",
                       "conversion.export:main", _passthrough, passthrough=True),
+    "import": Command("a pretrained TF Object Detection API SSD (.pb) as an ONNX artifact with our decoder, "
+                      "parity-checked against TensorFlow (needs [import])", "conversion.import_model:main",
+                      _passthrough, passthrough=True),
     "build": Command("make FP16 / INT8 artifacts (accuracy-gated) and TensorRT engines from an FP32 ONNX",
                      "conversion.build:main", _passthrough, passthrough=True),
     "calibrate": Command("evaluate deployed artifacts, compare precisions, pick thresholds (needs [eval])",

