@@ -49,6 +49,15 @@ def label_map(path: Path) -> list[str]:
     return [out[k] for k in sorted(out)]
 
 
+def architecture(gd: Any) -> str:
+    """"ssdlite-mobilenetv2-tf" and the like, from the graph's own scopes (FeatureExtractor/<net>, and
+    depthwise box predictors for SSDLite)."""
+    names = [n.name for n in gd.node]
+    net = next((n.split("/")[1] for n in names if n.startswith("FeatureExtractor/") and n.count("/") > 1), "net")
+    lite = any(n.startswith("BoxPredictor_") and "depthwise" in n for n in names)
+    return f"{'ssdlite' if lite else 'ssd'}-{net.lower()}-tf"
+
+
 def frames(source: Path, count: int) -> list[np.ndarray]:
     """Up to ``count`` BGR frames spread over a video, or the first images of a folder."""
     source = Path(source)
@@ -158,7 +167,7 @@ def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_
     meta = ArtifactMeta(task="detection", classes=tuple(classes), input_size=m["input_size"], input_name="images",
                         color="RGB", mean=(m["mean"],) * 3, std=(m["std"],) * 3, resize="stretch", score="sigmoid",
                         background=True, outputs={"boxes": "boxes", "scores": "scores"},
-                        model=f"ssd-tf-{Path(model).stem}",
+                        model=architecture(gd),
                         extra={"source": {"file": Path(model).name, "sha256": sha256_file(Path(model)),
                                           "format": "tensorflow object detection api frozen graph",
                                           "licence": licence, "anchors": int(m["anchors"].shape[0]),
