@@ -45,8 +45,20 @@ def _thresholds(fp32: Path, sha: str) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         return {"file": path.name, "state": f"unreadable: {exc}"}
     made_for = data.get("onnx_sha256")
-    return {"file": path.name, "state": "matches this model" if made_for == sha else
-            "chosen for another version of the model: run edge-app calibrate again",
+    state = "chosen for another version of the model: run edge-app calibrate again"
+    if made_for == sha:
+        state = "matches this model"
+    else:
+        # calibrate picks thresholds on the precision it recommends: the file then names that variant
+        for precision in PRECISIONS:
+            variant = artifacts.variant_path(fp32, precision)
+            try:
+                if variant.is_file() and read_meta(variant).onnx_sha256 == made_for:
+                    state = f"matches its {precision} variant ({variant.name}), the one calibrate chose them on"
+                    break
+            except ArtifactError:
+                continue
+    return {"file": path.name, "state": state,
             "rule": data.get("rule", "score > threshold (older file)"), "criterion": data.get("criterion"),
             "nms_iou": data.get("nms_iou"), "score_thresholds": data.get("score_thresholds"),
             "expected": data.get("expected"), "precision": data.get("precision")}

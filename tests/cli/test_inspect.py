@@ -41,3 +41,20 @@ def test_inspect_names_stale_thresholds_and_variants(tmp_path, demo_segmenter, d
 def test_inspect_a_missing_file_exits_2(tmp_path):
     r = _inspect(tmp_path / "nope.onnx")
     assert r.returncode == 2 and "nope.onnx" in r.stderr
+
+
+def test_thresholds_chosen_on_the_recommended_int8_variant_are_not_called_stale(tmp_path):
+    # calibrate picks the person detector's thresholds on the INT8 file it recommends; the runtime runs
+    # that file, so inspect must say the thresholds match it (it called them stale against the FP32 file)
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "edge_app" / "demo"
+    for name in ("person.onnx", "person.json", "person.int8.onnx", "person.int8.json", "person.thresholds.json",
+                 "person.precision.json"):
+        shutil.copy(demo / name, tmp_path / name)
+    d = json.loads(_inspect(tmp_path / "person.onnx", "--json").stdout)
+    assert d["thresholds"]["precision"] == "int8"
+    assert d["thresholds"]["state"].startswith("matches its int8 variant")
+    (tmp_path / "person.int8.onnx").unlink()                       # without that file they are another model's
+    d = json.loads(_inspect(tmp_path / "person.onnx", "--json").stdout)
+    assert d["thresholds"]["state"].startswith("chosen for another version")
