@@ -292,3 +292,19 @@ def test_reviewed_samples_export_as_voc_and_coco_that_the_readers_open(app, tmp_
     assert len(ref.getAnnIds()) == sum(len(r["boxes"]) for r in reviews.values())
     again = run("--format", "voc", str(tmp_path / "voc"))                     # an existing folder is never touched
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@NEEDS_DRIVER
+def test_the_live_page_links_to_the_review_queue(app, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, _ = app
+    driver = _driver(tmp_path)
+    try:
+        driver.get(f"{base}/?token={TOKEN}")
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "review").is_displayed())
+        link = driver.find_element(By.ID, "review")
+        assert "pending" in link.text and link.get_attribute("href").endswith(f"/review?token={TOKEN}")
+    finally:
+        driver.quit()
