@@ -103,8 +103,8 @@ def test_fleet_page_shows_every_device_and_one_offline_within_its_keepalive(tmp_
         will = [m[0] for m in watch.on("lone-000/availability") if m[2] == b"offline"]
         # The broker publishes the Will 1.5 x keep-alive after the last packet, checked every 6 s by
         # Mosquitto 2.0 (keepalive__check): 3 s to 9 s here; the fleet adds its own lag to that.
-        assert will and 1.5 * 2 - 0.6 <= will[0] - frozen <= 1.5 * 2 + 6 + 0.5, will[0] - frozen
-        assert seen - will[0] < 1.0, f"the fleet showed the Will {seen - will[0]:.2f} s after it arrived"
+        assert will and 1.5 * 2 - 0.6 <= will[0] - frozen <= 1.5 * 2 + 6 + 1.5, will[0] - frozen
+        assert seen - will[0] < 1.5, f"the fleet showed the Will {seen - will[0]:.2f} s after it arrived"
         shot = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                                f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=5000", "--dump-dom",
