@@ -15,6 +15,7 @@ Run: `python tests/benchmarks/bench_review.py` (about 3 minutes).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,9 +77,24 @@ file = ""
     return path
 
 
-def _run(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edge_app", "run", "--config", str(config), "--log-format", "json"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+@contextlib.contextmanager
+def _app(tmp: Path, name: str, uri: str, seed: int, thresholds: Path, extra: str = "") -> Iterator:
+    """``edge-app run`` of one config; yields (the app's base URL, the process); stopped by SIGTERM."""
+    from tests.gst_helpers import free_port
+
+    port = free_port()
+    config = _config(tmp, name, uri, seed, thresholds, port, extra)
+    app = subprocess.Popen([sys.executable, "-m", "edge_app", "run", "--config", str(config), "--log-format",
+                            "json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        app.send_signal(signal.SIGTERM)
+        app.wait(30)
+
+
+def _frames(base: str) -> int:
+    return _get(base + "/status")["source"]["frames"]
 
 
 def _wait(pred, seconds: float) -> bool:
@@ -111,26 +128,18 @@ def _per_class(base: str) -> dict:
 
 
 def run(samples: int = 200) -> dict:
-    from tests.gst_helpers import free_port
-
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         still = tmp / "still.thresholds.json"
         shutil.copyfile(DEMO / "detector.thresholds.json", still)
         # 1. label live frames through the API
-        port = free_port()
-        app = _run(_config(tmp, "collect", "synthetic://?labels=off", 11, still, port))
-        base = f"http://127.0.0.1:{port}"
-        try:
+        with _app(tmp, "collect", "synthetic://?labels=off", 11, still) as (base, _):
             assert _wait(lambda: len(_get(base + "/api/samples?limit=5000")) >= samples, 300), "too few samples"
             todo = sorted(_get(base + "/api/samples?limit=5000"), key=lambda s: s["frame"])[:samples]
             truth = _truths(11, max(s["frame"] for s in todo))
             for s in todo:
                 _post(f"{base}/api/samples/{s['id']}/labels", {"boxes": truth[s["frame"]]})
             live_during = _per_class(base)   # what the review itself scored: still-image thresholds, live frames
-        finally:
-            app.send_signal(signal.SIGTERM)
-            app.wait(30)
         # 2. export, calibrate on them
         data = tmp / "live-labels"
         subprocess.run([sys.executable, "-m", "edge_app", "samples", "export", str(data), "--samples",
@@ -146,31 +155,19 @@ def run(samples: int = 200) -> dict:
         start = max(s["frame"] for s in todo) + 30
         active = tmp / "active.thresholds.json"
         shutil.copyfile(still, active)
-        port = free_port()
-        app = _run(_config(tmp, "hup", "synthetic://", 11, active, port, "realtime = false"))
-        base = f"http://127.0.0.1:{port}"
-        try:
-            assert _wait(lambda: _get(base + "/status")["source"]["frames"] >= start, 300)
+        with _app(tmp, "hup", "synthetic://", 11, active, "realtime = false") as (base, app):
+            assert _wait(lambda: _frames(base) >= start, 300)
             shutil.copyfile(live, active)
             app.send_signal(signal.SIGHUP)
             time.sleep(1.0)  # the main loop reloads within its 0.5 s tick; the window starts after that
-            at = _get(base + "/status")["source"]["frames"]
-            assert _wait(lambda: _get(base + "/status")["source"]["frames"] >= at + WINDOW + 20, 300)
+            at = _frames(base)
+            assert _wait(lambda: _frames(base) >= at + WINDOW + 20, 300)
             after = _per_class(base)
-            end = _get(base + "/status")["source"]["frames"]
-        finally:
-            app.send_signal(signal.SIGTERM)
-            app.wait(30)
+            end = _frames(base)
         shutil.copyfile(still, active)
-        port = free_port()
-        app = _run(_config(tmp, "still", "synthetic://", 11, active, port, "realtime = false"))
-        base = f"http://127.0.0.1:{port}"
-        try:
-            assert _wait(lambda: _get(base + "/status")["source"]["frames"] >= end, 300)
+        with _app(tmp, "still", "synthetic://", 11, active, "realtime = false") as (base, _):
+            assert _wait(lambda: _frames(base) >= end, 300)
             before = _per_class(base)
-        finally:
-            app.send_signal(signal.SIGTERM)
-            app.wait(30)
         thresholds = {"still": json.loads(still.read_text())["score_thresholds"],
                       "live": json.loads(live.read_text())["score_thresholds"]}
     return {"samples": samples, "labelled_frames": [todo[0]["frame"], todo[-1]["frame"]], "window_end": end,
