@@ -1,233 +1,67 @@
-"""The live loop: capture -> models -> rolling metrics -> overlay -> outputs, in stages that never wait
-on each other. Each stage hands the newest item to the next through a one-slot mailbox; a stage that is
-slower than its producer skips stale items (counted as dropped) instead of building a backlog.
-A per-frame fault is logged, counted and skipped, never fatal.
+"""The live loop of one stream: capture -> models -> rolling metrics -> overlay -> outputs, in stages that
+never wait on each other. Each stage hands the newest item to the next through a one-slot mailbox; a
+stage that is slower than its producer skips stale items (counted as dropped) instead of building a
+backlog. A per-frame fault is logged, counted and skipped, never fatal.
+
+The stages live in ``streams``: a ``Stream`` (tracking, labels, overlay, outputs of one camera) and the
+``Batcher`` (the inference thread of all streams). ``Pipeline`` is the single-stream composition of the
+two, for tools and tests that run one source.
 """
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from .core.types import Frame
-from .logs import log_event
-from .overlay import draw_detections, draw_geometry, draw_hud, draw_mask, draw_plain_boxes, draw_tracks
 from .rolling import RollingMonitor
-from .sources import FrameSource, LatestSlot
+from .sources import FrameSource
+from .streams.batcher import Batcher
+from .streams.stream import PipelineHooks, Processed, Stream
 from .telemetry import Telemetry
 
-log = logging.getLogger("edge_app.pipeline")
-
-
-@dataclass
-class Processed:
-    frame: Frame
-    results: list[Any]
-    done_at: float
-
-
-@dataclass
-class PipelineHooks:
-    """Optional per-frame callbacks: label lookup (labels file), sampling (label inbox)."""
-
-    labels_for: Callable[[Frame], Any] | None = None
-    on_processed: Callable[[Frame, list[Any]], None] | None = None
-    on_output: Callable[[Frame], None] | None = None
-    on_events: Callable[[list[dict[str, Any]]], None] | None = None  # analytics' events of a frame
-    alphas: dict[str, float] = field(default_factory=dict)
-
-
-class _RateLimited:
-    """Log the first few occurrences, then one in a hundred."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self, msg: str, *args: Any) -> None:
-        self.n += 1
-        if self.n <= 5 or self.n % 100 == 0:
-            log.warning(msg + " (occurrence %d)", *args, self.n)
+__all__ = ["Pipeline", "PipelineHooks", "Processed"]
 
 
 class Pipeline:
     def __init__(self, source: FrameSource, models: Sequence[Any], outputs: Sequence[Any],
                  rolling: RollingMonitor, telemetry: Telemetry, hooks: PipelineHooks | None = None,
-                 hud: bool = True, analytics: Any = None) -> None:
+                 hud: bool = True, analytics: Any = None, name: str = "main") -> None:
         """analytics: ``analytics.counting.Analytics`` (trackers, lines, zones), or None."""
-        self.analytics = analytics
-        self.source, self.models, self.outputs = source, list(models), list(outputs)
-        self.rolling, self.telemetry = rolling, telemetry
-        self.hooks = hooks or PipelineHooks()
-        self.hud = hud
-        self._processed = LatestSlot()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._warn = _RateLimited()
-        self.last_output_at = 0.0
-        self.first_output = threading.Event()
-        self.beats = {"inference": time.monotonic(), "output": time.monotonic()}  # loop heartbeats
-        self.latest_results: list[Any] = []
+        self.stream = Stream(name, source, outputs, rolling, telemetry, hooks, hud, analytics, models)
+        self.batcher = Batcher(models, telemetry, max_batch=1, batch_timeout_s=0.0)
+        self.batcher.add(self.stream)
+        self.source, self.models, self.outputs = source, list(models), self.stream.outputs
+        self.rolling, self.telemetry, self.hooks, self.analytics = rolling, telemetry, self.stream.hooks, analytics
 
-    # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self.source.start()
-        for name, target in (("inference", self._inference_loop), ("output", self._output_loop)):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        self.stream.start()
+        self.batcher.start()
 
     def stop(self, timeout: float = 1.5) -> None:
-        self._stop.set()
-        self.source.stop(timeout=timeout / 2)
-        deadline = time.monotonic() + timeout
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+        self.batcher.stop(timeout / 3)
+        self.stream.stop(timeout * 2 / 3)
 
     def threads(self) -> dict[str, tuple[bool, float]]:
         """name -> (alive, last heartbeat) of the source thread and the pipeline's own stage threads."""
-        out = {"source": (self.source.thread_alive(), self.source.alive_at)}
-        for t in self._threads:
-            out[t.name] = (t.is_alive(), self.beats[t.name])
-        return out
+        return {**self.stream.threads(), "inference": (self.batcher.thread_alive(), self.batcher.beat)}
 
-    # -- stages ------------------------------------------------------------------------------------
-    def _inference_loop(self) -> None:
-        while not self._stop.is_set():
-            self.beats["inference"] = time.monotonic()
-            frame = self.source.read(timeout=0.25)
-            if frame is None:
-                continue
-            self.telemetry.record("capture_wait", max(0.0, time.monotonic() - frame.captured))
-            results = []
-            for model in self.models:
-                try:
-                    r = model.predict(frame.image)
-                except Exception as exc:  # one bad frame or model hiccup must not stop the stream
-                    self.telemetry.count("frame_errors")
-                    self._warn("model %s failed on frame %d: %s", model.name, frame.index, exc)
-                    continue
-                for stage, seconds in r.timings.items():
-                    self.telemetry.record(f"{model.name}.{stage}", seconds)
-                results.append(r)
-            self.telemetry.count("frames_in")
-            if self.analytics is not None and self.analytics.enabled:
-                t0 = time.perf_counter()
-                try:
-                    self.analytics.update(results, frame.pts, frame.image)
-                    self.analytics.update_truth(frame.labels, frame.pts)
-                    if self.hooks.on_events is not None:
-                        events = self.analytics.drain_events()
-                        if events:
-                            self.hooks.on_events(events)
-                except Exception as exc:  # a tracking fault loses this frame's tracks, never the stream
-                    self.telemetry.count("frame_errors")
-                    self._warn("tracking failed on frame %d: %s", frame.index, exc)
-                self.telemetry.record("tracking", time.perf_counter() - t0)
-            labels = frame.labels
-            if labels is None and self.hooks.labels_for is not None:
-                labels = self.hooks.labels_for(frame)
-            if labels is not None:
-                try:
-                    self.rolling.update(results, labels)
-                except Exception as exc:
-                    self.telemetry.count("label_errors")
-                    self._warn("labels of frame %d could not be scored: %s", frame.index, exc)
-            if self.hooks.on_processed is not None:
-                try:
-                    self.hooks.on_processed(frame, results)
-                except Exception as exc:
-                    self._warn("sampling frame %d failed: %s", frame.index, exc)
-            self.latest_results = results
-            self._processed.put(Processed(frame, results, time.monotonic()))
+    @property
+    def last_output_at(self) -> float:
+        return self.stream.last_output_at
 
-    def _output_loop(self) -> None:
-        while not self._stop.is_set():
-            self.beats["output"] = time.monotonic()
-            item = self._processed.get(timeout=0.25)
-            if item is None:
-                continue
-            assert isinstance(item, Processed)
-            t0 = time.perf_counter()
-            try:
-                image = self.annotate(item.frame, item.results)
-            except Exception as exc:
-                self.telemetry.count("frame_errors")
-                self._warn("overlay failed on frame %d: %s", item.frame.index, exc)
-                continue
-            t1 = time.perf_counter()
-            self.telemetry.record("overlay", t1 - t0)
-            for out in self.outputs:
-                ts = time.perf_counter()
-                try:
-                    out.write(image, item.frame)
-                except Exception as exc:
-                    self.telemetry.count(f"output_errors_{out.name}")
-                    self._warn("output %s failed: %s", out.name, exc)
-                self.telemetry.record(f"encode.{out.name}", time.perf_counter() - ts)
-            now = time.monotonic()
-            self.telemetry.record("frame_age", now - item.frame.captured)
-            self.telemetry.frame_done(now)
-            self.telemetry.counters["dropped_output"] = self._processed.dropped
-            self.last_output_at = now
-            self.first_output.set()
-            if self.hooks.on_output is not None:
-                self.hooks.on_output(item.frame)
+    @property
+    def first_output(self) -> Any:
+        return self.stream.first_output
+
+    @property
+    def latest_results(self) -> list[Any]:
+        return self.stream.latest_results
 
     def annotate(self, frame: Frame, results: list[Any]) -> Any:
-        image = frame.image.copy()
-        for r in results:
-            if r.mask is not None:
-                draw_mask(image, r.mask, r.classes, self.hooks.alphas.get(r.name, 0.45))
-        tracked = self.analytics is not None and self.analytics.enabled
-        if tracked:
-            draw_geometry(image, self.analytics.geometry())
-        if self.hud:  # under the boxes: a detection in the top-left corner keeps its label readable
-            draw_hud(image, self.hud_lines())
-        trails = self.analytics.trails() if tracked else {}
-        for r in results:
-            if r.tracks is not None:
-                # a tracked detector: detections thin and unlabelled, confirmed tracks with their ids
-                if r.detections is not None:
-                    draw_plain_boxes(image, r.detections.boxes)
-                draw_tracks(image, r.tracks, r.classes, {k[1]: v for k, v in trails.items() if k[0] == r.name})
-            elif r.detections is not None:
-                draw_detections(image, r.detections, r.classes)
-        return image
+        return self.stream.annotate(frame, results)
 
     def hud_lines(self) -> list[str]:
-        lat = self.telemetry.latency(max_age=0.5)
-        lines = [f"{self.telemetry.fps():5.1f} fps  age {lat.get('frame_age', {}).get('p50', 0):.0f} ms"]
-        for m in self.models:
-            ms = sum(lat.get(f"{m.name}.{stage}", {}).get("p50", 0.0)
-                     for stage in ("preprocess", "infer", "postprocess"))  # "nms" is inside postprocess
-            lines.append(f"{m.name}: {ms:.1f} ms")
-        if self.analytics is not None and self.analytics.enabled:
-            a = self.analytics.snapshot()
-            for name, c in a["lines"].items():
-                truth = f" (truth {c['truth_in']}/{c['truth_out']})" if "truth_in" in c else ""
-                lines.append(f"{name}: in {c['total_in']} out {c['total_out']}{truth}")
-            for name, z in a["zones"].items():
-                lines.append(f"{name}: {z['total']} inside, {sum(z['entries'].values())} entered")
-        snap = self.rolling.snapshot(max_age=1.0)
-        for name, s in snap.items():
-            if s["frames"]:
-                p, r = s.get("precision"), s.get("recall")
-                lines.append(f"{name} P {p if p is None else f'{p:.2f}'} R {r if r is None else f'{r:.2f}'} "
-                             f"({s['frames']} labelled)")
-        return lines
+        return self.stream.hud_lines()
 
     def log_metrics(self) -> dict[str, Any]:
-        snap = self.rolling.snapshot()
-        t = self.telemetry.snapshot()
-        log_event(log, logging.INFO, "metrics", fps=t["fps"], latency_ms=t["latency_ms"],
-                  counters=t["counters"], source=self.source.stats.state, rolling=snap)
-        for w in self.rolling.drift_warnings(snap):
-            log_event(log, logging.WARNING, "drift", message=w)
-        return snap
+        return self.stream.log_metrics()

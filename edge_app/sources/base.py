@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.types import Frame
@@ -23,6 +24,8 @@ class LatestSlot:
         self._item: object | None = None
         self.dropped = 0
         self.put_count = 0
+        # Called after each put: the batcher of several streams waits on one event for all their slots.
+        self.listener: Callable[[], None] | None = None
 
     def put(self, item: object) -> None:
         with self._cond:
@@ -31,6 +34,9 @@ class LatestSlot:
             self._item = item
             self.put_count += 1
             self._cond.notify_all()
+        listener = self.listener
+        if listener is not None:
+            listener()
 
     def get(self, timeout: float | None = None) -> object | None:
         with self._cond:

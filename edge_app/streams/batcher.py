@@ -1,0 +1,168 @@
+"""One inference thread for every stream: the newest frame of each stream gathered into a batch, each
+model run once per batch (``predict_batch``: one backend call with batch N where the artifact's batch
+axis allows it, one call per frame where it does not), then each stream handed its own results.
+
+Gathering is nvstreammux's: take what is ready (round-robin, starting one stream further each time, so
+that with more streams than ``max_batch`` none starves), then wait at most ``batch_timeout_s`` for the
+other live streams' frames (``batched-push-timeout``). A camera that is away is not waited for, and a slow
+one costs the others at most that timeout: it never stalls them.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..core.types import Frame
+from ..telemetry import Telemetry
+from .stream import RateLimited, Stream
+
+log = logging.getLogger("edge_app.batcher")
+
+
+def predict_batch(model: Any, images: Sequence[np.ndarray]) -> list[Any]:
+    """The model's results for each image (H, W, 3); models without ``predict_batch`` run frame by frame."""
+    batched = getattr(model, "predict_batch", None)
+    if batched is None or len(images) == 1:
+        return [model.predict(image) for image in images]
+    return list(batched(images))
+
+
+class Batcher:
+    def __init__(self, models: Sequence[Any], telemetry: Telemetry, *, max_batch: int = 8,
+                 batch_timeout_s: float = 0.01) -> None:
+        """telemetry: the process-wide one (batch sizes, the whole batch's inference time)."""
+        self.models, self.telemetry = list(models), telemetry
+        self.max_batch, self.batch_timeout = max(1, int(max_batch)), max(0.0, float(batch_timeout_s))
+        self._streams: tuple[Stream, ...] = ()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next = 0
+        self.beat = time.monotonic()
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+        self._warn = RateLimited(log)
+
+    # -- streams -----------------------------------------------------------------------------------
+    @property
+    def streams(self) -> tuple[Stream, ...]:
+        return self._streams
+
+    def add(self, stream: Stream) -> None:
+        with self._lock:
+            if any(s.name == stream.name for s in self._streams):
+                raise ValueError(f"a stream named {stream.name!r} exists already")
+            stream.source.slot.listener = self._wake.set
+            self._streams = self._streams + (stream,)  # replaced, never mutated: the loop reads it unlocked
+        self._wake.set()
+
+    def remove(self, name: str) -> Stream | None:
+        """Take the stream out of the batches (its current batch, if any, still completes)."""
+        with self._lock:
+            found = next((s for s in self._streams if s.name == name), None)
+            if found is not None:
+                self._streams = tuple(s for s in self._streams if s is not found)
+                found.source.slot.listener = None
+        return found
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def _take(self, streams: tuple[Stream, ...], have: set[str], room: int) -> list[tuple[Stream, Frame]]:
+        """The frames ready now, round-robin from ``self._next``; at most ``room``, none of ``have``."""
+        n = len(streams)
+        taken: list[tuple[Stream, Frame]] = []
+        for k in range(n):
+            if len(taken) >= room:
+                break
+            s = streams[(self._next + k) % n]
+            if s.name in have:
+                continue
+            frame = s.source.read(timeout=0)
+            if frame is not None:
+                taken.append((s, frame))
+        return taken
+
+    def gather(self) -> list[tuple[Stream, Frame]]:
+        """One batch: (stream, frame) pairs, at most one frame per stream and ``max_batch`` in all;
+        empty when nothing arrived within a quarter of a second."""
+        self._wake.clear()
+        streams = self._streams
+        batch = self._take(streams, set(), self.max_batch)
+        if not batch:
+            self._wake.wait(0.25)
+            return []
+        live = sum(1 for s in streams if s.source.stats.state == "playing")
+        want = min(self.max_batch, max(live, 1))
+        deadline = time.monotonic() + self.batch_timeout
+        while len(batch) < want and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.clear()
+            more = self._take(streams, {s.name for s, _ in batch}, self.max_batch - len(batch))
+            if more:
+                batch += more
+            else:
+                self._wake.wait(left)
+        if streams:
+            self._next = (self._next + 1) % len(streams)
+        return batch
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.beat = time.monotonic()
+            batch = self.gather()
+            if batch:
+                self.run(batch)
+
+    def run(self, batch: list[tuple[Stream, Frame]]) -> None:
+        """Every model on the batch's frames, then each stream's own processing of its frame."""
+        start = time.monotonic()
+        for s, f in batch:
+            s.telemetry.record("capture_wait", max(0.0, start - f.captured))
+        images = [f.image for _, f in batch]
+        per_frame: list[list[Any]] = [[] for _ in batch]
+        t0 = time.perf_counter()
+        for model in self.models:
+            try:
+                results: list[Any] = predict_batch(model, images)
+            except Exception:
+                results = self._one_by_one(model, batch)  # find the frame at fault; the others keep their results
+            for i, r in enumerate(results):
+                if r is not None:
+                    per_frame[i].append(r)
+        self.telemetry.record("batch_infer", time.perf_counter() - t0)
+        self.telemetry.count("batches")
+        self.batch_sizes[len(batch)] += 1
+        for (s, f), results in zip(batch, per_frame):
+            s.process(f, results)
+
+    def _one_by_one(self, model: Any, batch: list[tuple[Stream, Frame]]) -> list[Any]:
+        out: list[Any] = []
+        for s, f in batch:
+            try:
+                out.append(model.predict(f.image))
+            except Exception as exc:  # one bad frame or model hiccup must not stop the stream
+                s.telemetry.count("frame_errors")
+                self._warn("model %s failed on frame %d of stream %s: %s", model.name, f.index, s.name, exc)
+                out.append(None)
+        return out
