@@ -83,6 +83,14 @@ def parity(graph: Any, onnx_path: Path, meta: ArtifactMeta, inputs: list[np.ndar
             for name, a, b in zip(names, ours, theirs):
                 scale = float(meta.input_size[1]) if name == meta.outputs.get("boxes") else 1.0
                 worst = max(worst, float(np.max(np.abs(a.numpy() - b))) / scale)
+        if len(inputs) > 1:  # the batch axis: all inputs in one call give each input's own torch outputs
+            batched = sess.run(names, {meta.input_name: np.concatenate(inputs, axis=0)})
+            for i, x in enumerate(inputs):
+                ours = graph(torch.from_numpy(x))
+                ours = ours if isinstance(ours, tuple) else (ours,)
+                for name, a, b in zip(names, ours, batched):
+                    scale = float(meta.input_size[1]) if name == meta.outputs.get("boxes") else 1.0
+                    worst = max(worst, float(np.max(np.abs(a.numpy() - b[i:i + 1]))) / scale)
     return worst
 
 
@@ -101,6 +109,8 @@ def export_checkpoint(ckpt: Path, onnx_path: Path, source: Source | None = None,
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(graph, (dummy,), str(tmp), opset_version=OPSET, dynamo=False,
                           input_names=[meta.input_name], output_names=list(meta.outputs.values()),
+                          # a dynamic batch axis: the runtime runs the frames of several cameras in one call
+                          dynamic_axes={n: {0: "batch"} for n in [meta.input_name, *meta.outputs.values()]},
                           do_constant_folding=True)
     state = ck.get("state", {})
     extra = {**meta.extra, "training": {"config": ck["config"], "epochs": state.get("epoch"),

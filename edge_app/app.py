@@ -11,22 +11,22 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from .config import AppConfig, ConfigError
-from .health import Health, assess
-from .analytics.counting import Analytics
+from .config import AppConfig, ConfigError, StreamConfig, load_config
 from .events.device import DeviceEvents
 from .inference.models import ModelError, ModelSpec, open_model
-from .labels import LabelsFile, Sampler, build_label_hooks
+from .health import Health
+from .labels import Sampler
 from .review.api import Review
 from .review.samples import SampleStore
 from .logs import CONSOLE, log_event, setup_logging
 from .notify import Notifier
 from .outputs import OUTPUTS
-from .pipeline import Pipeline
-from .rolling import RollingMonitor
-from .sources import open_source
+from .streams.api import StreamsApi
+from .streams.batcher import Batcher
+from .streams.manager import StreamSet, describe, new_rolling
 from .telemetry import Telemetry
 
 log = logging.getLogger("edge_app")
@@ -54,49 +54,55 @@ def _make(kind: str, **kwargs: Any) -> Any:
 
 
 class App:
-    def __init__(self, cfg: AppConfig, console: str = "json") -> None:
-        """console: "text" adds a short progress line on the terminal every few seconds."""
+    def __init__(self, cfg: AppConfig, console: str = "json", config_path: Path | None = None) -> None:
+        """console: "text" adds a short progress line on the terminal every few seconds; config_path: the
+        file SIGHUP reads [[streams]] from again."""
         self.cfg = cfg
+        self.config_path = Path(config_path) if config_path is not None else None
         self.console = console
-        s = cfg.source
         self.notifier = Notifier()
         self.models = [open_model(spec, self._building) for spec in model_specs(cfg)]
         for m in self.models:
             log.info("model %s", m.describe())
-        r = cfg.rolling
-        self.rolling = RollingMonitor(iou=r.iou, window_frames=r.window_frames, window_seconds=r.window_seconds,
-                                      precision_floor=r.precision_floor, recall_floor=r.recall_floor,
-                                      min_labelled=r.min_labelled)
-        for m in self.models:
-            self.rolling.add_model(m.name, m.task, tuple(m.classes))
-        self.telemetry = Telemetry()
-        self.source = open_source(s, cfg.base_dir)
-        self.labels_file = LabelsFile.open(cfg.resolve(cfg.labels.labels_file)) if cfg.labels.labels_file else None
+        self.telemetry = Telemetry()  # the process's own: batches; each stream has its own
+        configs = cfg.stream_configs()
+        self.several = bool(cfg.streams)  # [[streams]]: per-stream RTSP mounts and recording folders
         lb = cfg.labels
+        # Sampling for labelling follows the first stream (the review page labels one camera's frames).
         self.sampler = (Sampler(cfg.resolve(lb.samples_dir), cfg.resolve(lb.inbox) if lb.inbox else None,
-                                lb.sample_every, lb.max_samples_mb, self.rolling, uncertain_margin=lb.uncertain_margin,
-                                disagreements=lb.disagreements, extra_per_minute=lb.extra_per_minute,
-                                thresholds=self._thresholds)
+                                lb.sample_every, lb.max_samples_mb, new_rolling(cfg),
+                                uncertain_margin=lb.uncertain_margin, disagreements=lb.disagreements,
+                                extra_per_minute=lb.extra_per_minute, thresholds=self._thresholds)
                         if lb.sample_every > 0 else None)
-        self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox), self.sampler, self.rolling)
+        self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox), self.sampler, self.sampler.rolling)
                        if self.sampler is not None and self.sampler.inbox is not None else None)
-        hooks = build_label_hooks(self.labels_file, self.sampler)
-        hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
-        self.outputs = self._outputs()
-        trackers = {name: m.tracker for name, m in cfg.models.items()
-                    if m.enabled and m.kind == "detector" and m.tracker.enabled}
-        self.analytics = Analytics(cfg.analytics, trackers, s.width, s.height, cfg.events.track_update_s)
         self.events = DeviceEvents.from_config(cfg)
-        if self.events is not None:
-            self.analytics.record_events = True
-            hooks.on_events = self.events.track_events
-            if self.events.mqtt is not None:
-                self.outputs.append(self.events.mqtt)
-                log.info("output mqtt: %s", self.events.mqtt.url)
-        self.pipeline = Pipeline(self.source, self.models, self.outputs, self.rolling, self.telemetry, hooks,
-                                 analytics=self.analytics)
+        self.batcher = Batcher(self.models, self.telemetry, max_batch=cfg.runtime.max_batch,
+                               batch_timeout_s=cfg.runtime.batch_timeout_ms / 1000.0)
+        self.streams = StreamSet(cfg, self.models, self.batcher, self._stream_outputs,
+                                 on_events=self._on_events if self.events is not None else None,
+                                 sampler=self.sampler, sampled=configs[0].name)
+        self.api = StreamsApi(self.streams)
+        self.http, self.rtsp = self._servers()
+        self.outputs: list[Any] = [o for o in (self.http, self.rtsp) if o is not None]
+        if self.events is not None and self.events.mqtt is not None:
+            self.outputs.append(self.events.mqtt)
+            log.info("output mqtt: %s", self.events.mqtt.url)
+        for sc in configs:
+            self.streams.add(sc, start=False)
         self._stop = threading.Event()
         self._reload = threading.Event()
+
+    @property
+    def first(self) -> Any:
+        """The first stream (what the single-[source] form calls the source)."""
+        runs = self.streams.all()
+        return runs[0].stream if runs else None
+
+    def _on_events(self, stream: str) -> Any:
+        events = self.events
+        assert events is not None
+        return lambda evs: events.track_events(evs, stream=stream)
 
     def _thresholds(self, model: str) -> Any:
         """A detector's live per-class score thresholds (C,), None for other models."""
@@ -107,55 +113,73 @@ class App:
         log.info(message)
         self.notifier.status(message)
 
-    def _outputs(self) -> list[Any]:
-        o, s = self.cfg.output, self.cfg.source
-        outs = []
+    def _servers(self) -> tuple[Any, Any]:
+        """The one HTTP server (every stream's views, the APIs) and the one RTSP server (a mount per stream)."""
+        o = self.cfg.output
+        http = rtsp = None
         if o.http.enabled:
-            outs.append(_make("http", host=o.http.host, port=o.http.port, token=o.http.token,
-                              jpeg_quality=o.http.jpeg_quality, status=self.status, health=self.health,
-                              record=self.telemetry.record, review=self.review))
+            http = _make("http", host=o.http.host, port=o.http.port, token=o.http.token,
+                         jpeg_quality=o.http.jpeg_quality, status=self.status, health=self.health,
+                         record=self.telemetry.record, review=self.review, extras=[self.api])
+            log.info("output http: %s", http.url)
         if o.rtsp.enabled:
-            outs.append(_make("rtsp", host=o.rtsp.host, port=o.rtsp.port, path=o.rtsp.path,
-                              bitrate_kbps=o.rtsp.bitrate_kbps, width=s.width, height=s.height, fps=s.fps))
-        if o.record.enabled:
-            outs.append(_make("record", directory=self.cfg.resolve(o.record.directory),
-                              segment_s=o.record.segment_s, max_files=o.record.max_files, width=s.width,
-                              height=s.height, fps=s.fps, file=o.record.file))
+            from .outputs.rtsp import RtspServer
+            rtsp = RtspServer(o.rtsp.host, o.rtsp.port)
+        return http, rtsp
+
+    def _stream_outputs(self, sc: StreamConfig) -> list[Any]:
+        o = self.cfg.output
+        outs: list[Any] = []
+        if self.http is not None:
+            outs.append(self.http.sink(sc.name))
+        if self.rtsp is not None and sc.rtsp:
+            path = f"{o.rtsp.path.rstrip('/')}/{sc.name}" if self.several else o.rtsp.path
+            outs.append(_make("rtsp", path=path, bitrate_kbps=o.rtsp.bitrate_kbps, width=sc.width,
+                              height=sc.height, fps=sc.fps, server=self.rtsp))
+        if o.record.enabled and sc.record:
+            directory = self.cfg.resolve(o.record.directory)
+            outs.append(_make("record", directory=directory / sc.name if self.several else directory,
+                              segment_s=o.record.segment_s, max_files=o.record.max_files, width=sc.width,
+                              height=sc.height, fps=sc.fps, file=o.record.file))
         for out in outs:
             url = getattr(out, "url", None)
-            log.info("output %s%s", out.name, f": {url}" if url else "")
+            log.info("stream %s output %s%s", sc.name, out.name, f": {url}" if url else "")
         return outs
 
     # -- status -------------------------------------------------------------------------------------
     def health(self) -> Health:
         """ok / degraded / failing (see health.watchdog): what the watchdog, STATUS= and /healthz say."""
-        return assess(time.monotonic(), self.pipeline.threads(), self.source.stats, self.pipeline.last_output_at,
-                      self.telemetry.started, wedged_after=self.cfg.runtime.wedged_after_s,
-                      output_timeout=max(5.0, 3 / self.cfg.source.fps))
+        return self.streams.health(time.monotonic(), (self.batcher.thread_alive(), self.batcher.beat),
+                                   self.cfg.runtime.wedged_after_s)
 
     def status(self) -> dict[str, Any]:
+        """The process (fps and counters summed over streams, batches) and ``streams``: each stream's own.
+        The first stream's source, rolling P/R, counts, detections and tracks also sit at the top level
+        (what a single-camera reader of /status has always found there)."""
+        now = time.monotonic()
+        streams = {r.config.name: describe(r, now) for r in self.streams.all()}
+        first = next(iter(streams.values()), None)
         t = self.telemetry.snapshot()
-        st = self.source.stats
-        rolling = self.rolling.snapshot(max_age=0.5)
-        detections, tracks = [], []
-        for r in self.pipeline.latest_results:
-            if r.detections is not None:
-                for box, score, cls in zip(r.detections.boxes.tolist(), r.detections.scores.tolist(),
-                                           r.detections.classes.tolist()):
-                    detections.append({"model": r.name, "class": r.classes[cls], "score": score, "box": box})
-            if r.tracks is not None:
-                for box, tid, score, cls in zip(r.tracks.boxes.tolist(), r.tracks.ids.tolist(),
-                                                r.tracks.scores.tolist(), r.tracks.classes.tolist()):
-                    tracks.append({"model": r.name, "id": tid, "class": r.classes[cls], "score": score, "box": box})
-        return {**t, "health": self.health().as_dict(),
-                "source": {"uri": self.source.uri, "state": st.state, "frames": st.frames,
-                           "dropped": st.dropped, "reconnects": st.reconnects, "errors": st.errors,
-                           "bad_frames": st.bad_frames, "loops": st.loops, "last_error": st.last_error},
-                "rolling": rolling, "detections": detections[:50], "tracks": tracks[:100],
-                "analytics": self.analytics.snapshot() if self.analytics.enabled else None,
+        counters = dict(t["counters"])
+        for st in streams.values():
+            for k, v in st["counters"].items():
+                counters[k] = counters.get(k, 0) + v
+        latency = dict(first["latency_ms"]) if first else {}
+        latency.update({k: v for k, v in t["latency_ms"].items()})
+        src = ({"uri": first["uri"], "state": first["source"], "frames": first["captured"],
+                "dropped": first["dropped"], "reconnects": first["reconnects"], "errors": first["errors"],
+                "bad_frames": first["bad_frames"], "loops": first["loops"], "last_error": first["last_error"]}
+               if first else {})
+        return {"fps": round(sum(st["fps"] for st in streams.values()), 2), "latency_ms": latency,
+                "counters": counters, "uptime_s": t["uptime_s"], "health": self.health().as_dict(),
+                "source": src, "rolling": first["rolling"] if first else {},
+                "detections": first["detections"] if first else [], "tracks": first["tracks"] if first else [],
+                "analytics": first["analytics"] if first else None,
                 "events": self.events.describe() if self.events is not None else None,
                 "models": [m.describe() for m in self.models],
-                "warnings": self.rolling.drift_warnings(rolling)}
+                "batches": {str(k): v for k, v in sorted(self.batcher.batch_sizes.items())},
+                "warnings": [w for st in streams.values() for w in st["warnings"]],
+                "streams": streams}
 
     # -- run ----------------------------------------------------------------------------------------
     def _signals(self) -> None:
@@ -164,22 +188,40 @@ class App:
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
 
     def reload(self) -> None:
-        """SIGHUP: thresholds files and label settings again; the stream keeps running."""
+        """SIGHUP: thresholds files and label settings again, and the [[streams]] of the config file:
+        streams gone from it are removed, new ones added, changed ones rebuilt; the others keep running."""
         for m in self.models:
             m.reload_thresholds()
-        if self.labels_file is not None:
-            self.labels_file.reload()
-        log_event(log, logging.INFO, "reloaded", models=[m.describe() for m in self.models])
+        self.streams.reload()
+        changes = self._reload_streams()
+        log_event(log, logging.INFO, "reloaded", models=[m.describe() for m in self.models], streams=changes)
         if self.events is not None:
             self.events.reloaded([m.describe() for m in self.models])
 
+    def _reload_streams(self) -> dict[str, Any] | None:
+        if self.config_path is None or not self.config_path.is_file():
+            return None
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:  # a broken edit must not take the running streams down
+            log_event(log, logging.ERROR, "reload refused", error=str(exc))
+            return {"error": str(exc)}
+        if not (new.streams or self.several):
+            return None  # a single-[source] run: its source may come from the command line; kept
+        if new.models != self.cfg.models or new.output != self.cfg.output:
+            log.warning("reload: models and outputs are read at start only; restart to apply their changes")
+        self.streams.cfg = new
+        return self.streams.reconcile(new.stream_configs())
+
     def run(self, max_seconds: float | None = None) -> int:
         self._signals()
-        self.pipeline.start()
+        self.streams.start()
+        self.batcher.start()
         # READY = models loaded and outputs serving; a camera that is down at boot is a state shown in
         # STATUS and /healthz, not a reason to hold the unit in "activating" until TimeoutStartSec.
         self.notifier.ready(self._status_line(self.health()))
-        log_event(log, logging.INFO, "started", source=self.source.uri,
+        log_event(log, logging.INFO, "started", streams={r.config.name: r.config.uri for r in self.streams.all()},
+                  source=self.first.source.uri if self.first is not None else None,
                   outputs=[getattr(o, "url", o.name) for o in self.outputs])
         started = time.monotonic()
         last_log = last_dog = last_status = last_line = 0.0
@@ -192,7 +234,7 @@ class App:
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
-                if not first_frame and self.pipeline.first_output.is_set():
+                if not first_frame and any(r.stream.first_output.is_set() for r in self.streams.all()):
                     first_frame = True
                     last_line = now  # the first progress line once there is a rate to show
                     log_event(log, logging.INFO, "ready", seconds=round(now - started, 2))
@@ -210,13 +252,12 @@ class App:
                     self.notifier.status(self._status_line(health))
                     last_status = now
                 if now - last_log >= interval:
-                    self.pipeline.log_metrics()
+                    for r in self.streams.all():
+                        r.stream.log_metrics()
                     last_log = now
                 if self.events is not None:
                     try:
-                        analytics = self.analytics.snapshot() if self.analytics.enabled else None
-                        drift = self.rolling.drift_warnings(self.rolling.snapshot(max_age=1.0))
-                        self.events.tick(now, self.status, self.source.stats, analytics, drift)
+                        self.events.tick(now, self.status, self._event_view())
                     except Exception as exc:  # an event fault must not stop the service
                         log.warning("events: %s", exc)
                 if self.console == "text" and now - last_line >= 3.0 and first_frame:
@@ -228,20 +269,35 @@ class App:
             self.shutdown()
         return 0
 
+    def _event_view(self) -> dict[str, tuple[Any, Any, list[str]]]:
+        out = {}
+        for r in self.streams.all():
+            s = r.stream
+            analytics = s.analytics.snapshot() if s.analytics is not None and s.analytics.enabled else None
+            out[r.config.name] = (s.source, analytics, s.rolling.drift_warnings(s.rolling.snapshot(max_age=1.0)))
+        return out
+
     def _progress_line(self) -> None:
-        t = self.telemetry.snapshot()
-        log_event(console_log, logging.INFO, "progress", fps=t["fps"], latency_ms=t["latency_ms"],
-                  counters=t["counters"], models=[m.name for m in self.models], source=self.source.stats.state,
-                  rolling=self.rolling.snapshot(max_age=1.0))
+        st = self.status()
+        log_event(console_log, logging.INFO, "progress", fps=st["fps"], latency_ms=st["latency_ms"],
+                  counters=st["counters"], models=[m.name for m in self.models], source=st["source"].get("state"),
+                  streams={n: {"fps": v["fps"], "source": v["source"]} for n, v in st["streams"].items()},
+                  rolling=st["rolling"])
 
     def _status_line(self, health: Health) -> str:
-        line = f"{self.telemetry.fps():.1f} fps, source {self.source.stats.state}"
+        runs = self.streams.all()
+        fps = sum(r.stream.telemetry.fps() for r in runs)
+        states = ", ".join(f"{r.config.name} {r.stream.source.stats.state}" for r in runs) if self.several else \
+            f"source {runs[0].stream.source.stats.state}" if runs else "no streams"
+        line = f"{fps:.1f} fps, {states}"
         return line if health.state == "ok" else f"{line}; {health.state}: {'; '.join(health.reasons)}"
 
     def shutdown(self) -> None:
         self.notifier.stopping()
         t0 = time.monotonic()
-        self.pipeline.stop(timeout=1.0)
+        self.batcher.stop(timeout=0.5)
+        self.streams.stop(timeout=1.0)
+        self.streams.close()
         for out in self.outputs:
             try:
                 out.close()
@@ -251,8 +307,11 @@ class App:
             self.events.close()
         for m in self.models:
             m.close()
-        log_event(log, logging.INFO, "stopped", seconds=round(time.monotonic() - t0, 2),
-                  counters=dict(self.telemetry.counters))
+        counters: dict[str, int] = {}
+        for r in self.streams.all():
+            for k, v in r.stream.telemetry.counters.items():
+                counters[k] = counters.get(k, 0) + v
+        log_event(log, logging.INFO, "stopped", seconds=round(time.monotonic() - t0, 2), counters=counters)
         self.notifier.close()
 
 
@@ -274,7 +333,7 @@ def main(args: argparse.Namespace) -> int:
     console = setup_logging(lg.level, cfg.resolve(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
                             console=getattr(args, "log_format", "auto") or "auto")
     try:
-        app = App(cfg, console)
+        app = App(cfg, console, Path(given or "config.toml"))
     except (ModelError, OSError, ValueError, RuntimeError) as exc:
         log_event(log, logging.ERROR, "startup failed", error=str(exc))
         print(f"edge-app run: {exc}", file=sys.stderr)

@@ -278,39 +278,64 @@ class HttpService:
 
 
 class LiveServer(HttpService):
-    """The device's live view."""
+    """The device's live view: the page (a grid of every stream), each stream's MJPEG and snapshot
+    (``/streams/NAME.mjpg``, ``/streams/NAME.jpg``, ``/stream.mjpg`` = the first stream), /status, /metrics,
+    /healthz, and the routes of ``extras`` (labelling, the streams API)."""
 
-    def __init__(self, hub: FrameHub, status: Callable[[], dict[str, Any]], *, host: str = "127.0.0.1",
+    def __init__(self, hubs: dict[str, FrameHub], status: Callable[[], dict[str, Any]], *, host: str = "127.0.0.1",
                  port: int = 8080, token: str = "", health: Callable[[], Any] | None = None,
-                 review: Any = None) -> None:
-        """review: the labelling routes (edge_app.review.api.Review), when sampling is on."""
-        self.hub, self.status = hub, status
+                 review: Any = None, extras: list[Any] | None = None) -> None:
+        """hubs: stream name -> its newest frame (shared: streams come and go while serving);
+        review / extras: objects with ``routes()`` and ``writes()`` (edge_app.review.api.Review, ...)."""
+        self.hubs, self.status = hubs, status
         self.health, self.review = health, review
+        self.extras = list(extras or [])
+        self.closed = False
         super().__init__(host=host, port=port, token=token)
+
+    def _providers(self) -> list[Any]:
+        return [p for p in (self.review, *self.extras) if p is not None]
 
     def routes(self) -> dict[str, Route]:
         def plain(f: Callable[[BaseHTTPRequestHandler], None]) -> Route:
             return lambda req, path, query: f(req)
 
-        routes = {"/": plain(self._page), "/index.html": plain(self._page), "/stream.mjpg": plain(self._mjpeg),
-                  "/snapshot.jpg": plain(self._snapshot), "/status": plain(self._status),
+        routes = {"/": plain(self._page), "/index.html": plain(self._page),
+                  "/stream.mjpg": lambda req, path, query: self._mjpeg(req, self._first()),
+                  "/snapshot.jpg": lambda req, path, query: self._snapshot(req, self._first()),
+                  "/streams/": self._stream_route, "/status": plain(self._status),
                   "/metrics": plain(self._metrics), "/healthz": plain(self._health)}
-        return {**routes, **self.review.routes()} if self.review is not None else routes
+        for p in self._providers():
+            routes.update(p.routes())
+        return routes
 
     def writes(self) -> set[str]:
-        return self.review.writes() if self.review is not None else set()
+        return set().union(*(p.writes() for p in self._providers()))
 
-    def _send(self, req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
-        self.send(req, code, body, ctype)
+    def _first(self) -> FrameHub | None:
+        return next(iter(list(self.hubs.values())), None)
+
+    def _stream_route(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        """/streams/NAME.mjpg, /streams/NAME.jpg; NAME/status comes from the streams API (extras)."""
+        leaf = path[len("/streams/"):]
+        name, _, ext = leaf.rpartition(".")
+        hub = self.hubs.get(name)
+        if hub is None or ext not in ("mjpg", "jpg"):
+            self.send(req, 404, f"no stream {name or leaf!r} (streams: {', '.join(self.hubs) or 'none'})\n".encode(),
+                      "text/plain")
+        elif ext == "mjpg":
+            self._mjpeg(req, hub)
+        else:
+            self._snapshot(req, hub)
 
     def _page(self, req: BaseHTTPRequestHandler) -> None:
-        self._send(req, 200, PAGE.read_bytes(), "text/html; charset=utf-8")
+        self.send(req, 200, PAGE.read_bytes(), "text/html; charset=utf-8")
 
     def _status(self, req: BaseHTTPRequestHandler) -> None:
-        self._send(req, 200, json.dumps(self.status(), default=str).encode(), "application/json")
+        self.send(req, 200, json.dumps(self.status(), default=str).encode(), "application/json")
 
     def _metrics(self, req: BaseHTTPRequestHandler) -> None:
-        self._send(req, 200, _metrics_text(self.status()), "text/plain; version=0.0.4")
+        self.send(req, 200, _metrics_text(self.status()), "text/plain; version=0.0.4")
 
     def _health(self, req: BaseHTTPRequestHandler) -> None:
         """200 while the process works ({"state": "ok"} or "degraded" with the reasons: a lost camera is
@@ -318,16 +343,19 @@ class LiveServer(HttpService):
         h = self.health() if self.health is not None else None
         body = {"state": "ok", "reasons": []} if h is None else h.as_dict()
         code = 503 if body["state"] == "failing" else 200
-        self._send(req, code, (json.dumps(body) + "\n").encode(), "application/json")
+        self.send(req, code, (json.dumps(body) + "\n").encode(), "application/json")
 
-    def _snapshot(self, req: BaseHTTPRequestHandler) -> None:
-        _, jpeg = self.hub.wait_newer(-1, 0)
+    def _snapshot(self, req: BaseHTTPRequestHandler, hub: FrameHub | None) -> None:
+        jpeg = hub.wait_newer(-1, 0)[1] if hub is not None else None
         if jpeg is None:
-            self._send(req, 503, b"no frame yet\n", "text/plain")
+            self.send(req, 503, b"no frame yet\n", "text/plain")
         else:
-            self._send(req, 200, jpeg, "image/jpeg")
+            self.send(req, 200, jpeg, "image/jpeg")
 
-    def _mjpeg(self, req: BaseHTTPRequestHandler) -> None:
+    def _mjpeg(self, req: BaseHTTPRequestHandler, hub: FrameHub | None) -> None:
+        if hub is None:
+            self.send(req, 503, b"no stream yet\n", "text/plain")
+            return
         req.send_response(200)
         req.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         req.send_header("Cache-Control", "no-store")
@@ -335,8 +363,8 @@ class LiveServer(HttpService):
         req.end_headers()
         req.close_connection = True
         seq = 0
-        while not self.hub.closed:
-            seq, jpeg = self.hub.wait_newer(seq, 1.0)
+        while not hub.closed and not self.closed:  # a removed stream's hub is closed: its viewers end
+            seq, jpeg = hub.wait_newer(seq, 1.0)
             if jpeg is None:
                 continue
             req.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
@@ -344,6 +372,8 @@ class LiveServer(HttpService):
             req.wfile.flush()
 
     def close(self) -> None:
-        self.hub.close()
+        self.closed = True
+        for hub in list(self.hubs.values()):
+            hub.close()
         super().close()
         time.sleep(0)  # let streaming handlers see ``closed``

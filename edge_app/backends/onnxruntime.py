@@ -35,6 +35,10 @@ class OnnxRuntimeBackend:
         self.providers = tuple(self.session.get_providers())
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
+        # The batch axis as exported: a name (or None) = dynamic, any batch; a number = exactly that.
+        first = self.session.get_inputs()[0].shape
+        dim = first[0] if first else 1
+        self.max_batch: int | None = dim if isinstance(dim, int) and dim > 0 else None
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.session.run(list(self.output_names), inputs)

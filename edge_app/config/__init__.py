@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from pathlib import Path
@@ -11,12 +12,13 @@ from typing import Any
 
 from ..core.uri import flag, local_path, resolved_path, scheme_of
 from .loader import ConfigError, field_docs, parse, read_toml
-from .schema import (SOURCE_SCHEMES, AppConfig, HttpConfig, LabelsConfig, LineConfig, LoggingConfig, ModelConfig,
-                     OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig, ZoneConfig)
+from .schema import (SOURCE_SCHEMES, AnalyticsConfig, AppConfig, HttpConfig, LabelsConfig, LineConfig, LoggingConfig, ModelConfig,
+                     OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig, StreamConfig,
+                     ZoneConfig)
 
 __all__ = ["AppConfig", "ConfigError", "HttpConfig", "LabelsConfig", "LoggingConfig", "ModelConfig",
-           "OutputConfig", "RecordConfig", "RollingConfig", "RtspConfig", "RuntimeConfig", "SourceConfig",
-           "field_docs", "is_loopback", "load_config", "source_path"]
+           "OutputConfig", "RecordConfig", "RollingConfig", "RtspConfig", "RuntimeConfig", "SourceConfig", "StreamConfig",
+           "field_docs", "is_loopback", "load_config", "parse_stream", "source_path", "stream_problems"]
 
 _MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
@@ -25,12 +27,22 @@ def load_config(path: str | Path) -> AppConfig:
     """Read, parse and validate a config file. Relative paths inside are relative to its folder."""
     path = Path(path)
     data = read_toml(path)
-    cfg, problems = parse(AppConfig, data)
+    cfg, problems = parse(AppConfig, with_source_defaults(data))
     object.__setattr__(cfg, "base_dir", path.resolve().parent)
     problems += validate(cfg, data)
     if problems:
         raise ConfigError(problems, str(path))
     return cfg
+
+
+def with_source_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """[source]'s keys (its uri excepted) are the defaults of every [[streams]] table: a frame size or
+    reconnect policy is written once for all cameras."""
+    streams, source = data.get("streams"), data.get("source")
+    if not isinstance(streams, list) or not isinstance(source, dict):
+        return data
+    defaults = {k: v for k, v in source.items() if k != "uri"}
+    return {**data, "streams": [{**defaults, **s} if isinstance(s, dict) else s for s in streams]}
 
 
 def is_loopback(host: str) -> bool:
@@ -64,26 +76,30 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
     """Checks that span keys or touch the file system; returns problems (key path first).
     ``data``: the file's own tables, to tell keys the user wrote from defaults."""
     problems: list[str] = inert_keys(cfg, data or {})
-    uri = cfg.source.uri
-    scheme = scheme_of(uri)
-    if "://" not in uri or scheme not in SOURCE_SCHEMES:
-        problems.append(f"source.uri = {uri!r}: expected a URI with one of the schemes "
-                        f"{', '.join(s + '://' for s in SOURCE_SCHEMES)}")
+    data = data or {}
+    if cfg.streams:
+        analytics_data = data.get("analytics")
+        written: dict[str, Any] = analytics_data if isinstance(analytics_data, dict) else {}
+        for kind in ("lines", "zones"):
+            if written.get(kind):
+                problems.append(f"analytics.{kind}: with [[streams]] lines and zones belong to a stream: "
+                                f"[[streams.analytics.{kind}]] under its [[streams]] table")
+        if cfg.labels.labels_file:
+            problems.append(f"labels.labels_file = {cfg.labels.labels_file!r}: with [[streams]] a labels file "
+                            "belongs to a stream: streams[i].labels_file")
+        streams_data = data.get("streams")
+        raw: list[Any] = streams_data if isinstance(streams_data, list) else []
+        seen: set[str] = set()
+        for i, stream in enumerate(cfg.streams):
+            given = raw[i] if i < len(raw) and isinstance(raw[i], dict) else {}
+            problems += stream_problems(cfg, stream, f"streams[{i}]", given, seen)
+            seen.add(stream.name)
     else:
-        resolved = resolved_path(uri, cfg.base_dir)
-        if resolved is not None:
-            if not resolved.exists():
-                problems.append(f"source.uri = {uri!r}: {resolved} does not exist")
-            elif scheme == "file" and not resolved.is_file():
-                problems.append(f"source.uri = {uri!r}: {resolved} is not a file")
-        if scheme == "synthetic":
-            try:
-                flag(uri, "labels", True)
-            except ValueError as exc:
-                problems.append(f"source.uri = {uri!r}: {str(exc).split(': ', 1)[1]}")
-    if cfg.source.reconnect_initial_s > cfg.source.reconnect_max_s:
-        problems.append(f"source.reconnect_initial_s = {cfg.source.reconnect_initial_s}: expected "
-                        f"<= source.reconnect_max_s ({cfg.source.reconnect_max_s})")
+        problems += _source_problems(cfg, cfg.source, "source")
+        problems += _analytics_problems(cfg, cfg.analytics, "analytics", cfg.source.width, cfg.source.height)
+        if cfg.labels.labels_file and not cfg.resolve(cfg.labels.labels_file).exists():
+            problems.append(f"labels.labels_file = {cfg.labels.labels_file!r}: "
+                            f"{cfg.resolve(cfg.labels.labels_file)} does not exist")
     for name, model in cfg.models.items():
         problems.extend(_validate_model(cfg, name, model))
     http = cfg.output.http
@@ -100,11 +116,74 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
             and cfg.output.http.port == cfg.output.rtsp.port):
         problems.append(f"output.rtsp.port = {cfg.output.rtsp.port}: expected a port other than "
                         "output.http.port")
-    problems.extend(_validate_analytics(cfg))
     problems.extend(_validate_events(cfg))
-    if cfg.labels.labels_file and not cfg.resolve(cfg.labels.labels_file).exists():
-        problems.append(f"labels.labels_file = {cfg.labels.labels_file!r}: "
-                        f"{cfg.resolve(cfg.labels.labels_file)} does not exist")
+    return problems
+
+
+def stream_problems(cfg: AppConfig, stream: StreamConfig, key: str, given: dict[str, Any],
+                    taken: set[str]) -> list[str]:
+    """A [[streams]] table (or the JSON of POST /api/streams): name, URI, settings, lines/zones, files.
+    ``given``: the keys as written (``uri`` must be); ``taken``: names already in use."""
+    problems = []
+    if not _MODEL_NAME.match(stream.name or ""):
+        problems.append(f"{key}.name = {stream.name!r}: expected letters, digits, '_' or '-' starting with a letter "
+                        "(at most 64; it is part of URLs)")
+    elif stream.name in taken:
+        problems.append(f"{key}.name = {stream.name!r}: another stream has this name")
+    if "uri" not in given:
+        problems.append(f"{key}.uri: missing (expected where frames come from, e.g. rtsp://camera/stream)")
+    else:
+        problems += _source_problems(cfg, stream, key)
+    enabled = {n for n, m in cfg.models.items() if m.enabled}
+    for i, model in enumerate(stream.models):
+        if model not in enabled:
+            problems.append(f"{key}.models[{i}] = {model!r}: expected an enabled model ({sorted(enabled) or 'none'})")
+    runs = set(stream.models) or enabled
+    problems += _analytics_problems(cfg, stream.analytics, f"{key}.analytics", stream.width, stream.height, runs)
+    if stream.labels_file and not cfg.resolve(stream.labels_file).exists():
+        problems.append(f"{key}.labels_file = {stream.labels_file!r}: {cfg.resolve(stream.labels_file)} does not exist")
+    return problems
+
+
+def parse_stream(cfg: AppConfig, data: Any, taken: set[str]) -> StreamConfig:
+    """One stream from JSON (the HTTP API): the same parsing and checks as a [[streams]] table;
+    ConfigError naming each bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError([f"expected a JSON object (a [[streams]] table), not {type(data).__name__}"], "stream")
+    defaults = {f.name: getattr(cfg.source, f.name) for f in dataclasses.fields(SourceConfig) if f.name != "uri"}
+    stream, problems = parse(StreamConfig, {**defaults, **data})
+    if stream is None:
+        raise ConfigError(problems or ["not a stream"], "stream")
+    key = f"streams.{stream.name}" if _MODEL_NAME.match(stream.name or "") else "stream"
+    problems = [f"{key}.{p}" for p in problems]  # parse names keys from the table's root ("fps = ...")
+    problems += stream_problems(cfg, stream, key, data, taken)
+    if problems:
+        raise ConfigError(problems, "stream")
+    return stream
+
+
+def _source_problems(cfg: AppConfig, s: SourceConfig, key: str) -> list[str]:
+    problems = []
+    uri = s.uri
+    scheme = scheme_of(uri)
+    if "://" not in uri or scheme not in SOURCE_SCHEMES:
+        problems.append(f"{key}.uri = {uri!r}: expected a URI with one of the schemes "
+                        f"{', '.join(s + '://' for s in SOURCE_SCHEMES)}")
+    else:
+        resolved = resolved_path(uri, cfg.base_dir)
+        if resolved is not None:
+            if not resolved.exists():
+                problems.append(f"{key}.uri = {uri!r}: {resolved} does not exist")
+            elif scheme == "file" and not resolved.is_file():
+                problems.append(f"{key}.uri = {uri!r}: {resolved} is not a file")
+        if scheme == "synthetic":
+            try:
+                flag(uri, "labels", True)
+            except ValueError as exc:
+                problems.append(f"{key}.uri = {uri!r}: {str(exc).split(': ', 1)[1]}")
+    if s.reconnect_initial_s > s.reconnect_max_s:
+        problems.append(f"{key}.reconnect_initial_s = {s.reconnect_initial_s}: expected "
+                        f"<= {key}.reconnect_max_s ({s.reconnect_max_s})")
     return problems
 
 
@@ -135,30 +214,30 @@ def _validate_events(cfg: AppConfig) -> list[str]:
     return problems
 
 
-def _validate_analytics(cfg: AppConfig) -> list[str]:
+def _analytics_problems(cfg: AppConfig, a: AnalyticsConfig, key0: str, width: int, height: int,
+                        runs: set[str] | None = None) -> list[str]:
     """Lines and zones: names unique and URL-safe, geometry sound inside the frame, models tracked."""
     from ..analytics.geometry import problems as geometry_problems
 
     problems: list[str] = []
-    a = cfg.analytics
-    tracked = {n for n, m in cfg.models.items() if m.enabled and m.kind == "detector" and m.tracker.enabled}
+    tracked = {n for n, m in cfg.models.items() if m.enabled and m.kind == "detector" and m.tracker.enabled
+               and (runs is None or n in runs)}
     seen: set[str] = set()
     groups: tuple[tuple[str, tuple[LineConfig | ZoneConfig, ...]], ...] = (("lines", a.lines), ("zones", a.zones))
     for kind, items in groups:
         for i, item in enumerate(items):
-            key = f"analytics.{kind}[{i}]"
+            key = f"{key0}.{kind}[{i}]"
             if not _MODEL_NAME.match(item.name or ""):
                 problems.append(f"{key}.name = {item.name!r}: expected letters, digits, '_' or '-' starting with a letter")
             elif item.name in seen:
                 problems.append(f"{key}.name = {item.name!r}: another line or zone has this name")
             seen.add(item.name)
-            problems += geometry_problems(key, item.points, item.units, cfg.source.width, cfg.source.height,
-                                          polygon=kind == "zones")
+            problems += geometry_problems(key, item.points, item.units, width, height, polygon=kind == "zones")
             if item.model and item.model not in tracked:
                 problems.append(f"{key}.model = {item.model!r}: expected a detector with [models.{item.model}.tracker] "
                                 f"enabled = true (tracked: {sorted(tracked) or 'none'})")
     if (a.lines or a.zones) and not tracked:
-        problems.append("analytics: lines and zones count tracks: enable a detector's tracker "
+        problems.append(f"{key0}: lines and zones count tracks: enable a detector's tracker "
                         "([models.NAME.tracker] enabled = true)")
     return problems
 

@@ -153,7 +153,8 @@ class _Parser:
             if len(self.problems) == before:
                 self.check(f, value, key_path)
             tp = hints[name]
-            nested = dataclasses.is_dataclass(tp) or typing.get_origin(tp) is dict
+            nested = (dataclasses.is_dataclass(tp) or typing.get_origin(tp) is dict
+                      or (typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0])))
             if len(self.problems) == before or (nested and value is not None):
                 kwargs[name] = value
             # else: a bad scalar keeps its default, so cross-key checks still see well-typed values

@@ -5,6 +5,7 @@ test checks that it names every field here.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,6 +194,10 @@ class RuntimeConfig:
     wedged_after_s: float = spec(15.0, ge=1, le=3600, doc="a pipeline thread that has not come round its "
                                  "loop for this long is stuck: watchdog pings stop and systemd restarts")
     engine_dir: str = spec("var/engines", doc="TensorRT engines and their manifests")
+    max_batch: int = spec(8, ge=1, le=64, doc="frames of different streams run in one model call, at most "
+                          "(artifacts with a dynamic batch axis; others run frame by frame)")
+    batch_timeout_ms: float = spec(10.0, ge=0, le=1000, doc="wait this long for the other streams' frames "
+                                   "before running a partial batch (nvstreammux's batched-push-timeout)")
 
 
 ANCHORS = ("bottom_center", "center", "top_center")
@@ -231,6 +236,21 @@ class AnalyticsConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig(SourceConfig):
+    """One camera of several (``[[streams]]``): every ``[source]`` key (whose values in ``[source]`` are
+    the defaults of every stream), and what is the stream's own."""
+
+    name: str = spec("", doc="the stream's name (letters, digits, '_' or '-', starting with a letter): in URLs "
+                     "(/streams/NAME.mjpg, the RTSP mount), /status, /metrics and events")
+    models: tuple[str, ...] = spec(factory=tuple, doc="the models run on this stream's frames ([] = every "
+                                   "enabled model)")
+    labels_file: str = spec("", doc="this stream's labels file (as labels.labels_file)")
+    rtsp: bool = spec(True, doc="an RTSP mount output.rtsp.path/NAME while output.rtsp is enabled")
+    record: bool = spec(True, doc="recorded into output.record.directory/NAME while output.record is enabled")
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """The whole ``config.toml``."""
 
@@ -243,8 +263,18 @@ class AppConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    streams: tuple[StreamConfig, ...] = spec(factory=tuple, doc="several cameras: [[streams]] tables (name, uri, "
+                                             "any [source] key, lines/zones, labels_file, outputs); none = [source]")
     # Directory of the config file; relative paths in it are resolved against this.
     base_dir: Path = field(default=Path("."), compare=False, init=False)
+
+    def stream_configs(self) -> tuple[StreamConfig, ...]:
+        """The streams to run: the [[streams]] tables, or the single [source] as the stream "main" (with
+        the file's [analytics] and labels.labels_file)."""
+        if self.streams:
+            return self.streams
+        fields = {f.name: getattr(self.source, f.name) for f in dataclasses.fields(SourceConfig)}
+        return (StreamConfig(**fields, name="main", labels_file=self.labels.labels_file, analytics=self.analytics),)
 
     def resolve(self, value: str) -> Path:
         """A path from the config, absolute, relative ones taken from the config file's folder."""

@@ -57,12 +57,14 @@ class EventBus:
         self._lock = threading.Lock()
 
     def emit(self, kind: str, snapshot: tuple[np.ndarray, np.ndarray] | None = None, **fields: Any) -> dict[str, Any]:
-        """One event; ``snapshot`` = (frame (H, W, 3), box xyxy) of a track event, saved as JPEGs."""
+        """One event; ``snapshot`` = (frame (H, W, 3), box xyxy) of a track event, saved as JPEGs;
+        ``stream=NAME`` among the fields: the event's stream (default: the bus's)."""
         with self._lock:
             return self._emit(kind, snapshot, fields)
 
     def _emit(self, kind: str, snapshot: tuple[np.ndarray, np.ndarray] | None, fields: dict[str, Any]) -> dict[str, Any]:
-        event = make_event(kind, self.outbox.next_seq(), self.device, self.stream, **fields)
+        stream = fields.pop("stream", None) or self.stream  # the stream the event is of (several cameras)
+        event = make_event(kind, self.outbox.next_seq(), self.device, stream, **fields)
         if snapshot is not None and self.snapshots is not None:
             try:
                 event["snapshot"] = self.snapshots.save(event["id"], snapshot[0], snapshot[1])

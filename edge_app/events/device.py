@@ -65,42 +65,51 @@ class DeviceEvents:
                                                        [z.name for z in cfg.analytics.zones]))
         self.counts_every, self.status_every = e.counts_every_s, m.status_every_s
         self._last_counts = self._last_status = time.monotonic()
-        self._source_state = "starting"
-        self._drift: set[str] = set()
+        self._source_state: dict[str, str] = {}
+        self._drift: dict[str, set[str]] = {}
 
     @classmethod
     def from_config(cls, cfg: AppConfig) -> "DeviceEvents | None":
         return cls(cfg) if cfg.output.mqtt.enabled or cfg.events.file else None
 
-    def track_events(self, events: list[dict[str, Any]]) -> None:
+    def track_events(self, events: list[dict[str, Any]], stream: str = STREAM) -> None:
         """Analytics' events of a frame (track_new/update/end, line_crossed, zone_entered/left)."""
         for e in events:
             kind = e.pop("kind")
             snapshot = e.pop("snapshot", None)
-            self.bus.emit(kind, snapshot=snapshot, **e)
+            self.bus.emit(kind, snapshot=snapshot, stream=stream, **e)
 
-    def tick(self, now: float, status: Any, source: Any, analytics: dict[str, Any] | None,
-             drift: list[str]) -> None:
-        """status: a callable giving the app's status (only called when a status is due)."""
-        state = source.state
-        if state != self._source_state:
-            if state == "reconnecting" and self._source_state in ("playing", "starting"):
-                self.bus.emit("source_lost", uri=source_uri(source), reason=source.last_error)
-            elif state == "playing" and self._source_state == "reconnecting":
-                self.bus.emit("source_back", uri=source_uri(source), reason=f"after {source.reconnects} reconnects")
-            self._source_state = state
-        for message in drift:
-            if message not in self._drift:
-                self.bus.emit("drift", model=message.split(":")[0], message=message)
-        self._drift = set(drift)
-        if analytics and now - self._last_counts >= self.counts_every:
+    def tick(self, now: float, status: Any, streams: dict[str, tuple[Any, dict[str, Any] | None, list[str]]]) -> None:
+        """status: a callable giving the app's status (only called when a status is due); streams: name ->
+        (its source, its analytics snapshot or None, its drift warnings)."""
+        counts_due = now - self._last_counts >= self.counts_every
+        if counts_due:
             self._last_counts = now
-            self.bus.emit("counts", lines={k: {"in": v["in"], "out": v["out"]} for k, v in analytics["lines"].items()},
-                          zones={k: {"occupancy": v["occupancy"], "entries": v["entries"], "exits": v["exits"]}
-                                 for k, v in analytics["zones"].items()})
+        for name, (source, analytics, drift) in streams.items():
+            state, before = source.stats.state, self._source_state.get(name, "starting")
+            if state != before:
+                if state == "reconnecting" and before in ("playing", "starting"):
+                    self.bus.emit("source_lost", stream=name, uri=source_uri(source), reason=source.stats.last_error)
+                elif state == "playing" and before == "reconnecting":
+                    self.bus.emit("source_back", stream=name, uri=source_uri(source),
+                                  reason=f"after {source.stats.reconnects} reconnects")
+                self._source_state[name] = state
+            for message in drift:
+                if message not in self._drift.get(name, set()):
+                    self.bus.emit("drift", stream=name, model=message.split(":")[0], message=message)
+            self._drift[name] = set(drift)
+            if analytics and counts_due:
+                self.bus.emit("counts", stream=name,
+                              lines={k: {"in": v["in"], "out": v["out"]} for k, v in analytics["lines"].items()},
+                              zones={k: {"occupancy": v["occupancy"], "entries": v["entries"], "exits": v["exits"]}
+                                     for k, v in analytics["zones"].items()})
+        for gone in set(self._source_state) - set(streams):  # a stream removed at runtime
+            self._source_state.pop(gone, None)
+            self._drift.pop(gone, None)
         if self.mqtt is not None and now - self._last_status >= self.status_every:
             self._last_status = now
-            self.mqtt.publish_status(compact_status(self.device, status(), analytics))
+            first = next(iter(streams.values()), (None, None, []))[1]
+            self.mqtt.publish_status(compact_status(self.device, status(), first))
 
     def reloaded(self, models: list[str]) -> None:
         self.bus.emit("model_reloaded", models=models)

@@ -122,9 +122,47 @@ class NetworkModel:
             return ModelResult(self.name, "detection", self.classes, detections=decoded, timings=timings)
         return ModelResult(self.name, "segmentation", self.classes, mask=decoded, timings=timings)
 
+    @property
+    def max_batch(self) -> int | None:
+        """Frames one backend call may take: None = any number (a dynamic batch axis), 1 = a fixed one."""
+        return getattr(self.backend, "max_batch", 1)
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[ModelResult]:
+        """Results for each image (H, W, 3) BGR: the preprocessed tensors stacked into (N, 3, h, w) and run
+        in one backend call (chunks of ``max_batch``); an artifact with a fixed batch of 1 runs frame by
+        frame. Per-frame timings share the batch's preprocess and inference time equally."""
+        limit = self.max_batch
+        if len(images) <= 1 or limit == 1:
+            return [self.predict(image) for image in images]
+        step = len(images) if limit is None else limit
+        out: list[ModelResult] = []
+        for at in range(0, len(images), step):
+            out += self._run_batch(images[at:at + step])
+        return out
+
+    def _run_batch(self, images: list[np.ndarray]) -> list[ModelResult]:
+        n = len(images)
+        t0 = time.perf_counter()
+        prepared = [self.pre(image) for image in images]
+        x = np.concatenate([p[0] for p in prepared], axis=0)
+        t1 = time.perf_counter()
+        outputs = self.backend.infer({self.meta.input_name: x})
+        t2 = time.perf_counter()
+        results = []
+        for i, (_, geo) in enumerate(prepared):
+            ts = time.perf_counter()
+            decoded = self.decoder({k: v[i:i + 1] for k, v in outputs.items()}, geo)
+            timings = {"preprocess": (t1 - t0) / n, "infer": (t2 - t1) / n,
+                       "postprocess": time.perf_counter() - ts, **getattr(self.decoder, "timings", {})}
+            if self.task == "detection":
+                results.append(ModelResult(self.name, "detection", self.classes, detections=decoded, timings=timings))
+            else:
+                results.append(ModelResult(self.name, "segmentation", self.classes, mask=decoded, timings=timings))
+        return results
+
     def describe(self) -> str:
         return (f"{self.name}: {self.meta.model or self.task} {self.precision} on {self.backend.name} "
-                f"({self.path}), thresholds from {self.thresholds_source}")
+                f"({self.path}), batch {self.max_batch or 'dynamic'}, thresholds from {self.thresholds_source}")
 
     def close(self) -> None:
         self.backend.close()

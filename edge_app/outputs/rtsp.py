@@ -19,11 +19,43 @@ from .encoder import frame_caps, h264_elements, link_all, push
 log = logging.getLogger("edge_app.rtsp")
 
 
+class RtspServer:
+    """One GstRtspServer on host:port; each stream is a mount (``mount``), added and removed at runtime."""
+
+    name = "rtsp"
+
+    def __init__(self, host: str, port: int) -> None:
+        g = gst()
+        if g.GstRtspServer is None:
+            raise RuntimeError("RTSP output needs gir1.2-gst-rtsp-server-1.0 (apt)")
+        self.host, self.port = host, int(port)
+        self.server = g.GstRtspServer.RTSPServer()
+        self.server.set_address(host)
+        self.server.set_service(str(self.port))
+        main_loop()
+        self._source_id = self.server.attach(None)
+
+    def mount(self, path: str, factory: Any) -> str:
+        self.server.get_mount_points().add_factory(path, factory)
+        return f"rtsp://{self.host}:{self.port}{path}"
+
+    def unmount(self, path: str) -> None:
+        self.server.get_mount_points().remove_factory(path)
+        # clients of a removed mount keep their session until they time out; close them now
+        pool = self.server.get_session_pool()
+        if pool is not None:
+            pool.cleanup()
+
+    def close(self) -> None:
+        gst().GLib.source_remove(self._source_id)
+
+
 class RtspOutput:
     name = "rtsp"
 
-    def __init__(self, *, host: str, port: int, path: str, bitrate_kbps: int, width: int, height: int,
-                 fps: float) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 8554, path: str, bitrate_kbps: int, width: int,
+                 height: int, fps: float, server: RtspServer | None = None) -> None:
+        """server: the shared server of several streams (this output is one mount of it); None = its own."""
         g = gst()
         if g.GstRtspServer is None:
             raise RuntimeError("RTSP output needs gir1.2-gst-rtsp-server-1.0 (apt)")
@@ -41,13 +73,10 @@ class RtspOutput:
         self.factory = Factory()
         self.factory.set_shared(True)
         self.factory.connect("media-configure", self._on_media)
-        self.server = Rtsp.RTSPServer()
-        self.server.set_address(host)
-        self.server.set_service(str(int(port)))
-        self.server.get_mount_points().add_factory(path, self.factory)
-        main_loop()
-        self._source_id = self.server.attach(None)
-        self.url = f"rtsp://{host}:{port}{path}"
+        self._own = server is None
+        self.rtsp = server if server is not None else RtspServer(host, port)
+        self.path = path
+        self.url = self.rtsp.mount(path, self.factory)
         self._gst = Gst
 
     def _make_bin(self) -> Any:
@@ -93,6 +122,9 @@ class RtspOutput:
         push(src, image, pts, int(1e9 / self.fps))
 
     def close(self) -> None:
-        gst().GLib.source_remove(self._source_id)
         with self._lock:
             self._appsrc = None
+        if self._own:
+            self.rtsp.close()
+        else:
+            self.rtsp.unmount(self.path)

@@ -139,15 +139,19 @@ class Batcher:
         start = time.monotonic()
         for s, f in batch:
             s.telemetry.record("capture_wait", max(0.0, start - f.captured))
-        images = [f.image for _, f in batch]
         per_frame: list[list[Any]] = [[] for _ in batch]
         t0 = time.perf_counter()
         for model in self.models:
+            # the frames of the streams this model runs on (a stream may name its models)
+            idx = [i for i, (s, _) in enumerate(batch) if s.runs is None or model.name in s.runs]
+            if not idx:
+                continue
+            part = [batch[i] for i in idx]
             try:
-                results: list[Any] = predict_batch(model, images)
+                results: list[Any] = predict_batch(model, [f.image for _, f in part])
             except Exception:
-                results = self._one_by_one(model, batch)  # find the frame at fault; the others keep their results
-            for i, r in enumerate(results):
+                results = self._one_by_one(model, part)  # find the frame at fault; the others keep their results
+            for i, r in zip(idx, results):
                 if r is not None:
                     per_frame[i].append(r)
         self.telemetry.record("batch_infer", time.perf_counter() - t0)

@@ -59,8 +59,10 @@ class Stream:
 
     def __init__(self, name: str, source: FrameSource, outputs: Sequence[Any], rolling: RollingMonitor,
                  telemetry: Telemetry, hooks: PipelineHooks | None = None, hud: bool = True,
-                 analytics: Any = None, models: Sequence[Any] = (), fps: float = 15.0) -> None:
-        self.name, self.source = name, source
+                 analytics: Any = None, models: Sequence[Any] = (), fps: float = 15.0,
+                 runs: frozenset[str] | None = None) -> None:
+        """runs: the names of the models run on this stream's frames (None = every model)."""
+        self.name, self.source, self.runs = name, source, runs
         self.outputs, self.rolling, self.telemetry = list(outputs), rolling, telemetry
         self.hooks = hooks or PipelineHooks()
         self.hud, self.analytics, self.models = hud, analytics, list(models)
