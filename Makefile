@@ -12,7 +12,7 @@ SHELL := /bin/bash
 SYSTEM_PYTHON ?= /usr/bin/python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-CONFIG ?= config.toml
+CONFIG ?= demo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 \

@@ -116,48 +116,71 @@ def _metrics_text(status: dict[str, Any]) -> bytes:
                         if vals.get(key) is not None:
                             roll.add_metric([model, cls, key], vals[key])
             yield roll
-            yield from _analytics_metrics(status.get("analytics"), status.get("stream", "main"))
+            streams = status.get("streams") or {status.get("stream", "main"): status}
+            per = {"fps": GaugeMetricFamily("edge_stream_fps", "Frames per second at a stream's outputs",
+                                            labels=["stream"]),
+                   "frames": CounterMetricFamily("edge_stream_frames", "Frames through a stream's outputs",
+                                                 labels=["stream"]),
+                   "playing": GaugeMetricFamily("edge_stream_source_playing", "1 while the stream's source "
+                                                "delivers frames", labels=["stream"]),
+                   "reconnects": CounterMetricFamily("edge_stream_reconnects", "Reconnect attempts of a stream's "
+                                                     "source", labels=["stream"])}
+            sroll = GaugeMetricFamily("edge_stream_rolling", "Rolling precision/recall of a stream",
+                                      labels=["stream", "model", "metric"])
+            for name, st in streams.items():
+                state = st.get("source")
+                state = state.get("state") if isinstance(state, dict) else state
+                per["fps"].add_metric([name], st.get("fps", 0.0))
+                per["frames"].add_metric([name], st.get("frames", st.get("counters", {}).get("frames_out", 0)))
+                per["playing"].add_metric([name], 1.0 if state == "playing" else 0.0)
+                per["reconnects"].add_metric([name], st.get("reconnects", 0))
+                for model, r in (st.get("rolling") or {}).items():
+                    for key in ("precision", "recall", "f1", "miou"):
+                        if r.get(key) is not None:
+                            sroll.add_metric([name, model, key], r[key])
+            yield from per.values()
+            yield sroll
+            yield from _analytics_metrics([(name, st.get("analytics")) for name, st in streams.items()])
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Snapshot())
     return generate_latest(registry)
 
 
-def _analytics_metrics(a: dict[str, Any] | None, stream: str) -> Any:
-    """Line crossings, zone occupancy/entries/exits and tracker counts, labelled by stream/line/zone/class."""
+def _analytics_metrics(streams: list[tuple[str, dict[str, Any] | None]]) -> Any:
+    """Line crossings, zone occupancy/entries/exits and tracker counts, labelled by stream/line/zone/class
+    (one family each, whatever the number of streams: a name may appear once in an exposition)."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    if not a:
+    streams = [(name, a) for name, a in streams if a]
+    if not streams:
         return
     cross = CounterMetricFamily("edge_line_crossings", "Tracks that crossed a counting line",
                                 labels=["stream", "line", "direction", "class"])
-    for line, c in a.get("lines", {}).items():
-        for direction in ("in", "out"):
-            for cls, n in c[direction].items():
-                cross.add_metric([stream, line, direction, cls], n)
-    yield cross
     occ = GaugeMetricFamily("edge_zone_occupancy", "Tracks inside a zone now", labels=["stream", "zone", "class"])
     entries = CounterMetricFamily("edge_zone_entries", "Tracks that entered a zone", labels=["stream", "zone", "class"])
     exits = CounterMetricFamily("edge_zone_exits", "Tracks that left a zone", labels=["stream", "zone", "class"])
-    for zone, z in a.get("zones", {}).items():
-        for cls, n in z["occupancy"].items():
-            occ.add_metric([stream, zone, cls], n)
-        for cls, n in z["entries"].items():
-            entries.add_metric([stream, zone, cls], n)
-        for cls, n in z["exits"].items():
-            exits.add_metric([stream, zone, cls], n)
-    yield occ
-    yield entries
-    yield exits
     active = GaugeMetricFamily("edge_tracks", "Tracks by state", labels=["stream", "model", "state"])
     confirmed = CounterMetricFamily("edge_tracks_confirmed", "Tracks confirmed (identities given)",
                                     labels=["stream", "model"])
-    for model, c in a.get("trackers", {}).items():
-        for state in ("tentative", "tracked", "lost"):
-            active.add_metric([stream, model, state], c[state])
-        confirmed.add_metric([stream, model], c["confirmed_total"])
-    yield active
-    yield confirmed
+    for stream, a in streams:
+        assert a is not None
+        for line, c in a.get("lines", {}).items():
+            for direction in ("in", "out"):
+                for cls, n in c[direction].items():
+                    cross.add_metric([stream, line, direction, cls], n)
+        for zone, z in a.get("zones", {}).items():
+            for cls, n in z["occupancy"].items():
+                occ.add_metric([stream, zone, cls], n)
+            for cls, n in z["entries"].items():
+                entries.add_metric([stream, zone, cls], n)
+            for cls, n in z["exits"].items():
+                exits.add_metric([stream, zone, cls], n)
+        for model, c in a.get("trackers", {}).items():
+            for state in ("tentative", "tracked", "lost"):
+                active.add_metric([stream, model, state], c[state])
+            confirmed.add_metric([stream, model], c["confirmed_total"])
+    yield from (cross, occ, entries, exits, active, confirmed)
 
 
 def authorised(headers: Any, query: dict[str, list[str]], token: str) -> bool:

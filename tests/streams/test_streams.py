@@ -1,0 +1,248 @@
+"""Several cameras in one real ``edge-app run`` process: per-stream status and views, a killed RTSP camera
+that never stalls the others, streams added and removed over HTTP (fds and threads flat), SIGHUP re-reading
+[[streams]], track ids per stream."""
+import json
+import os
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.gst_helpers import free_port, require_gst, start_rtsp_server
+from tests.test_app import Running, http_get
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+MODELS = f"""
+[models.det]
+kind = "detector"
+artifact = "{ROOT}/edge_app/demo/detector.onnx"
+[models.det.tracker]
+enabled = true
+"""
+
+
+def write(tmp_path: Path, streams: str, port: int, extra: str = "") -> Path:
+    path = tmp_path / "streams.toml"
+    path.write_text(f"""
+[source]
+width = 320
+height = 240
+fps = 6.0
+{MODELS}
+[output.http]
+port = {port}
+[labels]
+sample_every = 0
+[logging]
+file = ""
+{extra}
+{streams}
+""")
+    return path
+
+
+def synthetic(name: str, seed: int, extra: str = "") -> str:
+    return f'[[streams]]\nname = "{name}"\nuri = "synthetic://?seed={seed}"\n{extra}\n'
+
+
+def status(port: int) -> dict:
+    code, body = http_get(f"http://127.0.0.1:{port}/status")
+    assert code == 200
+    return json.loads(body)
+
+
+def request(method: str, url: str, body: object = None, token: str = "") -> tuple[int, dict]:
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, {"text": raw.decode()}
+
+
+def wait_for(predicate, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
+def counts(pid: int) -> tuple[int, int]:
+    """(open fds, threads) of a process, from /proc."""
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    threads = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                   if line.startswith("Threads:"))
+    return fds, threads
+
+
+def test_four_streams_one_rtsp_camera_killed_and_restarted_the_others_never_stop(tmp_path):
+    require_gst()
+    port, rtsp_port = free_port(), free_port()
+    server = start_rtsp_server(rtsp_port)
+    cam = (f'[[streams]]\nname = "cam"\nuri = "rtsp://127.0.0.1:{rtsp_port}/test"\nreconnect_initial_s = 0.3\n'
+           'reconnect_max_s = 1.0\nstall_timeout_s = 2.0\n')
+    cfg = write(tmp_path, synthetic("a", 1) + synthetic("b", 2) + synthetic("c", 3) + cam, port)
+    app = Running(cfg, max_seconds=150)
+    try:
+        app.wait_event("ready")
+        wait_for(lambda: all(s["frames"] > 0 for s in status(port)["streams"].values())
+                 and len(status(port)["streams"]) == 4, 60, "frames on all four streams")
+        s0 = status(port)
+        assert set(s0["streams"]) == {"a", "b", "c", "cam"}
+        for name, st in s0["streams"].items():
+            assert {"fps", "frames", "source"} <= set(st), name
+        # per-stream views
+        assert http_get(f"http://127.0.0.1:{port}/streams/cam.jpg")[0] == 200
+        assert http_get(f"http://127.0.0.1:{port}/streams/nope.jpg")[0] == 404
+        code, one = http_get(f"http://127.0.0.1:{port}/streams/a/status")
+        assert code == 200 and json.loads(one)["source"] == "playing"
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
+        assert 'edge_stream_fps{stream="cam"}' in metrics and 'edge_stream_frames_total{stream="a"}' in metrics
+
+        server.kill()
+        server.wait()
+        before = {n: st["frames"] for n, st in status(port)["streams"].items()}
+        lost_seen = False
+        for _ in range(8):  # the camera is away: the synthetic streams go on, second after second
+            time.sleep(1.0)
+            now = status(port)["streams"]
+            for n in ("a", "b", "c"):
+                assert now[n]["frames"] > before[n], f"stream {n} stalled while cam was away: {now[n]}"
+            before = {n: st["frames"] for n, st in now.items()}
+            lost_seen |= now["cam"]["source"] == "reconnecting"
+        assert lost_seen, "the killed camera was never reported reconnecting"
+        health = json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])
+        assert health["state"] in ("degraded", "ok") and http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+
+        server = start_rtsp_server(rtsp_port)
+        frames_cam = status(port)["streams"]["cam"]["frames"]
+        wait_for(lambda: (st := status(port)["streams"]["cam"])["source"] == "playing" and st["frames"] > frames_cam + 3,
+                 60, "the camera back")
+        now = status(port)["streams"]
+        for n in ("a", "b", "c"):
+            assert now[n]["frames"] > before[n]
+        assert now["cam"]["reconnects"] >= 1
+    finally:
+        app.stop()
+        server.kill()
+
+
+def test_streams_added_and_removed_over_http_20_times_leave_fds_and_threads_flat(tmp_path):
+    require_gst()
+    port = free_port()
+    cfg = write(tmp_path, synthetic("base", 1), port)
+    app = Running(cfg, max_seconds=240)
+    url = f"http://127.0.0.1:{port}/api/streams"
+    try:
+        app.wait_event("ready")
+        pid = app.proc.pid
+        baseline = None
+        for i in range(20):
+            # alternately a GStreamer pipeline (test://) and a Python source: both must be freed
+            uri = "test://" if i % 2 == 0 else "synthetic://?seed=9"
+            code, body = request("POST", url, {"name": "extra", "uri": uri, "fps": 15})
+            assert code == 201, body
+            wait_for(lambda: status(port)["streams"].get("extra", {}).get("frames", 0) > 0, 30, f"frames of extra #{i}")
+            code, body = request("DELETE", f"{url}/extra")
+            assert code == 200 and body["streams"] == ["base"], body
+            assert "extra" not in status(port)["streams"]
+            if i == 1:
+                time.sleep(0.5)
+                baseline = counts(pid)  # after one of each kind: lazily created pools and caches exist
+        time.sleep(0.5)
+        fds, threads = counts(pid)
+        assert baseline is not None
+        assert fds <= baseline[0] + 2, f"fds grew: {baseline[0]} -> {fds}"
+        assert threads <= baseline[1] + 2, f"threads grew: {baseline[1]} -> {threads}"
+        assert status(port)["streams"]["base"]["source"] == "playing"
+
+        # bad JSON: 400 naming the field, nothing changed
+        before = request("GET", url)[1]
+        code, body = request("POST", url, {"name": "x", "uri": "synthetic://", "fps": "fast"})
+        assert code == 400 and any("streams.x.fps = 'fast'" in p for p in body["problems"]), body
+        code, body = request("POST", url, {"name": "base", "uri": "synthetic://"})
+        assert code == 400 and any("another stream has this name" in p for p in body["problems"]), body
+        code, body = request("POST", url, {"uri": "synthetic://"})
+        assert code == 400 and any("stream.name" in p for p in body["problems"]), body
+        code, body = request("POST", url, b"{not json")
+        assert code == 400 and "not JSON" in body["error"], body
+        assert request("DELETE", f"{url}/nope")[0] == 404
+        assert request("GET", url)[1] == before
+    finally:
+        app.stop()
+
+
+def test_api_writes_need_the_token_in_the_header(tmp_path):
+    port = free_port()
+    cfg = write(tmp_path, synthetic("base", 1), port)
+    cfg.write_text(cfg.read_text().replace(f"port = {port}", f'port = {port}\ntoken = "s3cret"'))
+    app = Running(cfg)
+    url = f"http://127.0.0.1:{port}/api/streams"
+    try:
+        app.wait_event("ready")
+        assert request("POST", url, {"name": "x", "uri": "synthetic://"})[0] == 401
+        assert request("POST", url + "?token=s3cret", {"name": "x", "uri": "synthetic://"})[0] == 401
+        assert request("POST", url, {"name": "x", "uri": "synthetic://"}, token="s3cret")[0] == 201
+        assert request("DELETE", url + "/x", token="s3cret")[0] == 200
+    finally:
+        app.stop()
+
+
+def test_sighup_rereads_streams_and_leaves_unchanged_ones_running(tmp_path):
+    port = free_port()
+    cfg = write(tmp_path, synthetic("a", 1) + synthetic("b", 2), port)
+    app = Running(cfg)
+    try:
+        app.wait_event("ready")
+        wait_for(lambda: status(port)["streams"]["a"]["frames"] > 5, 30, "frames of a")
+        frames_a = status(port)["streams"]["a"]["frames"]
+        cfg.write_text(cfg.read_text().replace(synthetic("b", 2), synthetic("c", 3)))
+        app.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: set(status(port)["streams"]) == {"a", "c"}, 30, "streams a and c")
+        wait_for(lambda: status(port)["streams"]["c"]["frames"] > 0, 30, "frames of c")
+        assert status(port)["streams"]["a"]["frames"] > frames_a  # a kept running: its count was not reset
+        # a broken edit is refused and changes nothing
+        cfg.write_text(cfg.read_text() + '\n[[streams]]\nname = "a"\nuri = "synthetic://"\n')
+        app.proc.send_signal(signal.SIGHUP)
+        event = app.wait_event("reload refused", timeout=20)
+        assert "another stream has this name" in event["error"]
+        assert set(status(port)["streams"]) == {"a", "c"}
+    finally:
+        app.stop()
+
+
+def test_track_ids_belong_to_their_stream(tmp_path):
+    """Two streams of the same scene, every frame (realtime = false): each stream's tracker numbers its own
+    objects from 1, so both give the same id sequence (a shared counter would interleave them)."""
+    port = free_port()
+    events = tmp_path / "events.jsonl"
+    cfg = write(tmp_path, synthetic("left", 5, "realtime = false") + synthetic("right", 5, "realtime = false"),
+                port, extra=f'[events]\nfile = "{events}"\nstate_dir = "{tmp_path / "ev"}"\nsnapshots = false\n')
+    app = Running(cfg)
+    try:
+        app.wait_event("ready")
+        wait_for(lambda: min(s["frames"] for s in status(port)["streams"].values()) > 60, 90, "60 frames each")
+    finally:
+        app.stop()
+    new = [json.loads(line) for line in events.read_text().splitlines()]
+    new = [e for e in new if e["type"] == "track_new"]
+    ids = {s: [e["track_id"] for e in new if e["stream"] == s] for s in ("left", "right")}
+    k = min(len(ids["left"]), len(ids["right"]))
+    assert k >= 3, ids
+    assert ids["left"][:k] == ids["right"][:k]
+    assert ids["left"][0] == 1 and ids["right"][0] == 1
