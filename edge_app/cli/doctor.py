@@ -221,9 +221,10 @@ def system_rows(cfg: AppConfig) -> list[Row]:
 
 def _lenient(path: Path) -> AppConfig | None:
     """The config as far as it parses (bad values at their defaults), or None when it is not TOML."""
+    from ..config import with_source_defaults
     from ..config.loader import parse, read_toml
     try:
-        cfg, _ = parse(AppConfig, read_toml(path))
+        cfg, _ = parse(AppConfig, with_source_defaults(read_toml(path)))
     except ConfigError:
         return None
     if cfg is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import AppConfig, ConfigError, validate
+from ..config import AppConfig, ConfigError, validate, with_source_defaults
 from ..config.loader import parse, read_toml
 from ..config.schema import SOURCE_SCHEMES
 
@@ -139,6 +139,9 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
         if scheme not in SOURCE_SCHEMES:
             problems.append(f"INPUT {input!r}: expected a source URI ({', '.join(s + '://' for s in SOURCE_SCHEMES)}) "
                             "or a path to a video file, a dataset folder or /dev/videoN")
+        if data.get("streams"):  # one INPUT cannot say which of several cameras it replaces
+            problems.append(f"INPUT {input!r}: the config has [[streams]]; run INPUT with a config without "
+                            "them, or add it as a stream (POST /api/streams, or a [[streams]] table)")
         data.setdefault("source", {})
         if isinstance(data["source"], dict):
             data["source"]["uri"] = uri
@@ -157,7 +160,7 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
         tables_m, errs = model_tables(models, cwd)
         problems += errs
         data["models"] = tables_m
-    cfg, parse_problems = parse(AppConfig, data)
+    cfg, parse_problems = parse(AppConfig, with_source_defaults(data))
     base = path.resolve().parent if path is not None and path.is_file() else cwd
     object.__setattr__(cfg, "base_dir", base)
     problems += parse_problems + validate(cfg, data)

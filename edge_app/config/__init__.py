@@ -18,7 +18,8 @@ from .schema import (SOURCE_SCHEMES, AnalyticsConfig, AppConfig, HttpConfig, Lab
 
 __all__ = ["AppConfig", "ConfigError", "HttpConfig", "LabelsConfig", "LoggingConfig", "ModelConfig",
            "OutputConfig", "RecordConfig", "RollingConfig", "RtspConfig", "RuntimeConfig", "SourceConfig", "StreamConfig",
-           "field_docs", "is_loopback", "load_config", "parse_stream", "source_path", "stream_problems"]
+           "field_docs", "is_loopback", "load_config", "parse_stream", "source_path", "stream_problems",
+           "with_source_defaults"]
 
 _MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
