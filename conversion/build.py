@@ -124,8 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="evaluate on at most this many validation images")
     p.add_argument("--tensorrt", action="store_true", help="also build TensorRT engines (needs TensorRT)")
     p.add_argument("--engine-dir", type=Path)
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="only give this artifact and its variants a dynamic batch axis (checked; see batch_axis.py)")
     add_progress_flag(p)
     a = p.parse_args(argv)
+    if a.dynamic_batch:
+        from .batch_axis import BatchAxisError, dynamic_family
+        try:
+            print(json.dumps(dynamic_family(a.onnx), indent=1))
+        except BatchAxisError as exc:
+            print(f"edge-app build: {exc}", file=sys.stderr)
+            return 1
+        return 0
     precisions = tuple(x for x in a.precisions.split(",") if x)
     bad = [x for x in precisions if x not in PRECISIONS]
     if bad:

@@ -44,7 +44,8 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
             top_k=m.top_k, max_detections=m.max_detections,
             thresholds_file=cfg.resolve(m.thresholds_file) if m.thresholds_file else None,
             method=m.method, classes=m.classes, threads=cfg.runtime.threads,
-            engine_dir=cfg.resolve(cfg.runtime.engine_dir)))
+            engine_dir=cfg.resolve(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
+            opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs()))))
     return specs
 
 

@@ -127,10 +127,13 @@ def plan_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: li
 
 
 def build_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: list[np.ndarray] | None = None,
-                 workspace_mb: int = 1024, log: Callable[[str], None] = print) -> Path:
+                 workspace_mb: int = 1024, log: Callable[[str], None] = print, max_batch: int = 1,
+                 opt_batch: int = 1) -> Path:
     """Build (or rebuild) one engine; returns its path. Raises ArtifactError with the parser's errors.
 
-    images: BGR calibration frames for an implicit INT8 engine (see ``plan_engine``)."""
+    images: BGR calibration frames for an implicit INT8 engine (see ``plan_engine``); max_batch, opt_batch:
+    for an ONNX with a dynamic batch axis, the optimisation profile 1..max_batch tuned for opt_batch (the
+    number of streams: the batch the runtime mostly runs)."""
     trt = _trt()
     has_flags = hasattr(trt.BuilderFlag, "FP16")
     typed = not has_flags and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
@@ -147,6 +150,19 @@ def build_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: l
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     used = list(plan.flags)
+    batch = [1, 1, 1]
+    image = network.get_input(0)
+    dims = tuple(image.shape)
+    if dims and dims[0] == -1:  # a dynamic batch axis: one profile, 1..max, tuned for the streams' count
+        top = max(1, int(max_batch))
+        batch = [1, min(max(1, int(opt_batch)), top), top]
+        profile = builder.create_optimization_profile()
+        rest = tuple(int(d) for d in dims[1:])
+        profile.set_shape(image.name, (1, *rest), (batch[1], *rest), (top, *rest))
+        config.add_optimization_profile(profile)
+        if plan.calibration is not None:
+            config.set_calibration_profile(profile)
+        used.append(f"batch {batch[0]}..{batch[2]} (opt {batch[1]})")
     for flag in plan.flags:
         if flag != "STRONGLY_TYPED":
             config.set_flag(getattr(trt.BuilderFlag, flag))
@@ -170,7 +186,7 @@ def build_engine(fp32_onnx: Path, precision: str, engine_dir: Path, *, images: l
     info = device_info()
     write_atomic(manifest, json.dumps({**info, "onnx_sha256": sha256_file(fp32_onnx), "source": source.name,
                                        "source_sha256": sha256_file(source), "precision": precision,
-                                       "flags": used, "build_seconds": round(time.monotonic() - t0, 1),
+                                       "flags": used, "batch": batch, "build_seconds": round(time.monotonic() - t0, 1),
                                        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
     log(f"engine {engine} built in {time.monotonic() - t0:.0f} s")
     return engine

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .outputs.prometheus import metrics_text
+
 log = logging.getLogger("edge_app.web")
 PAGE = Path(__file__).with_name("page.html")
 
@@ -70,117 +72,6 @@ class FrameHub:
         with self._cond:
             self.closed = True
             self._cond.notify_all()
-
-
-def _metrics_text(status: dict[str, Any]) -> bytes:
-    """Prometheus exposition built at scrape time from the status snapshot (no global registry)."""
-    from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    class Snapshot:
-        def collect(self) -> Any:
-            fps = GaugeMetricFamily("edge_fps", "Frames per second at the output")
-            fps.add_metric([], status.get("fps", 0.0))
-            yield fps
-            lat = GaugeMetricFamily("edge_stage_latency_ms", "Per-stage latency percentiles (ms)",
-                                    labels=["stage", "quantile"])
-            for stage, q in status.get("latency_ms", {}).items():
-                for name in ("p50", "p90", "p99"):
-                    lat.add_metric([stage, name], q[name])
-            yield lat
-            counters = CounterMetricFamily("edge_events", "Pipeline counters", labels=["event"])
-            for name, value in status.get("counters", {}).items():
-                counters.add_metric([name], value)
-            yield counters
-            src = status.get("source", {})
-            up = GaugeMetricFamily("edge_source_playing", "1 while the source delivers frames")
-            up.add_metric([], 1.0 if src.get("state") == "playing" else 0.0)
-            yield up
-            rec = CounterMetricFamily("edge_source_reconnects", "Reconnect attempts of the source")
-            rec.add_metric([], src.get("reconnects", 0))
-            yield rec
-            health = GaugeMetricFamily("edge_health", "1 for the current health state (ok, degraded, failing)",
-                                       labels=["state"])
-            current = status.get("health", {}).get("state", "ok")
-            for state in ("ok", "degraded", "failing"):
-                health.add_metric([state], 1.0 if state == current else 0.0)
-            yield health
-            roll = GaugeMetricFamily("edge_rolling", "Rolling precision/recall against sampled labels",
-                                     labels=["model", "class", "metric"])
-            for model, s in status.get("rolling", {}).items():
-                for key in ("precision", "recall", "f1", "miou"):
-                    if s.get(key) is not None:
-                        roll.add_metric([model, "all", key], s[key])
-                for cls, vals in s.get("per_class", {}).items():
-                    for key in ("precision", "recall", "f1", "iou"):
-                        if vals.get(key) is not None:
-                            roll.add_metric([model, cls, key], vals[key])
-            yield roll
-            streams = status.get("streams") or {status.get("stream", "main"): status}
-            per = {"fps": GaugeMetricFamily("edge_stream_fps", "Frames per second at a stream's outputs",
-                                            labels=["stream"]),
-                   "frames": CounterMetricFamily("edge_stream_frames", "Frames through a stream's outputs",
-                                                 labels=["stream"]),
-                   "playing": GaugeMetricFamily("edge_stream_source_playing", "1 while the stream's source "
-                                                "delivers frames", labels=["stream"]),
-                   "reconnects": CounterMetricFamily("edge_stream_reconnects", "Reconnect attempts of a stream's "
-                                                     "source", labels=["stream"])}
-            sroll = GaugeMetricFamily("edge_stream_rolling", "Rolling precision/recall of a stream",
-                                      labels=["stream", "model", "metric"])
-            for name, st in streams.items():
-                state = st.get("source")
-                state = state.get("state") if isinstance(state, dict) else state
-                per["fps"].add_metric([name], st.get("fps", 0.0))
-                per["frames"].add_metric([name], st.get("frames", st.get("counters", {}).get("frames_out", 0)))
-                per["playing"].add_metric([name], 1.0 if state == "playing" else 0.0)
-                per["reconnects"].add_metric([name], st.get("reconnects", 0))
-                for model, r in (st.get("rolling") or {}).items():
-                    for key in ("precision", "recall", "f1", "miou"):
-                        if r.get(key) is not None:
-                            sroll.add_metric([name, model, key], r[key])
-            yield from per.values()
-            yield sroll
-            yield from _analytics_metrics([(name, st.get("analytics")) for name, st in streams.items()])
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Snapshot())
-    return generate_latest(registry)
-
-
-def _analytics_metrics(streams: list[tuple[str, dict[str, Any] | None]]) -> Any:
-    """Line crossings, zone occupancy/entries/exits and tracker counts, labelled by stream/line/zone/class
-    (one family each, whatever the number of streams: a name may appear once in an exposition)."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    streams = [(name, a) for name, a in streams if a]
-    if not streams:
-        return
-    cross = CounterMetricFamily("edge_line_crossings", "Tracks that crossed a counting line",
-                                labels=["stream", "line", "direction", "class"])
-    occ = GaugeMetricFamily("edge_zone_occupancy", "Tracks inside a zone now", labels=["stream", "zone", "class"])
-    entries = CounterMetricFamily("edge_zone_entries", "Tracks that entered a zone", labels=["stream", "zone", "class"])
-    exits = CounterMetricFamily("edge_zone_exits", "Tracks that left a zone", labels=["stream", "zone", "class"])
-    active = GaugeMetricFamily("edge_tracks", "Tracks by state", labels=["stream", "model", "state"])
-    confirmed = CounterMetricFamily("edge_tracks_confirmed", "Tracks confirmed (identities given)",
-                                    labels=["stream", "model"])
-    for stream, a in streams:
-        assert a is not None
-        for line, c in a.get("lines", {}).items():
-            for direction in ("in", "out"):
-                for cls, n in c[direction].items():
-                    cross.add_metric([stream, line, direction, cls], n)
-        for zone, z in a.get("zones", {}).items():
-            for cls, n in z["occupancy"].items():
-                occ.add_metric([stream, zone, cls], n)
-            for cls, n in z["entries"].items():
-                entries.add_metric([stream, zone, cls], n)
-            for cls, n in z["exits"].items():
-                exits.add_metric([stream, zone, cls], n)
-        for model, c in a.get("trackers", {}).items():
-            for state in ("tentative", "tracked", "lost"):
-                active.add_metric([stream, model, state], c[state])
-            confirmed.add_metric([stream, model], c["confirmed_total"])
-    yield from (cross, occ, entries, exits, active, confirmed)
 
 
 def authorised(headers: Any, query: dict[str, list[str]], token: str) -> bool:
@@ -358,7 +249,7 @@ class LiveServer(HttpService):
         self.send(req, 200, json.dumps(self.status(), default=str).encode(), "application/json")
 
     def _metrics(self, req: BaseHTTPRequestHandler) -> None:
-        self.send(req, 200, _metrics_text(self.status()), "text/plain; version=0.0.4")
+        self.send(req, 200, metrics_text(self.status()), "text/plain; version=0.0.4")
 
     def _health(self, req: BaseHTTPRequestHandler) -> None:
         """200 while the process works ({"state": "ok"} or "degraded" with the reasons: a lost camera is

@@ -22,6 +22,7 @@ class OnnxRuntimeBackend:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # ORT's notes on constants it folds away are for its developers, not ours
         # By default idle intra-op threads do not spin: with several models per frame (each session has
         # its own pool) a spinning pool takes a core from the next model's run, and from the decoder and
         # overlay threads. Measured on 2 cores: detector + segmenter back to back 58-60 ms spinning,

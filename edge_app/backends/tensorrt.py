@@ -71,33 +71,54 @@ class TensorRTBackend:
         self._shapes: dict[str, tuple[int, ...]] = {}
         inputs: list[str] = []
         outputs: list[str] = []
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self.max_batch: int | None = 1
+        for name in names:  # inputs first: a dynamic batch is set to the profile's maximum to size buffers
+            if engine.get_tensor_mode(name) != trt.TensorIOMode.INPUT:
+                continue
             shape = tuple(engine.get_tensor_shape(name))
+            if shape and shape[0] == -1:
+                top = tuple(engine.get_tensor_profile_shape(name, 0)[2])
+                self._context.set_input_shape(name, top)
+                self.max_batch, shape = int(top[0]), top
             if any(d < 0 for d in shape):
-                raise BackendError(f"{path}: tensor {name} has a dynamic shape {shape}; build with a fixed one")
+                raise BackendError(f"{path}: input {name} has a dynamic shape {shape} beyond the batch axis")
+            inputs.append(name)
+            self._shapes[name] = shape
+        outputs = [n for n in names if n not in inputs]
+        for name in outputs:
+            self._shapes[name] = tuple(self._context.get_tensor_shape(name))  # at the largest batch
+        for name in names:
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            host = cuda.pagelocked_empty(int(np.prod(shape)), dtype)
+            host = cuda.pagelocked_empty(int(np.prod(self._shapes[name])), dtype)
             device = cuda.mem_alloc(host.nbytes)
             self._context.set_tensor_address(name, int(device))
-            self._host[name], self._device[name], self._shapes[name] = host, device, shape
-            (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(name)
+            self._host[name], self._device[name] = host, device
         self.input_names, self.output_names = tuple(inputs), tuple(outputs)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """inputs: name -> (N, ...) with N up to ``max_batch`` (exactly the engine's shape when fixed)."""
         cuda = self._cuda
         for name in self.input_names:
             arr = inputs[name]
-            if tuple(arr.shape) != self._shapes[name]:
-                raise BackendError(f"{self.path}: input {name} has shape {arr.shape}, engine wants {self._shapes[name]}")
-            np.copyto(self._host[name], arr.ravel().astype(self._host[name].dtype, copy=False))
-            cuda.memcpy_htod_async(self._device[name], self._host[name], self._stream)
+            full = self._shapes[name]
+            if tuple(arr.shape[1:]) != full[1:] or (self.max_batch == 1 and arr.shape[0] != full[0]) \
+                    or arr.shape[0] > full[0]:
+                raise BackendError(f"{self.path}: input {name} has shape {arr.shape}, engine takes {full} "
+                                   f"(batch 1..{self.max_batch})")
+            if self.max_batch != 1:
+                self._context.set_input_shape(name, tuple(arr.shape))
+            n = arr.size
+            np.copyto(self._host[name][:n], arr.ravel().astype(self._host[name].dtype, copy=False))
+            cuda.memcpy_htod_async(self._device[name], self._host[name][:n], self._stream)
         if not self._context.execute_async_v3(self._stream.handle):
             raise BackendError(f"{self.path}: execute_async_v3 failed")
+        shapes = {n: tuple(self._context.get_tensor_shape(n)) for n in self.output_names}
         for name in self.output_names:
-            cuda.memcpy_dtoh_async(self._host[name], self._device[name], self._stream)
+            size = int(np.prod(shapes[name]))
+            cuda.memcpy_dtoh_async(self._host[name][:size], self._device[name], self._stream)
         self._stream.synchronize()
-        return {n: self._host[n].reshape(self._shapes[n]).copy() for n in self.output_names}
+        return {n: self._host[n][:int(np.prod(shapes[n]))].reshape(shapes[n]).copy() for n in self.output_names}
 
     def close(self) -> None:
         for mem in self._device.values():

@@ -62,6 +62,8 @@ class ModelSpec:
     classes: tuple[str, ...] = ("background", "foreground")
     threads: int = 2
     engine_dir: Path = Path("var/engines")
+    max_batch: int = 1   # a TensorRT engine built here: the profile's largest batch ...
+    opt_batch: int = 1   # ... and the one it is tuned for (the number of streams)
 
 
 class NetworkModel:
@@ -208,7 +210,8 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
             from ..engines import build_engine
             say = status or log.info
             say(f"model {spec.name}: {check.reason}; building the TensorRT {precision} engine")
-            build_engine(fp32, artifacts.engine_precision(precision), spec.engine_dir, log=say)
+            build_engine(fp32, artifacts.engine_precision(precision), spec.engine_dir, log=say,
+                         max_batch=spec.max_batch, opt_batch=spec.opt_batch)
             check = artifacts.check_engine(engine, manifest, fp32, device)
         if device is not None and check.usable:
             meta = fp32_meta
