@@ -67,6 +67,7 @@ class App:
             log.info("model %s", m.describe())
         self.telemetry = Telemetry()  # the process's own: batches; each stream has its own
         configs = cfg.stream_configs()
+        self.batching = self._choose_batching(min(len(configs), cfg.runtime.max_batch))
         self.several = bool(cfg.streams)  # [[streams]]: per-stream RTSP mounts and recording folders
         lb = cfg.labels
         # Sampling for labelling follows the first stream (the review page labels one camera's frames).
@@ -78,8 +79,10 @@ class App:
         self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox), self.sampler, self.sampler.rolling)
                        if self.sampler is not None and self.sampler.inbox is not None else None)
         self.events = DeviceEvents.from_config(cfg)
+        # no model runs a batch as one call: gathering frames would only add latency
+        batches = any(getattr(m, "max_batch", 1) != 1 and getattr(m, "batching", False) for m in self.models)
         self.batcher = Batcher(self.models, self.telemetry, max_batch=cfg.runtime.max_batch,
-                               batch_timeout_s=cfg.runtime.batch_timeout_ms / 1000.0)
+                               batch_timeout_s=cfg.runtime.batch_timeout_ms / 1000.0 if batches else 0.0)
         self.streams = StreamSet(cfg, self.models, self.batcher, self._stream_outputs,
                                  on_events=self._on_events if self.events is not None else None,
                                  sampler=self.sampler, sampled=configs[0].name)
@@ -93,6 +96,22 @@ class App:
             self.streams.add(sc, start=False)
         self._stop = threading.Event()
         self._reload = threading.Event()
+
+    def _choose_batching(self, n: int) -> dict[str, Any]:
+        """Per model: one call per batch or one per frame (runtime.batching; "auto" measures it here)."""
+        mode, out = self.cfg.runtime.batching, {}
+        for m in self.models:
+            if getattr(m, "max_batch", 1) == 1:
+                continue
+            if mode != "auto" or n < 2:
+                m.batching = mode != "off"
+                out[m.name] = {"batching": m.batching}
+                continue
+            t = m.measure_batch(n)
+            m.batching = t["batch_ms"] * 1.05 < t["single_ms"]  # only a clear gain is worth the batch's latency
+            out[m.name] = {"batching": m.batching, "batch": n, **{k: round(v, 2) for k, v in t.items()}}
+            log_event(log, logging.INFO, "batching", model=m.name, **out[m.name])
+        return out
 
     @property
     def first(self) -> Any:
@@ -179,6 +198,7 @@ class App:
                 "events": self.events.describe() if self.events is not None else None,
                 "models": [m.describe() for m in self.models],
                 "batches": {str(k): v for k, v in sorted(self.batcher.batch_sizes.items())},
+                "batching": self.batching,
                 "warnings": [w for st in streams.values() for w in st["warnings"]],
                 "streams": streams}
 

@@ -82,6 +82,7 @@ class NetworkModel:
         else:
             self.decoder = SegmentationDecoder(meta)
         self.thresholds_source = "config"
+        self.batching = True  # a batch as one backend call (where the batch axis allows); see measure_batch
         self.reload_thresholds()
 
     def reload_thresholds(self) -> None:
@@ -129,12 +130,31 @@ class NetworkModel:
         """Frames one backend call may take: None = any number (a dynamic batch axis), 1 = a fixed one."""
         return getattr(self.backend, "max_batch", 1)
 
+    def measure_batch(self, n: int, rounds: int = 3) -> dict[str, float]:
+        """Milliseconds per frame of one call with ``n`` frames vs ``n`` calls (medians of interleaved
+        rounds on a blank frame of the model's input size: convolutions take as long on any pixels)."""
+        h, w = self.meta.input_size
+        images = [np.zeros((h, w, 3), np.uint8)] * n
+        self.batching = True
+        self._run_batch(images)  # warm-up: the session allocates its buffers for this batch size
+        batched, single = [], []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            self._run_batch(images)
+            t1 = time.perf_counter()
+            for image in images:
+                self.predict(image)
+            t2 = time.perf_counter()
+            batched.append((t1 - t0) / n)
+            single.append((t2 - t1) / n)
+        return {"batch_ms": float(np.median(batched)) * 1e3, "single_ms": float(np.median(single)) * 1e3}
+
     def predict_batch(self, images: list[np.ndarray]) -> list[ModelResult]:
         """Results for each image (H, W, 3) BGR: the preprocessed tensors stacked into (N, 3, h, w) and run
         in one backend call (chunks of ``max_batch``); an artifact with a fixed batch of 1 runs frame by
         frame. Per-frame timings share the batch's preprocess and inference time equally."""
         limit = self.max_batch
-        if len(images) <= 1 or limit == 1:
+        if len(images) <= 1 or limit == 1 or not self.batching:
             return [self.predict(image) for image in images]
         step = len(images) if limit is None else limit
         out: list[ModelResult] = []
@@ -162,9 +182,15 @@ class NetworkModel:
                 results.append(ModelResult(self.name, "segmentation", self.classes, mask=decoded, timings=timings))
         return results
 
+    def _batch_word(self) -> str:
+        limit = self.max_batch
+        if limit == 1:
+            return "1"
+        return ("dynamic" if limit is None else f"1..{limit}") + ("" if self.batching else " (frame by frame)")
+
     def describe(self) -> str:
         return (f"{self.name}: {self.meta.model or self.task} {self.precision} on {self.backend.name} "
-                f"({self.path}), batch {self.max_batch or 'dynamic'}, thresholds from {self.thresholds_source}")
+                f"({self.path}), batch {self._batch_word()}, thresholds from {self.thresholds_source}")
 
     def close(self) -> None:
         self.backend.close()
