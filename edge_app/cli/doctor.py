@@ -68,9 +68,10 @@ def gstreamer_rows(cfg: AppConfig | None) -> list[Row]:
     rows = [Row("GStreamer", "ok", f"{g.Gst.version_string()}")]
     needed: dict[str, str] = {}
     if cfg is not None:
-        scheme = scheme_of(cfg.source.uri)
-        for el in SOURCE_ELEMENTS.get(scheme, []):
-            needed.setdefault(el, f"source {scheme}://")
+        for stream in cfg.stream_configs():
+            scheme = scheme_of(stream.uri)
+            for el in SOURCE_ELEMENTS.get(scheme, []):
+                needed.setdefault(el, f"source {scheme}://")
         for name in ("rtsp", "record"):
             if getattr(cfg.output, name).enabled:
                 for el in OUTPUT_ELEMENTS[name]:
@@ -237,7 +238,9 @@ def diagnose(config: str | Path) -> list[Row]:
     cfg: AppConfig | None = None
     try:
         cfg = load_config(config)
-        rows.append(Row("config", "ok", f"{config}: source {cfg.source.uri}"))
+        streams = cfg.stream_configs()
+        rows.append(Row("config", "ok", f"{config}: source {streams[0].uri}" if not cfg.streams else
+                        f"{config}: {len(streams)} streams: " + ", ".join(f"{s.name} {s.uri}" for s in streams)))
     except ConfigError as exc:
         rows.append(Row("config", "fail", f"{exc.source}: " + "; ".join(exc.problems)))
         cfg = _lenient(Path(config))  # the rest is still checked: what else would be missing

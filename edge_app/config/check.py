@@ -18,6 +18,8 @@ def main(args: argparse.Namespace) -> int:
     models = ", ".join(f"{name} ({m.kind}{'' if m.enabled else ', disabled'})"
                        for name, m in cfg.models.items()) or "none"
     outputs = [name for name in ("http", "rtsp", "record") if getattr(cfg.output, name).enabled]
-    print(f"{args.file}: OK\n  source: {cfg.source.uri} {cfg.source.width}x{cfg.source.height} "
-          f"@ {cfg.source.fps:g} fps\n  models: {models}\n  outputs: {', '.join(outputs) or 'none'}")
+    streams = "\n".join(f"  {'source' if not cfg.streams else 'stream ' + s.name}: {s.uri} {s.width}x{s.height} "
+                        f"@ {s.fps:g} fps" + (f" (models: {', '.join(s.models)})" if s.models else "")
+                        for s in cfg.stream_configs())
+    print(f"{args.file}: OK\n{streams}\n  models: {models}\n  outputs: {', '.join(outputs) or 'none'}")
     return 0
