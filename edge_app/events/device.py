@@ -22,9 +22,12 @@ log = logging.getLogger("edge_app.events")
 STREAM = "main"
 
 
-def discovery_messages(prefix: str, device: str, lines: list[str], zones: list[str]) -> list[tuple[str, str]]:
+def discovery_messages(prefix: str, device: str, lines: list[str], zones: list[str],
+                       streams: dict[str, tuple[list[str], list[str]]] | None = None) -> list[tuple[str, str]]:
     """Home Assistant MQTT discovery: availability and a sensor per line direction and zone, read from the
-    retained status topic (the way Frigate and Viseron announce theirs)."""
+    retained status topic (the way Frigate and Viseron announce theirs). ``lines``/``zones``: the first
+    stream's (their sensors keep the names they had with one camera); ``streams``: name -> (lines, zones)
+    of the other streams, read from ``streams.NAME.counts`` of the status."""
     status, availability = f"{prefix}/{device}/status", f"{prefix}/{device}/availability"
     dev = {"identifiers": [f"edge-vision-{device}"], "name": f"edge-vision {device}", "manufacturer": "edge-vision"}
     common = {"availability_topic": availability, "payload_available": "online", "payload_not_available": "offline",
@@ -45,6 +48,20 @@ def discovery_messages(prefix: str, device: str, lines: list[str], zones: list[s
         out.append((f"homeassistant/sensor/{device}/{zone}_occupancy/config", json.dumps({
             **common, "name": f"{zone} occupancy", "unique_id": f"{device}_{zone}_occupancy", "state_topic": status,
             "value_template": f"{{{{ value_json.counts.zones['{zone}'].total }}}}", "state_class": "measurement"})))
+    for stream, (s_lines, s_zones) in (streams or {}).items():
+        counts = f"value_json.streams['{stream}'].counts"
+        for line in s_lines:
+            for direction in ("in", "out"):
+                uid = f"{device}_{stream}_{line}_{direction}"
+                out.append((f"homeassistant/sensor/{device}/{stream}_{line}_{direction}/config", json.dumps({
+                    **common, "name": f"{stream} {line} {direction}", "unique_id": uid, "state_topic": status,
+                    "value_template": f"{{{{ {counts}.lines['{line}'].total_{direction} }}}}",
+                    "state_class": "total_increasing"})))
+        for zone in s_zones:
+            out.append((f"homeassistant/sensor/{device}/{stream}_{zone}_occupancy/config", json.dumps({
+                **common, "name": f"{stream} {zone} occupancy", "unique_id": f"{device}_{stream}_{zone}_occupancy",
+                "state_topic": status, "value_template": f"{{{{ {counts}.zones['{zone}'].total }}}}",
+                "state_class": "measurement"})))
     return out
 
 
@@ -60,9 +77,11 @@ class DeviceEvents:
         self.bus = EventBus(self.device, STREAM, self.outbox, prefix, jsonl, snapshots)
         self.mqtt = MqttOutput(m, self.device, self.outbox, cfg.resolve) if m.enabled else None
         if self.mqtt is not None and m.ha_discovery:
-            self.mqtt.set_discovery(discovery_messages(m.topic_prefix, self.device,
-                                                       [l.name for l in cfg.analytics.lines],
-                                                       [z.name for z in cfg.analytics.zones]))
+            first, *others = cfg.stream_configs()
+            self.mqtt.set_discovery(discovery_messages(
+                m.topic_prefix, self.device, [l.name for l in first.analytics.lines],
+                [z.name for z in first.analytics.zones],
+                {s.name: ([l.name for l in s.analytics.lines], [z.name for z in s.analytics.zones]) for s in others}))
         self.counts_every, self.status_every = e.counts_every_s, m.status_every_s
         self._last_counts = self._last_status = time.monotonic()
         self._source_state: dict[str, str] = {}
@@ -138,8 +157,14 @@ def compact_status(device: str, status: dict[str, Any], analytics: dict[str, Any
     for name, r in (status.get("rolling") or {}).items():
         rolling[name] = {k: r.get(k) for k in ("precision", "recall", "f1", "miou", "frames") if k in r}
     src = status.get("source", {})
-    return {"device": device, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fps": status.get("fps"),
+    streams = {name: {"fps": st.get("fps"), "source": st.get("source"), "frames": st.get("frames"),
+                      "counts": _counts(st.get("analytics"))} for name, st in (status.get("streams") or {}).items()}
+    return {"device": device, "streams": streams, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fps": status.get("fps"),
             "health": status.get("health", {}).get("state"), "source": {k: src.get(k) for k in ("uri", "state", "reconnects")},
-            "rolling": rolling, "counts": {"lines": {k: {"total_in": v["total_in"], "total_out": v["total_out"]}
-                                                     for k, v in (analytics or {}).get("lines", {}).items()},
-                                           "zones": {k: {"total": v["total"]} for k, v in (analytics or {}).get("zones", {}).items()}}}
+            "rolling": rolling, "counts": _counts(analytics)}
+
+
+def _counts(analytics: dict[str, Any] | None) -> dict[str, Any]:
+    return {"lines": {k: {"total_in": v["total_in"], "total_out": v["total_out"]}
+                      for k, v in (analytics or {}).get("lines", {}).items()},
+            "zones": {k: {"total": v["total"]} for k, v in (analytics or {}).get("zones", {}).items()}}
