@@ -4,6 +4,7 @@ that never stalls the others, streams added and removed over HTTP (fds and threa
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -246,3 +247,42 @@ def test_track_ids_belong_to_their_stream(tmp_path):
     assert k >= 3, ids
     assert ids["left"][:k] == ids["right"][:k]
     assert ids["left"][0] == 1 and ids["right"][0] == 1
+
+
+def _probe(url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
+                           "-show_entries", "stream=codec_name,width,height", "-of", "json", url],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_each_stream_has_its_rtsp_mount_and_its_recording(tmp_path):
+    """Two streams of different sizes: an RTSP mount each (a real client reads both), a recording folder each
+    (valid MP4 after SIGTERM); a stream removed over HTTP loses its mount and finalises its recording."""
+    require_gst()
+    port, rtsp_port = free_port(), free_port()
+    extra = (f'[output.rtsp]\nenabled = true\nport = {rtsp_port}\n'
+             f'[output.record]\nenabled = true\ndirectory = "{tmp_path / "rec"}"\nsegment_s = 2\n')
+    cfg = write(tmp_path, synthetic("a", 1) + synthetic("b", 2, "width = 256\nheight = 192"), port, extra)
+    app = Running(cfg)
+    try:
+        app.wait_event("ready")
+        wait_for(lambda: all(s["frames"] > 3 for s in status(port)["streams"].values()), 30, "frames")
+        sizes = {}
+        for name in ("a", "b"):
+            probe = _probe(f"rtsp://127.0.0.1:{rtsp_port}/live/{name}")
+            assert probe.returncode == 0, probe.stderr
+            st = json.loads(probe.stdout)["streams"][0]
+            sizes[name] = (st["codec_name"], st["width"], st["height"])
+        assert sizes == {"a": ("h264", 320, 240), "b": ("h264", 256, 192)}
+        assert request("DELETE", f"http://127.0.0.1:{port}/api/streams/b")[0] == 200
+        assert _probe(f"rtsp://127.0.0.1:{rtsp_port}/live/b").returncode != 0  # unmounted
+        b_files = sorted((tmp_path / "rec" / "b").glob("*.mp4"))
+        time.sleep(2.5)
+    finally:
+        app.stop()
+    for name, files in (("a", sorted((tmp_path / "rec" / "a").glob("*.mp4"))), ("b", b_files)):
+        assert files, f"no recording of {name}"
+        for f in files:
+            r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(f)],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0 and float(json.loads(r.stdout)["format"]["duration"]) > 0, (f, r.stderr)
