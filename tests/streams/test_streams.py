@@ -3,6 +3,7 @@ that never stalls the others, streams added and removed over HTTP (fds and threa
 [[streams]], track ids per stream."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -286,3 +287,39 @@ def test_each_stream_has_its_rtsp_mount_and_its_recording(tmp_path):
             r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(f)],
                                capture_output=True, text=True, timeout=30)
             assert r.returncode == 0 and float(json.loads(r.stdout)["format"]["duration"]) > 0, (f, r.stderr)
+
+
+@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs Debian's chromium-driver (make test installs it)")
+def test_page_shows_a_grid_and_a_stream_chosen_by_click(tmp_path):
+    """A real browser: a tile per stream with live pictures, a click shows that stream large with its own
+    numbers; a stream added over HTTP appears in the grid without a reload."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.review.test_review import _driver
+
+    port = free_port()
+    cfg = write(tmp_path, synthetic("north", 1) + synthetic("south", 2), port)
+    app = Running(cfg)
+    driver = None
+    try:
+        app.wait_event("ready")
+        driver = _driver(tmp_path)
+        driver.get(f"http://127.0.0.1:{port}/")
+        wait = WebDriverWait(driver, 20)
+        loaded = "return [...document.querySelectorAll('#grid img')].filter(i => i.complete && i.naturalWidth > 0).length"
+        wait.until(lambda d: d.execute_script(loaded) == 2)
+        assert driver.find_element(By.ID, "grid").is_displayed()
+        assert "streams/north.mjpg" in driver.find_element(By.ID, "stream").get_attribute("src")
+        driver.find_element(By.CSS_SELECTOR, '#grid a[data-name="south"]').click()
+        wait.until(lambda d: "streams/south.mjpg" in d.find_element(By.ID, "stream").get_attribute("src"))
+        wait.until(lambda d: d.find_element(By.ID, "source").text.startswith("south: synthetic://?seed=2"))
+        assert "south" in driver.current_url
+        assert request("POST", f"http://127.0.0.1:{port}/api/streams", {"name": "east", "uri": "synthetic://?seed=3"})[0] == 201
+        wait.until(lambda d: d.execute_script(loaded) == 3)
+        caption = driver.find_element(By.ID, "cap-east").text
+        assert caption.startswith("east") and "fps" in caption
+    finally:
+        if driver is not None:
+            driver.quit()
+        app.stop()
