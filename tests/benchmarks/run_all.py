@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
            ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"], ["bench_events.py"],
-           ["bench_fleet.py"], ["bench_review.py"]]
+           ["bench_fleet.py"], ["bench_review.py"], ["bench_streams.py"]]
 TRACKING = ("tracking_accuracy", "tracking_speed", "tracking_live")
 
 
@@ -62,7 +62,7 @@ def table(results: dict) -> str:
             lines.append(f"| frame age, 30 fps live source, {r['minutes']:g} min ({prec}) | p50 {r['latency_ms']['frame_age']['p50']:.0f} ms, "
                          f"p99/p50 {r['frame_age_p99_over_p50']:.2f}, trend {r['frame_age_trend_ms_per_min']:+.1f} ms/min "
                          "| <= 1.5, flat |")
-    lines += stage_table(b) + tracking_table(b) + events_table(b) + fleet_table(b) + review_table(b) + gpu_table(results.get("gpu"))
+    lines += stage_table(b) + tracking_table(b) + events_table(b) + fleet_table(b) + review_table(b) + streams_table(b) + gpu_table(results.get("gpu"))
     return "\n".join(lines)
 
 
@@ -77,6 +77,36 @@ def events_table(benchmarks: list[dict]) -> list[str]:
     for r in ev["rows"]:
         lines.append(f"| {r['rate']:.0f} events/s | {r['received']} / {r['events']} | {r['lost']} | "
                      f"{r['latency_p50_ms']:.1f} / {r['latency_p99_ms']:.1f} | {r['emit_p50_ms']:.3f} / {r['emit_p99_ms']:.3f} |")
+    return lines
+
+
+def streams_table(benchmarks: list[dict]) -> list[str]:
+    """Several cameras in one process (bench_streams.py)."""
+    by = {r["benchmark"]: r for r in benchmarks if r["benchmark"].startswith("streams_")}
+    if not by:
+        return []
+    lines = ["", "Several cameras (bench_streams.py):", ""]
+    if "streams_scale" in by:
+        sc = by["streams_scale"]
+        lines += [f"Aggregate fps, {sc['source']}, {sc['model']}: N streams in one process vs N processes of one "
+                  "stream (goal: >= 1.2x at N = 4):", "",
+                  "| streams | one process fps | N processes fps | ratio |", "|---|---|---|---|"]
+        lines += [f"| {r['streams']} | {r['one_process_fps']:.1f} | {r['n_processes_fps']:.1f} | {r['ratio']:.2f} |"
+                  for r in sc["rows"]]
+    if "streams_batch" in by:
+        lines += ["", "Inference per frame, one call with a batch of N vs N single calls (ONNX Runtime CPU, dynamic-batch "
+                  "copies of the shipped models):", "", "| model | N | batched ms/frame | single ms/frame | speed-up |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['n']} | {r['batch_ms_per_frame']:.1f} | {r['single_ms_per_frame']:.1f} | "
+                  f"{r['speedup']:.2f}x |" for r in by["streams_batch"]["rows"]]
+    if "streams_fairness" in by:
+        f = by["streams_fairness"]
+        ages = "; ".join(f"{n} {a['p50']:.0f} / {a['p99']:.0f}" for n, a in f["frame_age_ms"].items())
+        lines += ["", f"Fairness: 4 equal streams, every frame: min/max per-stream fps {f['min_max']:.3f} (goal >= 0.9). "
+                  f"4 live 15 fps streams: frame age p50 / p99 ms per stream: {ages}."]
+    if "streams_memory" in by:
+        m = by["streams_memory"]
+        lines += ["", f"Memory: RSS {m['rss_mb_1']:.0f} MB with 1 stream, {m['rss_mb_8']:.0f} MB with 8 ({m['ratio']:.2f}x)."]
     return lines
 
 
