@@ -5,7 +5,6 @@ the venv must be created with --system-site-packages to see them (as on a Jetson
 """
 from __future__ import annotations
 
-import functools
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -20,9 +19,26 @@ class GstUnavailable(RuntimeError):
     pass
 
 
-@functools.lru_cache(maxsize=None)
+_init_lock = threading.Lock()
+_ns: SimpleNamespace | None = None
+
+
 def gst() -> SimpleNamespace:
-    """Namespaces Gst, GstApp, GstVideo, GLib; GstRtspServer where its typelib is installed."""
+    """Namespaces Gst, GstApp, GstVideo, GLib; GstRtspServer where its typelib is installed.
+
+    Initialised once, under a lock: several cameras start their sources on their own threads at the same
+    moment, and PyGObject's lazy loading of a namespace is not thread-safe (seen here: one of four
+    sources started together failed with "'gi.repository.GLib' object has no attribute 'Idle'")."""
+    global _ns
+    if _ns is not None:
+        return _ns
+    with _init_lock:
+        if _ns is None:
+            _ns = _load()
+        return _ns
+
+
+def _load() -> SimpleNamespace:
     try:
         import gi
 
