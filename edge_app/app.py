@@ -82,7 +82,8 @@ class App:
         # no model runs a batch as one call: gathering frames would only add latency
         batches = any(getattr(m, "max_batch", 1) != 1 and getattr(m, "batching", False) for m in self.models)
         self.batcher = Batcher(self.models, self.telemetry, max_batch=cfg.runtime.max_batch,
-                               batch_timeout_s=cfg.runtime.batch_timeout_ms / 1000.0 if batches else 0.0)
+                               batch_timeout_s=cfg.runtime.batch_timeout_ms / 1000.0 if batches else 0.0,
+                               workers=cfg.runtime.inference_workers)
         self.streams = StreamSet(cfg, self.models, self.batcher, self._stream_outputs,
                                  on_events=self._on_events if self.events is not None else None,
                                  sampler=self.sampler, sampled=configs[0].name)

@@ -6,6 +6,7 @@ Not executed on our CI machines (no GPU, no TensorRT); see the README.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,14 @@ class TensorRTBackend:
             self._context.set_tensor_address(name, int(device))
             self._host[name], self._device[name] = host, device
         self.input_names, self.output_names = tuple(inputs), tuple(outputs)
+        self._lock = threading.Lock()  # one execution context and one set of buffers: one call at a time
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """inputs: name -> (N, ...) with N up to ``max_batch`` (exactly the engine's shape when fixed)."""
+        with self._lock:
+            return self._infer(inputs)
+
+    def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cuda = self._cuda
         for name in self.input_names:
             arr = inputs[name]

@@ -196,6 +196,9 @@ class RuntimeConfig:
     engine_dir: str = spec("var/engines", doc="TensorRT engines and their manifests")
     max_batch: int = spec(8, ge=1, le=64, doc="frames of different streams run in one model call, at most "
                           "(artifacts with a dynamic batch axis; others run frame by frame)")
+    inference_workers: int = spec(2, ge=1, le=16, doc="threads running the models, each on other streams' "
+                                  "frames (with several streams, two overlap one frame's Python work with "
+                                  "another's inference, as two processes would, with one copy of each model)")
     batching: str = spec("auto", choices=("auto", "on", "off"), doc="run a batch as one call: on; off (frame "
                          "by frame); auto = measured at start for each model, on where it is faster per frame")
     batch_timeout_ms: float = spec(10.0, ge=0, le=1000, doc="wait this long for the other streams' frames "

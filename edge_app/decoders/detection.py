@@ -5,6 +5,7 @@ The graph gives decoded boxes (1, A, 4) xyxy in network-input pixels and per-cla
 """
 from __future__ import annotations
 
+import threading
 import time
 
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ class DetectionDecoder:
     def __init__(self, meta: ArtifactMeta, *, score_threshold: float | np.ndarray = DETECTOR.score_threshold,
                  iou_threshold: float = DETECTOR.nms_iou, top_k: int = DETECTOR.top_k,
                  max_detections: int = DETECTOR.max_detections) -> None:
-        self.timings: dict[str, float] = {}  # of the last call
+        self._last = threading.local()  # several inference workers decode at once: each sees its own timings
         self.meta = meta
         self.boxes_name = meta.outputs.get("boxes", "boxes")
         self.scores_name = meta.outputs.get("scores", "scores")
@@ -31,6 +32,11 @@ class DetectionDecoder:
         self.max_detections = max_detections
         self.default_threshold = float(np.max(score_threshold))
         self.set_thresholds(score_threshold)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds of the last call on this thread (``nms``: score threshold, top-k and NMS)."""
+        return getattr(self._last, "timings", {})
 
     def set_thresholds(self, score_threshold: float | np.ndarray | Mapping[str, float],
                        iou_threshold: float | None = None) -> None:
@@ -60,5 +66,5 @@ class DetectionDecoder:
         det = postprocess_detections(boxes, scores, iou_threshold=self.iou_threshold,
                                      score_threshold=self.score_thresholds, top_k=self.top_k,
                                      max_detections=self.max_detections)
-        self.timings = {"nms": time.perf_counter() - t0}  # score threshold, top-k and NMS
+        self._last.timings = {"nms": time.perf_counter() - t0}
         return Detections(geo.boxes_to_frame(det.boxes), det.scores, det.classes)

@@ -35,17 +35,23 @@ def predict_batch(model: Any, images: Sequence[np.ndarray]) -> list[Any]:
 
 class Batcher:
     def __init__(self, models: Sequence[Any], telemetry: Telemetry, *, max_batch: int = 8,
-                 batch_timeout_s: float = 0.01) -> None:
-        """telemetry: the process-wide one (batch sizes, the whole batch's inference time)."""
+                 batch_timeout_s: float = 0.01, workers: int = 1) -> None:
+        """telemetry: the process-wide one (batch sizes, the whole batch's inference time); workers: threads
+        that each gather and run a batch. With two, one batch's Python work (preprocessing, decoding,
+        tracking) overlaps the other's inference, as two processes would, with one copy of each model. A
+        stream is in one batch at a time, so its frames are processed in order by its own tracker."""
         self.models, self.telemetry = list(models), telemetry
         self.max_batch, self.batch_timeout = max(1, int(max_batch)), max(0.0, float(batch_timeout_s))
+        self.workers = max(1, int(workers))
         self._streams: tuple[Stream, ...] = ()
         self._lock = threading.Lock()
+        self._gathering = threading.Lock()  # one worker assembles a batch at a time
+        self._busy: set[str] = set()        # streams whose frame is being run by a worker
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._beats: dict[str, float] = {}
         self._next = 0
-        self.beat = time.monotonic()
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         self._warn = RateLimited(log)
 
@@ -73,17 +79,28 @@ class Batcher:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
-        self._thread.start()
+        for i in range(self.workers):
+            name = "inference" if self.workers == 1 else f"inference-{i}"
+            self._beats[name] = time.monotonic()
+            t = threading.Thread(target=self._loop, args=(name,), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def thread_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Every worker runs (a dead one is a fault the watchdog must see)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    @property
+    def beat(self) -> float:
+        """The oldest worker heartbeat: one worker stuck in a call is a stuck pipeline."""
+        return min(self._beats.values()) if self._beats else time.monotonic()
 
     # -- the loop ----------------------------------------------------------------------------------
     def _take(self, streams: tuple[Stream, ...], have: set[str], room: int) -> list[tuple[Stream, Frame]]:
@@ -94,7 +111,7 @@ class Batcher:
             if len(taken) >= room:
                 break
             s = streams[(self._next + k) % n]
-            if s.name in have:
+            if s.name in have or s.name in self._busy:
                 continue
             frame = s.source.read(timeout=0)
             if frame is not None:
@@ -127,12 +144,20 @@ class Batcher:
             self._next = (self._next + 1) % len(streams)
         return batch
 
-    def _loop(self) -> None:
+    def _loop(self, name: str) -> None:
         while not self._stop.is_set():
-            self.beat = time.monotonic()
-            batch = self.gather()
-            if batch:
+            self._beats[name] = time.monotonic()
+            with self._gathering:
+                batch = self.gather()
+                self._busy.update(s.name for s, _ in batch)
+            if not batch:
+                continue
+            try:
                 self.run(batch)
+            finally:
+                self._busy.difference_update(s.name for s, _ in batch)
+                if self.workers > 1:
+                    self._wake.set()  # those streams may have a frame waiting for the other worker
 
     def run(self, batch: list[tuple[Stream, Frame]]) -> None:
         """Every model on the batch's frames, then each stream's own processing of its frame."""
