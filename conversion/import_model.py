@@ -202,8 +202,29 @@ def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_
         seal(tmp, final, meta)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"onnx": str(final), "classes": classes, "input_size": list(m["input_size"]), "ops": ops,
-            "parity_raw_max_abs": raw, "parity_detections": det}
+    result = {"onnx": str(final), "classes": classes, "input_size": list(m["input_size"]), "ops": ops,
+              "parity_raw_max_abs": raw, "parity_detections": det}
+    if "mobilenetv2" in architecture(gd):
+        result["backbone"] = import_backbone(model, backbone_path(final))
+    return result
+
+
+def backbone_path(onnx_path: Path) -> Path:
+    """Where the backbone of an imported detector goes: DIR/backbone.npz beside DIR/model.onnx, else
+    NAME.backbone.npz beside NAME.onnx."""
+    return onnx_path.with_name("backbone.npz" if onnx_path.name == "model.onnx" else f"{onnx_path.stem}.backbone.npz")
+
+
+def import_backbone(model: Path, out: Path) -> dict[str, Any]:
+    """The MobileNetV2 feature extractor as a torchvision state dict (``import_backbone``), for
+    ``edge-app train --weights``; its mapping report (.json) beside it."""
+    from .import_backbone import map_backbone, write_backbone
+    from .import_tf import read_graph
+
+    state, report = map_backbone(read_graph(model), str(model))
+    write_backbone(state, report, out)
+    return {"npz": str(out), "mapped": len(report.mapped), "unused": len(report.unused),
+            "outside_feature_extractor": report.outside, "unfilled": len(report.unfilled), "summary": report.summary()}
 
 
 def segmenter_parity(onnx_path: Path, model: Path, images: list[np.ndarray], size: tuple[int, int],
@@ -295,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", help="real frames for the parity check: a video or a folder of images")
     p.add_argument("--parity-frames", type=int, default=20)
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold of the detection parity")
+    p.add_argument("--backbone-only", action="store_true", help="for a .pb with a MobileNetV2 extractor: write only "
+                   "its backbone as a torchvision state dict (OUT/backbone.npz or OUT itself if it ends in .npz; "
+                   "no ONNX, no --classes, no --frames). A full import writes it beside model.onnx anyway")
     p.add_argument("--reference-python", help="for .tflite: a Python with mediapipe, MediaPipe's runtime being the "
                    "parity reference (default: var/venvs/mediapipe/bin/python when it exists)")
     a = p.parse_args(argv)
@@ -305,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         if model.suffix not in (".pb", ".tflite"):
             raise ValueError(f"{model}: expected a TF frozen graph (.pb) or a TFLite model (.tflite); SavedModel "
                              "import is not built yet")
+        if a.backbone_only:
+            if model.suffix != ".pb":
+                raise ValueError(f"{model}: --backbone-only reads a TF frozen graph (.pb)")
+            out = Path(a.out)
+            print(json.dumps(import_backbone(model, out if out.suffix == ".npz" else out / "backbone.npz")))
+            return 0
         if bool(a.classes) == bool(a.label_map):
             raise ValueError("name the classes with one of --classes or --label-map")
         classes = [c.strip() for c in a.classes.split(",")] if a.classes else label_map(Path(a.label_map))

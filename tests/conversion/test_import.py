@@ -185,3 +185,56 @@ def test_import_the_tflite_segmenter_with_its_custom_op_rewritten(tmp_path):
                         "person", "--frames", str(CLIP), "--reference-python", "/nonexistent/python"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and ("MediaPipe reference" in r.stderr or "No such file" in r.stderr), r.stderr
+
+
+GRAPH = ROOT / "var" / "import" / "pedestrian_ssdlite.pb"
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow: make import-env, then run this file with "
+                    "var/venvs/import/bin/python -m pytest")
+@pytest.mark.skipif(not GRAPH.is_file(), reason="needs var/import/pedestrian_ssdlite.pb (the wheel's frozen graph)")
+def test_the_mobilenet_v2_backbone_is_mapped_tensor_by_tensor(tmp_path):
+    """Every FeatureExtractor/MobilenetV2 const is either mapped onto a torchvision features.* key (with the
+    layout change checked against the graph's own const) or one of the SSD extra layers; nothing of
+    features.0..18 is left unfilled. Activation parity with torch: tests/conversion/test_backbone.py."""
+    import tensorflow as tf
+
+    from conversion.import_backbone import SCOPE, expected_keys
+
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(GRAPH), "--out", str(tmp_path),
+                        "--backbone-only"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (result["mapped"], result["unused"], result["unfilled"]) == (260, 60, 0)
+    report = json.loads((tmp_path / "backbone.json").read_text())
+    assert all(k.startswith(SCOPE + "layer_19_") for k in report["unused"])  # the SSD extra layers only
+    assert "epsilon 0.001" in report["bn"] and len(report["counters"]) == 52
+    npz = np.load(tmp_path / "backbone.npz")
+    assert sorted(npz.files) == sorted(expected_keys())
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(GRAPH.read_bytes())
+    const = {n.name: tf.make_ndarray(n.attr["value"].tensor) for n in gd.node if n.op == "Const"}
+    inv = {v: k for k, v in report["mapped"].items()}
+    assert len(inv) == 260  # one TF tensor per torchvision key, no key filled twice
+    for key, layout in [("features.0.0.weight", (3, 2, 0, 1)), ("features.18.0.weight", (3, 2, 0, 1)),
+                        ("features.1.conv.0.0.weight", (2, 3, 0, 1)), ("features.7.conv.1.0.weight", (2, 3, 0, 1)),
+                        ("features.7.conv.2.weight", (3, 2, 0, 1))]:
+        np.testing.assert_array_equal(npz[key], const[inv[key]].transpose(*layout))
+    assert inv["features.7.conv.1.0.weight"] == SCOPE + "expanded_conv_6/depthwise/depthwise_weights"
+    assert inv["features.17.conv.3.running_var"] == SCOPE + "expanded_conv_16/project/BatchNorm/moving_variance"
+    np.testing.assert_allclose(npz["features.17.conv.3.running_var"],
+                               const[inv["features.17.conv.3.running_var"]] + 1e-3 - 1e-5, rtol=1e-6)
+    assert npz["features.14.conv.0.0.weight"].shape == (576, 96, 1, 1)  # SSDLite's first map: 576 channels
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow")
+def test_a_graph_without_mobilenet_v2_has_no_backbone_to_map():
+    import tensorflow as tf
+
+    from conversion.import_backbone import BackboneError, map_backbone
+
+    g = tf.Graph()
+    with g.as_default():
+        tf.constant(np.ones((3, 3, 3, 8), np.float32), name="FeatureExtractor/ResNet/conv1/weights")
+    with pytest.raises(BackboneError, match="g.pb: no FeatureExtractor/MobilenetV2/... consts"):
+        map_backbone(g.as_graph_def(), "g.pb")
