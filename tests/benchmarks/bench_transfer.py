@@ -49,16 +49,17 @@ def arms(backbone: Path) -> dict[str, list[str]]:
             "seg-scratch": seg + scratch, "seg-pretrained": seg + pre}
 
 
-def snapshot() -> Path:
+def snapshot(work: Path = WORK) -> Path:
     """A copy of conversion/ that the arms import (edge_app is not edited by this work)."""
-    code = WORK / "code"
+    code = work / "code"
     shutil.rmtree(code, ignore_errors=True)
     shutil.copytree(ROOT / "conversion", code / "conversion", ignore=shutil.ignore_patterns("__pycache__"))
     return code
 
 
-def run_arm(name: str, args: list[str], minutes: float, code: Path) -> dict:
-    out = WORK / name
+def run_arm(name: str, args: list[str], minutes: float, code: Path, work: Path = WORK) -> dict:
+    """One ``edge-app train`` run (one thread) under ``work/name``; its history, load report, best metrics."""
+    out = work / name
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "PYTHONPATH": f"{code}{os.pathsep}{ROOT}"}
@@ -66,11 +67,11 @@ def run_arm(name: str, args: list[str], minutes: float, code: Path) -> dict:
            "sys.exit(main(sys.argv[1:]))", *args, "--out", str(out), "--time-limit-min", str(minutes), "--no-progress"]
     print(f"{name}: {' '.join(args)}", flush=True)
     t0 = time.monotonic()
-    with open(WORK / f"{name}.log", "w") as log:
+    with open(work / f"{name}.log", "w") as log:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=3 * 3600)
     wall = time.monotonic() - t0
     history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
-    lines = (WORK / f"{name}.log").read_text().splitlines()
+    lines = (work / f"{name}.log").read_text().splitlines()
     load = [ln for ln in lines if ln.startswith("weights:")]
     final = next((json.loads(ln) for ln in reversed(lines) if ln.startswith('{"metric"')), None)
     print(f"{name}: rc {proc.returncode}, {len(history)} epochs, best {final and final.get('best')}", flush=True)

@@ -161,3 +161,13 @@ def test_the_imported_backbone_reproduces_tensorflows_activations(tmp_path):
             assert max(diffs) <= PARITY_TOLERANCE, diffs
         else:
             assert min(diffs) > 0.1, diffs  # asymmetric SAME padding: not comparable at 300
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_the_dilated_trunk_keeps_its_resolution(output_stride):
+    model = build_model("deeplabv3-mobilenet-v2", 5, output_stride=output_stride).eval()
+    with torch.no_grad():
+        assert model.backbone(torch.zeros(1, 3, 128, 96)).shape == (1, 320, 128 // output_stride, 96 // output_stride)
+        assert model(torch.zeros(1, 3, 128, 96)).shape == (1, 5, 128, 96)
+    rates = [m.dilation[0] for m in model.backbone.features.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert max(rates) == 32 // output_stride  # the last stage dilated by 2 (os 16) or 4 (os 8)

@@ -238,3 +238,58 @@ def test_a_graph_without_mobilenet_v2_has_no_backbone_to_map():
         tf.constant(np.ones((3, 3, 3, 8), np.float32), name="FeatureExtractor/ResNet/conv1/weights")
     with pytest.raises(BackboneError, match="g.pb: no FeatureExtractor/MobilenetV2/... consts"):
         map_backbone(g.as_graph_def(), "g.pb")
+
+
+def _saved_model(graph: Path, out: Path, images: str) -> Path:
+    """A SavedModel (TF1 builder, 'serve' tag, serving_default) of the frozen graph, as the OD API's TF1
+    exporter writes beside it; ``images`` is the tensor its signature takes as input."""
+    import tensorflow as tf
+
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(graph.read_bytes())
+    with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+        tf.import_graph_def(gd, name="")
+        g = sess.graph
+        sig = tf.compat.v1.saved_model.predict_signature_def(
+            {"inputs": g.get_tensor_by_name(images)},
+            {k: g.get_tensor_by_name(f"{k}:0") for k in ("detection_boxes", "detection_scores", "num_detections")})
+        builder = tf.compat.v1.saved_model.Builder(str(out))
+        builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+        builder.save()
+    return out
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow and tf2onnx: make import-env, then run this file "
+                    "with var/venvs/import/bin/python -m pytest")
+@pytest.mark.skipif(not GRAPH.is_file(), reason="needs var/import/pedestrian_ssdlite.pb (the wheel's frozen graph)")
+def test_a_savedmodel_imports_like_its_frozen_graph(tmp_path):
+    saved = _saved_model(GRAPH, tmp_path / "saved", "image_tensor:0")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(saved), "--out", str(out), "--classes",
+                        "pedestrian", "--frames", str(CLIP), "--parity-frames", "6", "--threshold", "0.4"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["parity_raw_max_abs"] <= 1e-4 and result["backbone"]["mapped"] == 260
+    assert (out / "backbone.npz").is_file() and read_meta(out / "model.onnx").extra["source"]["format"].endswith(
+        "savedmodel (tf1 export)")
+    cap = cv2.VideoCapture(str(CLIP))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 80)
+    frame = cap.read()[1]
+    a = open_artifact(out / "model.onnx", score_threshold=0.3).predict(frame).detections
+    b = open_artifact(PERSON, score_threshold=0.3).predict(frame).detections
+    assert len(a) == len(b) and (len(a) == 0 or iou_matrix(a.boxes, b.boxes).max(1).min() > 0.99)
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow")
+@pytest.mark.skipif(not GRAPH.is_file(), reason="needs var/import/pedestrian_ssdlite.pb (the wheel's frozen graph)")
+def test_a_savedmodel_without_an_images_input_is_named(tmp_path):
+    saved = _saved_model(GRAPH, tmp_path / "saved", "Preprocessor/sub:0")  # a float input, not the uint8 images
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(saved), "--out", str(tmp_path / "o"),
+                        "--classes", "pedestrian", "--frames", str(CLIP)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "serving_default signature has no images input" in r.stderr, r.stderr[-2000:]
+    assert str(saved) in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
+                        "--classes", "pedestrian"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "not a SavedModel (no saved_model.pb in it)" in r.stderr, r.stderr
