@@ -151,7 +151,10 @@ def raw_parity(ssd: Any, onnx_path: Path, images: list[np.ndarray], m: dict[str,
 
 
 def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_from: Path | None,
-               count: int = 20, threshold: float = 0.5, tolerance: float = RAW_TOLERANCE) -> dict[str, Any]:
+               count: int = 20, threshold: float = 0.5, tolerance: float = RAW_TOLERANCE,
+               backbone: str | None = None) -> dict[str, Any]:
+    """The SSD as our artifact; for a MobileNetV2 extractor also its backbone.npz: at ``backbone`` (a path),
+    beside the ONNX (None), or not at all ("none")."""
     from .import_tf import ALLOWED_OPS, TfSsd, cut_graph, graph_ops, load_graph, measure, source_file, to_onnx
 
     onnx = require("onnx")
@@ -208,8 +211,8 @@ def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_
         tmp.unlink(missing_ok=True)
     result = {"onnx": str(final), "classes": classes, "input_size": list(m["input_size"]), "ops": ops,
               "parity_raw_max_abs": raw, "parity_detections": det}
-    if "mobilenetv2" in architecture(gd):
-        result["backbone"] = import_backbone(model, backbone_path(final), gd)
+    if "mobilenetv2" in architecture(gd) and backbone != "none":
+        result["backbone"] = import_backbone(model, Path(backbone) if backbone else backbone_path(final), gd)
     return result
 
 
@@ -324,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbone-only", action="store_true", help="for a .pb with a MobileNetV2 extractor: write only "
                    "its backbone as a torchvision state dict (OUT/backbone.npz or OUT itself if it ends in .npz; "
                    "no ONNX, no --classes, no --frames). A full import writes it beside model.onnx anyway")
+    p.add_argument("--backbone", help="where a MobileNetV2 detector's backbone.npz goes (default: beside the ONNX; "
+                   "'none': not written)")
     p.add_argument("--reference-python", help="for .tflite: a Python with mediapipe, MediaPipe's runtime being the "
                    "parity reference (default: var/venvs/mediapipe/bin/python when it exists)")
     a = p.parse_args(argv)
@@ -352,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                                       a.parity_frames, ref)
         else:
             result = import_ssd(model, Path(a.out), classes, a.licence, Path(a.frames) if a.frames else None,
-                                a.parity_frames, a.threshold)
+                                a.parity_frames, a.threshold, backbone=a.backbone)
     except MissingExtra as exc:
         print(f"edge-app import: {exc}", file=sys.stderr)
         return 2

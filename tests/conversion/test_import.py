@@ -153,6 +153,7 @@ def test_import_from_the_wheel_with_both_parity_checks(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["parity_raw_max_abs"] <= 1e-4 and set(result["ops"]) <= ALLOWED_OPS
+    assert result["backbone"]["npz"] == str(tmp_path / "person.backbone.npz") and result["backbone"]["unfilled"] == 0
     # the committed artifact is this import: the same network, the same outputs on a real frame
     cap = cv2.VideoCapture(str(CLIP))
     cap.set(cv2.CAP_PROP_POS_FRAMES, 80)
@@ -266,12 +267,12 @@ def test_a_savedmodel_imports_like_its_frozen_graph(tmp_path):
     saved = _saved_model(GRAPH, tmp_path / "saved", "image_tensor:0")
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(saved), "--out", str(out), "--classes",
-                        "pedestrian", "--frames", str(CLIP), "--parity-frames", "6", "--threshold", "0.4"],
-                       capture_output=True, text=True, cwd=ROOT)
+                        "pedestrian", "--frames", str(CLIP), "--parity-frames", "6", "--threshold", "0.4",
+                        "--backbone", str(tmp_path / "bb" / "mnv2.npz")], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["parity_raw_max_abs"] <= 1e-4 and result["backbone"]["mapped"] == 260
-    assert (out / "backbone.npz").is_file() and read_meta(out / "model.onnx").extra["source"]["format"].endswith(
+    assert (tmp_path / "bb" / "mnv2.npz").is_file() and not (out / "backbone.npz").exists() and read_meta(out / "model.onnx").extra["source"]["format"].endswith(
         "savedmodel (tf1 export)")
     cap = cv2.VideoCapture(str(CLIP))
     cap.set(cv2.CAP_PROP_POS_FRAMES, 80)
