@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_transfer import ROOT, run_arm, snapshot  # noqa: E402
 
+sys.path.insert(0, str(ROOT))  # this checkout's packages, not an installed copy
+
 WORK = ROOT / "var" / "bench-small"
 OUT_JSON = ROOT / "bench" / "small_objects.json"
 

@@ -33,6 +33,7 @@ DATA = ROOT.parent / "shared" / "data"
 WORK = ROOT / "var" / "bench-transfer"
 OUT_JSON = ROOT / "bench" / "transfer.json"
 OUT_PNG = ROOT / "docs" / "transfer_curves.png"
+sys.path.insert(0, str(ROOT))  # this checkout's packages, not an installed copy
 
 
 def arms(backbone: Path) -> dict[str, list[str]]:
