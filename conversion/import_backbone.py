@@ -163,7 +163,7 @@ def map_backbone(gd: Any, source: str = "graph") -> tuple[dict[str, np.ndarray],
 def write_backbone(state: dict[str, np.ndarray], report: MappingReport, path: Path) -> Path:
     """``path`` (.npz, keys = torchvision names) and its report beside it (.json), each written atomically."""
     buf = io.BytesIO()
-    np.savez(buf, **state)
+    np.savez(buf, **state)  # type: ignore[arg-type]  # numpy stubs type **kwds like allow_pickle
     write_atomic(Path(path), buf.getvalue())
     write_atomic(Path(path).with_suffix(".json"), json.dumps(asdict(report), indent=1))
     return Path(path)
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.probe:
             acts = tf_activations(gd, np.load(a.probe), a.probe_names.split(","))
             buf = io.BytesIO()
-            np.savez(buf, **{k.replace("/", "|"): v for k, v in acts.items()})
+            np.savez(buf, **{k.replace("/", "|"): v for k, v in acts.items()})  # type: ignore[arg-type]
             write_atomic(Path(a.probe_out or Path(a.out).with_suffix(".probe.npz")), buf.getvalue())
     except (ImportError_, BackboneError, OSError) as exc:
         print(f"import_backbone: {exc}", file=sys.stderr)

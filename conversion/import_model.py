@@ -4,10 +4,10 @@
 Reads a TF Object Detection API SSD frozen graph (``.pb``; ``import_tf``), or the SavedModel folder its TF1
 exporter writes (frozen on reading; its ``serving_default`` signature must take the uint8 ``image_tensor``),
 or a one-channel TFLite segmenter (``.tflite``; ``import_tflite``: MediaPipe's person segmenter, its custom
-op rewritten; parity against MediaPipe's own runtime, run from a venv that has it, ``--reference-python``). The artifact carries its own
-metadata (classes from ``--classes`` or a label map, input size, colour order, normalisation, score
-semantics, the source's digest and licence, the parity measured) and is written only when both parity
-checks pass: the raw network (ONNX Runtime vs TensorFlow, max abs difference <= ``--tolerance``) and the
+op rewritten; parity against MediaPipe's own runtime, run from a venv that has it, ``--reference-python``).
+The artifact carries its own metadata (classes from ``--classes`` or a label map, input size, colour order,
+normalisation, score semantics, the source's digest and licence, the parity measured) and is written only
+when both parity checks pass: the raw network (ONNX Runtime vs TensorFlow, max abs difference <= ``--tolerance``) and the
 detections after our decoder + NMS against TF's own output on real frames (``--frames``: a video or a
 folder of images). A detector with a MobileNetV2 feature extractor also leaves its backbone as a
 torchvision state dict, ``backbone.npz`` (``import_backbone``), for ``edge-app train --weights``;

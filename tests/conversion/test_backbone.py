@@ -61,7 +61,8 @@ def test_the_mapping_table_names_every_key_of_torchvisions_features():
     assert sorted(expected_keys()) == sorted(real) and len(real) == 312
 
 
-@pytest.mark.parametrize("name, loaded, skipped", [("ssdlite-mobilenet-v2", 312, 0), ("deeplabv3-mobilenet-v2", 306, 6)])
+@pytest.mark.parametrize("name, loaded, skipped", [("ssdlite-mobilenet-v2", 312, 0),
+                                                   ("deeplabv3-mobilenet-v2", 306, 6)])
 def test_an_npz_of_torchvision_names_fills_the_trunk(tmp_path, name, loaded, skipped):
     ref = _torchvision_npz(tmp_path / "backbone.npz")
     model = build_model(name, 3).eval()
@@ -169,5 +170,6 @@ def test_the_dilated_trunk_keeps_its_resolution(output_stride):
     with torch.no_grad():
         assert model.backbone(torch.zeros(1, 3, 128, 96)).shape == (1, 320, 128 // output_stride, 96 // output_stride)
         assert model(torch.zeros(1, 3, 128, 96)).shape == (1, 5, 128, 96)
-    rates = [m.dilation[0] for m in model.backbone.features.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    rates = [m.dilation[0] for m in model.backbone.features.modules()
+             if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
     assert max(rates) == 32 // output_stride  # the last stage dilated by 2 (os 16) or 4 (os 8)
