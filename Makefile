@@ -82,13 +82,15 @@ test: setup-dev
 bench: setup-dev
 	$(PY) tests/benchmarks/run_all.py
 
-# Rebuild the demo models shipped in edge_app/demo (about 40 min on 2 cores), then their thresholds.
+# Rebuild the demo models shipped in edge_app/demo (about 40 min on 2 cores), then their thresholds; then the
+# imported people models (demo-people: the TF venv, the person detector + segmenter, var/import/backbone.npz).
 demo-models: setup-dev
 	$(PY) -m conversion.demo
 	$(VENV)/bin/edge-app build edge_app/demo/detector.onnx
 	$(VENV)/bin/edge-app build edge_app/demo/segmenter.onnx
 	$(VENV)/bin/edge-app calibrate --artifact edge_app/demo/detector.onnx --artifact edge_app/demo/segmenter.onnx \
 		--apply --out var/reports/demo
+	$(MAKE) demo-people
 
 # TensorFlow and tf2onnx for `edge-app import` live in their own venv (about 1.7 GB): never on the device,
 # never in the test venv.

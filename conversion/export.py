@@ -23,7 +23,7 @@ from edge_app.core.preprocess import Preprocessor
 from .datasets import Source
 from .seal import seal
 from .extras import require
-from .models import build_model
+from .models import build_model, model_kwargs
 
 torch = require("torch")
 
@@ -43,8 +43,7 @@ def load_checkpoint(path: Path) -> tuple[Any, ArtifactMeta, dict[str, Any]]:
     meta = ArtifactMeta.from_dict(ck["meta"], str(path))
     cfg = ck["config"]
     n = meta.num_classes + 1 if meta.task == "detection" else meta.num_classes
-    kwargs = {"depth": cfg["unet_depth"], "base": cfg["unet_base"]} if cfg["model"] == "unet" else {}
-    model = build_model(cfg["model"], n, **kwargs)
+    model = build_model(cfg["model"], n, **model_kwargs(cfg))
     model.load_state_dict(ck["model"])
     return model.eval(), meta, ck
 

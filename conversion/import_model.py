@@ -1,14 +1,17 @@
 """``edge-app import MODEL --out DIR``: a pretrained model from elsewhere as our ONNX artifact (needs the
 ``[import]`` extra: tensorflow-cpu, tf2onnx; never on the device).
 
-Reads a TF Object Detection API SSD frozen graph (``.pb``; ``import_tf``) or a one-channel TFLite
-segmenter (``.tflite``; ``import_tflite``: MediaPipe's person segmenter, its custom op rewritten; parity
-against MediaPipe's own runtime, run from a venv that has it, ``--reference-python``). The artifact carries its own
-metadata (classes from ``--classes`` or a label map, input size, colour order, normalisation, score
-semantics, the source's digest and licence, the parity measured) and is written only when both parity
-checks pass: the raw network (ONNX Runtime vs TensorFlow, max abs difference <= ``--tolerance``) and the
+Reads a TF Object Detection API SSD frozen graph (``.pb``; ``import_tf``), or the SavedModel folder its TF1
+exporter writes (frozen on reading; its ``serving_default`` signature must take the uint8 ``image_tensor``),
+or a one-channel TFLite segmenter (``.tflite``; ``import_tflite``: MediaPipe's person segmenter, its custom
+op rewritten; parity against MediaPipe's own runtime, run from a venv that has it, ``--reference-python``).
+The artifact carries its own metadata (classes from ``--classes`` or a label map, input size, colour order,
+normalisation, score semantics, the source's digest and licence, the parity measured) and is written only
+when both parity checks pass: the raw network (ONNX Runtime vs TensorFlow, max abs difference <= ``--tolerance``) and the
 detections after our decoder + NMS against TF's own output on real frames (``--frames``: a video or a
-folder of images).
+folder of images). A detector with a MobileNetV2 feature extractor also leaves its backbone as a
+torchvision state dict, ``backbone.npz`` (``import_backbone``), for ``edge-app train --weights``;
+``--backbone-only`` writes just that.
 """
 from __future__ import annotations
 
@@ -132,14 +135,14 @@ def raw_parity(ssd: Any, onnx_path: Path, images: list[np.ndarray], m: dict[str,
     TF's decoded boxes (pixels) and sigmoid scores."""
     import onnxruntime as ort
 
-    from .import_tf import NAMES
+    from .import_tf import DECODED, NAMES
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     h, w = m["input_size"]
     worst = 0.0
     for bgr in images:
         pre, logits, decoded = ssd.run(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-                                       [NAMES["pre"], NAMES["logits"], "Postprocessor/Decode/transpose_1:0"])
+                                       [NAMES["pre"], NAMES["logits"], DECODED])
         boxes, scores = sess.run(["boxes", "scores"], {"images": pre.transpose(0, 3, 1, 2).astype(np.float32)})
         tf_boxes = decoded.reshape(-1, 4)[:, [1, 0, 3, 2]] * np.array([w, h, w, h], np.float32)
         worst = max(worst, float(np.abs(boxes[0] - tf_boxes).max()) / max(h, w),  # boxes relative to the input
@@ -148,13 +151,16 @@ def raw_parity(ssd: Any, onnx_path: Path, images: list[np.ndarray], m: dict[str,
 
 
 def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_from: Path | None,
-               count: int = 20, threshold: float = 0.5, tolerance: float = RAW_TOLERANCE) -> dict[str, Any]:
-    from .import_tf import ALLOWED_OPS, TfSsd, cut_graph, graph_ops, measure, read_graph, to_onnx
+               count: int = 20, threshold: float = 0.5, tolerance: float = RAW_TOLERANCE,
+               backbone: str | None = None) -> dict[str, Any]:
+    """The SSD as our artifact; for a MobileNetV2 extractor also its backbone.npz: at ``backbone`` (a path),
+    beside the ONNX (None), or not at all ("none")."""
+    from .import_tf import ALLOWED_OPS, TfSsd, cut_graph, graph_ops, load_graph, measure, source_file, to_onnx
 
     onnx = require("onnx")
     tf = require("tensorflow")
     tf2onnx = require("tf2onnx")
-    gd = read_graph(model)
+    gd = load_graph(model)  # a frozen .pb or a SavedModel directory
     ssd = TfSsd(gd)
     m = measure(ssd)
     proto = to_onnx(cut_graph(gd, m["input_size"]), m)
@@ -170,8 +176,9 @@ def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_
                         color="RGB", mean=(m["mean"],) * 3, std=(m["std"],) * 3, resize="stretch", score="sigmoid",
                         background=True, outputs={"boxes": "boxes", "scores": "scores"},
                         model=architecture(gd),
-                        extra={"source": {"file": Path(model).name, "sha256": sha256_file(Path(model)),
-                                          "format": "tensorflow object detection api frozen graph",
+                        extra={"source": {"file": Path(model).name, "sha256": sha256_file(source_file(model)),
+                                          "format": "tensorflow object detection api " + (
+                                              "savedmodel (tf1 export)" if Path(model).is_dir() else "frozen graph"),
                                           "licence": licence, "anchors": int(m["anchors"].shape[0]),
                                           "box_coder_scales": m["scales"]},
                                "import": {"tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__,
@@ -202,8 +209,29 @@ def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_
         seal(tmp, final, meta)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"onnx": str(final), "classes": classes, "input_size": list(m["input_size"]), "ops": ops,
-            "parity_raw_max_abs": raw, "parity_detections": det}
+    result = {"onnx": str(final), "classes": classes, "input_size": list(m["input_size"]), "ops": ops,
+              "parity_raw_max_abs": raw, "parity_detections": det}
+    if "mobilenetv2" in architecture(gd) and backbone != "none":
+        result["backbone"] = import_backbone(model, Path(backbone) if backbone else backbone_path(final), gd)
+    return result
+
+
+def backbone_path(onnx_path: Path) -> Path:
+    """Where the backbone of an imported detector goes: DIR/backbone.npz beside DIR/model.onnx, else
+    NAME.backbone.npz beside NAME.onnx."""
+    return onnx_path.with_name("backbone.npz" if onnx_path.name == "model.onnx" else f"{onnx_path.stem}.backbone.npz")
+
+
+def import_backbone(model: Path, out: Path, gd: Any = None) -> dict[str, Any]:
+    """The MobileNetV2 feature extractor as a torchvision state dict (``import_backbone``), for
+    ``edge-app train --weights``; its mapping report (.json) beside it. ``gd``: the graph, if read."""
+    from .import_backbone import map_backbone, write_backbone
+    from .import_tf import load_graph
+
+    state, report = map_backbone(gd if gd is not None else load_graph(model), str(model))
+    write_backbone(state, report, out)
+    return {"npz": str(out), "mapped": len(report.mapped), "unused": len(report.unused),
+            "outside_feature_extractor": report.outside, "unfilled": len(report.unfilled), "summary": report.summary()}
 
 
 def segmenter_parity(onnx_path: Path, model: Path, images: list[np.ndarray], size: tuple[int, int],
@@ -285,7 +313,8 @@ def import_segmenter(model: Path, out: Path, classes: list[str], licence: str, f
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edge-app import", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="a TF Object Detection API SSD frozen graph (.pb) or a one-channel TFLite "
+    p.add_argument("model", help="a TF Object Detection API SSD frozen graph (.pb) or TF1 SavedModel folder, or a "
+                   "one-channel TFLite "
                    "segmenter (.tflite, MediaPipe's custom transposed convolution rewritten)")
     p.add_argument("--out", required=True, help="the artifact: NAME.onnx (its NAME.json beside it), or a folder "
                    "(model.onnx + model.json)")
@@ -295,16 +324,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", help="real frames for the parity check: a video or a folder of images")
     p.add_argument("--parity-frames", type=int, default=20)
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold of the detection parity")
+    p.add_argument("--backbone-only", action="store_true", help="for a .pb with a MobileNetV2 extractor: write only "
+                   "its backbone as a torchvision state dict (OUT/backbone.npz or OUT itself if it ends in .npz; "
+                   "no ONNX, no --classes, no --frames). A full import writes it beside model.onnx anyway")
+    p.add_argument("--backbone", help="where a MobileNetV2 detector's backbone.npz goes (default: beside the ONNX; "
+                   "'none': not written)")
     p.add_argument("--reference-python", help="for .tflite: a Python with mediapipe, MediaPipe's runtime being the "
                    "parity reference (default: var/venvs/mediapipe/bin/python when it exists)")
     a = p.parse_args(argv)
     model = Path(a.model)
     try:
-        if not model.is_file():
+        if not model.exists():
             raise ValueError(f"{model}: not found")
-        if model.suffix not in (".pb", ".tflite"):
-            raise ValueError(f"{model}: expected a TF frozen graph (.pb) or a TFLite model (.tflite); SavedModel "
-                             "import is not built yet")
+        if model.is_dir() and not (model / "saved_model.pb").is_file():
+            raise ValueError(f"{model}: a folder but not a SavedModel (no saved_model.pb in it)")
+        if model.is_file() and model.suffix not in (".pb", ".tflite"):
+            raise ValueError(f"{model}: expected a TF frozen graph (.pb), a TF1 Object Detection API SavedModel "
+                             "folder or a TFLite model (.tflite)")
+        if a.backbone_only:
+            if model.suffix == ".tflite":
+                raise ValueError(f"{model}: --backbone-only reads a TF frozen graph (.pb) or SavedModel folder")
+            out = Path(a.out)
+            print(json.dumps(import_backbone(model, out if out.suffix == ".npz" else out / "backbone.npz")))
+            return 0
         if bool(a.classes) == bool(a.label_map):
             raise ValueError("name the classes with one of --classes or --label-map")
         classes = [c.strip() for c in a.classes.split(",")] if a.classes else label_map(Path(a.label_map))
@@ -315,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                                       a.parity_frames, ref)
         else:
             result = import_ssd(model, Path(a.out), classes, a.licence, Path(a.frames) if a.frames else None,
-                                a.parity_frames, a.threshold)
+                                a.parity_frames, a.threshold, backbone=a.backbone)
     except MissingExtra as exc:
         print(f"edge-app import: {exc}", file=sys.stderr)
         return 2

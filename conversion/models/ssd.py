@@ -29,8 +29,9 @@ def build_ssd(num_classes: int, **kwargs: Any) -> Any:
 
 
 class SSDExport(nn.Module):  # type: ignore[name-defined]  # torch is an optional extra, typed Any
-    """The graph that is exported: normalised (B, 3, 320, 320) -> boxes (B, A, 4) xyxy in input pixels,
-    scores (B, A, C) softmax with background in column 0. NMS stays outside (the runtime's core NMS)."""
+    """The graph that is exported: normalised (B, 3, H, W) -> boxes (B, A, 4) xyxy in input pixels,
+    scores (B, A, C) softmax with background in column 0. NMS stays outside (the runtime's core NMS).
+    Any torchvision SSD: H, W are its transform's fixed size (320x320 for ``ssd``)."""
 
     def __init__(self, ssd: Any) -> None:
         super().__init__()
@@ -40,13 +41,16 @@ class SSDExport(nn.Module):  # type: ignore[name-defined]  # torch is an optiona
         self.wx, self.wy, self.ww, self.wh = (float(w) for w in ssd.box_coder.weights)
         was_training = ssd.training
         ssd.eval()  # BatchNorm cannot run a 1-image batch in training mode
+        fixed = getattr(ssd.transform, "fixed_size", None)  # (width, height), torchvision's convention
+        size = (int(fixed[1]), int(fixed[0])) if fixed else INPUT_SIZE
         with torch.no_grad():
-            dummy = torch.zeros(1, 3, *INPUT_SIZE)
+            dummy = torch.zeros(1, 3, *size)
             feats = list(self.backbone(dummy).values())
-            images = tv_detection.image_list.ImageList(dummy, [INPUT_SIZE])
+            images = tv_detection.image_list.ImageList(dummy, [size])
             anchors = ssd.anchor_generator(images, feats)[0]
         ssd.train(was_training)
         self.register_buffer("anchors", anchors.float())
+        self.register_buffer("limit", torch.tensor([size[1], size[0], size[1], size[0]], dtype=torch.float32))
 
     def forward(self, x: Any) -> tuple[Any, Any]:
         feats = list(self.backbone(x).values())
@@ -63,5 +67,5 @@ class SSDExport(nn.Module):  # type: ignore[name-defined]  # torch is an optiona
         pcx, pcy = dx * widths + cx, dy * heights + cy
         pw, ph = torch.exp(dw) * widths, torch.exp(dh) * heights
         boxes = torch.stack([pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph], dim=-1)
-        boxes = boxes.clamp(0.0, float(INPUT_SIZE[0]))
+        boxes = torch.minimum(boxes.clamp(min=0.0), self.limit)  # x within the width, y within the height
         return boxes, torch.softmax(logits, dim=-1)

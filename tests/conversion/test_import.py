@@ -153,6 +153,7 @@ def test_import_from_the_wheel_with_both_parity_checks(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["parity_raw_max_abs"] <= 1e-4 and set(result["ops"]) <= ALLOWED_OPS
+    assert result["backbone"]["npz"] == str(tmp_path / "person.backbone.npz") and result["backbone"]["unfilled"] == 0
     # the committed artifact is this import: the same network, the same outputs on a real frame
     cap = cv2.VideoCapture(str(CLIP))
     cap.set(cv2.CAP_PROP_POS_FRAMES, 80)
@@ -185,3 +186,111 @@ def test_import_the_tflite_segmenter_with_its_custom_op_rewritten(tmp_path):
                         "person", "--frames", str(CLIP), "--reference-python", "/nonexistent/python"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and ("MediaPipe reference" in r.stderr or "No such file" in r.stderr), r.stderr
+
+
+GRAPH = ROOT / "var" / "import" / "pedestrian_ssdlite.pb"
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow: make import-env, then run this file with "
+                    "var/venvs/import/bin/python -m pytest")
+@pytest.mark.skipif(not GRAPH.is_file(), reason="needs var/import/pedestrian_ssdlite.pb (the wheel's frozen graph)")
+def test_the_mobilenet_v2_backbone_is_mapped_tensor_by_tensor(tmp_path):
+    """Every FeatureExtractor/MobilenetV2 const is either mapped onto a torchvision features.* key (with the
+    layout change checked against the graph's own const) or one of the SSD extra layers; nothing of
+    features.0..18 is left unfilled. Activation parity with torch: tests/conversion/test_backbone.py."""
+    import tensorflow as tf
+
+    from conversion.import_backbone import SCOPE, expected_keys
+
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(GRAPH), "--out", str(tmp_path),
+                        "--backbone-only"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (result["mapped"], result["unused"], result["unfilled"]) == (260, 60, 0)
+    report = json.loads((tmp_path / "backbone.json").read_text())
+    assert all(k.startswith(SCOPE + "layer_19_") for k in report["unused"])  # the SSD extra layers only
+    assert "epsilon 0.001" in report["bn"] and len(report["counters"]) == 52
+    npz = np.load(tmp_path / "backbone.npz")
+    assert sorted(npz.files) == sorted(expected_keys())
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(GRAPH.read_bytes())
+    const = {n.name: tf.make_ndarray(n.attr["value"].tensor) for n in gd.node if n.op == "Const"}
+    inv = {v: k for k, v in report["mapped"].items()}
+    assert len(inv) == 260  # one TF tensor per torchvision key, no key filled twice
+    for key, layout in [("features.0.0.weight", (3, 2, 0, 1)), ("features.18.0.weight", (3, 2, 0, 1)),
+                        ("features.1.conv.0.0.weight", (2, 3, 0, 1)), ("features.7.conv.1.0.weight", (2, 3, 0, 1)),
+                        ("features.7.conv.2.weight", (3, 2, 0, 1))]:
+        np.testing.assert_array_equal(npz[key], const[inv[key]].transpose(*layout))
+    assert inv["features.7.conv.1.0.weight"] == SCOPE + "expanded_conv_6/depthwise/depthwise_weights"
+    assert inv["features.17.conv.3.running_var"] == SCOPE + "expanded_conv_16/project/BatchNorm/moving_variance"
+    np.testing.assert_allclose(npz["features.17.conv.3.running_var"],
+                               const[inv["features.17.conv.3.running_var"]] + 1e-3 - 1e-5, rtol=1e-6)
+    assert npz["features.14.conv.0.0.weight"].shape == (576, 96, 1, 1)  # SSDLite's first map: 576 channels
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow")
+def test_a_graph_without_mobilenet_v2_has_no_backbone_to_map():
+    import tensorflow as tf
+
+    from conversion.import_backbone import BackboneError, map_backbone
+
+    g = tf.Graph()
+    with g.as_default():
+        tf.constant(np.ones((3, 3, 3, 8), np.float32), name="FeatureExtractor/ResNet/conv1/weights")
+    with pytest.raises(BackboneError, match="g.pb: no FeatureExtractor/MobilenetV2/... consts"):
+        map_backbone(g.as_graph_def(), "g.pb")
+
+
+def _saved_model(graph: Path, out: Path, images: str) -> Path:
+    """A SavedModel (TF1 builder, 'serve' tag, serving_default) of the frozen graph, as the OD API's TF1
+    exporter writes beside it; ``images`` is the tensor its signature takes as input."""
+    import tensorflow as tf
+
+    gd = tf.compat.v1.GraphDef()
+    gd.ParseFromString(graph.read_bytes())
+    with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+        tf.import_graph_def(gd, name="")
+        g = sess.graph
+        sig = tf.compat.v1.saved_model.predict_signature_def(
+            {"inputs": g.get_tensor_by_name(images)},
+            {k: g.get_tensor_by_name(f"{k}:0") for k in ("detection_boxes", "detection_scores", "num_detections")})
+        builder = tf.compat.v1.saved_model.Builder(str(out))
+        builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+        builder.save()
+    return out
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow and tf2onnx: make import-env, then run this file "
+                    "with var/venvs/import/bin/python -m pytest")
+@pytest.mark.skipif(not GRAPH.is_file(), reason="needs var/import/pedestrian_ssdlite.pb (the wheel's frozen graph)")
+def test_a_savedmodel_imports_like_its_frozen_graph(tmp_path):
+    saved = _saved_model(GRAPH, tmp_path / "saved", "image_tensor:0")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(saved), "--out", str(out), "--classes",
+                        "pedestrian", "--frames", str(CLIP), "--parity-frames", "6", "--threshold", "0.4",
+                        "--backbone", str(tmp_path / "bb" / "mnv2.npz")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["parity_raw_max_abs"] <= 1e-4 and result["backbone"]["mapped"] == 260
+    assert (tmp_path / "bb" / "mnv2.npz").is_file() and not (out / "backbone.npz").exists() and read_meta(out / "model.onnx").extra["source"]["format"].endswith(
+        "savedmodel (tf1 export)")
+    cap = cv2.VideoCapture(str(CLIP))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 80)
+    frame = cap.read()[1]
+    a = open_artifact(out / "model.onnx", score_threshold=0.3).predict(frame).detections
+    b = open_artifact(PERSON, score_threshold=0.3).predict(frame).detections
+    assert len(a) == len(b) and (len(a) == 0 or iou_matrix(a.boxes, b.boxes).max(1).min() > 0.99)
+
+
+@pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow")
+@pytest.mark.skipif(not GRAPH.is_file(), reason="needs var/import/pedestrian_ssdlite.pb (the wheel's frozen graph)")
+def test_a_savedmodel_without_an_images_input_is_named(tmp_path):
+    saved = _saved_model(GRAPH, tmp_path / "saved", "Preprocessor/sub:0")  # a float input, not the uint8 images
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(saved), "--out", str(tmp_path / "o"),
+                        "--classes", "pedestrian", "--frames", str(CLIP)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "serving_default signature has no images input" in r.stderr, r.stderr[-2000:]
+    assert str(saved) in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
+                        "--classes", "pedestrian"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "not a SavedModel (no saved_model.pb in it)" in r.stderr, r.stderr
