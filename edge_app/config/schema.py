@@ -190,7 +190,8 @@ class LoggingConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    threads: int = spec(2, ge=1, le=256, doc="inference threads per model (ONNX Runtime intra-op)")
+    threads: int = spec(2, ge=1, le=256, doc="inference threads per model (ONNX Runtime intra-op); with several "
+                        "streams each of the inference_workers gets threads / inference_workers of them")
     wedged_after_s: float = spec(15.0, ge=1, le=3600, doc="a pipeline thread that has not come round its "
                                  "loop for this long is stuck: watchdog pings stop and systemd restarts")
     engine_dir: str = spec("var/engines", doc="TensorRT engines and their manifests")

@@ -52,6 +52,7 @@ class Batcher:
         self._threads: list[threading.Thread] = []
         self._beats: dict[str, float] = {}
         self._next = 0
+        self._last = -1
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         self._warn = RateLimited(log)
 
@@ -110,12 +111,14 @@ class Batcher:
         for k in range(n):
             if len(taken) >= room:
                 break
-            s = streams[(self._next + k) % n]
+            i = (self._next + k) % n
+            s = streams[i]
             if s.name in have or s.name in self._busy:
                 continue
             frame = s.source.read(timeout=0)
             if frame is not None:
                 taken.append((s, frame))
+                self._last = i
         return taken
 
     def gather(self) -> list[tuple[Stream, Frame]]:
@@ -140,8 +143,8 @@ class Batcher:
                 batch += more
             else:
                 self._wake.wait(left)
-        if streams:
-            self._next = (self._next + 1) % len(streams)
+        if streams:  # round-robin: the next gathering starts after the last stream served
+            self._next = (self._last + 1) % len(streams)
         return batch
 
     def _loop(self, name: str) -> None:

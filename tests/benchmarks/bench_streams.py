@@ -10,8 +10,8 @@
    stream with 4 live 15 fps streams (the synthetic scene and the shapes detector).
 4. memory: RSS of one process with 8 streams vs 1.
 
-Run: `python tests/benchmarks/bench_streams.py [--seconds 15] [--part batch,scale,fairness,memory]`
-(about 8 minutes). Prints a line per result and a JSON line per part for run_all.py.
+Run: `python tests/benchmarks/bench_streams.py [--seconds 12] [--rounds 3] [--part batch,scale,fairness,memory]`
+(about 20 minutes). Prints a line per result and a JSON line per part for run_all.py.
 """
 from __future__ import annotations
 
@@ -172,17 +172,23 @@ def clip(name: str) -> dict:
             "loop": True}
 
 
-def bench_scale(folder: Path, models: Path, seconds: float) -> dict:
+def bench_scale(folder: Path, models: Path, seconds: float, rounds: int = 3) -> dict:
+    """Alternating runs (one process, N processes, one, ...): the machine's drift hits both alike; medians."""
     rows = []
     for n in (1, 2, 4, 8):
         streams = [clip(f"s{i}") for i in range(n)]
-        with running(folder, [(streams, person(models))]) as procs:
-            one = sum(per_stream_fps(procs, seconds).values())
-        with running(folder, [([s], person(models)) for s in streams]) as procs:
-            many = sum(per_stream_fps(procs, seconds).values())
+        ones, manys = [], []
+        for _ in range(rounds):
+            with running(folder, [(streams, person(models))]) as procs:
+                ones.append(sum(per_stream_fps(procs, seconds).values()))
+            with running(folder, [([s], person(models)) for s in streams]) as procs:
+                manys.append(sum(per_stream_fps(procs, seconds).values()))
+        one, many = statistics.median(ones), statistics.median(manys)
         rows.append({"streams": n, "one_process_fps": round(one, 2), "n_processes_fps": round(many, 2),
-                     "ratio": round(one / many, 3) if many else None})
-        print(f"scale: {n} streams: one process {one:.1f} fps, {n} processes {many:.1f} fps: x{one / many:.2f}", flush=True)
+                     "ratio": round(one / many, 3) if many else None, "rounds": rounds,
+                     "one_runs": [round(x, 1) for x in ones], "n_runs": [round(x, 1) for x in manys]})
+        print(f"scale: {n} streams: one process {one:.1f} fps, {n} processes {many:.1f} fps (medians of {rounds}: "
+              f"{[round(x, 1) for x in ones]} vs {[round(x, 1) for x in manys]}): x{one / many:.2f}", flush=True)
     return {"benchmark": "streams_scale", "rows": rows, "model": "person (imported SSDLite-MobileNetV2)",
             "source": "people.mp4, realtime = false"}
 
@@ -219,8 +225,9 @@ def bench_memory(folder: Path, models: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seconds", type=float, default=15.0, help="measurement window of each run")
+    p.add_argument("--seconds", type=float, default=12.0, help="measurement window of each run")
     p.add_argument("--part", default="batch,scale,fairness,memory")
+    p.add_argument("--rounds", type=int, default=3, help="alternating runs of each side of the scale part")
     a = p.parse_args()
     parts = a.part.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -230,7 +237,7 @@ def main() -> int:
         if "batch" in parts:
             results.append(bench_batch(models))
         if "scale" in parts:
-            results.append(bench_scale(folder, models, a.seconds))
+            results.append(bench_scale(folder, models, a.seconds, a.rounds))
         if "fairness" in parts:
             results.append(bench_fairness(folder, models, a.seconds))
         if "memory" in parts:
