@@ -358,10 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = import_ssd(model, Path(a.out), classes, a.licence, Path(a.frames) if a.frames else None,
                                 a.parity_frames, a.threshold, backbone=a.backbone)
-    except MissingExtra as exc:
-        print(f"edge-app import: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:
+    except (MissingExtra, ValueError, OSError) as exc:
         print(f"edge-app import: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result))
