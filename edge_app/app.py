@@ -81,7 +81,8 @@ class App:
                                 uncertain_margin=lb.uncertain_margin, disagreements=lb.disagreements,
                                 extra_per_minute=lb.extra_per_minute, thresholds=self._thresholds)
                         if lb.sample_every > 0 else None)
-        self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox), self.sampler, self.sampler.rolling)
+        self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox, lb.max_boxes), self.sampler,
+                              self.sampler.rolling)
                        if self.sampler is not None and self.sampler.inbox is not None else None)
         self.events = DeviceEvents.from_config(cfg)
         # no model runs a batch as one call: gathering frames would only add latency

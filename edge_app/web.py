@@ -1,21 +1,25 @@
 """HTTP live view: a page with the annotated MJPEG stream and live numbers, /status JSON, /metrics
 (Prometheus), /healthz. Binds 127.0.0.1 unless configured otherwise; with a token every request needs it
-(``Authorization: Bearer TOKEN`` or ``?token=TOKEN``).
+(``serve.access``: the header, the session cookie a page gets, or ``?token=`` for reads). Every client is
+bounded (``serve.guard``: head and body deadlines, a connection cap, bounded JSON bodies).
 """
 from __future__ import annotations
 
-import hmac
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+from .core import bounded_json
 from .outputs.prometheus import metrics_text
+from .serve import access
+from .serve.guard import ConnectionGuard, Limits
 
 log = logging.getLogger("edge_app.web")
 PAGE = Path(__file__).with_name("page.html")
@@ -75,15 +79,8 @@ class FrameHub:
 
 
 def authorised(headers: Any, query: dict[str, list[str]], token: str) -> bool:
-    """The token rule of every page we serve: none set = open (loopback only, the config enforces it);
-    else ``Authorization: Bearer TOKEN`` or ``?token=TOKEN``, compared in constant time."""
-    if not token:
-        return True
-    given = query.get("token", [""])[0]
-    auth = headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        given = auth[7:]
-    return hmac.compare_digest(given.encode(), token.encode())
+    """The token rule of a read (``serve.access.authorised``), without a session cookie."""
+    return access.authorised(headers, query, token)
 
 
 Route = Callable[[BaseHTTPRequestHandler, str, dict[str, list[str]]], None]
@@ -94,15 +91,40 @@ class HttpService:
     "/"), each route called with (request, path, query); ``req.command`` tells GET from POST / DELETE.
     Runs in background threads until ``close``."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 8080, token: str = "", name: str = "http") -> None:
-        self.token = token
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 8080, token: str = "", name: str = "http",
+                 limits: Limits = Limits()) -> None:
+        self.token, self.limits = token, limits
+        self.guard = ConnectionGuard(limits)
         service = self
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                if not service.guard.admit(request):
+                    self.shutdown_request(request)
+                    return
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request: Any) -> None:
+                service.guard.release(request)
+                super().shutdown_request(request)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = limits.head_s  # no read or write waits longer for a byte (the guard bounds the whole)
 
             def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the access log is not our log
                 log.debug("%s " + fmt, self.address_string(), *args)
+
+            def handle_one_request(self) -> None:
+                service.guard.phase(self.connection, limits.head_s)  # the next request's head, from now
+                super().handle_one_request()
+
+            def parse_request(self) -> bool:
+                ok = super().parse_request()
+                service.guard.phase(self.connection, limits.body_s)
+                return ok
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 service._handle(self)
@@ -113,9 +135,10 @@ class HttpService:
             def do_DELETE(self) -> None:  # noqa: N802
                 service._handle(self)
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = Server((host, port), Handler)
+        self.httpd.guard = self.guard  # type: ignore[attr-defined]  (handlers reach it through req.server)
         self.port = self.httpd.server_address[1]
+        self.cookie = access.cookie_name(self.port)
         self.host = host
         self._thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
         self._thread.start()
@@ -132,40 +155,83 @@ class HttpService:
         return set()
 
     @staticmethod
-    def send(req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str) -> None:
+    def send(req: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str,
+             headers: tuple[tuple[str, str], ...] = ()) -> None:
         req.send_response(code)
         req.send_header("Content-Type", ctype)
         req.send_header("Content-Length", str(len(body)))
         req.send_header("Cache-Control", "no-store")
+        for key, value in access.COMMON_HEADERS + headers:
+            req.send_header(key, value)
         req.end_headers()
         req.wfile.write(body)
+
+    @staticmethod
+    def send_page(req: BaseHTTPRequestHandler, path: Path) -> None:
+        """An HTML page with its Content-Security-Policy (only its own inline scripts run)."""
+        body, csp = access.page(path)
+        HttpService.send(req, 200, body, "text/html; charset=utf-8",
+                         (("Content-Security-Policy", csp), ("X-Frame-Options", "DENY")))
+
+    @staticmethod
+    def stream_started(req: BaseHTTPRequestHandler) -> None:
+        """A long response (MJPEG) has begun: its connection leaves the body deadline."""
+        guard = getattr(req.server, "guard", None)
+        if guard is not None:
+            guard.phase(req.connection, None)
 
     @staticmethod
     def send_json(req: BaseHTTPRequestHandler, code: int, body: Any) -> None:
         HttpService.send(req, code, (json.dumps(body, default=str) + "\n").encode(), "application/json")
 
     @staticmethod
-    def read_json(req: BaseHTTPRequestHandler, limit: int = 8 * 2**20) -> Any:
-        """The request's JSON body; ValueError saying what is wrong (too large, not JSON)."""
+    def read_json(req: BaseHTTPRequestHandler, limit: int = 8 * 2**20,
+                  bounds: bounded_json.Bounds = bounded_json.Bounds()) -> Any:
+        """The request's JSON body within ``limit`` bytes and ``bounds`` (depth, entries, lengths); a
+        ``BoundError`` (a ValueError) names what is wrong; ``error_code`` gives its HTTP status."""
         try:
             length = int(req.headers.get("Content-Length", "0"))
         except ValueError:
-            raise ValueError("Content-Length: not a number") from None
+            raise bounded_json.BoundError("bad_length", "Content-Length: not a number") from None
         if length > limit:
-            raise ValueError(f"body of {length} bytes: at most {limit}")
+            raise bounded_json.BoundError("too_large", f"body of {length} bytes: at most {limit}")
         try:
-            return json.loads(req.rfile.read(length) or b"null")
-        except ValueError as exc:
-            raise ValueError(f"body: not JSON ({exc})") from None
+            data = req.rfile.read(length)
+        except (TimeoutError, socket.timeout):
+            raise bounded_json.BoundError("timeout", "body: shorter than its Content-Length (the client stopped "
+                                                     "sending)") from None
+        if len(data) < length:
+            raise bounded_json.BoundError("short", f"body of {len(data)} bytes: shorter than its Content-Length "
+                                                   f"{length}")
+        return bounded_json.loads(data or b"null", limit, bounds)
+
+    @staticmethod
+    def error_code(exc: Exception) -> int:
+        """413 for a body too large, 408 for one that did not come, else 400."""
+        reason = getattr(exc, "reason", "")
+        return {"too_large": 413, "too_many": 413, "timeout": 408}.get(reason, 400)
 
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         query = parse_qs(parts.query)
-        # A write takes the token from the header only: a ?token= URL ends up in histories and logs, and
-        # a page elsewhere could make the browser send it (a cross-site request).
-        if not authorised(req.headers, query if req.command == "GET" else {}, self.token):
-            self.send(req, 401, b"token required" + (b" (writes: Authorization: Bearer)" if req.command != "GET"
-                                                     else b"") + b"\n", "text/plain")
+        write = req.command != "GET"
+        # A write never takes the token from the URL (histories, logs) nor from the cookie alone (a page
+        # elsewhere could make the browser send it): serve.access.
+        if not access.authorised(req.headers, query, self.token, write=write, cookie=self.cookie):
+            self.send(req, 401, b"token required" + (b" (writes: Authorization: Bearer)" if write else b"")
+                      + b"\n", "text/plain")
+            return
+        if (self.token and not write and "token" in query and "text/html" in req.headers.get("Accept", "")
+                and not req.headers.get("Authorization")):
+            # A browser opened a page with ?token=: the token moves into an HttpOnly cookie and the page
+            # is loaded again without it, so no script can read it from the address.
+            rest = urlencode([(k, v) for k, vs in query.items() if k != "token" for v in vs])
+            req.send_response(303)
+            req.send_header("Location", parts.path + (f"?{rest}" if rest else ""))
+            req.send_header("Set-Cookie", access.session_cookie(self.cookie, self.token))
+            req.send_header("Content-Length", "0")
+            req.send_header("Cache-Control", "no-store")
+            req.end_headers()
             return
         routes = self.routes()
         key: str | None = parts.path if parts.path in routes else None
@@ -188,6 +254,7 @@ class HttpService:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.guard.close()
         self._thread.join(2)
 
 
@@ -243,7 +310,7 @@ class LiveServer(HttpService):
             self._snapshot(req, hub)
 
     def _page(self, req: BaseHTTPRequestHandler) -> None:
-        self.send(req, 200, PAGE.read_bytes(), "text/html; charset=utf-8")
+        self.send_page(req, PAGE)
 
     def _status(self, req: BaseHTTPRequestHandler) -> None:
         self.send(req, 200, json.dumps(self.status(), default=str).encode(), "application/json")
@@ -274,8 +341,11 @@ class LiveServer(HttpService):
         req.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         req.send_header("Cache-Control", "no-store")
         req.send_header("Connection", "close")
+        for key, value in access.COMMON_HEADERS:
+            req.send_header(key, value)
         req.end_headers()
         req.close_connection = True
+        self.stream_started(req)
         seq = 0
         while not hub.closed and not self.closed:  # a removed stream's hub is closed: its viewers end
             seq, jpeg = hub.wait_newer(seq, 1.0)

@@ -165,6 +165,8 @@ class LabelsConfig:
                                    "of its class threshold, where the model is least sure (0 = off)")
     disagreements: bool = spec(True, doc="also save frames where a confirmed track found no detection")
     extra_per_minute: int = spec(6, ge=0, doc="cap on the frames saved for uncertainty or disagreement")
+    max_boxes: int = spec(1000, ge=1, le=100_000, doc="the most boxes one review (/review, the label API) may "
+                          "carry; more is refused with 413")
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,36 @@
 Survives a broker outage and ``kill -9`` of the app (a committed WAL transaction is the OS's, not the
 process's; ``synchronous=NORMAL`` trades only power-loss durability of the last commits for speed);
 messages come out in the order they went in; the event sequence number is kept here too, so ids never
-repeat across restarts. Disk use is capped: beyond ``max_bytes`` the oldest messages are dropped and
-counted (``dropped``), never the newest. Thread-safe: the pipeline adds, the publisher reads and acks.
+repeat across restarts. An event is numbered and stored in one transaction (``add``): when the disk is
+full nothing is committed and the number is not used, so the sequence never has a gap (the caller keeps
+the event and tries again). Disk use is capped: beyond ``max_bytes`` (or what the disk has room for, when
+that is less) the oldest messages are dropped and counted (``dropped``), never the newest. Thread-safe:
+the pipeline adds, the publisher reads and acks.
 """
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from ..health.disk import free_bytes
+
+T = TypeVar("T")
+Message = tuple[str, "bytes | None", "str | None"]  # topic, payload, or a file whose bytes are sent
 
 
 class Outbox:
-    def __init__(self, path: Path, max_bytes: int = 100 * 2**20) -> None:
+    def __init__(self, path: Path, max_bytes: int = 100 * 2**20, margin_bytes: int = 2 * 2**20) -> None:
+        """margin_bytes: free space the outbox leaves on its disk when it sizes its cap from what is free
+        (SQLite needs some room to delete rows)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = max_bytes
+        self.configured_bytes = self.max_bytes = max_bytes
+        self.margin_bytes = margin_bytes
+        self._sized_at = 0.0
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -33,24 +48,65 @@ class Outbox:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else 0
 
-    def next_seq(self) -> int:
-        """The next event sequence number (persistent: survives restarts and an emptied outbox)."""
+    @property
+    def last_seq(self) -> int:
+        """The last event number used (persistent: survives restarts and an emptied outbox)."""
         with self._lock:
-            seq = self._meta("seq") + 1
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
-            return seq
+            return self._meta("seq")
 
     def put(self, topic: str, payload: bytes | None = None, *, file: str | None = None, qos: int = 1,
             retain: bool = False) -> None:
         """Keep a message (``payload``, or a ``file`` whose bytes are read when it is sent)."""
-        size = len(payload or b"") + len(topic) + 64
         with self._lock:
-            self._db.execute("INSERT INTO messages (topic, payload, file, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?)",
-                             (topic, payload, file, qos, int(retain), size))
-            self._bytes += size
-            self.version += 1
-            if self._bytes > self.max_bytes:
-                self._trim()
+            self._transaction(lambda: self._insert([(topic, payload, file)], qos, retain))
+
+    def add(self, build: Callable[[int], tuple[T, list[Message]]], qos: int = 1) -> T:
+        """Number an event and keep its messages in one transaction: ``build(seq)`` returns (the event,
+        its messages). If the disk refuses (sqlite3.OperationalError, OSError), nothing is kept and the
+        number stays unused: calling again later numbers the same event the same way."""
+        with self._lock:
+            def work() -> T:
+                seq = self._meta("seq") + 1
+                result, messages = build(seq)
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
+                self._insert(messages, qos, False)
+                return result
+            return self._transaction(work)
+
+    def _transaction(self, work: Callable[[], T]) -> T:
+        before = self._bytes
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._bytes = before
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:  # the failed statement may have ended the transaction already
+                pass
+            raise
+        self.version += 1
+        return result
+
+    def _insert(self, messages: list[Message], qos: int, retain: bool) -> None:
+        rows = [(topic, payload, file, qos, int(retain), len(payload or b"") + len(topic) + 64)
+                for topic, payload, file in messages]
+        self._db.executemany("INSERT INTO messages (topic, payload, file, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?)",
+                             rows)
+        self._bytes += sum(r[-1] for r in rows)
+        self._size_cap()
+        if self._bytes > self.max_bytes:
+            self._trim()
+
+    def _size_cap(self) -> None:
+        """The cap is the configured one, or what the disk has room for when that is less (every 2 s)."""
+        now = time.monotonic()
+        if now - self._sized_at < 2.0:
+            return
+        self._sized_at = now
+        room = self._bytes + free_bytes(self.path.parent) - self.margin_bytes
+        self.max_bytes = min(self.configured_bytes, max(64 * 2**10, room))
 
     def _trim(self) -> None:
         dropped = 0

@@ -10,7 +10,15 @@ everything plainly (one instance sees all, retained status at once).
 Nothing is lost on the fleet's side either: the session is persistent (clean start off, a session expiry),
 so the broker queues QoS 1 events while the fleet is away, and an event is acknowledged (manual PUBACK)
 only after the transaction holding it committed; a redelivery is stored once (the event id is the key).
-A message that is not what the schema says is logged, counted (``rejected``) and skipped.
+
+Nothing a peer sends can stop the fleet: every message is checked by the event schema
+(``events.schema``, the device's own validator) before it touches the store: sizes per kind, depth,
+integers in range, finite numbers, the fields of its type, and identity (the topic's device must be the
+event's ``device`` and its id's prefix: a device speaks only for itself). A message refused is logged with
+its topic and reason, counted (``rejected{reason}``), acknowledged and dropped, alone; the rest of its
+batch is stored. Should the database still refuse a row, the batch is written message by message and only
+the refused one is rejected; a database that cannot write at all (disk full) keeps the batch and retries
+it, unacknowledged, so the writer thread never dies of data and never drops a good message.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import json
 import logging
 import queue
 import re
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -26,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from ..events import schema
 from ..events.mqtt import parse_url
 from .store import FleetStore, Incoming
 
 log = logging.getLogger("edge_app.fleet")
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,160}$")
 
 
 @dataclass(frozen=True)
@@ -55,16 +65,6 @@ class _Message:
     qos: int
     generation: int    # the connection it came on: a PUBACK goes only to that one
     received: float
-
-
-def event_time(text: str) -> float | None:
-    """UNIX seconds of an event's UTC ISO ``time`` ("2026-12-01T10:00:00.123Z"), None if unreadable."""
-    import datetime as dt
-
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except (AttributeError, ValueError):
-        return None
 
 
 class FleetCollector:
@@ -96,7 +96,10 @@ class FleetCollector:
         self._props.SessionExpiryInterval = broker.session_expiry_s
         self._props.ReceiveMaximum = 1000  # QoS 1 messages in flight to us (acked per committed batch)
         self.state, self.last_error = "connecting", ""
-        self.connects = self.rejected = self.received = 0
+        self.connects = self.received = 0
+        self.rejected: dict[str, int] = {}   # reason -> messages refused
+        self._logged: dict[str, tuple[float, int]] = {}  # reason -> (window start, lines logged in it)
+        self.store_error = ""  # why the last batch could not be written (the database), "" when fine
         self._generation = 0
         self._queue: queue.Queue[_Message] = queue.Queue()
         self.lag_s: deque[float] = deque(maxlen=100_000)  # event time -> committed, of the newest events
@@ -144,19 +147,28 @@ class FleetCollector:
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         self.received += 1
         parts = msg.topic[len(self.prefix) + 1:].split("/") if msg.topic.startswith(self.prefix + "/") else []
-        ok = len(parts) >= 2 and _NAME.match(parts[0]) and (
+        ok = len(parts) >= 2 and schema.NAME.match(parts[0]) and (
             (parts[1] in ("events", "status", "availability") and len(parts) == 2)
-            or (parts[1] == "snapshot" and len(parts) == 4 and _NAME.match(parts[2]) and parts[3] in ("crop", "frame")))
+            or (parts[1] == "snapshot" and len(parts) == 4 and _EVENT_ID.match(parts[2]) and parts[3] in ("crop", "frame")))
         if not ok:
-            self._reject(msg.topic, "not <prefix>/<device>/events|status|availability|snapshot/<id>/<crop|frame>")
+            self._reject(msg.topic[:200], "not <prefix>/<device>/events|status|availability|snapshot/<id>/<crop|frame>")
             self._ack(msg.mid, msg.qos, self._generation)
             return
         self._queue.put(_Message(msg.topic, parts[0], parts[1], parts[2:], msg.payload, msg.mid, msg.qos, self._generation,
                                  time.time()))
 
-    def _reject(self, where: str, why: str) -> None:
-        self.rejected += 1
-        log.warning("fleet: skipped a message on %s: %s", where, why)
+    def _reject(self, where: str, why: str, reason: str = "topic") -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        # A hostile peer can send thousands a second: at most 20 lines a minute per reason reach the log.
+        start, n = self._logged.get(reason, (0.0, 0))
+        now = time.monotonic()
+        if now - start > 60:
+            if n > 20:
+                log.warning("fleet: %d more messages refused for %s in the last minute", n - 20, reason)
+            start, n = now, 0
+        if n < 20:
+            log.warning("fleet: refused a message on %s (%s): %s", where, reason, why)
+        self._logged[reason] = (start, n + 1)
 
     def _ack(self, mid: int, qos: int, generation: int) -> None:
         if qos > 0 and generation == self._generation:  # the old connection's ids mean nothing now
@@ -177,64 +189,87 @@ class FleetCollector:
                     batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._write(batch)
+            try:
+                self._write(batch)
+            except Exception:  # a bug must not stop the fleet: the batch stays unacknowledged (redelivered)
+                log.exception("fleet: could not handle a batch of %d messages", len(batch))
 
     def _write(self, batch: list[_Message]) -> None:
-        incoming = Incoming()
+        incoming, good = Incoming(), []
         for m in batch:
             try:
                 self._parse(m, incoming)
-            except (ValueError, KeyError, TypeError) as exc:
-                self._reject(m.topic, str(exc))
-        try:
-            new = self.store.write(incoming)
-        except Exception:  # the database failed: nothing acknowledged, the broker sends it again
-            log.exception("fleet: could not store %d messages", len(batch))
-            return
+                good.append(m)
+            except schema.SchemaError as exc:
+                self._reject(m.topic, str(exc), exc.reason)
+                self._ack(m.mid, m.qos, m.generation)
+        new = self._store(incoming, good)
         now = time.time()
         for doc in new:
             self.counts[doc["type"]] = self.counts.get(doc["type"], 0) + 1
-            made = event_time(doc.get("time", ""))
+            made = schema.event_time(doc.get("time", ""))
             if made is not None:
                 self.lag_s.append(now - made)
-        for m in batch:
+
+    def _store(self, incoming: Incoming, messages: list[_Message]) -> list[dict[str, Any]]:
+        """Write a checked batch and acknowledge it. The database refusing a row (what the schema let
+        through but SQLite will not take) costs that message only: the batch is written one by one. A
+        database that cannot write (disk full, I/O) keeps the batch: retried with back-off, not acked."""
+        delay = 0.5
+        while True:
+            try:
+                new = self.store.write(incoming)
+                break
+            except sqlite3.OperationalError as exc:  # the database, not the data: wait and try again
+                self.store_error = f"the store cannot write: {exc}"
+                log.error("fleet: %s; %d messages kept, retrying in %.1f s", self.store_error, len(messages), delay)
+                if self._stop.wait(delay):
+                    return []
+                delay = min(delay * 2, 10.0)
+            except Exception as exc:
+                if len(messages) == 1:
+                    m = messages[0]
+                    self._reject(m.topic, f"the store refused it: {exc}", "store")
+                    self._ack(m.mid, m.qos, m.generation)
+                    return []
+                new = []
+                for m in messages:  # isolate the row the database refuses
+                    one = Incoming()
+                    self._parse(m, one)
+                    new += self._store(one, [m])
+                return new
+        self.store_error = ""
+        for m in messages:
             self._ack(m.mid, m.qos, m.generation)
+        return new
 
     def _parse(self, m: _Message, into: Incoming) -> None:
-        """Check one message and add it to the batch (a ValueError names what is wrong)."""
+        """Check one message (``events.schema``) and add it to the batch; a SchemaError says why not."""
         if m.kind == "availability":
-            text = m.payload.decode(errors="replace").strip()
-            if text not in ("online", "offline"):
-                raise ValueError(f"availability {text!r}: expected online or offline")
+            text = m.payload[:16].decode(errors="replace").strip()
+            if text not in ("online", "offline") or len(m.payload) > 16:
+                raise schema.SchemaError("bad_field", f"availability {text!r}: expected online or offline")
             into.presence[m.device] = (text == "online", m.received)
             if text == "offline":
                 log.info("fleet: %s went offline", m.device)
             return
         if m.kind == "snapshot":
             event_id, kind = m.rest
-            if not event_id.startswith(m.device + "-"):
-                raise ValueError(f"snapshot {event_id!r} is not an event of device {m.device!r}")
-            if not m.payload.startswith(b"\xff\xd8"):
-                raise ValueError(f"snapshot {event_id}/{kind}: not a JPEG")
+            schema.validate_snapshot(m.payload, event_id, m.device)
             into.snapshots.append((event_id, kind, m.payload, m.received))
             return
-        text = m.payload.decode()
-        doc = json.loads(text)
-        if not isinstance(doc, dict):
-            raise ValueError("expected a JSON object")
         if m.kind == "status":
-            into.status[m.device] = (text, m.received)
+            schema.validate_status(schema.loads(m.payload, "status"), m.device)
+            into.status[m.device] = (m.payload.decode(), m.received)
             return
-        for key in ("id", "seq", "type"):
-            if key not in doc:
-                raise ValueError(f"event without {key!r}")
-        int(doc["seq"])
-        into.events.append((m.device, doc, text, m.received))
+        doc = schema.validate_event(schema.loads(m.payload, "event"), m.device)
+        into.events.append((m.device, doc, m.payload.decode(), m.received))
 
     def describe(self) -> dict[str, Any]:
         lags = np.asarray(self.lag_s, dtype=float)
         return {"state": self.state, "broker": f"{self.host}:{self.port}", "last_error": self.last_error,
-                "group": self.group, "connects": self.connects, "received": self.received, "rejected": self.rejected,
+                "group": self.group, "connects": self.connects, "received": self.received,
+                "rejected": sum(self.rejected.values()), "rejected_by": dict(self.rejected), "store_error": self.store_error,
                 "duplicates": self.store.duplicates, "queued": self._queue.qsize(), "events": dict(self.counts),
                 "lag_ms": {"p50": round(float(np.percentile(lags, 50)) * 1000, 1),
                            "p99": round(float(np.percentile(lags, 99)) * 1000, 1)} if lags.size else None}

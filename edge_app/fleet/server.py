@@ -79,8 +79,10 @@ def metrics_text(view: dict[str, Any]) -> bytes:
                 for q in ("p50", "p99"):
                     lag.add_metric([q], c["lag_ms"][q])
                 yield lag
-            rej = CounterMetricFamily("edge_fleet_rejected", "Messages skipped (not the schema)")
-            rej.add_metric([], c.get("rejected", 0))
+            rej = CounterMetricFamily("edge_fleet_rejected", "Messages refused (not the schema, or not the "
+                                      "sender's own), by reason", labels=["reason"])
+            for reason, n in sorted((c.get("rejected_by") or {}).items()):
+                rej.add_metric([reason], n)
             yield rej
 
     registry = CollectorRegistry(auto_describe=False)
@@ -99,7 +101,7 @@ class FleetServer(HttpService):
                 "/metrics": self._metrics, "/healthz": self._health}
 
     def _page(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
-        self.send(req, 200, PAGE.read_bytes(), "text/html; charset=utf-8")
+        self.send_page(req, PAGE)
 
     def _view(self, query: dict[str, list[str]]) -> dict[str, Any]:
         try:

@@ -19,11 +19,13 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from ..core.bounded_json import Bounds
 from ..web import HttpService, Route
 from .samples import ReviewError, SampleStore
 
 log = logging.getLogger("edge_app.review")
 PAGE = Path(__file__).with_name("page.html")
+LABEL_BYTES = 8 * 2**20  # a review: boxes and maybe painted masks (PNG, base64)
 
 
 class Review:
@@ -45,7 +47,7 @@ class Review:
 
     # -- handlers -----------------------------------------------------------------------------------
     def _page(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
-        HttpService.send(req, 200, PAGE.read_bytes(), "text/html; charset=utf-8")
+        HttpService.send_page(req, PAGE)
 
     def _list(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         try:
@@ -82,12 +84,15 @@ class Review:
 
     def _save(self, req: BaseHTTPRequestHandler, sample_id: str) -> None:
         try:
-            body = HttpService.read_json(req)
+            # a painted mask is one long base64 string; boxes are bounded by labels.max_boxes after parsing
+            body = HttpService.read_json(req, LABEL_BYTES, Bounds(depth=6, string=LABEL_BYTES,
+                                                                  items=self.store.max_boxes + 16,
+                                                                  total_items=6 * self.store.max_boxes + 64))
             written = self.store.save(sample_id, body)
         except (ReviewError, ValueError) as exc:
             self.refused += 1
             log.warning("review: %s refused: %s", sample_id, exc)
-            HttpService.send_json(req, 400, {"error": str(exc)})
+            HttpService.send_json(req, HttpService.error_code(exc), {"error": str(exc)})
             return
         scored = self.sampler.poll() if written else 0  # scored now, not at the pipeline's next poll
         self.saved += 1

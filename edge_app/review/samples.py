@@ -34,8 +34,9 @@ class ReviewError(ValueError):
 
 
 class SampleStore:
-    def __init__(self, samples_dir: Path, inbox: Path) -> None:
-        self.dir, self.inbox = Path(samples_dir), Path(inbox)
+    def __init__(self, samples_dir: Path, inbox: Path, max_boxes: int = 1000) -> None:
+        """max_boxes: the most boxes one review may carry (``labels.max_boxes``)."""
+        self.dir, self.inbox, self.max_boxes = Path(samples_dir), Path(inbox), max_boxes
 
     # -- reading ----------------------------------------------------------------------------------
     def path_of(self, sample_id: str, suffix: str) -> Path:
@@ -103,7 +104,10 @@ class SampleStore:
         width, height = (int(v) for v in rec["size"])
         detectors = {n: e for n, e in rec["models"].items() if e["task"] == "detection"}
         names = sorted({c for e in detectors.values() for c in e["classes"]})
-        boxes = self._boxes(body.get("boxes", []), names, width, height)
+        raw = body.get("boxes", [])
+        if isinstance(raw, list) and len(raw) > self.max_boxes:
+            raise ReviewError(f"boxes: {len(raw)} boxes, at most {self.max_boxes} (labels.max_boxes)")
+        boxes = self._boxes(raw, names, width, height)
         if body.get("nothing") and boxes:
             raise ReviewError("nothing: true with boxes; send one or the other")
         masks = self._masks(body.get("masks", {}), rec, sample_id, width, height)

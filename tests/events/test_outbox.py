@@ -14,16 +14,14 @@ from edge_app.events.schema import TYPES, make_event
 
 def test_order_ack_and_a_sequence_that_survives_a_restart(tmp_path):
     box = Outbox(tmp_path / "o.sqlite")
-    seqs = [box.next_seq() for _ in range(3)]
-    for s in seqs:
-        box.put("t/events", f"{s}".encode())
+    seqs = [box.add(lambda seq: (seq, [("t/events", f"{seq}".encode(), None)])) for _ in range(3)]
     rows = box.pending()
     assert [r[2] for r in rows] == [b"1", b"2", b"3"] and seqs == [1, 2, 3]
     box.ack(rows[0][0])
     box.close()
     again = Outbox(tmp_path / "o.sqlite")          # a restart (or kill -9: the rows were committed)
     assert [r[2] for r in again.pending()] == [b"2", b"3"]
-    assert again.next_seq() == 4                    # never a repeated id
+    assert again.last_seq == 3 and again.add(lambda seq: (seq, [])) == 4   # never a repeated id
     assert again.pending(after=again.pending()[0][0])[0][2] == b"3"
 
 

@@ -305,6 +305,11 @@ def test_the_live_page_links_to_the_review_queue(app, tmp_path):
         driver.get(f"{base}/?token={TOKEN}")
         WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "review").is_displayed())
         link = driver.find_element(By.ID, "review")
-        assert "pending" in link.text and link.get_attribute("href").endswith(f"/review?token={TOKEN}")
+        assert "pending" in link.text and link.get_attribute("href") == f"{base}/review"
+        # the token moved into an HttpOnly cookie: not in the address, not readable by any script
+        assert TOKEN not in driver.current_url and TOKEN not in driver.execute_script("return document.cookie")
+        link.click()                                   # and the cookie opens the review page
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script("return typeof image !== 'undefined' && "
+                                                                   "image !== null && image.complete"))
     finally:
         driver.quit()
