@@ -18,6 +18,7 @@ from .config import AppConfig, ConfigError, StreamConfig, load_config
 from .events.device import DeviceEvents
 from .inference.models import ModelError, ModelSpec, open_model
 from .health import Health
+from .serve.guard import Limits
 from .labels import Sampler
 from .review.api import Review
 from .review.samples import SampleStore
@@ -149,7 +150,9 @@ class App:
         if o.http.enabled:
             http = _make("http", host=o.http.host, port=o.http.port, token=o.http.token,
                          jpeg_quality=o.http.jpeg_quality, status=self.status, health=self.health,
-                         record=self.telemetry.record, review=self.review, extras=[self.api])
+                         record=self.telemetry.record, review=self.review, extras=[self.api],
+                         limits=Limits(head_s=o.http.head_timeout_s, body_s=o.http.body_timeout_s,
+                                       max_connections=o.http.max_connections))
             log.info("output http: %s", http.url)
         if o.rtsp.enabled:
             from .outputs.rtsp import RtspServer

@@ -99,6 +99,7 @@ class HttpService:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 128  # the listen backlog (5 by default: a burst of viewers waited on SYN retries)
 
             def process_request(self, request: Any, client_address: Any) -> None:
                 if not service.guard.admit(request):
@@ -198,9 +199,11 @@ class HttpService:
         try:
             data = req.rfile.read(length)
         except (TimeoutError, socket.timeout):
+            req.close_connection = True  # what is left of that body must not be read as the next request
             raise bounded_json.BoundError("timeout", "body: shorter than its Content-Length (the client stopped "
                                                      "sending)") from None
         if len(data) < length:
+            req.close_connection = True
             raise bounded_json.BoundError("short", f"body of {len(data)} bytes: shorter than its Content-Length "
                                                    f"{length}")
         return bounded_json.loads(data or b"null", limit, bounds)
@@ -265,14 +268,14 @@ class LiveServer(HttpService):
 
     def __init__(self, hubs: dict[str, FrameHub], status: Callable[[], dict[str, Any]], *, host: str = "127.0.0.1",
                  port: int = 8080, token: str = "", health: Callable[[], Any] | None = None,
-                 review: Any = None, extras: list[Any] | None = None) -> None:
+                 review: Any = None, extras: list[Any] | None = None, limits: Limits = Limits()) -> None:
         """hubs: stream name -> its newest frame (shared: streams come and go while serving);
         review / extras: objects with ``routes()`` and ``writes()`` (edge_app.review.api.Review, ...)."""
         self.hubs, self.status = hubs, status
         self.health, self.review = health, review
         self.extras = list(extras or [])
         self.closed = False
-        super().__init__(host=host, port=port, token=token)
+        super().__init__(host=host, port=port, token=token, limits=limits)
 
     def _providers(self) -> list[Any]:
         return [p for p in (self.review, *self.extras) if p is not None]

@@ -92,6 +92,11 @@ class HttpConfig:
     port: int = spec(8080, ge=0, le=65535, doc="TCP port (0 = any free port)")
     token: str = spec("", doc="bearer token required by every request when set")
     jpeg_quality: int = spec(80, ge=10, le=100, doc="MJPEG quality")
+    head_timeout_s: float = spec(10.0, gt=0, le=300, doc="a client has this long to send a request's line and "
+                                 "headers (a slow sender is cut off, its thread freed)")
+    body_timeout_s: float = spec(30.0, gt=0, le=3600, doc="and this long for its body and our answer (MJPEG "
+                                 "streams are exempt once they start)")
+    max_connections: int = spec(128, ge=1, le=10000, doc="open connections at most; more are answered 503")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..core.types import Frame
+from ..serve.guard import Limits
 from ..web import FrameHub, LiveServer
 
 
@@ -21,14 +22,14 @@ class HttpOutput:
     def __init__(self, *, host: str, port: int, token: str, jpeg_quality: int,
                  status: Callable[[], dict[str, Any]], health: Callable[[], Any] | None = None,
                  record: Callable[[str, float], None] | None = None, review: Any = None,
-                 extras: list[Any] | None = None) -> None:
+                 extras: list[Any] | None = None, limits: Limits = Limits()) -> None:
         """health: the app's judgement for /healthz (edge_app.health.Health); record: where encode times
         go (the runtime's telemetry, stage "jpeg_encode"); review: the labelling page and API; extras:
         more routes (the streams API)."""
         self.quality = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
         self.hubs: dict[str, FrameHub] = {}
         self.server = LiveServer(self.hubs, status, host=host, port=port, token=token, health=health,
-                                 review=review, extras=extras)
+                                 review=review, extras=extras, limits=limits)
         self.record = record
 
     def _encode(self, image: np.ndarray) -> bytes | None:

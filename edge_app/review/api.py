@@ -87,7 +87,7 @@ class Review:
             # a painted mask is one long base64 string; boxes are bounded by labels.max_boxes after parsing
             body = HttpService.read_json(req, LABEL_BYTES, Bounds(depth=6, string=LABEL_BYTES,
                                                                   items=self.store.max_boxes + 16,
-                                                                  total_items=6 * self.store.max_boxes + 64))
+                                                                  total_items=8 * self.store.max_boxes + 64))
             written = self.store.save(sample_id, body)
         except (ReviewError, ValueError) as exc:
             self.refused += 1

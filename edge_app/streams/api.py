@@ -48,9 +48,9 @@ class StreamsApi:
             HttpService.send_json(req, 405, {"error": "POST a stream to /api/streams; DELETE /api/streams/NAME"})
             return
         try:
-            body = HttpService.read_json(req)
+            body = HttpService.read_json(req, 64 * 2**10)  # one [[streams]] table: names, a URI, a few keys
         except ValueError as exc:
-            HttpService.send_json(req, 400, {"error": str(exc), "problems": [str(exc)]})
+            HttpService.send_json(req, HttpService.error_code(exc), {"error": str(exc), "problems": [str(exc)]})
             return
         with self._lock:
             try:

@@ -4,7 +4,6 @@ PNG and move the rolling numbers at once; writes need the token in the header; a
 malformed bodies get 400 and write nothing; in a real browser (Selenium + Debian's chromium-driver) a box
 drawn on the canvas, with its class changed, is saved as the VOC the sampler scores."""
 import json
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -14,6 +13,8 @@ import numpy as np
 import pytest
 
 from edge_app.datasets.voc import parse_voc_xml
+from tests.browser import NEEDS_DRIVER
+from tests.browser import driver as _driver
 from tests.gst_helpers import free_port
 from tests.test_app import Running, write_config
 
@@ -155,17 +156,17 @@ def test_a_malformed_review_gets_400_naming_the_field_and_writes_nothing(app, bo
     assert call(base, f"/api/samples/{sid}")[1]["review"] is None
 
 
-def _driver(tmp_path):
-    pytest.importorskip("selenium", reason="needs selenium (make setup-dev installs it)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
-                f"--user-data-dir={tmp_path / 'chrome'}"):
-        opts.add_argument(arg)
-    opts.binary_location = shutil.which("chromium")
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+def test_a_review_with_too_many_boxes_is_refused_413_and_writes_nothing(app):
+    # Before issue 21 a review with 200,000 boxes (7.4 MB) was accepted and written as a 28.6 MB XML.
+    base, tmp = app
+    sid = _fresh(base, TAKEN)
+    boxes = [{"box": [1, 2, 30, 40], "class": "circle"}] * 200_000
+    raw = json.dumps({"boxes": boxes}, separators=(",", ":")).encode()       # 7.2 MB, within the byte limit
+    status, answer = call(base, f"/api/samples/{sid}/labels", raw=raw)
+    assert status == 413 and "at most" in answer["error"], answer
+    status, answer = call(base, f"/api/samples/{sid}/labels", {"boxes": boxes[:1001]})   # labels.max_boxes
+    assert status == 400 and "1001 boxes, at most 1000 (labels.max_boxes)" in answer["error"], answer
+    assert not list((tmp / "var" / "inbox").glob(f"{sid}*"))
 
 
 def _open_review(driver, base):
@@ -184,9 +185,6 @@ def _saved(driver, wait, sid):
     wait.until(lambda d: sid in d.find_element(By.ID, "last").text or "not saved" in d.find_element(By.ID, "message").text)
     return driver.find_element(By.ID, "message").text + " | " + driver.find_element(By.ID, "last").text
 
-
-NEEDS_DRIVER = pytest.mark.skipif(shutil.which("chromedriver") is None,
-                                  reason="needs Debian's chromium-driver (make test installs it)")
 
 
 @NEEDS_DRIVER

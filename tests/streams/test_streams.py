@@ -296,7 +296,7 @@ def test_page_shows_a_grid_and_a_stream_chosen_by_click(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.review.test_review import _driver
+    from tests.browser import driver as _driver
 
     port = free_port()
     cfg = write(tmp_path, synthetic("north", 1) + synthetic("south", 2), port)
