@@ -18,6 +18,7 @@ from .config import AppConfig, ConfigError, StreamConfig, load_config
 from .events.device import DeviceEvents
 from .inference.models import ModelError, ModelSpec, open_model
 from .health import Health
+from .health.disk import DiskBudget
 from .serve.guard import Limits
 from .labels import Sampler
 from .review.api import Review
@@ -76,16 +77,20 @@ class App:
         self.batching = self._choose_batching(min(len(configs), cfg.runtime.max_batch))
         self.several = bool(cfg.streams)  # [[streams]]: per-stream RTSP mounts and recording folders
         lb = cfg.labels
+        events_on = cfg.output.mqtt.enabled or bool(cfg.events.file)
+        # One disk budget for every writer: on the outbox's disk they leave its reserve alone.
+        self.disk = DiskBudget(cfg.events.reserve_mb * 2**20, cfg.resolve(cfg.events.state_dir) if events_on else None)
         # Sampling for labelling follows the first stream (the review page labels one camera's frames).
         self.sampler = (Sampler(cfg.resolve(lb.samples_dir), cfg.resolve(lb.inbox) if lb.inbox else None,
                                 lb.sample_every, lb.max_samples_mb, new_rolling(cfg),
                                 uncertain_margin=lb.uncertain_margin, disagreements=lb.disagreements,
-                                extra_per_minute=lb.extra_per_minute, thresholds=self._thresholds)
+                                extra_per_minute=lb.extra_per_minute, thresholds=self._thresholds,
+                                disk=self.disk)
                         if lb.sample_every > 0 else None)
         self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox, lb.max_boxes), self.sampler,
                               self.sampler.rolling)
                        if self.sampler is not None and self.sampler.inbox is not None else None)
-        self.events = DeviceEvents.from_config(cfg)
+        self.events = DeviceEvents.from_config(cfg, self.disk)
         # no model runs a batch as one call: gathering frames would only add latency
         batches = any(getattr(m, "max_batch", 1) != 1 and getattr(m, "batching", False) for m in self.models)
         # frame by frame, a worker takes one frame at a time: a big batch run serially by one worker would
@@ -172,7 +177,7 @@ class App:
             directory = self.cfg.resolve(o.record.directory)
             outs.append(_make("record", directory=directory / sc.name if self.several else directory,
                               segment_s=o.record.segment_s, max_files=o.record.max_files, width=sc.width,
-                              height=sc.height, fps=sc.fps, file=o.record.file))
+                              height=sc.height, fps=sc.fps, file=o.record.file, disk=self.disk))
         for out in outs:
             url = getattr(out, "url", None)
             log.info("stream %s output %s%s", sc.name, out.name, f": {url}" if url else "")
@@ -180,9 +185,14 @@ class App:
 
     # -- status -------------------------------------------------------------------------------------
     def health(self) -> Health:
-        """ok / degraded / failing (see health.watchdog): what the watchdog, STATUS= and /healthz say."""
-        return self.streams.health(time.monotonic(), (self.batcher.thread_alive(), self.batcher.beat),
-                                   self.cfg.runtime.wedged_after_s)
+        """ok / degraded / failing (see health.watchdog): what the watchdog, STATUS= and /healthz say; a
+        writer that cannot write (events, samples, recordings: a full disk) is degraded, named."""
+        h = self.streams.health(time.monotonic(), (self.batcher.thread_alive(), self.batcher.beat),
+                                self.cfg.runtime.wedged_after_s)
+        disk = self.disk.problems()
+        if not disk or h.state == "failing":
+            return h
+        return Health("degraded", (*h.reasons, *disk))
 
     def status(self) -> dict[str, Any]:
         """The process (fps and counters summed over streams, batches) and ``streams``: each stream's own.

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .core.artifact import write_atomic
+from .health.disk import DiskBudget
 from .core.types import Detections, Frame, FrameLabels, GroundTruth, SegMask
 from .datasets import DatasetError, read_coco
 from .datasets.voc import parse_voc_xml
@@ -91,13 +92,16 @@ class Sampler:
 
     def __init__(self, samples_dir: Path, inbox: Path | None, every: int, max_mb: int, rolling: RollingMonitor,
                  poll_s: float = 1.0, *, uncertain_margin: float = 0.0, disagreements: bool = False,
-                 extra_per_minute: int = 0, thresholds: Callable[[str], np.ndarray | None] | None = None) -> None:
+                 extra_per_minute: int = 0, thresholds: Callable[[str], np.ndarray | None] | None = None,
+                 disk: DiskBudget | None = None) -> None:
         """inbox: where labels of saved samples arrive (None: samples are only saved, for labelling later).
 
         Besides 1 frame in ``every``, frames that serve labelling most are saved too, at most
         ``extra_per_minute``: "uncertain" (a detection within ``uncertain_margin`` of its class threshold;
         ``thresholds(model)`` gives a detector's (C,) per-class thresholds) and "disagree" (a confirmed
-        track found no detection). A sample's ``reasons`` say which."""
+        track found no detection). A sample's ``reasons`` say which. ``disk``: the device's disk budget
+        (``max_mb`` shrinks to what the disk has room for; a sample that cannot be written is skipped,
+        counted in ``failed``, and said in the health)."""
         self.dir, self.every, self.max_bytes = Path(samples_dir), every, max_mb * 2**20
         self.uncertain_margin, self.disagreements = uncertain_margin, disagreements
         self.extra_per_minute, self.thresholds = extra_per_minute, thresholds
@@ -108,7 +112,9 @@ class Sampler:
         if self.inbox is not None:
             for d in (self.inbox, self.inbox / "done", self.inbox / "bad"):
                 d.mkdir(parents=True, exist_ok=True)
-        self.saved = self.scored = self.bad = 0
+        self.saved = self.scored = self.bad = self.failed = 0
+        self.disk = disk or DiskBudget()
+        self._used = self._size()
         self._seen = 0
         self._last_poll = 0.0
         self._lock = threading.Lock()
@@ -147,11 +153,14 @@ class Sampler:
         self._extra_times.append(now)
         return True
 
-    def save(self, frame: Frame, results: list[ModelResult], reasons: list[str] | None = None) -> str:
+    def save(self, frame: Frame, results: list[ModelResult], reasons: list[str] | None = None) -> str | None:
+        """Save the frame and its predictions; None when the disk had no room (the health says so)."""
         sample_id = f"{int(time.time() * 1000)}-{frame.index:08d}"
         record: dict[str, Any] = {"sample": sample_id, "frame": frame.index, "source": frame.name,
                                   "size": [frame.image.shape[1], frame.image.shape[0]],
                                   "reasons": reasons or ["every"], "models": {}}
+        ok, jpg = cv2.imencode(".jpg", frame.image, [int(cv2.IMWRITE_JPEG_QUALITY), 92])
+        files: dict[str, bytes] = {}
         for r in results:
             entry: dict[str, Any] = {"task": r.task, "classes": list(r.classes)}
             if r.detections is not None:
@@ -159,30 +168,54 @@ class Sampler:
                              labels=r.detections.classes.tolist())
             if r.mask is not None:
                 mask_name = f"{sample_id}.{r.name}.png"
-                cv2.imwrite(str(self.dir / mask_name), r.mask.labels.astype(np.uint8))
+                files[mask_name] = cv2.imencode(".png", r.mask.labels.astype(np.uint8))[1].tobytes()
                 entry["mask"] = mask_name
             record["models"][r.name] = entry
-        ok, jpg = cv2.imencode(".jpg", frame.image, [int(cv2.IMWRITE_JPEG_QUALITY), 92])
         if ok:
-            write_atomic(self.dir / f"{sample_id}.jpg", jpg.tobytes())
-        write_atomic(self.dir / f"{sample_id}.json", json.dumps(record))
+            files[f"{sample_id}.jpg"] = jpg.tobytes()
+        files[f"{sample_id}.json"] = json.dumps(record).encode()  # last: a sample exists once its record does
+        need = sum(len(b) for b in files.values())
+        cap = self.disk.cap(self.dir, self.max_bytes, self._used)
+        if self._used + need > cap:
+            self.enforce_cap(max(0, int(cap * 0.9) - need))  # room for a few more, not one scan per save
+        if self._used + need > cap:
+            self.failed += 1
+            self.disk.problem("samples", f"paused: no room in {self.dir} ({cap / 2**20:.1f} MB usable of "
+                                         f"{self.max_bytes / 2**20:.0f} MB configured)")
+            return None
+        try:
+            for name, data in files.items():
+                write_atomic(self.dir / name, data)
+                self._used += len(data)
+        except OSError as exc:  # the disk filled meanwhile: what was written of this sample goes
+            for name in files:
+                (self.dir / name).unlink(missing_ok=True)
+            self._used = self._size()
+            self.failed += 1
+            self.disk.problem("samples", f"cannot write {self.dir}: {exc.strerror or exc}")
+            return None
+        self.disk.clear("samples")
         self.saved += 1
-        if self.saved % 10 == 0:
-            self.enforce_cap()
         return sample_id
 
-    def enforce_cap(self) -> None:
-        files = sorted(self.dir.glob("*"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files if p.is_file())
+    def _size(self) -> int:
+        return sum(p.stat().st_size for p in self.dir.glob("*") if p.is_file())
+
+    def enforce_cap(self, max_bytes: int | None = None) -> None:
+        """Remove the oldest samples (all their files) until at most ``max_bytes`` (default: the cap) remain."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        files = sorted((p for p in self.dir.glob("*") if p.is_file()), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
         groups: dict[str, list[Path]] = {}
         for p in files:
             groups.setdefault(p.name.split(".")[0], []).append(p)
         for _sid, paths in sorted(groups.items(), key=lambda kv: min(p.stat().st_mtime for p in kv[1])):
-            if total <= self.max_bytes:
+            if total <= limit:
                 break
             for p in paths:
                 total -= p.stat().st_size
                 p.unlink(missing_ok=True)
+        self._used = total
 
     # -- scoring ----------------------------------------------------------------------------------
     def _results(self, record: dict[str, Any]) -> list[ModelResult]:

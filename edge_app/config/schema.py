@@ -181,6 +181,8 @@ class EventsConfig:
     file: str = spec("", doc="JSON-lines file of every event (\"\" = none); relative to this file")
     state_dir: str = spec("var/events", doc="the durable outbox and the event sequence number")
     outbox_max_mb: int = spec(100, ge=1, doc="disk cap of unsent messages; beyond it the oldest are dropped, counted")
+    reserve_mb: int = spec(32, ge=0, doc="free space kept for the outbox on its disk: samples, snapshots and "
+                           "recordings there stop short of it, so a full disk never costs an event")
     snapshots: bool = spec(True, doc="save the best-scoring frame of each track (crop + frame JPEG)")
     snapshots_max_mb: int = spec(200, ge=1, doc="disk cap of the snapshots; oldest removed first")
     counts_every_s: float = spec(60.0, gt=0, doc="a counts event (lines, zones) this often")

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ..config.schema import AppConfig
+from ..health.disk import DiskBudget
 from .bus import EventBus, JsonLinesSink
 from .mqtt import MqttOutput, device_name
 from .outbox import Outbox
@@ -66,12 +67,16 @@ def discovery_messages(prefix: str, device: str, lines: list[str], zones: list[s
 
 
 class DeviceEvents:
-    def __init__(self, cfg: AppConfig) -> None:
+    def __init__(self, cfg: AppConfig, disk: DiskBudget | None = None) -> None:
+        """disk: the device's disk budget (snapshots stay out of the outbox's reserve; what cannot be
+        written is said there, for the health)."""
         m, e = cfg.output.mqtt, cfg.events
         self.device = device_name(m.device_id)
         state = cfg.resolve(e.state_dir)
+        self.disk = disk or DiskBudget()
         self.outbox = Outbox(state / "outbox.sqlite", e.outbox_max_mb * 2**20)
-        snapshots = SnapshotStore(state / "snapshots", e.snapshots_max_mb * 2**20) if e.snapshots else None
+        snapshots = (SnapshotStore(state / "snapshots", e.snapshots_max_mb * 2**20, disk=self.disk)
+                     if e.snapshots else None)
         jsonl = JsonLinesSink(cfg.resolve(e.file)) if e.file else None
         prefix = f"{m.topic_prefix}/{self.device}" if m.enabled else None
         self.bus = EventBus(self.device, STREAM, self.outbox, prefix, jsonl, snapshots)
@@ -88,8 +93,8 @@ class DeviceEvents:
         self._drift: dict[str, set[str]] = {}
 
     @classmethod
-    def from_config(cls, cfg: AppConfig) -> "DeviceEvents | None":
-        return cls(cfg) if cfg.output.mqtt.enabled or cfg.events.file else None
+    def from_config(cls, cfg: AppConfig, disk: DiskBudget | None = None) -> "DeviceEvents | None":
+        return cls(cfg, disk) if cfg.output.mqtt.enabled or cfg.events.file else None
 
     def track_events(self, events: list[dict[str, Any]], stream: str = STREAM) -> None:
         """Analytics' events of a frame (track_new/update/end, line_crossed, zone_entered/left)."""
@@ -101,6 +106,8 @@ class DeviceEvents:
     def tick(self, now: float, status: Any, streams: dict[str, tuple[Any, dict[str, Any] | None, list[str]]]) -> None:
         """status: a callable giving the app's status (only called when a status is due); streams: name ->
         (its source, its analytics snapshot or None, its drift warnings)."""
+        self.bus.retry()  # events that waited for the disk go out without waiting for a new one
+        self._report_disk()
         counts_due = now - self._last_counts >= self.counts_every
         if counts_due:
             self._last_counts = now
@@ -108,7 +115,7 @@ class DeviceEvents:
             state, before = source.stats.state, self._source_state.get(name, "starting")
             if state != before:
                 if state == "reconnecting" and before in ("playing", "starting"):
-                    self.bus.emit("source_lost", stream=name, uri=source_uri(source), reason=source.stats.last_error)
+                    self.bus.emit("source_lost", stream=name, uri=source_uri(source), reason=source.stats.last_error or "")
                 elif state == "playing" and before == "reconnecting":
                     self.bus.emit("source_back", stream=name, uri=source_uri(source),
                                   reason=f"after {source.stats.reconnects} reconnects")
@@ -130,12 +137,24 @@ class DeviceEvents:
             first = next(iter(streams.values()), (None, None, []))[1]
             self.mqtt.publish_status(compact_status(self.device, status(), first))
 
+    def _report_disk(self) -> None:
+        b = self.bus
+        if b.waiting:
+            self.disk.problem("events", f"{b.waiting} waiting in memory, the outbox cannot write: {b.write_error}")
+        else:
+            self.disk.clear("events")
+        if b.jsonl_error:
+            self.disk.problem("events file", f"cannot write: {b.jsonl_error}")
+        else:
+            self.disk.clear("events file")
+
     def reloaded(self, models: list[str]) -> None:
         self.bus.emit("model_reloaded", models=models)
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"device": self.device, "events": dict(self.bus.counts), "outbox": len(self.outbox),
-                               "outbox_dropped": self.outbox.dropped}
+                               "outbox_dropped": self.outbox.dropped, "waiting": self.bus.waiting,
+                               "last_seq": self.outbox.last_seq}
         if self.mqtt is not None:
             out["mqtt"] = self.mqtt.describe()
         return out

@@ -5,34 +5,27 @@ process's; ``synchronous=NORMAL`` trades only power-loss durability of the last 
 messages come out in the order they went in; the event sequence number is kept here too, so ids never
 repeat across restarts. An event is numbered and stored in one transaction (``add``): when the disk is
 full nothing is committed and the number is not used, so the sequence never has a gap (the caller keeps
-the event and tries again). Disk use is capped: beyond ``max_bytes`` (or what the disk has room for, when
-that is less) the oldest messages are dropped and counted (``dropped``), never the newest. Thread-safe:
-the pipeline adds, the publisher reads and acks.
+the event and tries again; the other writers leave a reserve of free space for the outbox, see
+``health.disk``). Disk use is capped: beyond ``max_bytes`` the oldest messages are dropped and counted
+(``dropped``), never the newest. Thread-safe: the pipeline adds, the publisher reads and acks.
 """
 from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
-
-from ..health.disk import free_bytes
 
 T = TypeVar("T")
 Message = tuple[str, "bytes | None", "str | None"]  # topic, payload, or a file whose bytes are sent
 
 
 class Outbox:
-    def __init__(self, path: Path, max_bytes: int = 100 * 2**20, margin_bytes: int = 2 * 2**20) -> None:
-        """margin_bytes: free space the outbox leaves on its disk when it sizes its cap from what is free
-        (SQLite needs some room to delete rows)."""
+    def __init__(self, path: Path, max_bytes: int = 100 * 2**20) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.configured_bytes = self.max_bytes = max_bytes
-        self.margin_bytes = margin_bytes
-        self._sized_at = 0.0
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -95,18 +88,8 @@ class Outbox:
         self._db.executemany("INSERT INTO messages (topic, payload, file, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?)",
                              rows)
         self._bytes += sum(r[-1] for r in rows)
-        self._size_cap()
         if self._bytes > self.max_bytes:
             self._trim()
-
-    def _size_cap(self) -> None:
-        """The cap is the configured one, or what the disk has room for when that is less (every 2 s)."""
-        now = time.monotonic()
-        if now - self._sized_at < 2.0:
-            return
-        self._sized_at = now
-        room = self._bytes + free_bytes(self.path.parent) - self.margin_bytes
-        self.max_bytes = min(self.configured_bytes, max(64 * 2**10, room))
 
     def _trim(self) -> None:
         dropped = 0
