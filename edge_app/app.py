@@ -19,6 +19,7 @@ from .events.device import DeviceEvents
 from .inference.models import ModelError, ModelSpec, open_model
 from .health import Health
 from .health.disk import DiskBudget
+from .health.memory import limit_arenas
 from .serve.guard import Limits
 from .labels import Sampler
 from .review.api import Review
@@ -375,6 +376,7 @@ def main(args: argparse.Namespace) -> int:
     lg = cfg.logging
     console = setup_logging(lg.level, cfg.resolve(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
                             console=getattr(args, "log_format", "auto") or "auto")
+    limit_arenas()  # before any thread starts: streams that come and go must not grow the heap
     try:
         app = App(cfg, console, Path(given or "config.toml"))
     except (ModelError, OSError, ValueError, RuntimeError) as exc:

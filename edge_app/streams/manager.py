@@ -16,6 +16,7 @@ from typing import Any
 from ..analytics.counting import Analytics
 from ..config.schema import AppConfig, StreamConfig
 from ..health import Health, assess
+from ..health.memory import release_memory
 from ..labels import LabelsFile, build_label_hooks
 from ..logs import log_event
 from ..rolling import RollingMonitor
@@ -90,6 +91,8 @@ class StreamSet:
             self.batcher.remove(name)
             running.stream.stop(timeout)
             running.stream.close()
+        del running
+        release_memory()  # its frames and buffers, back to the OS (health/memory.py)
         log_event(log, logging.INFO, "stream_removed", stream=name)
         return True
 

@@ -84,6 +84,11 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
+def rss_mb(pid: int) -> float:
+    return next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("VmRSS:")) / 1024
+
+
 def counts(pid: int) -> tuple[int, int]:
     """(open fds, threads) of a process, from /proc."""
     fds = len(os.listdir(f"/proc/{pid}/fd"))
@@ -154,21 +159,31 @@ def test_streams_added_and_removed_over_http_20_times_leave_fds_and_threads_flat
         app.wait_event("ready")
         pid = app.proc.pid
         baseline = None
+        rss: list[float] = []
+        clip = ROOT / "edge_app" / "demo" / "people.mp4"
         for i in range(20):
-            # alternately a GStreamer pipeline (test://) and a Python source: both must be freed
-            uri = "test://" if i % 2 == 0 else "synthetic://?seed=9"
-            code, body = request("POST", url, {"name": "extra", "uri": uri, "fps": 15})
+            # in turn a GStreamer pipeline (test://), a Python source, and a real clip decoded at 768x432
+            # (where the heap grew with every cycle before issue 21): all must be freed
+            body = [{"name": "extra", "uri": "test://", "fps": 15},
+                    {"name": "extra", "uri": "synthetic://?seed=9", "fps": 15},
+                    {"name": "extra", "uri": f"file://{clip}", "width": 768, "height": 432, "fps": 10}][i % 3]
+            code, body = request("POST", url, body)
             assert code == 201, body
             wait_for(lambda: status(port)["streams"].get("extra", {}).get("frames", 0) > 0, 30, f"frames of extra #{i}")
             code, body = request("DELETE", f"{url}/extra")
             assert code == 200 and body["streams"] == ["base"], body
             assert "extra" not in status(port)["streams"]
-            if i == 1:
+            if i == 2:
                 time.sleep(0.5)
                 baseline = counts(pid)  # after one of each kind: lazily created pools and caches exist
+                rss0 = rss_mb(pid)
+            rss.append(round(rss_mb(pid)))
         time.sleep(0.5)
         fds, threads = counts(pid)
         assert baseline is not None
+        print("RSS per cycle (MB):", rss)
+        # memory given back too (before issue 21, two streams added and removed left 347 MB from 242 MB)
+        assert rss_mb(pid) <= 1.10 * rss0, f"RSS grew: {rss0:.0f} -> {rss_mb(pid):.0f} MB ({rss})"
         assert fds <= baseline[0] + 2, f"fds grew: {baseline[0]} -> {fds}"
         assert threads <= baseline[1] + 2, f"threads grew: {baseline[1]} -> {threads}"
         assert status(port)["streams"]["base"]["source"] == "playing"
