@@ -2,7 +2,9 @@
 behaving as ``edge-app run`` with ``[output.mqtt]`` does on the wire: a retained Last Will "offline" and
 "online" on connect (availability), the retained compact status every ``--status-every`` s, and events of
 schema v1 at QoS 1 (every ``--snapshot-every``-th a track_end with its crop and frame JPEGs on
-``snapshot/<id>/{crop,frame}``). ``--duplicate-every K`` sends every K-th event twice (at least once).
+``snapshot/<id>/{crop,frame}``). ``--duplicate-every K`` sends every K-th event twice (at least once). ``--hostile F``: besides, a share F of
+the events is followed by a hostile message (NaN / Infinity / 2**70 numbers, 4,000-deep JSON, an event
+forged for another device, a 100 KB event, HTML counts in the status, a GIF as a snapshot), counted apart.
 
 ``python -m tests.fleet.devices --broker URL --count 100 --rate 10 --seconds 30``: prints "ready" once all
 are connected, then at the end (or on SIGTERM) one JSON line: {"acked": {device: n}, "published": n, "duplicates": n}.
@@ -41,7 +43,7 @@ class Device:
         self.client.will_set(f"{self.prefix}/availability", "offline", qos=1, retain=True)
         self.connected = threading.Event()
         self.client.on_connect = self._on_connect
-        self.seq = self.published = 0
+        self.seq = self.published = self.hostile = 0
         # paho's own record of each event's PUBACK (a lock of ours around publish() would invert the order
         # of paho's lock, which it holds while calling on_publish: a deadlock)
         self._infos: list = []
@@ -85,6 +87,22 @@ class Device:
             self.client.publish(f"{self.prefix}/snapshot/{e['id']}/crop", _jpeg(self.seq, (64, 128)), qos=1)
             self.client.publish(f"{self.prefix}/snapshot/{e['id']}/frame", _jpeg(self.seq + 1, (320, 240)), qos=1)
 
+    def attack(self, k: int) -> None:
+        """One hostile message (the k-th kind, in turn): the fleet must refuse it alone."""
+        good = json.dumps(make_event("counts", self.seq + 1, self.name, "main", lines={}, zones={}))
+        topic, payload = [
+            ("events", good.replace(f'"seq": {self.seq + 1}', '"seq": Infinity')),
+            ("events", good.replace('"lines": {}', '"lines": {"a": NaN}')),
+            ("events", good.replace(f'"seq": {self.seq + 1}', f'"seq": {2**70}')),
+            ("events", "[" * 4000 + "]" * 4000),
+            ("events", json.dumps(make_event("counts", 1, "someone-else", "main", lines={}, zones={}))),
+            ("events", good.replace('"lines": {}', '"lines": {"x": "' + "x" * 100_000 + '"}')),
+            ("status", json.dumps({"device": self.name, "counts": {"lines": {"a": {"total_in": "<img src=x>"}}}})),
+            (f"snapshot/{self.name}-{self.seq}/crop", "GIF89a"),
+        ][k % 8]
+        self.client.publish(f"{self.prefix}/{topic}", payload, qos=1)
+        self.hostile += 1
+
     def close(self) -> None:
         """A clean goodbye: "offline" (retained), then DISCONNECT (no Will)."""
         self.client.publish(f"{self.prefix}/availability", "offline", qos=1, retain=True).wait_for_publish(5)
@@ -104,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duplicate-every", type=int, default=0)
     p.add_argument("--seconds", type=float, default=3600)
     p.add_argument("--keepalive", type=int, default=5)
+    p.add_argument("--hostile", type=float, default=0.0, help="share of events followed by a hostile message")
     a = p.parse_args(argv)
     devices = [Device(f"{a.name}-{i:03d}", a.broker, a.prefix, a.keepalive) for i in range(a.count)]
     for d in devices:
@@ -116,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     start, cpu = time.monotonic(), time.process_time()
     tick = 1.0 / a.rate if a.rate > 0 else a.status_every
     n, last_status = 0, -1e9
+    rng, attacks = np.random.default_rng(0), 0
     while time.monotonic() - start < a.seconds and not stop.is_set():
         now = time.monotonic()
         if now - last_status >= a.status_every:
@@ -127,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             for d in devices:
                 d.event(a.snapshot_every > 0 and n % a.snapshot_every == 0,
                         a.duplicate_every > 0 and n % a.duplicate_every == 0)
+                if a.hostile > 0 and rng.random() < a.hostile:
+                    d.attack(attacks)
+                    attacks += 1
         time.sleep(max(0.0, start + n * tick - time.monotonic()) if a.rate > 0 else tick)
     end = time.monotonic() + 30
     while time.monotonic() < end and any(d.pending for d in devices):
@@ -135,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         d.close()
     print(json.dumps({"acked": {d.name: d.acked for d in devices}, "published": sum(d.published for d in devices),
                       "sent": {d.name: d.seq for d in devices}, "cpu_s": time.process_time() - cpu,
+                      "hostile": sum(d.hostile for d in devices),
                       "run_s": time.monotonic() - start}), flush=True)
     return 0
 
