@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
            ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"], ["bench_events.py"],
-           ["bench_fleet.py"], ["bench_review.py"], ["bench_streams.py"]]
+           ["bench_fleet.py", "--hostile", "0.01"], ["bench_review.py"], ["bench_streams.py"]]
 TRACKING = ("tracking_accuracy", "tracking_speed", "tracking_live")
 
 
@@ -137,13 +137,16 @@ def fleet_table(benchmarks: list[dict]) -> list[str]:
     lines = ["", f"Fleet ({fl.get('measured', '')}): simulated devices in one process (one MQTT client each), one "
              "Mosquitto, one `edge-app fleet`, all on this machine; lag = the event's time on the device to its "
              "commit in the fleet's SQLite (goal: 0 lost, p99 < 1 s); CPU in % of one core:", "",
-             "| devices | messages/s | stored / sent | lost | lag p50 / p99 ms | of which queued in the fleet p99 ms | "
-             "CPU broker / fleet / devices |", "|---|---|---|---|---|---|---|"]
+             "| devices | s | messages/s | stored / sent | lost | lag p50 / p99 ms | of which queued in the fleet p99 ms | "
+             "CPU broker / fleet / devices | hostile sent / refused | writer alive | page answers (failed), p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in fl["rows"]:
         c = r["cpu_percent"]
-        lines.append(f"| {r['devices']} x ({r['rate']:.0f} events/s + 1 status/s) | {r['messages_per_s']} | "
-                     f"{r['stored']} / {r['sent']} | {r['lost']} | {r['lag_p50_ms']} / {r['lag_p99_ms']} | "
-                     f"{r['queue_p99_ms']} | {c['broker']} / {c['fleet']} / {c['devices']} |")
+        lines.append(f"| {r['devices']} x ({r['rate']:.0f} events/s + 1 status/s) | {r['seconds']:.0f} | "
+                     f"{r['messages_per_s']} | {r['stored']} / {r['sent']} | {r['lost']} | {r['lag_p50_ms']} / "
+                     f"{r['lag_p99_ms']} | {r['queue_p99_ms']} | {c['broker']} / {c['fleet']} / {c['devices']} | "
+                     f"{r.get('hostile_sent', 0)} / {r.get('refused', 0)} | {r.get('writer_alive', '')} | "
+                     f"{r.get('page_answers', '')} ({r.get('page_failures', '')}), {r.get('page_p99_ms', '')} |")
     return lines
 
 
