@@ -7,6 +7,7 @@ score, class id, already the model's top N; kept when score > threshold.
 input), in one of two layouts (``head_params["layout"]``):
 - ``"topk"``: ``output`` (1, K, 6) rows of cx, cy, w, h, score, class id (ultralytics' RT-DETR export:
   the top K of queries x classes, scores sigmoid);
+- ``"joined"``: ``output`` (1, Q, 4 + C), boxes then class scores (``score``: logits or sigmoid);
 - ``"split"``: ``boxes`` (1, Q, 4) and ``scores`` (1, Q, C), logits (``score = "logits"``) or sigmoid;
   each query's best class.
 """
@@ -53,9 +54,9 @@ class DetrHead(Head):
 
     def __init__(self, meta: ArtifactMeta) -> None:
         layout = str(meta.head_params.get("layout", ""))
-        if layout not in ("topk", "split"):
-            raise ArtifactError(f"head detr: head_params layout {layout!r}: expected 'topk' or 'split'")
-        self.roles = ("output",) if layout == "topk" else ("boxes", "scores")
+        if layout not in ("topk", "joined", "split"):
+            raise ArtifactError(f"head detr: head_params layout {layout!r}: expected 'topk', 'joined' or 'split'")
+        self.roles = ("boxes", "scores") if layout == "split" else ("output",)
         super().__init__(meta)
         self.layout = layout
         self.logits = self.params.get("score", "sigmoid") == "logits"
@@ -73,8 +74,12 @@ class DetrHead(Head):
             boxes = out[:, :4]
             scores = one_hot_scores(out[:, 4], out[:, 5], self.meta.num_classes, self.name)
         else:
-            boxes = np.asarray(self.output(outputs, "boxes", i), np.float32)
-            raw = self.output(outputs, "scores", i)
+            if self.layout == "joined":
+                out = np.asarray(self.output(outputs, "output", i), np.float32)
+                boxes, raw = out[:, :4], out[:, 4:]
+            else:
+                boxes = np.asarray(self.output(outputs, "boxes", i), np.float32)
+                raw = self.output(outputs, "scores", i)
             scores = self.check_classes(sigmoid(raw) if self.logits else np.asarray(raw, np.float32))
             keep = rows_above(scores, floor)
             if keep is not None:
