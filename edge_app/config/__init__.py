@@ -262,4 +262,49 @@ def _validate_model(cfg: AppConfig, name: str, model: ModelConfig) -> list[str]:
                         f"{cfg.resolve(model.thresholds_file)} does not exist")
     if model.kind == "classical" and len(model.classes) < 2:
         problems.append(f"{key}.classes = {list(model.classes)!r}: expected at least two class names")
+    if model.kind == "detector":
+        problems += _detector_problems(cfg, name, model, key)
+    return problems
+
+
+def _frame_sizes(cfg: AppConfig, name: str) -> set[tuple[int, int]]:
+    """The frame sizes (width, height) of the streams that run model ``name``."""
+    return {(s.width, s.height) for s in cfg.stream_configs() if not s.models or name in s.models}
+
+
+def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) -> list[str]:
+    """Tiles, roi and class groups: against the frames of the streams that run it and the artifact's classes."""
+    from ..inference.tiles import spec_problems
+
+    problems: list[str] = []
+    if len(model.tiles) != 2 or min(model.tiles) < 1:
+        return [f"{key}.tiles = {list(model.tiles)}: expected [cols, rows], each at least 1"]
+    sizes = _frame_sizes(cfg, name)
+    if model.roi and model.roi_units == "pixels" and len(sizes) > 1:
+        problems.append(f"{key}.roi: pixel points, but the streams running it have frames of sizes {sorted(sizes)}; "
+                        "give roi_units = \"normalized\" (0..1)")
+    for w, h in sorted(sizes):
+        scale = (w, h) if model.roi_units == "normalized" else (1, 1)
+        roi = [[[p[0] * scale[0], p[1] * scale[1]] if len(p) == 2 else list(p) for p in poly] for poly in model.roi]
+        for p in spec_problems(key, model.tiles[0], model.tiles[1], model.overlap, roi, w, h):
+            if p not in problems:
+                problems.append(p)
+    if model.class_groups and model.artifact and cfg.resolve(model.artifact).is_file():
+        from ..core.artifact import ArtifactError, read_meta
+        try:
+            classes = read_meta(cfg.resolve(model.artifact), verify_checksum=False).classes
+        except ArtifactError:
+            return problems
+        seen: dict[str, str] = {}
+        for group, members in model.class_groups.items():
+            unknown = [m for m in members if m not in classes]
+            if unknown:
+                problems.append(f"{key}.class_groups.{group} = {list(members)}: {unknown} are not classes of "
+                                f"{model.artifact} (expected some of its {len(classes)}: {', '.join(classes[:10])}, ...)")
+            for m in members:
+                if m in seen and seen[m] != group:
+                    problems.append(f"{key}.class_groups.{group}: {m!r} is already in group {seen[m]!r}")
+                seen[m] = group
+            if len(members) < 2:
+                problems.append(f"{key}.class_groups.{group} = {list(members)}: expected at least two classes")
     return problems
