@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import AppConfig, ConfigError, StreamConfig, load_config
+from .config import AppConfig, ConfigError, StreamConfig, load_config, model_tiles
 from .events.device import DeviceEvents
-from .inference.tiles import TileSpec
 from .inference.models import ModelError, ModelSpec, open_model
 from .health import Health
 from .labels import Sampler
@@ -51,20 +50,9 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
             thresholds_file=cfg.resolve(m.thresholds_file) if m.thresholds_file else None,
             method=m.method, classes=m.classes, threads=threads,
             engine_dir=cfg.resolve(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
-            opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=tile_spec(cfg, name, m),
+            opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=model_tiles(cfg, name),
             class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items())))
     return specs
-
-
-def tile_spec(cfg: AppConfig, name: str, m: Any) -> TileSpec:
-    """A model's tiles as the runtime takes them: roi in normalised coordinates (pixel points of the config
-    divided by the frame size of the streams that run it; config check makes sure there is one)."""
-    if len(m.tiles) != 2:
-        return TileSpec()
-    sizes = [(s.width, s.height) for s in cfg.stream_configs() if not s.models or name in s.models]
-    w, h = sizes[0] if sizes and m.roi_units == "pixels" else (1, 1)
-    roi = tuple(tuple((float(p[0]) / w, float(p[1]) / h) for p in poly) for poly in m.roi)
-    return TileSpec(int(m.tiles[0]), int(m.tiles[1]), float(m.overlap), bool(m.full_frame), roi)
 
 
 def _make(kind: str, **kwargs: Any) -> Any:

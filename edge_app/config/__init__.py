@@ -18,7 +18,7 @@ from .schema import (SOURCE_SCHEMES, AnalyticsConfig, AppConfig, HttpConfig, Lab
 
 __all__ = ["AppConfig", "ConfigError", "HttpConfig", "LabelsConfig", "LoggingConfig", "ModelConfig",
            "OutputConfig", "RecordConfig", "RollingConfig", "RtspConfig", "RuntimeConfig", "SourceConfig", "StreamConfig",
-           "field_docs", "is_loopback", "load_config", "parse_stream", "source_path", "stream_problems",
+           "field_docs", "is_loopback", "load_config", "model_tiles", "parse_stream", "source_path", "stream_problems",
            "with_source_defaults"]
 
 _MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -308,3 +308,17 @@ def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) 
             if len(members) < 2:
                 problems.append(f"{key}.class_groups.{group} = {list(members)}: expected at least two classes")
     return problems
+
+
+def model_tiles(cfg: AppConfig, name: str) -> Any:
+    """A model's tiles as the runtime takes them: roi in normalised coordinates (pixel points of the config
+    divided by the frame size of the streams that run it; config check makes sure there is one)."""
+    from ..inference.tiles import TileSpec
+
+    m = cfg.models[name]
+    if len(m.tiles) != 2:
+        return TileSpec()
+    sizes = [(s.width, s.height) for s in cfg.stream_configs() if not s.models or name in s.models]
+    w, h = sizes[0] if sizes and m.roi_units == "pixels" else (1, 1)
+    roi = tuple(tuple((float(p[0]) / w, float(p[1]) / h) for p in poly) for poly in m.roi)
+    return TileSpec(int(m.tiles[0]), int(m.tiles[1]), float(m.overlap), bool(m.full_frame), roi)

@@ -10,6 +10,7 @@ thresholds are chosen for what runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -122,3 +123,24 @@ def crops_of(frame: np.ndarray, spec: TileSpec) -> tuple[list[np.ndarray], np.nd
     h, w = frame.shape[:2]
     rects = tile_rects(w, h, spec)
     return [frame[y0:y1, x0:x1] for x0, y0, x1, y1 in rects.tolist()], rects
+
+
+def add_tile_flags(parser: Any) -> None:
+    """--tiles / --overlap / --no-full-frame: a bare artifact (build, calibrate --artifact) run tiled as the
+    config's model will be."""
+    parser.add_argument("--tiles", help="COLS,ROWS: run tiled, as the model's config says (e.g. 3,2)")
+    parser.add_argument("--overlap", type=float, default=0.2, help="tile overlap, a fraction of a tile (0..0.9)")
+    parser.add_argument("--no-full-frame", action="store_true", help="with --tiles: not the whole frame too")
+
+
+def spec_from_flags(args: Any) -> TileSpec:
+    if not getattr(args, "tiles", None):
+        return TileSpec()
+    try:
+        cols, rows = (int(v) for v in args.tiles.split(","))
+    except ValueError:
+        raise SystemExit(f"--tiles {args.tiles!r}: expected COLS,ROWS (e.g. 3,2)") from None
+    if cols < 1 or rows < 1 or not 0 <= args.overlap <= MAX_OVERLAP:
+        raise SystemExit(f"--tiles {args.tiles} --overlap {args.overlap}: expected cols, rows >= 1 and an overlap in "
+                         f"[0, {MAX_OVERLAP}]")
+    return TileSpec(cols, rows, args.overlap, not args.no_full_frame)
