@@ -114,12 +114,12 @@ def import_tfjs(model_json: Path, out: Path, classes: list[str], images: list[np
                 head: str = "auto", preprocessing: dict[str, Any] | None = None, tolerance: float = 1e-4,
                 source: dict[str, Any] | None = None) -> dict[str, Any]:
     """model.json -> OUT (DIR/model.onnx or NAME.onnx + sidecar), written only when parity holds."""
+    model_json = Path(model_json)
+    spec = read_model_json(model_json)  # a broken model is named before anything is converted
     onnx = require("onnx")
     tf2onnx = require("tf2onnx")
     from ..batch_axis import make_dynamic
 
-    model_json = Path(model_json)
-    spec = read_model_json(model_json)
     preset = PRESETS.get(str(spec.get("generatedBy", "")), {})
     pre = {**{k: preset[k] for k in ("color", "mean", "std", "resize", "pad_value") if k in preset},
            **(preprocessing or {})}
