@@ -59,8 +59,9 @@ def fold_constants(model: Any) -> int:
 
 
 def fold_pads(model: Any) -> int:
-    """A constant zero Pad of the spatial axes only, feeding only a Conv, becomes that Conv's ``pads``
-    (TF's explicit SAME padding); returns how many."""
+    """A constant Pad of the spatial axes only, feeding only a Conv (zeros) or a MaxPool (-inf: TF's PadV2
+    before max pooling), becomes that node's own ``pads`` (TF's explicit SAME padding; a MaxPool's padding
+    never wins the max, and a -inf tensor would give INT8 calibration an infinite range); returns how many."""
     onnx = require("onnx")
     g = model.graph
     consts = _consts(model)
@@ -76,8 +77,10 @@ def fold_pads(model: Any) -> int:
         mode = next((a.s.decode() for a in pad.attribute if a.name == "mode"), "constant")
         pads = consts.get(pad.input[1]) if len(pad.input) > 1 else None
         value = consts.get(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else np.zeros(1)
-        if conv.op_type != "Conv" or conv.input[0] != pad.output[0] or mode != "constant" or pads is None \
-                or value is None or np.any(value != 0) or len(pads) != 8 or np.any(pads[[0, 1, 4, 5]] != 0):
+        fill = 0.0 if conv.op_type == "Conv" else -np.inf
+        if conv.op_type not in ("Conv", "MaxPool") or conv.input[0] != pad.output[0] or mode != "constant" \
+                or pads is None or value is None or np.any(np.asarray(value, np.float64) != fill) or len(pads) != 8 \
+                or np.any(pads[[0, 1, 4, 5]] != 0):
             continue
         if any(a.name == "auto_pad" and a.s not in (b"", b"NOTSET") for a in conv.attribute):
             continue
