@@ -73,7 +73,8 @@ def _detr(outs: dict[str, tuple], h: int, w: int, c: int | None) -> list[Layout]
     dense = {k: s for k, s in outs.items() if _dense(s)}
     if len(outs) == 1:
         (name, shape), = outs.items()
-        if _dense(shape) and shape[2] > 6 and shape[1] not in (points(h, w, (8, 16, 32)),) and (c is None or shape[2] == 4 + c):
+        dense_points = {points(h, w, (8, 16, 32)), 3 * points(h, w, (8, 16, 32))}
+        if _dense(shape) and shape[2] > 6 and not dense_points & {shape[1], shape[2]} and (c is None or shape[2] == 4 + c):
             return [Layout("detr", {"output": name}, {"layout": "joined"}, shape[2] - 4,
                            f"one output {list(shape)}: {shape[1]} queries of cx, cy, w, h + {shape[2] - 4} class "
                            "scores (DETR style)")]
