@@ -44,11 +44,15 @@ def compare(ours, boxes, scores, classes) -> float:
     if not len(boxes):
         return 1.0
     iou = iou_matrix(boxes, ours.boxes)
-    best = iou.argmax(1)
-    assert len(set(best.tolist())) == len(boxes)  # one to one
-    assert (ours.classes[best] == classes).all()
-    np.testing.assert_allclose(ours.scores[best], scores, atol=1e-5)
-    return float(iou.max(1).min())
+    used: set[int] = set()
+    best = []
+    for i in range(len(boxes)):  # one to one, greedily (untrained heads give identical boxes)
+        order = [int(j) for j in np.argsort(-iou[i]) if int(j) not in used and ours.classes[j] == classes[i]
+                 and abs(ours.scores[j] - scores[i]) <= 1e-5]
+        assert order, (i, boxes[i], scores[i])
+        used.add(order[0])
+        best.append(order[0])
+    return float(min(iou[i, j] for i, j in enumerate(best)))
 
 
 @pytest.mark.skipif(not FAMILIES, reason="no recorded ultralytics references in tests/decoders/fixtures/ultralytics")
