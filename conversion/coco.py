@@ -49,7 +49,7 @@ def calibration_frames(videos: list[Path], out: Path, per_video: int = 32) -> di
 
     folder = out.with_suffix("")
     folder.mkdir(parents=True, exist_ok=True)
-    images = []
+    images: list[dict[str, object]] = []
     for v in videos:
         for k, im in enumerate(frames(v, per_video)):
             path = folder / f"{v.stem}-{k:03d}.jpg"

@@ -21,6 +21,7 @@ from edge_app.decoders.heads.layout import detect
 from ..extras import require
 from ..seal import seal
 from . import graph
+from .tfjs import per_channel
 
 # ultralytics' predictors: RGB on 0..1, letterbox with grey (114) borders; RT-DETR's stretches the image
 ULTRALYTICS = {"color": "RGB", "mean": (0.0, 0.0, 0.0), "std": (255.0, 255.0, 255.0), "resize": "letterbox",
@@ -92,7 +93,7 @@ def import_onnx(model: Path, out: Path, classes: list[str] | None, images: list[
     background = lay.head == "ssd" and lay.classes == len(classes) + 1
     meta = ArtifactMeta(
         task="detection", classes=tuple(classes), input_size=size, input_name="images", color=pre["color"],
-        mean=tuple(float(m) / 255 for m in pre["mean"]), std=tuple(float(s) / 255 for s in pre["std"]),
+        mean=per_channel(pre["mean"]), std=per_channel(pre["std"]),
         resize=pre["resize"], pad_value=int(pre.get("pad_value", 114)), score="sigmoid", background=background,
         outputs={role: role for role in lay.outputs}, model=f"onnx-{model.stem}", head=lay.head, head_params=lay.params,
         extra={"source": {"file": model.name, "sha256": sha256_file(model), "format": "onnx", "licence": licence,

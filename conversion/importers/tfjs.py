@@ -35,7 +35,7 @@ DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1, "float16": 2, "uint8": 1, "u
                "complex64": 8, "string": 0}
 # NanoDet's own preprocessing (RangiLyu/nanodet configs: BGR, these mean/std on 0..255, keep ratio, centred,
 # black border), verified on real labelled frames (../shared/notes/pretrained.md), and its post-processing.
-PRESETS = {"https://github.com/RangiLyu/nanodet": {
+PRESETS: dict[str, dict[str, Any]] = {"https://github.com/RangiLyu/nanodet": {
     "model": "nanodet-tfjs", "color": "BGR", "mean": (103.53, 116.28, 123.675), "std": (57.375, 57.12, 58.395),
     "resize": "letterbox", "pad_value": 0, "licence": "Apache-2.0 (NanoDet, RangiLyu/nanodet)",
     "postprocess": {"score": 0.05, "nms_iou": 0.6, "top_k_per_level": 1000, "max_detections": 100}}}
@@ -43,6 +43,12 @@ PRESETS = {"https://github.com/RangiLyu/nanodet": {
 
 class TfjsError(ValueError):
     pass
+
+
+def per_channel(values: Any) -> tuple[float, float, float]:
+    """Three values on the 0..255 scale -> our metadata's scale (applied to pixel / 255)."""
+    a, b, c = (float(v) / 255 for v in values)
+    return (a, b, c)
 
 
 def read_model_json(path: Path) -> dict[str, Any]:
@@ -120,8 +126,8 @@ def import_tfjs(model_json: Path, out: Path, classes: list[str], images: list[np
     tf2onnx = require("tf2onnx")
     from ..batch_axis import make_dynamic
 
-    preset = PRESETS.get(str(spec.get("generatedBy", "")), {})
-    pre = {**{k: preset[k] for k in ("color", "mean", "std", "resize", "pad_value") if k in preset},
+    preset: dict[str, Any] = PRESETS.get(str(spec.get("generatedBy", "")), {})
+    pre: dict[str, Any] = {**{k: preset[k] for k in ("color", "mean", "std", "resize", "pad_value") if k in preset},
            **(preprocessing or {})}
     missing = [k for k in ("color", "mean", "std", "resize") if k not in pre]
     if missing:
@@ -162,7 +168,7 @@ def import_tfjs(model_json: Path, out: Path, classes: list[str], images: list[np
     ops = graph.ops(proto)
     meta = ArtifactMeta(
         task="detection", classes=tuple(classes), input_size=size, input_name="images", color=pre["color"],
-        mean=tuple(float(m) / 255 for m in pre["mean"]), std=tuple(float(s) / 255 for s in pre["std"]),
+        mean=per_channel(pre["mean"]), std=per_channel(pre["std"]),
         resize=pre["resize"], pad_value=int(pre.get("pad_value", 114)), score="sigmoid", background=False,
         outputs=roles, model=preset.get("model", f"tfjs-{model_json.stem}"), head=lay.head, head_params=params,
         extra={"source": {"file": model_json.name, "sha256": sha256_file(model_json),

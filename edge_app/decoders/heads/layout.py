@@ -109,14 +109,14 @@ def _gfl(outs: dict[str, tuple], h: int, w: int, c: int | None) -> list[Layout]:
         for cls_w, reg_w in (widths, widths[::-1]):
             if reg_w % 4 or reg_w // 4 < 2 or (c is not None and cls_w != c):
                 continue
-            by_level = {}
+            by_level: dict[int, dict[str, str]] = {}
             for name, s in dense.items():
                 by_level.setdefault(s[1], {})["scores" if s[2] == cls_w else "bins"] = name
             if len(dense) == 2 and sum(levels) in by_level and len(by_level[sum(levels)]) == 2:
                 roles = by_level[sum(levels)]
                 per_level = None
             elif sorted(by_level) == sorted(levels) and all(len(v) == 2 for v in by_level.values()):
-                roles, per_level = {}, [by_level[n] for n in levels]
+                roles, per_level = {}, [by_level[n] for n in levels]  # type: ignore[assignment]
             else:
                 continue
             params = {"strides": list(strides), "reg_max": reg_w // 4 - 1, "sides": "ltrb", "offset": 0.5}
