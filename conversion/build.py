@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from edge_app.core.artifact import ArtifactMeta, read_meta, write_sidecar
 from edge_app.core.progress import add_progress_flag
 from edge_app.datasets import Dataset, artifact_validation, load_image, open_dataset
 from edge_app.inference.artifacts import variant_path
+from edge_app.inference.tiles import TileSpec, add_tile_flags, crops_of, spec_from_flags
 
 from . import quantize
 
@@ -42,10 +44,11 @@ def calibration_images(meta: ArtifactMeta, data: str | None, count: int, seed: i
     return [load_image(ds.samples[int(i)].image_path) for i in sorted(idx)]
 
 
-def _row(path: Path, val: Dataset | None, image: np.ndarray, limit: int | None, progress: bool) -> dict[str, Any]:
+def _row_of(path: Path, val: Dataset | None, image: np.ndarray, limit: int | None, progress: bool,
+         tiles: TileSpec = TileSpec()) -> dict[str, Any]:
     from calibration.evaluate import measure_latency, open_for_eval, task_metric
 
-    model = open_for_eval(path)
+    model = open_for_eval(path, tiles=tiles)
     row: dict[str, Any] = {"file": path.name, "precision": model.meta.precision,
                            "size_mb": round(path.stat().st_size / 2**20, 2), **measure_latency(model, image)}
     if val is not None:
@@ -58,13 +61,18 @@ def _row(path: Path, val: Dataset | None, image: np.ndarray, limit: int | None, 
 def build(fp32: Path, *, data: str | None = None, val: str | None = None, precisions: tuple[str, ...] = PRECISIONS,
           method: str = "minmax", count: int = 64, tolerance: float = 1.0, limit: int | None = None,
           tensorrt: bool = False, engine_dir: Path | None = None, log: Any = print,
-          progress: bool = True) -> list[dict[str, Any]]:
+          progress: bool = True, tiles: TileSpec = TileSpec()) -> list[dict[str, Any]]:
+    """``tiles``: the model runs tiled: the gate measures the tiled metric and the INT8 calibration images
+    are the tiles of the calibration frames (what the network will see)."""
     meta = read_meta(fp32)
     val_ds = artifact_validation(meta, val)
     if val_ds is None:
         log("no validation data (--val-data, or the training's): the accuracy gate is skipped")
     images = calibration_images(meta, data, count)
     probe = images[0]
+    if tiles.tiled:
+        images = [crop for im in images for crop in crops_of(im, tiles)[0]][:max(count, len(images))]
+    _row = partial(_row_of, tiles=tiles)
     base = _row(fp32, val_ds, probe, limit, progress)
     table = [base]
     log(f"fp32: {json.dumps(base)}")
@@ -126,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine-dir", type=Path)
     p.add_argument("--dynamic-batch", action="store_true",
                    help="only give this artifact and its variants a dynamic batch axis (checked; see batch_axis.py)")
+    add_tile_flags(p)
     add_progress_flag(p)
     a = p.parse_args(argv)
     if a.dynamic_batch:
@@ -142,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown precisions {bad}")
     table = build(a.onnx, data=a.data, val=a.val_data, precisions=precisions, method=a.calibration,
                   count=a.count, tolerance=a.tolerance, limit=a.limit, tensorrt=a.tensorrt, engine_dir=a.engine_dir,
-                  progress=not a.no_progress)
+                  progress=not a.no_progress, tiles=spec_from_flags(a))
     print(json.dumps(table, indent=1))
     return 0
 

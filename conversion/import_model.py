@@ -29,6 +29,9 @@ import numpy as np
 from edge_app.core.artifact import META_KEY, ArtifactMeta, sha256_file
 from edge_app.core.boxes import iou_matrix
 
+from edge_app.core.class_names import NAMED
+from edge_app.decoders.heads import HEADS
+
 from .extras import MissingExtra, require
 from .seal import seal
 
@@ -311,15 +314,52 @@ def import_segmenter(model: Path, out: Path, classes: list[str], licence: str, f
             "ops": info["ops"], "parity_max_abs": diff}
 
 
+def import_detector(model: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """A TF.js model.json or an ONNX detector (``importers``), classes from --classes or --names."""
+    if sum(bool(x) for x in (a.classes, a.names, a.label_map)) > 1:
+        raise ValueError("name the classes with one of --classes, --names or --label-map")
+    classes = ([c.strip() for c in a.classes.split(",")] if a.classes else list(NAMED[a.names]) if a.names
+               else label_map(Path(a.label_map)) if a.label_map else None)
+    pre: dict[str, Any] = {}
+    for key in ("mean", "std"):
+        if getattr(a, key):
+            try:
+                values = tuple(float(v) for v in getattr(a, key).split(","))
+            except ValueError:
+                values = ()
+            if len(values) != 3:
+                raise ValueError(f"--{key} {getattr(a, key)!r}: expected three numbers (0..255 scale), comma-separated")
+            pre[key] = values
+    pre.update({k: getattr(a, k) for k in ("color", "resize") if getattr(a, k)})
+    images = frames(Path(a.frames), a.parity_frames) if a.frames else []
+    if model.suffix == ".json":
+        from .importers.tfjs import import_tfjs
+        if classes is None:
+            raise ValueError("name the classes with --classes a,b,... or --names coco")
+        return import_tfjs(model, Path(a.out), classes, images, licence=a.licence if a.licence != "unknown" else "",
+                           head=a.head, preprocessing=pre)
+    from .importers.onnx_model import import_onnx
+    return import_onnx(model, Path(a.out), classes, images, licence=a.licence, head=a.head, preprocessing=pre)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edge-app import", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="a TF Object Detection API SSD frozen graph (.pb) or TF1 SavedModel folder, or a "
-                   "one-channel TFLite "
-                   "segmenter (.tflite, MediaPipe's custom transposed convolution rewritten)")
+    p.add_argument("model", help="a TF Object Detection API SSD frozen graph (.pb) or TF1 SavedModel folder, a "
+                   "one-channel TFLite segmenter (.tflite, MediaPipe's custom transposed convolution rewritten), a "
+                   "TF.js graph model (model.json + shards; parity against TensorFlow.js) or an ONNX detector "
+                   "(.onnx: its head family read from the output shapes)")
     p.add_argument("--out", required=True, help="the artifact: NAME.onnx (its NAME.json beside it), or a folder "
                    "(model.onnx + model.json)")
     p.add_argument("--classes", help="comma-separated class names, in the graph's order (no background)")
     p.add_argument("--label-map", help="a TF label map (.pbtxt) instead of --classes")
+    p.add_argument("--names", choices=sorted(NAMED), help="a well-known class list instead of --classes (coco: the 80)")
+    p.add_argument("--head", default="auto", choices=["auto", *sorted(HEADS)],
+                   help="the detector's head family (.json, .onnx); auto: read from the output shapes")
+    p.add_argument("--color", choices=("RGB", "BGR"), help="the network's channel order (.json/.onnx, when no preset "
+                   "or file metadata says)")
+    p.add_argument("--mean", help="per-channel mean on 0..255, e.g. 103.53,116.28,123.675")
+    p.add_argument("--std", help="per-channel std on 0..255, e.g. 57.375,57.12,58.395")
+    p.add_argument("--resize", choices=("stretch", "letterbox"))
     p.add_argument("--licence", default="unknown", help="the source model's licence, kept in the metadata")
     p.add_argument("--frames", help="real frames for the parity check: a video or a folder of images")
     p.add_argument("--parity-frames", type=int, default=20)
@@ -338,14 +378,17 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{model}: not found")
         if model.is_dir() and not (model / "saved_model.pb").is_file():
             raise ValueError(f"{model}: a folder but not a SavedModel (no saved_model.pb in it)")
-        if model.is_file() and model.suffix not in (".pb", ".tflite"):
+        if model.is_file() and model.suffix not in (".pb", ".tflite", ".json", ".onnx"):
             raise ValueError(f"{model}: expected a TF frozen graph (.pb), a TF1 Object Detection API SavedModel "
-                             "folder or a TFLite model (.tflite)")
+                             "folder, a TFLite model (.tflite), a TF.js model.json or an ONNX detector (.onnx)")
         if a.backbone_only:
             if model.suffix == ".tflite":
                 raise ValueError(f"{model}: --backbone-only reads a TF frozen graph (.pb) or SavedModel folder")
             out = Path(a.out)
             print(json.dumps(import_backbone(model, out if out.suffix == ".npz" else out / "backbone.npz")))
+            return 0
+        if model.suffix in (".json", ".onnx"):
+            print(json.dumps(import_detector(model, a)))
             return 0
         if bool(a.classes) == bool(a.label_map):
             raise ValueError("name the classes with one of --classes or --label-map")

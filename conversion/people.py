@@ -49,8 +49,9 @@ def selfie_from_wheel(wheel: Path, out: Path) -> Path:
     return _extract(wheel, SELFIE, SELFIE_SHA256, out)
 
 
-def mot_people(sequences: list[Path], out: Path) -> dict[str, int]:
-    """One COCO file of the MOT sequences' frames (absolute image paths), class "pedestrian"."""
+def mot_people(sequences: list[Path], out: Path, category: str = "pedestrian") -> dict[str, int]:
+    """One COCO file of the MOT sequences' frames (absolute image paths), one class named ``category``
+    (the model's name for it: "pedestrian" for the SSDLite, COCO's "person" for NanoDet)."""
     from edge_app.datasets.mot import read_mot_sequence
 
     images: list[dict[str, Any]] = []
@@ -71,7 +72,7 @@ def mot_people(sequences: list[Path], out: Path) -> dict[str, int]:
                                     "iscrowd": int(bool(ign))})  # a distractor: matched by any, counted never
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"images": images, "annotations": annotations,
-                               "categories": [{"id": 1, "name": "pedestrian"}]}))
+                               "categories": [{"id": 1, "name": category}]}))
     return {"images": len(images), "objects": sum(1 - a["iscrowd"] for a in annotations),
             "crowd": sum(a["iscrowd"] for a in annotations)}
 

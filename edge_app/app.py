@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import AppConfig, ConfigError, StreamConfig, load_config
+from .config import AppConfig, ConfigError, StreamConfig, load_config, model_tiles
 from .events.device import DeviceEvents
 from .inference.models import ModelError, ModelSpec, open_model
 from .health import Health
@@ -53,7 +53,8 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
             thresholds_file=cfg.resolve(m.thresholds_file) if m.thresholds_file else None,
             method=m.method, classes=m.classes, threads=threads,
             engine_dir=cfg.resolve(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
-            opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs()))))
+            opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=model_tiles(cfg, name),
+            class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items())))
     return specs
 
 

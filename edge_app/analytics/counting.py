@@ -57,20 +57,27 @@ class Analytics:
     config's pixel coordinates refer to (source.width x source.height)."""
 
     def __init__(self, cfg: AnalyticsConfig, trackers: dict[str, TrackerConfig], width: int, height: int,
-                 track_update_s: float = 0.0) -> None:
-        """track_update_s: a ``track_update`` event per live track this often (0 = none)."""
+                 track_update_s: float = 0.0, groups: dict[str, Any] | None = None,
+                 class_groups: dict[str, tuple[str, ...]] | None = None) -> None:
+        """track_update_s: a ``track_update`` event per live track this often (0 = none); groups: {detector:
+        (C,) class group ids} for its tracker; class_groups: {group name: its classes}, so that a line or
+        zone naming a group counts its classes (one vehicle seen as car and truck is one track, counted once)."""
         self.cfg = cfg
         self.track_update_s = track_update_s
         self.record_events = False                   # set when an event bus listens (events/device.py)
         self._pending: list[dict[str, Any]] = []     # events since the last drain_events()
         self._tracks: dict[Key, dict[str, Any]] = {}  # per live track: first/last seen, best detection
-        self.trackers = {name: Tracker(t) for name, t in trackers.items()}
+        self.trackers = {name: Tracker(t, (groups or {}).get(name)) for name, t in trackers.items()}
+        expand = class_groups or {}
+
+        def named(classes: tuple[str, ...]) -> frozenset[str]:
+            return frozenset(c for name in classes for c in (name, *expand.get(name, ())))
         self.lost_s = {name: t.lost_s for name, t in trackers.items()}
         self.lines = []
         for l in cfg.lines:
             a, b = geometry.to_pixels(l.points, l.units, width, height)
-            self.lines.append(_Line(l.name, a, b, frozenset(l.classes), l.model))
-        self.zones = [_Zone(z.name, geometry.to_pixels(z.points, z.units, width, height), frozenset(z.classes), z.model)
+            self.lines.append(_Line(l.name, a, b, named(l.classes), l.model))
+        self.zones = [_Zone(z.name, geometry.to_pixels(z.points, z.units, width, height), named(z.classes), z.model)
                       for z in cfg.zones]
         # The same lines and zones counted on the labels' true identities (synthetic scenes, MOT
         # sequences): the counts the stream should have given, beside the ones the tracks gave.

@@ -127,11 +127,13 @@ def assign(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray, n_rows: int, n_c
 class Tracker:
     """One stream's tracker: ``update(detections, t) -> Tracks`` (confirmed, updated this frame)."""
 
-    def __init__(self, settings: TrackerConfig | None = None) -> None:
+    def __init__(self, settings: TrackerConfig | None = None, groups: np.ndarray | None = None) -> None:
         """settings: the detector's ``[models.NAME.tracker]`` table (defaults: ByteTrack's MOT17
         thresholds, with min_hits 3, a 2 s buffer and a loose tentative gate, chosen on the shared
-        MOTChallenge public detections; see the README)."""
+        MOTChallenge public detections; see the README). groups: (C,) the class group of each class id
+        (the detector's class_groups): classes of one group match one track (a car seen as a truck)."""
         self.s = settings or TrackerConfig()
+        self.groups = None if groups is None else np.asarray(groups, np.int64)
         _lsap()  # import the solver now, not on a frame
         self.reset()
 
@@ -165,7 +167,9 @@ class Tracker:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         r, c, iou = overlaps(boxes[tracks], det.boxes[det_idx].astype(np.float64))
         tr, de = tracks[r], det_idx[c]
-        ok = (iou >= threshold) & (self.classes[tr] == det.classes[de])
+        g = self.groups
+        same = (self.classes[tr] == det.classes[de]) if g is None else (g[self.classes[tr]] == g[det.classes[de]])
+        ok = (iou >= threshold) & same
         r, c, iou = r[ok], c[ok], iou[ok]
         sim = iou * det.scores[de[ok]] if fuse else iou
         mr, mc = assign(r, c, sim, len(tracks), len(det_idx))

@@ -119,10 +119,28 @@ def model_tables(artifacts: list[str], cwd: Path) -> tuple[dict[str, dict[str, A
     return tables, problems
 
 
+# What runs on real footage named on the command line without --model: the shipped COCO detector (people,
+# vehicles, ... tracked), never the synthetic shapes models of config.toml (those are for synthetic://).
+COCO_DETECTOR = Path(__file__).resolve().parents[1] / "demo" / "coco.onnx"
+VEHICLES = ["car", "truck", "bus", "motorcycle"]
+
+
+def real_world_models() -> dict[str, dict[str, Any]]:
+    """The [models] of a config-less run on real footage: the COCO detector, its calibrated thresholds and
+    precision, vehicles as one class group, tracked."""
+    table: dict[str, Any] = {"kind": "detector", "artifact": str(COCO_DETECTOR), "class_groups": {"vehicle": VEHICLES},
+                             "tracker": {"enabled": True}}
+    thresholds = COCO_DETECTOR.with_name(f"{COCO_DETECTOR.stem}.thresholds.json")
+    if thresholds.is_file():
+        table["thresholds_file"] = str(thresholds)
+    return {"coco": table}
+
+
 def run_config(config: str | Path | None, input: str | None = None, outputs: list[str] | None = None,
                models: list[str] | None = None, cwd: Path | None = None, required: bool = True) -> AppConfig:
     """The config of this run: the file (if any) with the command line's INPUT, OUTPUTs and models put in.
-    ``required=False``: a missing file is fine when INPUT or --model say what to run (defaults for the rest).
+    ``required=False``: a missing file is fine when INPUT or --model say what to run (defaults for the rest);
+    then real footage as INPUT (not synthetic://) without --model runs the COCO detector (``real_world_models``).
     Raises ConfigError with every problem (the file's and the arguments')."""
     cwd = Path.cwd() if cwd is None else cwd
     outputs, models = outputs or [], models or []
@@ -160,6 +178,12 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
         tables_m, errs = model_tables(models, cwd)
         problems += errs
         data["models"] = tables_m
+    elif input and not required and not input_uri(input, cwd).startswith("synthetic://"):
+        data["models"] = real_world_models()
+        for section in [data.get("analytics")] + [s for s in data.get("streams", []) if isinstance(s, dict)]:
+            if isinstance(section, dict):  # the shapes scene's lines and zones do not fit other footage
+                section.pop("lines", None)
+                section.pop("zones", None)
     cfg, parse_problems = parse(AppConfig, with_source_defaults(data))
     base = path.resolve().parent if path is not None and path.is_file() else cwd
     object.__setattr__(cfg, "base_dir", base)

@@ -18,7 +18,7 @@ from .schema import (SOURCE_SCHEMES, AnalyticsConfig, AppConfig, HttpConfig, Lab
 
 __all__ = ["AppConfig", "ConfigError", "HttpConfig", "LabelsConfig", "LoggingConfig", "ModelConfig",
            "OutputConfig", "RecordConfig", "RollingConfig", "RtspConfig", "RuntimeConfig", "SourceConfig", "StreamConfig",
-           "field_docs", "is_loopback", "load_config", "parse_stream", "source_path", "stream_problems",
+           "field_docs", "is_loopback", "load_config", "model_tiles", "parse_stream", "source_path", "stream_problems",
            "with_source_defaults"]
 
 _MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -262,4 +262,63 @@ def _validate_model(cfg: AppConfig, name: str, model: ModelConfig) -> list[str]:
                         f"{cfg.resolve(model.thresholds_file)} does not exist")
     if model.kind == "classical" and len(model.classes) < 2:
         problems.append(f"{key}.classes = {list(model.classes)!r}: expected at least two class names")
+    if model.kind == "detector":
+        problems += _detector_problems(cfg, name, model, key)
     return problems
+
+
+def _frame_sizes(cfg: AppConfig, name: str) -> set[tuple[int, int]]:
+    """The frame sizes (width, height) of the streams that run model ``name``."""
+    return {(s.width, s.height) for s in cfg.stream_configs() if not s.models or name in s.models}
+
+
+def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) -> list[str]:
+    """Tiles, roi and class groups: against the frames of the streams that run it and the artifact's classes."""
+    from ..inference.tiles import spec_problems
+
+    problems: list[str] = []
+    if len(model.tiles) != 2 or min(model.tiles) < 1:
+        return [f"{key}.tiles = {list(model.tiles)}: expected [cols, rows], each at least 1"]
+    sizes = _frame_sizes(cfg, name)
+    if model.roi and model.roi_units == "pixels" and len(sizes) > 1:
+        problems.append(f"{key}.roi: pixel points, but the streams running it have frames of sizes {sorted(sizes)}; "
+                        "give roi_units = \"normalized\" (0..1)")
+    for w, h in sorted(sizes):
+        scale = (w, h) if model.roi_units == "normalized" else (1, 1)
+        roi = [[[p[0] * scale[0], p[1] * scale[1]] if len(p) == 2 else list(p) for p in poly] for poly in model.roi]
+        for p in spec_problems(key, model.tiles[0], model.tiles[1], model.overlap, roi, w, h):
+            if p not in problems:
+                problems.append(p)
+    if model.class_groups and model.artifact and cfg.resolve(model.artifact).is_file():
+        from ..core.artifact import ArtifactError, read_meta
+        try:
+            classes = read_meta(cfg.resolve(model.artifact), verify_checksum=False).classes
+        except ArtifactError:
+            return problems
+        seen: dict[str, str] = {}
+        for group, members in model.class_groups.items():
+            unknown = [m for m in members if m not in classes]
+            if unknown:
+                problems.append(f"{key}.class_groups.{group} = {list(members)}: {unknown} are not classes of "
+                                f"{model.artifact} (expected some of its {len(classes)}: {', '.join(classes[:10])}, ...)")
+            for m in members:
+                if m in seen and seen[m] != group:
+                    problems.append(f"{key}.class_groups.{group}: {m!r} is already in group {seen[m]!r}")
+                seen[m] = group
+            if len(members) < 2:
+                problems.append(f"{key}.class_groups.{group} = {list(members)}: expected at least two classes")
+    return problems
+
+
+def model_tiles(cfg: AppConfig, name: str) -> Any:
+    """A model's tiles as the runtime takes them: roi in normalised coordinates (pixel points of the config
+    divided by the frame size of the streams that run it; config check makes sure there is one)."""
+    from ..inference.tiles import TileSpec
+
+    m = cfg.models[name]
+    if len(m.tiles) != 2:
+        return TileSpec()
+    sizes = [(s.width, s.height) for s in cfg.stream_configs() if not s.models or name in s.models]
+    w, h = sizes[0] if sizes and m.roi_units == "pixels" else (1, 1)
+    roi = tuple(tuple((float(p[0]) / w, float(p[1]) / h) for p in poly) for poly in m.roi)
+    return TileSpec(int(m.tiles[0]), int(m.tiles[1]), float(m.overlap), bool(m.full_frame), roi)

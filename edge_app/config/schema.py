@@ -82,6 +82,17 @@ class ModelConfig:
     classes: tuple[str, ...] = spec(factory=lambda: ("background", "foreground"),
                                     doc="classical segmenter's class names")
     alpha: float = spec(0.45, ge=0, le=1, doc="mask overlay opacity (segmenters)")
+    tiles: tuple[int, ...] = spec(factory=lambda: (1, 1), ge=1, le=16, doc="detector: [cols, rows] tiles each "
+                                  "frame is cut into, run as one batch and merged (small objects); [1, 1] = none")
+    overlap: float = spec(0.2, ge=0, le=0.9, doc="tiles overlap by this fraction of a tile's width / height")
+    full_frame: bool = spec(True, doc="with tiles: the whole frame is run too (large objects)")
+    roi: tuple[tuple[tuple[float, ...], ...], ...] = spec(factory=tuple, doc="detector: regions of interest, "
+                                                          "polygons [[x, y], ...]: only tiles touching one run, only "
+                                                          "detections centred in one are kept ([] = everywhere)")
+    roi_units: str = spec("pixels", choices=("pixels", "normalized"), doc="roi points in frame pixels, or 0..1")
+    class_groups: dict[str, tuple[str, ...]] = spec(factory=dict, doc="detector: classes that are one object "
+                                                    "for NMS, tracking and counting, e.g. {vehicle = [\"car\", "
+                                                    "\"truck\"]}; lines/zones may name the group")
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 

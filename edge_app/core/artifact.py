@@ -33,10 +33,14 @@ class ArtifactMeta:
     task: "detection" | "segmentation"; classes: detection = object classes (no background),
     segmentation = one name per output channel; input_size: (height, width) of the network input;
     color: channel order fed to the network; mean/std: per channel, applied to pixel/255;
-    resize: "stretch" | "letterbox"; score: "softmax" | "sigmoid" (detection scores / seg logits);
+    resize: "stretch" | "letterbox"; pad_value: the letterbox border's pixel value (0..255, before
+    normalisation); score: "softmax" | "sigmoid" (detection scores / seg logits);
     background: detection score column 0 is background (SSD); outputs: role -> tensor name
-    (detection: boxes (1, A, 4) xyxy in input pixels, scores (1, A, C'); segmentation: logits
-    (1, C, H, W)); precision: one of PRECISIONS; onnx_sha256: of the ONNX file it describes.
+    (detection: as its head says; ssd: boxes (1, A, 4) xyxy in input pixels, scores (1, A, C');
+    segmentation: logits (1, C, H, W)); head: the detection output family, decoded by
+    ``edge_app.decoders.heads`` ("ssd", "gfl", "yolo", "yolo-e2e", "detr"; "" on a detector = "ssd",
+    artifacts older than the key); head_params: what that decoder needs (strides, bins, layout...);
+    precision: one of PRECISIONS; onnx_sha256: of the ONNX file it describes.
     """
 
     task: str
@@ -48,12 +52,15 @@ class ArtifactMeta:
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     resize: str = "stretch"
+    pad_value: int = 114
     score: str = "softmax"
     background: bool = False
     outputs: dict[str, str] = field(default_factory=dict)
     precision: str = "fp32"
     model: str = ""
     ignore_index: int | None = None
+    head: str = ""
+    head_params: dict[str, Any] = field(default_factory=dict)
     onnx_sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # training data summary, metrics, precision table
 
@@ -66,6 +73,8 @@ class ArtifactMeta:
             raise ArtifactError(f"metadata input_size {self.input_size!r}: expected (height, width)")
         for name in ("classes", "input_size", "mean", "std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.task == "detection" and not self.head:
+            object.__setattr__(self, "head", "ssd")  # every detector before the key was an SSD-style one
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

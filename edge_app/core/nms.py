@@ -217,6 +217,9 @@ def postprocess_detections(
     top_k: int = DETECTOR.top_k,
     max_detections: int = DETECTOR.max_detections,
     background_class: int | None = None,
+    best_class_only: bool = False,
+    nms: bool = True,
+    groups: np.ndarray | None = None,
 ) -> Detections:
     """Per-class scores to final detections, as an SSD/DeepStream post-processor does.
 
@@ -227,6 +230,11 @@ def postprocess_detections(
     threshold is kept (``operating_point.keep_mask``).
     top_k: candidates kept (by score, across classes) before NMS; max_detections: kept after NMS.
     background_class: a class column to drop (SSD's class 0), or None.
+    best_class_only: a box is a candidate for its best class only (YOLO's and DETR's rule), not for every
+    class above its threshold (SSD's, NanoDet's). nms: False for families whose output needs none (DETR,
+    YOLOv10): thresholds, top-k and the cap only. groups: (C,) int, the NMS group of each class: boxes of
+    classes in one group suppress each other (a car seen as a truck too is one object); None = each
+    class its own group.
     """
     sc = np.asarray(scores, dtype=np.float32)
     if sc.ndim != 2:
@@ -238,7 +246,13 @@ def postprocess_detections(
     thr = _per_class_thresholds(score_threshold, num_classes)
     if background_class is not None:
         thr[background_class] = np.inf
-    anchor, cls = np.nonzero(keep_mask(sc, thr[None, :]))
+    if best_class_only:
+        best = sc.argmax(axis=1) if num_classes else np.zeros(n, np.int64)
+        top = sc[np.arange(n), best] if n else np.zeros(0, np.float32)
+        anchor = np.flatnonzero(keep_mask(top, thr[best]))
+        cls = best[anchor].astype(np.int64)
+    else:
+        anchor, cls = np.nonzero(keep_mask(sc, thr[None, :]))
     cand_scores = sc[anchor, cls]
     if len(cand_scores) > top_k:
         # Keep the top_k best (ties by index order, so the choice is deterministic).
@@ -246,7 +260,11 @@ def postprocess_detections(
         part.sort()
         anchor, cls, cand_scores = anchor[part], cls[part], cand_scores[part]
     cand_boxes = bx[anchor] if bx.ndim == 2 else bx[anchor, cls]
-    keep = batched_nms(cand_boxes, cand_scores, cls, iou_threshold)[:max_detections]
+    if nms:
+        keep = batched_nms(cand_boxes, cand_scores, cls if groups is None else np.asarray(groups)[cls],
+                           iou_threshold)[:max_detections]
+    else:
+        keep = np.argsort(-cand_scores, kind="stable")[:max_detections]
     return Detections(cand_boxes[keep], cand_scores[keep], cls[keep])
 
 

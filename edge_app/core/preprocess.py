@@ -15,22 +15,27 @@ from .artifact import ArtifactMeta
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How a frame maps into the network input: net = frame * scale + pad (per axis)."""
+    """How a frame maps into the network input: net = frame * scale + pad (per axis). For a tile, the
+    "frame" is the crop and ``offset`` (x, y) is where the crop lies in the whole frame."""
 
     scale_x: float
     scale_y: float
     pad_x: float
     pad_y: float
     frame_size: tuple[int, int]  # (width, height)
+    offset: tuple[float, float] = (0.0, 0.0)
 
     def boxes_to_frame(self, boxes: np.ndarray) -> np.ndarray:
-        """(N, 4) xyxy in network pixels -> frame pixels, clipped to the frame."""
+        """(N, 4) xyxy in network pixels -> frame pixels, clipped to the frame (the tile, for a tile)."""
         b = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
         b[:, 0::2] = (b[:, 0::2] - self.pad_x) / self.scale_x
         b[:, 1::2] = (b[:, 1::2] - self.pad_y) / self.scale_y
         w, h = self.frame_size
         np.clip(b[:, 0::2], 0, w, out=b[:, 0::2])
         np.clip(b[:, 1::2], 0, h, out=b[:, 1::2])
+        if self.offset != (0.0, 0.0):
+            b[:, 0::2] += np.float32(self.offset[0])
+            b[:, 1::2] += np.float32(self.offset[1])
         return b
 
     def map_to_frame(self, plane: np.ndarray, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
@@ -65,7 +70,8 @@ class Preprocessor:
 
     @classmethod
     def from_meta(cls, meta: ArtifactMeta) -> "Preprocessor":
-        return cls(meta.input_size, color=meta.color, mean=meta.mean, std=meta.std, resize=meta.resize)
+        return cls(meta.input_size, color=meta.color, mean=meta.mean, std=meta.std, resize=meta.resize,
+                   pad_value=meta.pad_value)
 
     def geometry(self, frame_width: int, frame_height: int) -> Letterbox:
         if self.resize == "stretch":
@@ -73,8 +79,10 @@ class Preprocessor:
                              (frame_width, frame_height))
         s = min(self.width / frame_width, self.height / frame_height)
         new_w, new_h = int(round(frame_width * s)), int(round(frame_height * s))
-        return Letterbox(new_w / frame_width, new_h / frame_height, (self.width - new_w) / 2,
-                         (self.height - new_h) / 2, (frame_width, frame_height))
+        # the image is placed at whole pixels, the odd one of the border on the right / bottom (as
+        # ultralytics' and NanoDet's letterboxes do): the geometry is that placement, not half a pixel off
+        return Letterbox(new_w / frame_width, new_h / frame_height, float((self.width - new_w) // 2),
+                         float((self.height - new_h) // 2), (frame_width, frame_height))
 
     def resized(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """(H, W, 3) uint8 BGR -> (h, w, 3) uint8 in the network's colour order, and the geometry."""

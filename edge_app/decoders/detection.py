@@ -1,14 +1,14 @@
-"""SSD-style detection outputs -> Detections: per-class thresholds, top-k, class-aware NMS, max detections.
-
-The graph gives decoded boxes (1, A, 4) xyxy in network-input pixels and per-class scores (1, A, C')
-(softmax with a background column, or sigmoid without); NMS runs here, in the core, not in the graph.
+"""Detection outputs -> Detections, for every head family: the head (``heads``) turns the network's
+outputs into candidate boxes and per-class scores, then the same steps for all: per-class thresholds,
+top-k, class-aware NMS (classes of one group as one; none for NMS-free families), the detection cap,
+boxes back to frame pixels; for a tiled frame (``inference.tiles``) every tile so, then merged
+(``merge``). NMS runs here, in the core, never in the graph.
 """
 from __future__ import annotations
 
 import threading
 import time
-
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -17,19 +17,42 @@ from ..core.nms import postprocess_detections
 from ..core.operating_point import DETECTOR
 from ..core.preprocess import Letterbox
 from ..core.types import Detections
+from ..inference.tiles import Tiled
+from .heads import open_head
+from .merge import merge_tiles
+
+
+def group_ids(classes: Sequence[str], class_groups: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
+    """(C,) the NMS group of each class: classes named together in ``class_groups`` share one id; None
+    without groups. A class group naming a class the model lacks is a ValueError naming it."""
+    if not class_groups:
+        return None
+    ids = np.arange(len(classes), dtype=np.int64)
+    index = {c: i for i, c in enumerate(classes)}
+    for name, members in class_groups.items():
+        unknown = [m for m in members if m not in index]
+        if unknown:
+            raise ValueError(f"class_groups.{name} names {unknown}, not classes of the model "
+                             f"(it has {len(classes)}: {', '.join(list(classes)[:12])}{', ...' if len(classes) > 12 else ''})")
+        first = min(index[m] for m in members)
+        for m in members:
+            ids[index[m]] = first
+    return ids
 
 
 class DetectionDecoder:
     def __init__(self, meta: ArtifactMeta, *, score_threshold: float | np.ndarray = DETECTOR.score_threshold,
                  iou_threshold: float = DETECTOR.nms_iou, top_k: int = DETECTOR.top_k,
-                 max_detections: int = DETECTOR.max_detections) -> None:
+                 max_detections: int = DETECTOR.max_detections,
+                 class_groups: Mapping[str, Sequence[str]] | None = None) -> None:
         self._last = threading.local()  # several inference workers decode at once: each sees its own timings
         self.meta = meta
-        self.boxes_name = meta.outputs.get("boxes", "boxes")
-        self.scores_name = meta.outputs.get("scores", "scores")
+        self.head = open_head(meta)
         self.iou_threshold = iou_threshold
         self.top_k = top_k
         self.max_detections = max_detections
+        self.class_groups = dict(class_groups or {})
+        self.groups = group_ids(meta.classes, class_groups)
         self.default_threshold = float(np.max(score_threshold))
         self.set_thresholds(score_threshold)
 
@@ -55,16 +78,23 @@ class DetectionDecoder:
         if iou_threshold is not None:
             self.iou_threshold = iou_threshold
 
-    def __call__(self, outputs: Mapping[str, np.ndarray], geo: Letterbox) -> Detections:
-        boxes = np.asarray(outputs[self.boxes_name])[0]
-        scores = np.asarray(outputs[self.scores_name])[0]
-        if self.meta.background:
-            scores = scores[:, 1:]
-        if scores.shape[1] != self.meta.num_classes:
-            raise ValueError(f"scores have {scores.shape[1]} classes, metadata names {self.meta.num_classes}")
-        t0 = time.perf_counter()
+    def _one(self, outputs: Mapping[str, np.ndarray], i: int, geo: Letterbox) -> Detections:
+        boxes, scores = self.head(outputs, i, float(self.score_thresholds.min()))
         det = postprocess_detections(boxes, scores, iou_threshold=self.iou_threshold,
                                      score_threshold=self.score_thresholds, top_k=self.top_k,
-                                     max_detections=self.max_detections)
-        self._last.timings = {"nms": time.perf_counter() - t0}
+                                     max_detections=self.max_detections, best_class_only=not self.head.multi_label,
+                                     nms=self.head.nms, groups=self.groups)
         return Detections(geo.boxes_to_frame(det.boxes), det.scores, det.classes)
+
+    def __call__(self, outputs: Mapping[str, np.ndarray], geo: Letterbox | Tiled) -> Detections:
+        """One frame: ``outputs`` of one image (batch row 0) with its Letterbox, or of a tiled frame (one
+        row per tile) with its Tiled geometry."""
+        t0 = time.perf_counter()
+        if isinstance(geo, Tiled):
+            parts = [self._one(outputs, i, g) for i, g in enumerate(geo.tiles)]
+            det = merge_tiles(parts, geo.rects, geo.frame_size, self.iou_threshold, self.groups,
+                              self.max_detections, geo.roi)
+        else:
+            det = self._one(outputs, 0, geo)
+        self._last.timings = {"nms": time.perf_counter() - t0}
+        return det

@@ -23,6 +23,7 @@ from ..core.preprocess import Preprocessor
 from ..core.types import Detections, SegMask, Tracks
 from ..decoders import DetectionDecoder, SegmentationDecoder
 from . import artifacts, classical
+from .tiles import TileSpec, prepare
 
 log = logging.getLogger("edge_app.models")
 
@@ -64,6 +65,8 @@ class ModelSpec:
     engine_dir: Path = Path("var/engines")
     max_batch: int = 1   # a TensorRT engine built here: the profile's largest batch ...
     opt_batch: int = 1   # ... and the one it is tuned for (the number of streams)
+    tiles: TileSpec = TileSpec()                      # a detector's tiled inference (cols x rows = 1: none)
+    class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group name, its classes): one object in NMS
 
 
 class NetworkModel:
@@ -76,9 +79,13 @@ class NetworkModel:
         self.classes = meta.classes
         self.pre = Preprocessor.from_meta(meta)
         if meta.task == "detection":
-            self.decoder: Any = DetectionDecoder(meta, score_threshold=spec.score_threshold,
-                                                 iou_threshold=spec.nms_iou, top_k=spec.top_k,
-                                                 max_detections=spec.max_detections)
+            try:
+                self.decoder: Any = DetectionDecoder(meta, score_threshold=spec.score_threshold,
+                                                     iou_threshold=spec.nms_iou, top_k=spec.top_k,
+                                                     max_detections=spec.max_detections,
+                                                     class_groups=dict(spec.class_groups))
+            except ValueError as exc:
+                raise ModelError(f"model {spec.name}: {exc}") from None
         else:
             self.decoder = SegmentationDecoder(meta)
         self.thresholds_source = "config"
@@ -111,11 +118,28 @@ class NetworkModel:
         self.thresholds_source = str(path)
         log.info("model %s: thresholds from %s: %s", self.name, path, per_class)
 
+    @property
+    def tiled(self) -> bool:
+        return self.task == "detection" and self.spec.tiles.tiled
+
+    def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, Any]:
+        """frame -> (network input, geometry): one image and its Letterbox, or a tiled frame's tiles (T, 3,
+        h, w) and their Tiled geometry. Calibration, evaluation and the INT8 gate call this too."""
+        return prepare(self.pre, frame, self.spec.tiles) if self.tiled else self.pre(frame)
+
+    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The backend on (B, 3, h, w): one call where the batch axis allows B, else in chunks it takes."""
+        limit = self.max_batch
+        if limit is None or len(x) <= limit:
+            return self.backend.infer({self.meta.input_name: x})
+        parts = [self.backend.infer({self.meta.input_name: x[at:at + limit]}) for at in range(0, len(x), limit)]
+        return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+
     def predict(self, frame: np.ndarray) -> ModelResult:
         t0 = time.perf_counter()
-        x, geo = self.pre(frame)
+        x, geo = self.prepare(frame)
         t1 = time.perf_counter()
-        outputs = self.backend.infer({self.meta.input_name: x})
+        outputs = self.infer(x)
         t2 = time.perf_counter()
         decoded = self.decoder(outputs, geo)
         t3 = time.perf_counter()
@@ -154,7 +178,7 @@ class NetworkModel:
         in one backend call (chunks of ``max_batch``); an artifact with a fixed batch of 1 runs frame by
         frame. Per-frame timings share the batch's preprocess and inference time equally."""
         limit = self.max_batch
-        if len(images) <= 1 or limit == 1 or not self.batching:
+        if len(images) <= 1 or limit == 1 or not self.batching or self.tiled:  # a tiled frame is a batch already
             return [self.predict(image) for image in images]
         step = len(images) if limit is None else limit
         out: list[ModelResult] = []
@@ -189,8 +213,10 @@ class NetworkModel:
         return ("dynamic" if limit is None else f"1..{limit}") + ("" if self.batching else " (frame by frame)")
 
     def describe(self) -> str:
-        return (f"{self.name}: {self.meta.model or self.task} {self.precision} on {self.backend.name} "
-                f"({self.path}), batch {self._batch_word()}, thresholds from {self.thresholds_source}")
+        tiles = f", {self.spec.tiles.describe()}" if self.tiled else ""
+        head = f" ({self.meta.head} head)" if self.task == "detection" else ""
+        return (f"{self.name}: {self.meta.model or self.task}{head} {self.precision} on {self.backend.name} "
+                f"({self.path}), batch {self._batch_word()}{tiles}, thresholds from {self.thresholds_source}")
 
     def close(self) -> None:
         self.backend.close()
@@ -291,7 +317,8 @@ def open_model(spec: ModelSpec, status: Callable[[str], None] | None = None) -> 
 def open_artifact(path: Path, *, name: str | None = None, score_threshold: float = DETECTOR.score_threshold,
                   nms_iou: float = DETECTOR.nms_iou, top_k: int = DETECTOR.top_k,
                   max_detections: int = DETECTOR.max_detections, threads: int = 2,
-                  spin: bool = False) -> NetworkModel:
+                  spin: bool = False, tiles: TileSpec = TileSpec(),
+                  class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> NetworkModel:
     """One specific ONNX file on ONNX Runtime (calibration compares precisions file by file);
     ``spin``: let idle inference threads spin (the lowest latency of a model running alone)."""
     try:
@@ -302,5 +329,5 @@ def open_artifact(path: Path, *, name: str | None = None, score_threshold: float
     kind = "detector" if meta.task == "detection" else "segmenter"
     spec = ModelSpec(name or Path(path).stem, kind, Path(path), precision=meta.precision, backend="onnxruntime",
                      score_threshold=score_threshold, nms_iou=nms_iou, top_k=top_k,
-                     max_detections=max_detections, threads=threads)
+                     max_detections=max_detections, threads=threads, tiles=tiles, class_groups=class_groups)
     return NetworkModel(spec, meta, backend, Path(path), meta.precision)

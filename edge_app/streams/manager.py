@@ -136,7 +136,11 @@ class StreamSet:
         names = {m.name for m in runs}
         trackers = {name: m.tracker for name, m in cfg.models.items()
                     if name in names and m.enabled and m.kind == "detector" and m.tracker.enabled}
-        analytics = Analytics(sc.analytics, trackers, sc.width, sc.height, cfg.events.track_update_s)
+        groups = {m.name: m.decoder.groups for m in runs if m.task == "detection"
+                  and getattr(getattr(m, "decoder", None), "groups", None) is not None}
+        class_groups = {g: tuple(c) for name, m in cfg.models.items() if name in names for g, c in m.class_groups.items()}
+        analytics = Analytics(sc.analytics, trackers, sc.width, sc.height, cfg.events.track_update_s, groups,
+                              class_groups)
         labels_file = LabelsFile.open(cfg.resolve(sc.labels_file)) if sc.labels_file else None
         hooks = build_label_hooks(labels_file, sampler)
         hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
