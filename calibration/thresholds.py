@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def pick_threshold(curve: PRCurve, criterion: str = "f1", floor: float = 0.9,
     return Choice(float(s[i]), float(p[i]), float(r[i]), float(f1[i]))
 
 
-def choose_thresholds(curves: list[PRCurve], classes: tuple[str, ...], judged: np.ndarray, criterion: str,
+def choose_thresholds(curves: Sequence[PRCurve], classes: tuple[str, ...], judged: np.ndarray, criterion: str,
                       floor: float) -> dict[str, Choice]:
     """{class: Choice} for the classes the labels can judge (``judged`` (C,) bool: the dataset names them)
     and show (at least one label and one detection). The others are left out: labels that never show a
