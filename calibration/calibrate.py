@@ -11,7 +11,6 @@ Segmentation: IoU/mIoU/Dice/pixel accuracy, the confusion matrix, and the classi
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -22,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.types import SegMask
-from edge_app.core.artifact import PRECISIONS, read_meta, write_atomic
+from edge_app.core.artifact import PRECISIONS, read_meta
 from edge_app.core.operating_point import DETECTOR, exact_threshold
 from edge_app.core.progress import add_progress_flag
 from edge_app.core.task_metric import metric_name, metric_value
 from edge_app.datasets import Dataset, artifact_validation, load_image
-from edge_app.inference.artifacts import ONNX_VARIANTS, recommendation_path, variant_path
+from edge_app.inference.artifacts import ONNX_VARIANTS, variant_path, write_recommendation
 from edge_app.inference.models import ClassicalModel, ModelSpec
 from edge_app.inference.tiles import TileSpec, add_tile_flags, spec_from_flags
 from edge_app.inference.classical import METHODS
@@ -279,10 +278,10 @@ def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> d
         section["baselines"] = baselines(dataset, tuple(model.classes), args.limit, not args.no_progress)
     if args.apply:
         best = next(r for r in rows if r["precision"] == chosen)
-        write_atomic(recommendation_path(fp32), json.dumps({
+        write_recommendation(fp32, {
             "precision": chosen, "why": why, "onnx_sha256": meta.onnx_sha256, "checked": True,
             "metric": best["metric"], "value": best["value"], "delta_points": best["delta_points"],
-            "images": images, "machine": machine_description()}) + "\n")
+            "images": images, "machine": machine_description()}, target.tiles.setting)
         if args.config_path is not None:
             apply_to_config(args.config_path, name, chosen, thresholds_file if meta.task == "detection" else None)
     return section

@@ -49,7 +49,7 @@ def _row_of(path: Path, val: Dataset | None, image: np.ndarray, limit: int | Non
     from calibration.evaluate import measure_latency, open_for_eval, task_metric
 
     model = open_for_eval(path, tiles=tiles)
-    row: dict[str, Any] = {"file": path.name, "precision": model.meta.precision,
+    row: dict[str, Any] = {"file": path.name, "precision": model.meta.precision, "setting": tiles.setting,
                            "size_mb": round(path.stat().st_size / 2**20, 2), **measure_latency(model, image)}
     if val is not None:
         m = task_metric(model, val, progress=progress, limit=limit)
