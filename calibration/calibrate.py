@@ -170,7 +170,7 @@ def detection_section(name: str, model: Any, run: DetectionRun, criterion: str, 
     write_thresholds(thresholds_file, name, model.meta.onnx_sha256, model.classes, chosen, best_iou, criterion,
                      expected, {"expected_overall": {k: _none_nan(o[k]) for k in ("precision", "recall", "f1")},
                                 "expected_with": {"match_iou": 0.5, "top_k": top_k, "max_detections": max_detections,
-                                                  "images": len(run.truths)},
+                                                  "images": len(run.truths), "setting": model.spec.tiles.setting},
                                 "artifact": model.path.name, "precision": model.precision,
                                 "uncalibrated": {"classes": [c for c in model.classes if c not in chosen],
                                                  "keep": "the model's score_threshold", "assumed": default}})

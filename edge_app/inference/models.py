@@ -106,6 +106,10 @@ class NetworkModel:
                             "(re-run edge-app calibrate)", self.name, path)
             self.decoder.set_thresholds(per_class, data.get("nms_iou"))
             made = data.get("expected_with", {})
+            setting = made.get("setting", artifacts.WHOLE_FRAME)
+            if setting != self.spec.tiles.setting:  # a tile's scores are not a whole frame's
+                log.warning("model %s: %s chose these thresholds on %s, this model runs %s (re-run edge-app "
+                            "calibrate with its tiles)", self.name, path, setting, self.spec.tiles.setting)
             for key in ("top_k", "max_detections"):
                 if key in made and made[key] != getattr(self.spec, key):
                     log.warning("model %s: %s chose these thresholds with %s = %s, this model runs %s: the live "

@@ -116,3 +116,20 @@ def test_int8_configured_by_hand_on_tiles_says_what_it_was_gated_on(det_dir, cap
     with caplog.at_level(logging.WARNING):
         open_model(_det(det_dir, "int8"))
     assert "gated on" not in caplog.text
+
+
+def test_thresholds_chosen_on_another_setting_are_flagged(det_dir, caplog):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from edge_app.inference.tiles import TileSpec
+
+    shipped = Path(__file__).resolve().parents[2] / "edge_app" / "demo" / "person.thresholds.json"
+    spec = replace(_det(det_dir, "fp32"), thresholds_file=shipped)  # calibrated on whole frames
+    with caplog.at_level(logging.WARNING):
+        open_model(spec)
+    assert "chose these thresholds" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        model = open_model(replace(spec, tiles=TileSpec(3, 2, 0.2, False)))
+    assert "chose these thresholds on whole frame, this model runs 3x2 tiles" in caplog.text
+    assert model.thresholds_source == str(shipped)  # still used: the warning says what to do
