@@ -41,8 +41,8 @@ WHOLE_FRAME = "whole frame"  # TileSpec().setting: what a recommendation without
 
 
 def write_recommendation(fp32_onnx: Path, entry: dict[str, Any], setting: str = WHOLE_FRAME) -> Path:
-    """calibrate --apply's choice for the setting it measured (``TileSpec.setting``): the file's top level
-    is the latest choice, ``by_setting`` keeps one per setting, so a model that runs whole frames in one
+    """calibrate --apply's choice for the setting it measured (``TileSpec.setting``): ``by_setting`` keeps
+    one per setting, the file's top level is the whole frame's (else the latest; what older readers see), so a model that runs whole frames in one
     config and tiles in another finds the precision measured for each (INT8 calibrated and gated on
     whole frames can lose points on tiles). Written atomically."""
     path = recommendation_path(fp32_onnx)
@@ -55,9 +55,8 @@ def write_recommendation(fp32_onnx: Path, entry: dict[str, Any], setting: str = 
     top = {k: v for k, v in old.items() if k != "by_setting"}
     if top.get("precision") and top.get("onnx_sha256") == entry.get("onnx_sha256"):
         by.setdefault(top.get("setting", WHOLE_FRAME), {**top, "setting": top.get("setting", WHOLE_FRAME)})
-    mine = {**entry, "setting": setting}
-    by[setting] = mine
-    write_atomic(path, json.dumps({**mine, "by_setting": by}) + "\n")
+    by[setting] = {**entry, "setting": setting}
+    write_atomic(path, json.dumps({**by.get(WHOLE_FRAME, by[setting]), "by_setting": by}) + "\n")
     return path
 
 

@@ -133,3 +133,17 @@ def test_thresholds_chosen_on_another_setting_are_flagged(det_dir, caplog):
         model = open_model(replace(spec, tiles=TileSpec(3, 2, 0.2, False)))
     assert "chose these thresholds on whole frame, this model runs 3x2 tiles" in caplog.text
     assert model.thresholds_source == str(shipped)  # still used: the warning says what to do
+
+
+def test_the_recommendation_file_shows_the_whole_frames_choice_at_its_top(det_dir):
+    # readers of the top level only (an older runtime, a person) see the whole frame's choice
+    from edge_app.inference.artifacts import write_recommendation
+
+    sha = read_meta(det_dir / "person.onnx").onnx_sha256
+    write_recommendation(det_dir / "person.onnx", {"precision": "fp32", "checked": True, "onnx_sha256": sha}, "3x2 tiles")
+    assert json.loads((det_dir / "person.precision.json").read_text())["precision"] == "fp32"  # the only one
+    write_recommendation(det_dir / "person.onnx", {"precision": "int8", "checked": True, "onnx_sha256": sha})
+    write_recommendation(det_dir / "person.onnx", {"precision": "fp32", "checked": True, "onnx_sha256": sha}, "2x2 tiles")
+    data = json.loads((det_dir / "person.precision.json").read_text())
+    assert data["precision"] == "int8" and data["setting"] == "whole frame"
+    assert set(data["by_setting"]) == {"whole frame", "3x2 tiles", "2x2 tiles"}
