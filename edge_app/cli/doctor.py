@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import AppConfig, ConfigError, load_config
+from ..config import AppConfig, ConfigError, load_config, model_tiles
 from ..core.uri import scheme_of
 
 # GStreamer element -> the Debian/Ubuntu package that ships it (JetPack's for the NVIDIA ones).
@@ -170,7 +170,8 @@ def model_rows(cfg: AppConfig) -> list[Row]:
             continue
         precision = m.precision
         if precision == "auto":
-            precision = artifacts.recommended_precision(path, meta.onnx_sha256) or "fp32"
+            setting = model_tiles(cfg, name).setting if meta.task == "detection" else artifacts.WHOLE_FRAME
+            precision = artifacts.recommended_precision(path, meta.onnx_sha256, setting) or "fp32"
         variant = artifacts.variant_path(path, precision)
         verdict = "ok" if variant.is_file() else "fail"
         rows.append(Row(f"model {name}", verdict, f"{meta.model or meta.task} {', '.join(meta.classes)}; runs "

@@ -124,8 +124,12 @@ def render(d: dict[str, Any]) -> str:
                      f"delta {row.get('delta_points')} pts, {row.get('median_ms')} ms, x{row.get('speedup_vs_fp32', 1)} "
                      f"{gate}")
     r = d["recommendation"]
-    lines.append(f"  recommended precision: {r['precision']} ({r.get('why')}; measured: {r.get('checked', False)}, "
-                 f"on {r.get('machine', 'unknown CPU')})" if r else "  recommended precision: none (calibrate --apply)")
+    by = (r or {}).get("by_setting") or {"": r} if r else {}
+    for setting, e in by.items():  # one per setting measured (whole frame, tiles): each runs its own
+        lines.append(f"  recommended precision{' on ' + setting if setting else ''}: {e.get('precision')} "
+                     f"({e.get('why')}; measured: {e.get('checked', False)}, on {e.get('machine', 'unknown CPU')})")
+    if not r:
+        lines.append("  recommended precision: none (calibrate --apply)")
     t = d["thresholds"]
     if t:
         lines.append(f"  thresholds {t['file']}: {t['state']}; {t.get('rule')}; NMS IoU {t.get('nms_iou')}")

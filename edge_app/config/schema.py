@@ -68,7 +68,8 @@ class ModelConfig:
     enabled: bool = spec(True, doc="load and run this model")
     precision: str = spec("auto", choices=PRECISIONS,
                           doc="artifact precision: fp32, fp16, int8 (ONNX Runtime CPU style), int8-qdq (TensorRT "
-                          "style); auto = calibration's recommendation, else fp32")
+                          "style); auto = calibration's recommendation for the setting the model runs (whole "
+                          "frame or its tiles), else fp32")
     backend: str = spec("auto", choices=BACKENDS,
                         doc="auto = TensorRT when an up-to-date engine exists, else ONNX Runtime")
     score_threshold: float = spec(DETECTOR.score_threshold, ge=0, le=1, doc="detections scoring at least this "

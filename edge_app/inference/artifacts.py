@@ -12,8 +12,9 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..core.artifact import PRECISIONS, ArtifactError, ArtifactMeta, sha256_file
+from ..core.artifact import PRECISIONS, ArtifactError, ArtifactMeta, sha256_file, write_atomic
 
 log = logging.getLogger("edge_app.models")
 
@@ -36,15 +37,48 @@ def recommendation_path(fp32_onnx: Path) -> Path:
     return Path(fp32_onnx).with_name(f"{Path(fp32_onnx).stem}.precision.json")
 
 
-def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None) -> str | None:
-    """calibrate's choice for this model, or None (none made, or made for another version of it)."""
+WHOLE_FRAME = "whole frame"  # TileSpec().setting: what a recommendation without a setting was measured on
+
+
+def write_recommendation(fp32_onnx: Path, entry: dict[str, Any], setting: str = WHOLE_FRAME) -> Path:
+    """calibrate --apply's choice for the setting it measured (``TileSpec.setting``): ``by_setting`` keeps
+    one per setting, the file's top level is the whole frame's (else the latest; what older readers see), so a model that runs whole frames in one
+    config and tiles in another finds the precision measured for each (INT8 calibrated and gated on
+    whole frames can lose points on tiles). Written atomically."""
+    path = recommendation_path(fp32_onnx)
+    try:
+        old = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        old = {}
+    by = {k: v for k, v in (old.get("by_setting") or {}).items()
+          if isinstance(v, dict) and v.get("onnx_sha256") == entry.get("onnx_sha256")}  # another model's: gone
+    top = {k: v for k, v in old.items() if k != "by_setting"}
+    if top.get("precision") and top.get("onnx_sha256") == entry.get("onnx_sha256"):
+        by.setdefault(top.get("setting", WHOLE_FRAME), {**top, "setting": top.get("setting", WHOLE_FRAME)})
+    by[setting] = {**entry, "setting": setting}
+    write_atomic(path, json.dumps({**by.get(WHOLE_FRAME, by[setting]), "by_setting": by}) + "\n")
+    return path
+
+
+def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None, setting: str = WHOLE_FRAME) -> str | None:
+    """calibrate's choice for this model run as ``setting`` (``TileSpec.setting``), or None: none made,
+    made for another version of it, or measured on another setting (a tiled model never runs an INT8
+    that was gated on whole frames: it runs FP32 and the log says to calibrate it with its tiles)."""
     path = recommendation_path(fp32_onnx)
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
+        by = data.get("by_setting") or {}
+        if setting in by:
+            data = by[setting]
+        elif data.get("setting", WHOLE_FRAME) != setting:
+            made = sorted(set(by) | {data.get("setting", WHOLE_FRAME)})
+            log.warning("%s was measured on %s, this model runs %s: ignored, running fp32 (run edge-app "
+                        "calibrate --apply with the model's tiles)", path, " and ".join(made), setting)
+            return None
         precision = str(data["precision"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"{path}: unreadable precision recommendation ({exc})") from None
     made_for = data.get("onnx_sha256")
     if fp32_sha256 and made_for and made_for != fp32_sha256:
@@ -59,6 +93,14 @@ def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None) -> st
                     "calibrate --apply)", path, precision)
         return None
     return precision
+
+
+def gate_setting(variant_meta: ArtifactMeta) -> str | None:
+    """The setting (``TileSpec.setting``) build gated and calibrated this variant on, from the table it
+    wrote into the variant's metadata; None when no table (not made by build)."""
+    rows = [r for r in variant_meta.extra.get("precision_table") or []
+            if isinstance(r, dict) and r.get("precision") == variant_meta.precision]
+    return str(rows[0].get("setting", WHOLE_FRAME)) if rows else None
 
 
 def stale_variant(variant_meta: ArtifactMeta, fp32_sha256: str) -> bool:

@@ -106,6 +106,10 @@ class NetworkModel:
                             "(re-run edge-app calibrate)", self.name, path)
             self.decoder.set_thresholds(per_class, data.get("nms_iou"))
             made = data.get("expected_with", {})
+            setting = made.get("setting", artifacts.WHOLE_FRAME)
+            if setting != self.spec.tiles.setting:  # a tile's scores are not a whole frame's
+                log.warning("model %s: %s chose these thresholds on %s, this model runs %s (re-run edge-app "
+                            "calibrate with its tiles)", self.name, path, setting, self.spec.tiles.setting)
             for key in ("top_k", "max_detections"):
                 if key in made and made[key] != getattr(self.spec, key):
                     log.warning("model %s: %s chose these thresholds with %s = %s, this model runs %s: the live "
@@ -251,8 +255,9 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
     assert fp32 is not None
     fp32_meta = read_meta(fp32)
     precision = spec.precision
+    setting = spec.tiles.setting if fp32_meta.task == "detection" else artifacts.WHOLE_FRAME
     if precision == "auto":
-        precision = artifacts.recommended_precision(fp32, fp32_meta.onnx_sha256) or "fp32"
+        precision = artifacts.recommended_precision(fp32, fp32_meta.onnx_sha256, setting) or "fp32"
     device = tensorrt_device() if spec.backend in ("auto", "tensorrt") else None
     if spec.backend in ("auto", "tensorrt"):
         engine, manifest = artifacts.engine_paths(spec.engine_dir, fp32, artifacts.engine_precision(precision))
@@ -284,6 +289,11 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
         log.warning("model %s: %s was built from another version of %s; running FP32 (rebuild with "
                     "`edge-app build`)", spec.name, variant, fp32)
         variant, meta, precision = fp32, fp32_meta, "fp32"
+    gated = artifacts.gate_setting(meta) if precision != "fp32" else None
+    if gated is not None and gated != setting:  # configured by hand: run it, but not silently
+        log.warning("model %s: %s was calibrated and gated on %s, this model runs %s: its accuracy there is "
+                    "unmeasured (edge-app build --tiles ... then calibrate, or precision = \"auto\")",
+                    spec.name, variant.name, gated, setting)
     backend = create_backend("onnxruntime", variant, threads=spec.threads)
     return NetworkModel(spec, meta, backend, variant, precision)
 
