@@ -225,7 +225,7 @@ def _lenient(path: Path) -> AppConfig | None:
     from ..config import with_source_defaults
     from ..config.loader import parse, read_toml
     try:
-        cfg, _ = parse(AppConfig, with_source_defaults(read_toml(path)))
+        cfg, _ = parse(AppConfig, with_source_defaults(read_toml(path), path.resolve().parent))
     except ConfigError:
         return None
     if cfg is not None:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from ..config import AppConfig, ConfigError, validate, with_source_defaults
 from ..config.loader import parse, read_toml
 from ..config.schema import SOURCE_SCHEMES
+from ..core.uri import as_uri
 
 ALL_INTERFACES = "0.0.0.0"
 TOKEN_ENV = "EDGE_APP_HTTP_TOKEN"
@@ -31,19 +32,8 @@ _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def input_uri(value: str, cwd: Path) -> str:
-    """INPUT as a source URI: URIs as given; a bare path to a video file -> file://, to a folder ->
-    replay://, /dev/videoN -> v4l2://; relative paths from the current folder."""
-    if "://" in value:
-        scheme = value.split("://", 1)[0]
-        if scheme in ("file", "replay"):
-            rest = value.split("://", 1)[1]
-            if rest and not rest.startswith("/"):  # relative to where the user typed it, not the config
-                return f"{scheme}://{(cwd / rest).resolve()}"
-        return value
-    if value.startswith("/dev/video"):
-        return f"v4l2://{value}"
-    path = (cwd / value).resolve()
-    return f"replay://{path}" if path.is_dir() else f"file://{path}"
+    """INPUT as a source URI (``core.uri.as_uri``, relative paths from the current folder)."""
+    return as_uri(value, cwd)
 
 
 def _host(netloc: str) -> tuple[str, int | None]:
@@ -184,8 +174,8 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
             if isinstance(section, dict):  # the shapes scene's lines and zones do not fit other footage
                 section.pop("lines", None)
                 section.pop("zones", None)
-    cfg, parse_problems = parse(AppConfig, with_source_defaults(data))
     base = path.resolve().parent if path is not None and path.is_file() else cwd
+    cfg, parse_problems = parse(AppConfig, with_source_defaults(data, base))
     object.__setattr__(cfg, "base_dir", base)
     problems += parse_problems + validate(cfg, data)
     if problems:
