@@ -52,7 +52,7 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
             top_k=m.top_k, max_detections=m.max_detections,
             thresholds_file=cfg.resolve(m.thresholds_file) if m.thresholds_file else None,
             method=m.method, classes=m.classes, threads=threads,
-            engine_dir=cfg.resolve(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
+            engine_dir=cfg.state(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
             opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=model_tiles(cfg, name),
             class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items())))
     return specs
@@ -81,9 +81,9 @@ class App:
         lb = cfg.labels
         events_on = cfg.output.mqtt.enabled or bool(cfg.events.file)
         # One disk budget for every writer: on the outbox's disk they leave its reserve alone.
-        self.disk = DiskBudget(cfg.events.reserve_mb * 2**20, cfg.resolve(cfg.events.state_dir) if events_on else None)
+        self.disk = DiskBudget(cfg.events.reserve_mb * 2**20, cfg.state(cfg.events.state_dir) if events_on else None)
         # Sampling for labelling follows the first stream (the review page labels one camera's frames).
-        self.sampler = (Sampler(cfg.resolve(lb.samples_dir), cfg.resolve(lb.inbox) if lb.inbox else None,
+        self.sampler = (Sampler(cfg.state(lb.samples_dir), cfg.state(lb.inbox) if lb.inbox else None,
                                 lb.sample_every, lb.max_samples_mb, new_rolling(cfg),
                                 uncertain_margin=lb.uncertain_margin, disagreements=lb.disagreements,
                                 extra_per_minute=lb.extra_per_minute, thresholds=self._thresholds,
@@ -176,7 +176,7 @@ class App:
             outs.append(_make("rtsp", path=path, bitrate_kbps=o.rtsp.bitrate_kbps, width=sc.width,
                               height=sc.height, fps=sc.fps, server=self.rtsp))
         if o.record.enabled and sc.record:
-            directory = self.cfg.resolve(o.record.directory)
+            directory = self.cfg.state(o.record.directory)
             outs.append(_make("record", directory=directory / sc.name if self.several else directory,
                               segment_s=o.record.segment_s, max_files=o.record.max_files, width=sc.width,
                               height=sc.height, fps=sc.fps, file=o.record.file, disk=self.disk))
@@ -370,12 +370,13 @@ def main(args: argparse.Namespace) -> int:
         # an explicit --config must exist; the default config.toml may be absent when the command line
         # names the input and the models (a config-less run, like jetson-inference's tools)
         cfg = run_config(given or "config.toml", getattr(args, "input", None), getattr(args, "outputs", None),
-                         getattr(args, "model", None), required=given is not None)
+                         getattr(args, "model", None), required=given is not None,
+                         state_dir=getattr(args, "state_dir", None))
     except ConfigError as exc:
         print(f"edge-app run: {exc}", file=sys.stderr)
         return 2
     lg = cfg.logging
-    console = setup_logging(lg.level, cfg.resolve(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
+    console = setup_logging(lg.level, cfg.state(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
                             console=getattr(args, "log_format", "auto") or "auto")
     limit_arenas()  # before any thread starts: streams that come and go must not grow the heap
     try:

@@ -126,8 +126,17 @@ def real_world_models() -> dict[str, dict[str, Any]]:
     return {"coco": table}
 
 
+def default_state_dir() -> Path:
+    """Where a run without a config file writes: systemd's StateDirectory, else the XDG state folder."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "edge-app"
+
+
 def run_config(config: str | Path | None, input: str | None = None, outputs: list[str] | None = None,
-               models: list[str] | None = None, cwd: Path | None = None, required: bool = True) -> AppConfig:
+               models: list[str] | None = None, cwd: Path | None = None, required: bool = True,
+               state_dir: str | Path | None = None) -> AppConfig:
     """The config of this run: the file (if any) with the command line's INPUT, OUTPUTs and models put in.
     ``required=False``: a missing file is fine when INPUT or --model say what to run (defaults for the rest);
     then real footage as INPUT (not synthetic://) without --model runs the COCO detector (``real_world_models``).
@@ -175,6 +184,10 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
                 section.pop("lines", None)
                 section.pop("zones", None)
     base = path.resolve().parent if path is not None and path.is_file() else cwd
+    if state_dir is not None or base is cwd:  # a config-less run never writes into the current folder
+        runtime = data.setdefault("runtime", {})
+        if isinstance(runtime, dict):
+            runtime["state_dir"] = str((cwd / state_dir).resolve() if state_dir is not None else default_state_dir())
     cfg, parse_problems = parse(AppConfig, with_source_defaults(data, base))
     object.__setattr__(cfg, "base_dir", base)
     problems += parse_problems + validate(cfg, data)
