@@ -268,6 +268,8 @@ class App:
         log_event(log, logging.INFO, "started", streams={r.config.name: r.config.uri for r in self.streams.all()},
                   source=self.first.source.uri if self.first is not None else None,
                   outputs=[getattr(o, "url", o.name) for o in self.outputs])
+        log_event(log, logging.INFO, "ready", streams=[r.config.name for r in self.streams.all()],
+                  outputs=[getattr(o, "url", o.name) for o in self.outputs])
         started = time.monotonic()
         last_log = last_dog = last_status = last_line = 0.0
         first_frame = False
@@ -282,7 +284,7 @@ class App:
                 if not first_frame and any(r.stream.first_output.is_set() for r in self.streams.all()):
                     first_frame = True
                     last_line = now  # the first progress line once there is a rate to show
-                    log_event(log, logging.INFO, "ready", seconds=round(now - started, 2))
+                    log_event(log, logging.INFO, "first_frame", seconds=round(now - started, 2))
                 health = self.health()
                 if health.state != state:
                     level = logging.INFO if health.state == "ok" else logging.WARNING
