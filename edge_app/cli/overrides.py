@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -126,6 +127,35 @@ def real_world_models() -> dict[str, dict[str, Any]]:
     return {"coco": table}
 
 
+def fit_geometry(data: dict[str, Any], models: set[str]) -> list[str]:
+    """--model replaced the config's models: lines and zones that name a model not run now are dropped
+    (said on stderr, never a refusal of the run), and the detectors given are tracked when lines or zones
+    remain to count on. Returns what was dropped ("analytics.lines.door", ...)."""
+    sections = [("analytics", data.get("analytics"))]
+    sections += [(f"streams.{s.get('name')}.analytics", s.get("analytics")) for s in data.get("streams") or []
+                 if isinstance(s, dict)]
+    dropped, kept = [], 0
+    for where, section in sections:
+        if not isinstance(section, dict):
+            continue
+        for kind in ("lines", "zones"):
+            items = section.get(kind)
+            if not isinstance(items, list):
+                continue
+            fits = [i for i in items if not isinstance(i, dict) or not i.get("model") or i["model"] in models]
+            dropped += [f"{where}.{kind}.{i.get('name')}" for i in items if i not in fits]
+            section[kind] = fits
+            kept += len(fits)
+    if dropped:
+        print(f"edge-app run: --model replaces the config's models; not counted in this run (they name another "
+              f"model): {', '.join(dropped)}", file=sys.stderr)
+    if kept:
+        for table in data["models"].values():
+            if table.get("kind") == "detector":
+                table.setdefault("tracker", {"enabled": True})
+    return dropped
+
+
 def default_state_dir() -> Path:
     """Where a run without a config file writes: systemd's StateDirectory, else the XDG state folder."""
     if os.environ.get("STATE_DIRECTORY"):
@@ -177,6 +207,7 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
         tables_m, errs = model_tables(models, cwd)
         problems += errs
         data["models"] = tables_m
+        fit_geometry(data, set(tables_m))
     elif input and not required and not input_uri(input, cwd).startswith("synthetic://"):
         data["models"] = real_world_models()
         for section in [data.get("analytics")] + [s for s in data.get("streams", []) if isinstance(s, dict)]:

@@ -155,3 +155,21 @@ def test_state_goes_to_the_state_dir_never_the_current_folder(tmp_path, monkeypa
     cfg_file = write_config(tmp_path)                                        # a config: var/ next to it
     cfg = run_config(cfg_file, cwd=work)
     assert cfg.state(cfg.labels.inbox) == tmp_path / "var" / "inbox"
+
+
+def test_model_drops_the_lines_and_zones_of_the_configs_other_models(tmp_path, capsys):
+    # issue 24: `--model person.onnx` from the repository root failed: config.toml's line and zone count
+    # tracks, and the model given had no tracker
+    from tests.conftest import ROOT
+
+    person = str(ROOT / "edge_app" / "demo" / "person.onnx")
+    cfg = run_config(ROOT / "config.toml", "test://", models=[person], cwd=ROOT)
+    assert list(cfg.models) == ["person"] and cfg.models["person"].tracker.enabled   # counting goes on
+    assert [l.name for l in cfg.analytics.lines] == ["middle"]                      # "any tracked detector"
+    config = tmp_path / "c.toml"
+    config.write_text('[models.det]\nkind = "classical"\n[[analytics.lines]]\nname = "door"\npoints = [[10, 10], '
+                      '[10, 200]]\nmodel = "det"\n[[analytics.zones]]\nname = "all"\npoints = [[0, 0], [50, 0], '
+                      '[50, 50]]\n')
+    cfg = run_config(config, "test://", models=[person], cwd=tmp_path)
+    assert not cfg.analytics.lines and [z.name for z in cfg.analytics.zones] == ["all"]
+    assert "not counted in this run (they name another model): analytics.lines.door" in capsys.readouterr().err
