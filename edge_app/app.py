@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -75,6 +76,8 @@ class App:
         for m in self.models:
             log.info("model %s", m.describe())
         self.telemetry = Telemetry()  # the process's own: batches; each stream has its own
+        # this run, on every sample it saves (/review shows a run's frames, not every run's)
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
         configs = cfg.stream_configs()
         self.batching = self._choose_batching(min(len(configs), cfg.runtime.max_batch))
         self.several = bool(cfg.streams)  # [[streams]]: per-stream RTSP mounts and recording folders
@@ -87,7 +90,7 @@ class App:
                                 lb.sample_every, lb.max_samples_mb, new_rolling(cfg),
                                 uncertain_margin=lb.uncertain_margin, disagreements=lb.disagreements,
                                 extra_per_minute=lb.extra_per_minute, thresholds=self._thresholds,
-                                disk=self.disk)
+                                disk=self.disk, run=self.run_id, stream=configs[0].name)
                         if lb.sample_every > 0 else None)
         self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox, lb.max_boxes), self.sampler,
                               self.sampler.rolling)
@@ -215,7 +218,7 @@ class App:
                 "bad_frames": first["bad_frames"], "loops": first["loops"], "last_error": first["last_error"]}
                if first else {})
         return {"fps": round(sum(st["fps"] for st in streams.values()), 2), "latency_ms": latency,
-                "counters": counters, "uptime_s": t["uptime_s"], "health": self.health().as_dict(),
+                "counters": counters, "uptime_s": t["uptime_s"], "run": self.run_id, "health": self.health().as_dict(),
                 "source": src, "rolling": first["rolling"] if first else {},
                 "detections": first["detections"] if first else [], "tracks": first["tracks"] if first else [],
                 "analytics": first["analytics"] if first else None,
