@@ -29,6 +29,7 @@ from .logs import CONSOLE, log_event, setup_logging
 from .notify import Notifier
 from .outputs import OUTPUTS
 from .streams.api import StreamsApi
+from .streams.geometry import GeometryApi
 from .streams.batcher import Batcher
 from .streams.manager import StreamSet, describe, new_rolling
 from .telemetry import Telemetry
@@ -107,6 +108,7 @@ class App:
                                  on_events=self._on_events if self.events is not None else None,
                                  sampler=self.sampler, sampled=configs[0].name)
         self.api = StreamsApi(self.streams)
+        self.geometry = GeometryApi(self.streams, self.config_path)  # the page's line and zone editor
         self.http, self.rtsp = self._servers()
         self.outputs: list[Any] = [o for o in (self.http, self.rtsp) if o is not None]
         if self.events is not None and self.events.mqtt is not None:
@@ -160,7 +162,7 @@ class App:
         if o.http.enabled:
             http = _make("http", host=o.http.host, port=o.http.port, token=o.http.token,
                          jpeg_quality=o.http.jpeg_quality, status=self.status, health=self.health,
-                         record=self.telemetry.record, review=self.review, extras=[self.api],
+                         record=self.telemetry.record, review=self.review, extras=[self.api, self.geometry],
                          limits=Limits(head_s=o.http.head_timeout_s, body_s=o.http.body_timeout_s,
                                        max_connections=o.http.max_connections))
             log.info("output http: %s", http.url)

@@ -126,7 +126,7 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
             seen.add(stream.name)
     else:
         problems += _source_problems(cfg, cfg.source, "source")
-        problems += _analytics_problems(cfg, cfg.analytics, "analytics", cfg.source.width, cfg.source.height)
+        problems += analytics_problems(cfg, cfg.analytics, "analytics", cfg.source.width, cfg.source.height)
         if cfg.labels.labels_file and not cfg.resolve(cfg.labels.labels_file).exists():
             problems.append(f"labels.labels_file = {cfg.labels.labels_file!r}: "
                             f"{cfg.resolve(cfg.labels.labels_file)} does not exist")
@@ -169,7 +169,7 @@ def stream_problems(cfg: AppConfig, stream: StreamConfig, key: str, given: dict[
         if model not in enabled:
             problems.append(f"{key}.models[{i}] = {model!r}: expected an enabled model ({sorted(enabled) or 'none'})")
     runs = set(stream.models) or enabled
-    problems += _analytics_problems(cfg, stream.analytics, f"{key}.analytics", stream.width, stream.height, runs)
+    problems += analytics_problems(cfg, stream.analytics, f"{key}.analytics", stream.width, stream.height, runs)
     if stream.labels_file and not cfg.resolve(stream.labels_file).exists():
         problems.append(f"{key}.labels_file = {stream.labels_file!r}: {cfg.resolve(stream.labels_file)} does not exist")
     return problems
@@ -249,7 +249,7 @@ def _validate_events(cfg: AppConfig) -> list[str]:
     return problems
 
 
-def _analytics_problems(cfg: AppConfig, a: AnalyticsConfig, key0: str, width: int, height: int,
+def analytics_problems(cfg: AppConfig, a: AnalyticsConfig, key0: str, width: int, height: int,
                         runs: set[str] | None = None) -> list[str]:
     """Lines and zones: names unique and URL-safe, geometry sound inside the frame, models tracked."""
     from ..analytics.geometry import problems as geometry_problems

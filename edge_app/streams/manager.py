@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..analytics.counting import Analytics
-from ..config.schema import AppConfig, StreamConfig
+from ..config.schema import AnalyticsConfig, AppConfig, StreamConfig
 from ..health import Health, assess
 from ..health.memory import release_memory
 from ..labels import LabelsFile, build_label_hooks
@@ -95,6 +95,15 @@ class StreamSet:
         release_memory()  # its frames and buffers, back to the OS (health/memory.py)
         log_event(log, logging.INFO, "stream_removed", stream=name)
         return True
+
+    def set_geometry(self, name: str, analytics: AnalyticsConfig) -> None:
+        """New lines and zones for a running stream, counted from its next frame (the stream, its tracks
+        and the counts of lines and zones left as they were go on)."""
+        with self._lock:
+            r = self._running[name]
+            if r.stream.analytics is not None:
+                r.stream.analytics.set_geometry(analytics, r.config.width, r.config.height)
+            r.config = dataclasses.replace(r.config, analytics=analytics)
 
     def reconcile(self, wanted: Sequence[StreamConfig]) -> dict[str, list[str]]:
         """SIGHUP: make the running set what ``wanted`` says: streams not there any more removed, new
