@@ -22,7 +22,7 @@ APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-
 # What the tests drive for real: ffprobe, a headless browser, systemd-analyze, an MQTT broker (TLS certs by openssl).
 APT_TEST := ffmpeg chromium chromium-driver systemd mosquitto openssl
 
-.PHONY: help run run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people demo-coco import-env ultralytics-env clean
+.PHONY: help run doctor run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people demo-coco import-env ultralytics-env clean
 
 help:
 	@echo "make run    - install what is missing, start 'edge-app run --config $(CONFIG)'"
@@ -72,6 +72,10 @@ setup-dev: setup apt-test $(VENV)/.stamp-dev
 
 run: setup
 	$(VENV)/bin/edge-app run --config $(CONFIG)
+
+# What this machine can run of the config `make run` runs (the same CONFIG).
+doctor: setup
+	$(VENV)/bin/edge-app doctor --config $(CONFIG)
 
 # The real-world demo: the COCO detector and the person segmenter on a real clip (edge_app/demo/people.mp4).
 run-people: setup

@@ -81,6 +81,7 @@ def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, p
 
 
 MIN_SPEEDUP = 1.05
+TABLE_KEYS = ("precision", "file", "metric", "value", "delta_points", "median_ms", "speedup_vs_fp32", "within_tolerance")
 
 
 def recommend(rows: list[dict[str, Any]], min_speedup: float = MIN_SPEEDUP) -> tuple[str, str]:
@@ -281,7 +282,8 @@ def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> d
         write_recommendation(fp32, {
             "precision": chosen, "why": why, "onnx_sha256": meta.onnx_sha256, "checked": True,
             "metric": best["metric"], "value": best["value"], "delta_points": best["delta_points"],
-            "images": images, "machine": machine_description()}, target.tiles.setting)
+            "images": images, "machine": machine_description(),
+            "table": [{k: r.get(k) for k in TABLE_KEYS} for r in rows]}, target.tiles.setting)
         if args.config_path is not None:
             apply_to_config(args.config_path, name, chosen, thresholds_file if meta.task == "detection" else None)
     return section
@@ -313,7 +315,7 @@ def _targets(args: argparse.Namespace) -> list[Target]:
     args.config_path = Path(args.config)
     from edge_app.config import model_tiles
     return [Target(n, cfg.resolve(m.artifact), m.top_k, m.max_detections, m.score_threshold,
-                   cfg.resolve(cfg.runtime.engine_dir),
+                   cfg.state(cfg.runtime.engine_dir),
                    model_tiles(cfg, n), tuple((g, tuple(c)) for g, c in m.class_groups.items()))
             for n, m in cfg.models.items()
             if m.enabled and m.kind in ("detector", "segmenter") and (not args.model or n in args.model)]

@@ -104,7 +104,7 @@ def test_live_view_status_metrics_health_and_sigterm(tmp_path):
     port = free_port()
     app = Running(write_config(tmp_path, port=port))
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         base = f"http://127.0.0.1:{port}"
         time.sleep(2.5)
         code, body = http_get(base + "/status")
@@ -138,7 +138,7 @@ def test_browser_shows_annotated_frame(tmp_path):
     port = free_port()
     app = Running(write_config(tmp_path, port=port))
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         time.sleep(1.0)
         shot = tmp_path / "page.png"
         subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -164,7 +164,7 @@ def test_token_required_off_loopback_config_and_on_requests(tmp_path):
     cfg.write_text(cfg.read_text().replace(f"port = {port}", f"port = {port}\ntoken = \"s3cret\""))
     app = Running(cfg)
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         assert http_get(f"http://127.0.0.1:{port}/status")[0] == 401
         assert http_get(f"http://127.0.0.1:{port}/status?token=s3cret")[0] == 200
         req = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Authorization": "Bearer s3cret"})
@@ -188,7 +188,7 @@ segment_s = 2
 """
     app = Running(write_config(tmp_path, extra))
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         probe = subprocess.run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
                                 "-show_entries", "stream=codec_name,profile,pix_fmt,width,height", "-of", "json",
                                 f"rtsp://127.0.0.1:{rtsp_port}/live"], capture_output=True, text=True, timeout=30)
@@ -229,7 +229,7 @@ thresholds_file = "{thresholds}"
     port = free_port()
     app = Running(write_config(tmp_path, models=models, port=port))
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         before = _detections_over(port, 2.0)
         frames_before = json.loads(http_get(f"http://127.0.0.1:{port}/status")[1])["counters"]["frames_out"]
         # scores are probabilities below 1: at 1.0 nothing passes, so the live detections must vanish
@@ -274,7 +274,7 @@ def test_runtime_on_shared_data(tmp_path, shared_data, demo_detector, demo_segme
     port = free_port()
     app = Running(write_config(tmp_path, source=uri, port=port, models=m))
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         time.sleep(3)
         status = json.loads(http_get(f"http://127.0.0.1:{port}/status")[1])
     finally:
@@ -317,7 +317,7 @@ points = [[0, 0], [160, 0], [160, 240], [0, 240]]
     cfg = write_config(tmp_path, extra, port=port, models=models)
     app = Running(cfg)
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         time.sleep(12)
         status = json.loads(http_get(f"http://127.0.0.1:{port}/status")[1])
         metrics = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
