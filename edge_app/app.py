@@ -56,7 +56,7 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
             method=m.method, classes=m.classes, threads=threads,
             engine_dir=cfg.state(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
             opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=model_tiles(cfg, name),
-            class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items())))
+            class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items()), keep=tuple(m.keep)))
     return specs
 
 

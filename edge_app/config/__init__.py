@@ -341,6 +341,16 @@ def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) 
                 seen[m] = group
             if len(members) < 2:
                 problems.append(f"{key}.class_groups.{group} = {list(members)}: expected at least two classes")
+    if model.keep and model.artifact and cfg.resolve(model.artifact).is_file():
+        from ..core.artifact import ArtifactError, read_meta
+        try:
+            classes = read_meta(cfg.resolve(model.artifact), verify_checksum=False).classes
+        except ArtifactError:
+            return problems
+        unknown = [c for c in model.keep if c not in classes and c not in model.class_groups]
+        if unknown:
+            problems.append(f"{key}.keep = {list(model.keep)}: {unknown} are neither classes of {model.artifact} nor "
+                            f"its class groups (expected some of: {', '.join(classes[:10])}, ...)")
     return problems
 
 

@@ -95,6 +95,8 @@ class ModelConfig:
                                                     "for NMS, tracking and counting, e.g. {vehicle = [\"car\", "
                                                     "\"truck\"]}; lines/zones may name the group")
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    keep: tuple[str, ...] = spec(factory=tuple, doc="detector: only these classes (or class groups) are reported, "
+                                 "tracked and counted; the others are dropped ([] = all; Frigate's objects.track)")
 
 
 @dataclass(frozen=True)

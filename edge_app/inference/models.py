@@ -67,6 +67,7 @@ class ModelSpec:
     opt_batch: int = 1   # ... and the one it is tuned for (the number of streams)
     tiles: TileSpec = TileSpec()                      # a detector's tiled inference (cols x rows = 1: none)
     class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group name, its classes): one object in NMS
+    keep: tuple[str, ...] = ()                       # a detector's classes reported (empty: all)
 
 
 class NetworkModel:
@@ -83,7 +84,7 @@ class NetworkModel:
                 self.decoder: Any = DetectionDecoder(meta, score_threshold=spec.score_threshold,
                                                      iou_threshold=spec.nms_iou, top_k=spec.top_k,
                                                      max_detections=spec.max_detections,
-                                                     class_groups=dict(spec.class_groups))
+                                                     class_groups=dict(spec.class_groups), keep=spec.keep)
             except ValueError as exc:
                 raise ModelError(f"model {spec.name}: {exc}") from None
         else:
