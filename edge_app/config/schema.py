@@ -256,8 +256,8 @@ class RolloutConfig:
     resamples: int = spec(2000, ge=100, le=100000, doc="bootstrap resamples")
     auto_promote: bool = spec(True, doc="act on the decision (false: report it; promote with POST "
                               "/api/models/NAME/promote)")
-    watch_frames: int = spec(50, ge=0, doc="after a promotion, labelled frames on which the new model's metric "
-                             "must stay within the previous model's interval (0 = no watch)")
+    watch_frames: int = spec(100, ge=0, doc="after a promotion, labelled frames (as far apart as the decision's) "
+                             "on which the new model's metric must stay within the previous model's interval (0 = no watch)")
     watch_s: float = spec(120.0, gt=0, doc="how long the health of a promoted model is watched (errors, latency)")
     max_latency_ratio: float = spec(2.0, ge=1, doc="health: the promoted model's live latency (p50) over the "
                                     "previous model's above this rolls it back")

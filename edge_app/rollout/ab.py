@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,7 @@ class PairedScore:
         self.task, self.classes, self.iou, self.rule = task, tuple(classes), iou, rule
         self.metric = "f1" if task == "detection" else "miou"
         self._pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.times: list[float] = []  # when each pair was scored (monotonic): how dense the frames were
         self.latency_s: dict[str, list[float]] = {"current": [], "candidate": []}
         self.unpaired = 0
         self._lock = threading.Lock()
@@ -126,7 +128,15 @@ class PairedScore:
             return False
         with self._lock:
             self._pairs.append((a, b))
+            self.times.append(time.monotonic())
         return True
+
+    def gap_s(self) -> float:
+        """The mean time between the frames scored: a watch after a promotion samples as densely (frames of
+        one second of video are nearly one frame: taking all of them would judge on a few scenes)."""
+        with self._lock:
+            t = list(self.times)
+        return (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
@@ -214,11 +224,20 @@ class Watch:
     """After a promotion: the promoted model's own metric on the next labelled frames, to compare with the
     interval the previous model had (a rollback when it falls below its lower bound)."""
 
-    def __init__(self, task: str, classes: tuple[str, ...], iou: float, floor: float | None, frames: int) -> None:
+    def __init__(self, task: str, classes: tuple[str, ...], iou: float, floor: float | None, frames: int,
+                 gap_s: float = 0.0) -> None:
+        """floor: the previous model's lower bound; frames: how many to judge on, at least ``gap_s`` apart
+        (the density of the frames the decision was made on)."""
         self.task, self.classes, self.iou, self.floor, self.frames = task, tuple(classes), iou, floor, frames
+        self.gap_s = gap_s
         self._rows: list[np.ndarray] = []
+        self._last = -1e18
 
-    def add(self, result: Any, labels: FrameLabels) -> None:
+    def add(self, result: Any, labels: FrameLabels, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if now - self._last < self.gap_s or len(self._rows) >= self.frames:
+            return
+        self._last = now
         if self.task == "detection" and result.detections is not None:
             x = frame_counts(result.detections, labels, self.classes, self.iou)
         elif self.task != "detection" and result.mask is not None:

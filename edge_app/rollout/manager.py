@@ -311,7 +311,8 @@ class RolloutManager:
             d = cand.decision or {}
             interval = d.get("current_interval")
             cand.watch = Watch(new.task, tuple(new.classes), self.cfg.rolling.iou,
-                               interval[0] if interval else None, self.settings.watch_frames)
+                               interval[0] if interval else None, self.settings.watch_frames,
+                               cand.score.gap_s() if cand.score is not None else 0.0)
             cand.state, cand.promoted_at = "promoted", time.monotonic()
             cand.reason = d.get("reason", "promoted by hand")
         log_event(log, logging.INFO, "model_promoted", model=name, artifact=cand.entry["artifact"], reason=cand.reason)
