@@ -38,7 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keepalive", type=int, default=30, help="MQTT keep-alive, s (default: %(default)s)")
     p.add_argument("--session-expiry", type=int, default=3600, help="how long the broker queues events while "
                    "the fleet is away, s (default: %(default)s)")
-    p.add_argument("--state", default="var/fleet", help="folder of fleet.sqlite (default: %(default)s)")
+    p.add_argument("--state", default="var/fleet", help="folder of fleet.sqlite and the artifact store "
+                   "(default: %(default)s)")
+    p.add_argument("--store", default="", help="postgresql://user:pass@host/db: one database shared by every "
+                   "instance of the group (psycopg, the fleet extra); default: SQLite under --state")
     p.add_argument("--keep-events", type=int, default=200, help="recent events kept per device (default: %(default)s)")
     p.add_argument("--snapshot-mb", type=float, default=500, help="disk cap of snapshots, MB (default: %(default)s)")
     p.add_argument("--http", default="127.0.0.1:8090", help="HOST:PORT of the page (default: %(default)s)")
@@ -77,12 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..fleet.collector import Broker, FleetCollector
     from ..fleet.server import FleetServer
-    from ..fleet.store import FleetStore
+    from ..fleet.pgstore import open_store
     from ..notify import Notifier
 
     setup_logging(console=a.log_format)
     state = Path(a.state)
-    store = FleetStore(state / "fleet.sqlite", keep_events=a.keep_events, snapshot_bytes=int(a.snapshot_mb * 2**20))
+    try:
+        store = open_store(a.store, state, a.keep_events, int(a.snapshot_mb * 2**20))
+    except Exception as exc:  # psycopg missing, the database unreachable or refusing the password
+        print(f"edge-app fleet: --store {a.store.split('@')[-1]}: {exc}", file=sys.stderr)
+        return 2
     collector = FleetCollector(Broker(a.broker, a.ca, a.cert, a.key, a.client_id, a.keepalive, a.session_expiry),
                                store, prefix=a.prefix, group=a.group)
     try:
