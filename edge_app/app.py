@@ -112,6 +112,15 @@ class App:
                                       samples_dir=self.sampler.dir if self.sampler is not None else None)
         if self.sampler is not None:
             self.sampler.on_labels = self.rollout.on_labels
+        self.agent = None  # a fleet's rollout commands, over the device's MQTT connection
+        if self.events is not None and self.events.mqtt is not None:
+            from .rollout.agent import FleetAgent
+            from .rollout.commands import Verifier
+
+            r = cfg.rollout
+            self.agent = FleetAgent(self.rollout, self.events.device,
+                                    Verifier(r.fleet_public_key, r.fleet_secret), r.fleet_token)
+            self.events.mqtt.subscribe_commands(self.agent.on_command)
         # no model runs a batch as one call: gathering frames would only add latency
         batches = any(getattr(m, "max_batch", 1) != 1 and getattr(m, "batching", False) for m in self.models)
         # frame by frame, a worker takes one frame at a time: a big batch run serially by one worker would
@@ -285,6 +294,7 @@ class App:
                 "analytics": first["analytics"] if first else None,
                 "events": self.events.describe() if self.events is not None else None,
                 "models": self._models_status(),
+                "rollout": self.agent.describe() if self.agent is not None else None,
                 "batches": {str(k): v for k, v in sorted(self.batcher.batch_sizes.items())},
                 "batching": self.batching,
                 "warnings": [w for st in streams.values() for w in st["warnings"]],
@@ -405,6 +415,8 @@ class App:
     def shutdown(self) -> None:
         self.notifier.stopping()
         t0 = time.monotonic()
+        if self.agent is not None:
+            self.agent.close()
         self.rollout.close()
         self.batcher.stop(timeout=0.5)
         self.streams.stop(timeout=1.0)
