@@ -19,8 +19,9 @@ APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-
 	gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
-# What the tests drive for real: ffprobe, a headless browser, systemd-analyze, an MQTT broker (TLS certs by openssl).
-APT_TEST := ffmpeg chromium chromium-driver systemd mosquitto openssl
+# What the tests drive for real: ffprobe, a headless browser, systemd-analyze, an MQTT broker (TLS certs by openssl),
+# PostgreSQL (the fleet's shared store; the tests start their own server on a free port).
+APT_TEST := ffmpeg chromium chromium-driver systemd mosquitto openssl postgresql
 
 .PHONY: help run doctor run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people demo-coco import-env ultralytics-env clean
 
@@ -63,7 +64,7 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps 'tensorrt-stubs>=10.0' 2>&1 | grep -v "^WARNING: Location" || true
 	# TrackEval for edge-app evaluate-tracks; --no-deps: it asks for opencv-python (clashes with -headless)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps 'trackeval==1.3.0' 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import torch, torchvision, pycocotools, pytest, motmetrics, scipy, selenium"
+	$(PY) -c "import torch, torchvision, pycocotools, pytest, motmetrics, scipy, selenium, psycopg"
 	$(PY) -c "import contextlib, io; f = io.StringIO(); c = contextlib.redirect_stdout(f); c.__enter__(); import trackeval"
 	touch $@
 

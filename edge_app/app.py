@@ -25,6 +25,9 @@ from .serve.guard import Limits
 from .labels import Sampler
 from .review.api import Review
 from .review.samples import SampleStore
+from .rollout.api import ModelsApi
+from .rollout.manager import RolloutManager
+from .rollout.state import active_artifacts
 from .logs import CONSOLE, log_event, setup_logging
 from .notify import Notifier
 from .outputs import OUTPUTS
@@ -45,14 +48,22 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
     # splitting every frame across all of them: 77 vs 62 fps with 4 streams on 2 cores (README).
     threads = rt.threads if streams == 1 or rt.inference_workers == 1 else max(1, rt.threads // rt.inference_workers)
     specs = []
+    promoted = active_artifacts(cfg.resolve(cfg.rollout.state_dir))  # a promotion outlives a restart
     for name, m in cfg.models.items():
         if not m.enabled:
             continue
+        p = promoted.get(name) if m.kind != "classical" else None
+        if p is not None:
+            log.info("model %s: running %s, promoted over the config's %s", name, p["artifact"], m.artifact)
+        artifact = Path(p["artifact"]) if p else cfg.resolve(m.artifact) if m.artifact else None
+        thresholds = (Path(p["thresholds_file"]) if p.get("thresholds_file") else None) if p else \
+            cfg.resolve(m.thresholds_file) if m.thresholds_file else None
         specs.append(ModelSpec(
-            name=name, kind=m.kind, artifact=cfg.resolve(m.artifact) if m.artifact else None,
-            precision=m.precision, backend=m.backend, score_threshold=m.score_threshold, nms_iou=m.nms_iou,
+            name=name, kind=m.kind, artifact=artifact,
+            precision=p.get("precision", "auto") if p else m.precision, backend=m.backend,
+            score_threshold=m.score_threshold, nms_iou=m.nms_iou,
             top_k=m.top_k, max_detections=m.max_detections,
-            thresholds_file=cfg.resolve(m.thresholds_file) if m.thresholds_file else None,
+            thresholds_file=thresholds,
             method=m.method, classes=m.classes, threads=threads,
             engine_dir=cfg.state(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
             opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=model_tiles(cfg, name),
@@ -97,6 +108,23 @@ class App:
                               self.sampler.rolling)
                        if self.sampler is not None and self.sampler.inbox is not None else None)
         self.events = DeviceEvents.from_config(cfg, self.disk)
+        self.specs = {s.name: s for s in model_specs(cfg)}
+        self.rollout = RolloutManager(cfg, live=self._model, opener=self._open_as, swap=self.swap_model,
+                                      stats=self._model_stats, emit=self._emit,
+                                      failing=lambda: "; ".join(self.health().reasons)
+                                      if self.health().state == "failing" else "",
+                                      samples_dir=self.sampler.dir if self.sampler is not None else None)
+        if self.sampler is not None:
+            self.sampler.on_labels = self.rollout.on_labels
+        self.agent = None  # a fleet's rollout commands, over the device's MQTT connection
+        if self.events is not None and self.events.mqtt is not None:
+            from .rollout.agent import FleetAgent
+            from .rollout.commands import Verifier
+
+            r = cfg.rollout
+            self.agent = FleetAgent(self.rollout, self.events.device,
+                                    Verifier(r.fleet_public_key, r.fleet_secret), r.fleet_token)
+            self.events.mqtt.subscribe_commands(self.agent.on_command)
         # no model runs a batch as one call: gathering frames would only add latency
         batches = any(getattr(m, "max_batch", 1) != 1 and getattr(m, "batching", False) for m in self.models)
         # frame by frame, a worker takes one frame at a time: a big batch run serially by one worker would
@@ -106,9 +134,10 @@ class App:
                                workers=cfg.runtime.inference_workers)
         self.streams = StreamSet(cfg, self.models, self.batcher, self._stream_outputs,
                                  on_events=self._on_events if self.events is not None else None,
-                                 sampler=self.sampler, sampled=configs[0].name)
+                                 sampler=self.sampler, sampled=configs[0].name, shadow=self.rollout.on_frame)
         self.api = StreamsApi(self.streams)
         self.geometry = GeometryApi(self.streams, self.config_path)  # the page's line and zone editor
+        self.models_api = ModelsApi(self.rollout, self._models_status, cfg.base_dir)
         self.http, self.rtsp = self._servers()
         self.outputs: list[Any] = [o for o in (self.http, self.rtsp) if o is not None]
         if self.events is not None and self.events.mqtt is not None:
@@ -151,6 +180,50 @@ class App:
         decoder = next((getattr(m, "decoder", None) for m in self.models if m.name == model), None)
         return getattr(decoder, "score_thresholds", None)
 
+    # -- models and their candidates (edge_app.rollout) ------------------------------------------------
+    def _model(self, name: str) -> Any:
+        return next((m for m in self.models if m.name == name), None)
+
+    def _open_as(self, name: str, entry: dict[str, Any], threads: int) -> Any:
+        """Model ``name`` from another artifact (a candidate): the live spec with that artifact, its
+        thresholds and precision; ``threads`` 0 = the live model's own."""
+        import dataclasses
+
+        spec = dataclasses.replace(
+            self.specs[name], artifact=Path(entry["artifact"]), precision=entry.get("precision") or "auto",
+            thresholds_file=Path(entry["thresholds_file"]) if entry.get("thresholds_file") else None,
+            threads=threads or self.specs[name].threads)
+        model = open_model(spec, self._building)
+        if hasattr(model, "batching"):
+            model.batching = getattr(self._model(name), "batching", True)
+        return model
+
+    def swap_model(self, name: str, new: Any) -> Any:
+        """``new`` takes the place of model ``name`` between two batches (every list that holds it);
+        returns the replaced model, still open."""
+        old = self.batcher.swap(name, new)
+        for models in [self.models, self.streams.models] + [r.stream.models for r in self.streams.all()]:
+            for i, m in enumerate(models):
+                if m is old:
+                    models[i] = new
+        log.info("model %s swapped: %s", name, new.describe())
+        return old
+
+    def _model_stats(self, name: str) -> tuple[int, int, float | None]:
+        import numpy as np
+
+        seconds = list(self.batcher.model_seconds.get(name, ()))
+        return (self.batcher.model_frames[name], self.batcher.model_errors[name],
+                float(np.median(seconds)) if seconds else None)
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        if self.events is not None:
+            self.events.bus.emit(kind, **fields)
+
+    def _models_status(self, compact: bool = False) -> dict[str, Any]:
+        return {m.name: {"model": m.describe(), "candidate": self.rollout.describe(m.name, compact)}
+                for m in self.models}
+
     def _building(self, message: str) -> None:
         log.info(message)
         self.notifier.status(message)
@@ -162,7 +235,7 @@ class App:
         if o.http.enabled:
             http = _make("http", host=o.http.host, port=o.http.port, token=o.http.token,
                          jpeg_quality=o.http.jpeg_quality, status=self.status, health=self.health,
-                         record=self.telemetry.record, review=self.review, extras=[self.api, self.geometry],
+                         record=self.telemetry.record, review=self.review, extras=[self.api, self.geometry, self.models_api],
                          limits=Limits(head_s=o.http.head_timeout_s, body_s=o.http.body_timeout_s,
                                        max_connections=o.http.max_connections))
             log.info("output http: %s", http.url)
@@ -225,7 +298,8 @@ class App:
                 "detections": first["detections"] if first else [], "tracks": first["tracks"] if first else [],
                 "analytics": first["analytics"] if first else None,
                 "events": self.events.describe() if self.events is not None else None,
-                "models": [m.describe() for m in self.models],
+                "models": self._models_status(),
+                "rollout": self.agent.describe() if self.agent is not None else None,
                 "batches": {str(k): v for k, v in sorted(self.batcher.batch_sizes.items())},
                 "batching": self.batching,
                 "warnings": [w for st in streams.values() for w in st["warnings"]],
@@ -267,6 +341,7 @@ class App:
         self._signals()
         self.streams.start()
         self.batcher.start()
+        self.rollout.start()
         # READY = models loaded and outputs serving; a camera that is down at boot is a state shown in
         # STATUS and /healthz, not a reason to hold the unit in "activating" until TimeoutStartSec.
         self.notifier.ready(self._status_line(self.health()))
@@ -347,6 +422,9 @@ class App:
     def shutdown(self) -> None:
         self.notifier.stopping()
         t0 = time.monotonic()
+        if self.agent is not None:
+            self.agent.close()
+        self.rollout.close()
         self.batcher.stop(timeout=0.5)
         self.streams.stop(timeout=1.0)
         self.streams.close()

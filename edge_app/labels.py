@@ -115,6 +115,9 @@ class Sampler:
                 d.mkdir(parents=True, exist_ok=True)
         self.saved = self.scored = self.bad = self.failed = 0
         self.run, self.stream = run, stream
+        # called with (sample id, the sample's saved results, its labels) for each labelled sample: a
+        # candidate model's shadow predictions of that frame are scored against the same labels (rollout)
+        self.on_labels: Callable[[str, list[ModelResult], FrameLabels], None] | None = None
         self.disk = disk or DiskBudget()
         self._used = self._size()
         self._seen = 0
@@ -122,16 +125,19 @@ class Sampler:
         self._lock = threading.Lock()
 
     # -- saving -----------------------------------------------------------------------------------
-    def on_processed(self, frame: Frame, results: list[ModelResult]) -> None:
+    def on_processed(self, frame: Frame, results: list[ModelResult]) -> str | None:
+        """Save the frame if it is due; returns its sample id (None when not saved)."""
         self._seen += 1
         reasons = self.reasons(results)
+        saved = None
         if self.every > 0 and (self._seen - 1) % self.every == 0:
-            self.save(frame, results, ["every", *reasons])
+            saved = self.save(frame, results, ["every", *reasons])
         elif reasons and self._extra_allowed(time.monotonic()):
-            self.save(frame, results, reasons)
+            saved = self.save(frame, results, reasons)
         if self.inbox is not None and time.monotonic() - self._last_poll >= self.poll_s:
             self._last_poll = time.monotonic()
             self.poll()
+        return saved
 
     def reasons(self, results: list[ModelResult]) -> list[str]:
         """Why this frame is worth labelling beyond 1 in N: "uncertain", "disagree" (maybe both)."""
@@ -270,6 +276,11 @@ class Sampler:
                             seg = next((r for r in results if r.mask is not None), None)
                             labels = FrameLabels(mask=labels.mask, mask_classes=seg.classes if seg else ())
                         self.rolling.update(results, labels)
+                        if self.on_labels is not None:
+                            try:
+                                self.on_labels(sid, results, labels)
+                            except Exception as exc:  # the candidate's scoring never costs the label
+                                log.warning("label inbox: candidate scoring of %s failed: %s", sid, exc)
                         n += 1
                     shutil.move(str(path), str(self.inbox / "done" / path.name))
                 except (DatasetError, OSError, ValueError, KeyError, json.JSONDecodeError) as exc:

@@ -38,12 +38,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keepalive", type=int, default=30, help="MQTT keep-alive, s (default: %(default)s)")
     p.add_argument("--session-expiry", type=int, default=3600, help="how long the broker queues events while "
                    "the fleet is away, s (default: %(default)s)")
-    p.add_argument("--state", default="var/fleet", help="folder of fleet.sqlite (default: %(default)s)")
+    p.add_argument("--state", default="var/fleet", help="folder of fleet.sqlite and the artifact store "
+                   "(default: %(default)s)")
+    p.add_argument("--store", default="", help="postgresql://user:pass@host/db: one database shared by every "
+                   "instance of the group (psycopg, the fleet extra); default: SQLite under --state")
     p.add_argument("--keep-events", type=int, default=200, help="recent events kept per device (default: %(default)s)")
     p.add_argument("--snapshot-mb", type=float, default=500, help="disk cap of snapshots, MB (default: %(default)s)")
     p.add_argument("--http", default="127.0.0.1:8090", help="HOST:PORT of the page (default: %(default)s)")
     p.add_argument("--token", default=os.environ.get(TOKEN_ENV, ""), help=f"bearer token of the page and API "
                    f"(default: ${TOKEN_ENV}); required beyond loopback")
+    p.add_argument("--signing-key", default="", help="Ed25519 private key (raw 32 bytes) that signs rollout "
+                   "commands; made there when missing; devices hold its public key (/api/rollouts/key)")
+    p.add_argument("--command-secret", default=os.environ.get("EDGE_APP_COMMAND_SECRET", ""),
+                   help="or a shared HMAC-SHA256 secret (without the cryptography package)")
+    p.add_argument("--url", default="", help="the fleet's address as devices reach it, for downloads "
+                   "(default: http://HOST:PORT of --http)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default="auto", help="console log format")
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds (tests, benchmarks)")
     return p.parse_args(argv)
@@ -77,16 +86,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..fleet.collector import Broker, FleetCollector
     from ..fleet.server import FleetServer
-    from ..fleet.store import FleetStore
+    from ..fleet.pgstore import open_store
     from ..notify import Notifier
 
     setup_logging(console=a.log_format)
     state = Path(a.state)
-    store = FleetStore(state / "fleet.sqlite", keep_events=a.keep_events, snapshot_bytes=int(a.snapshot_mb * 2**20))
+    try:
+        store = open_store(a.store, state, a.keep_events, int(a.snapshot_mb * 2**20))
+    except Exception as exc:  # psycopg missing, the database unreachable or refusing the password
+        print(f"edge-app fleet: --store {a.store.split('@')[-1]}: {exc}", file=sys.stderr)
+        return 2
     collector = FleetCollector(Broker(a.broker, a.ca, a.cert, a.key, a.client_id, a.keepalive, a.session_expiry),
                                store, prefix=a.prefix, group=a.group)
+    rollouts = None
+    if a.signing_key or a.command_secret:
+        from ..fleet.rollouts import ArtifactStore, Rollouts
+        from ..rollout.commands import Signer
+
+        if a.signing_key:
+            key = Path(a.signing_key)
+            if not key.is_file():
+                key.parent.mkdir(parents=True, exist_ok=True)
+                key.write_bytes(os.urandom(32))
+                key.chmod(0o600)
+            signer = Signer(private_key=key.read_bytes())
+        else:
+            signer = Signer(secret=a.command_secret)
+        rollouts = Rollouts(state, ArtifactStore(state / "artifacts"), signer,
+                            lambda topic, payload: collector.client.publish(topic, payload, qos=1, retain=True),
+                            store.devices, a.url or f"http://{host}:{port}", a.prefix)
+        log_event(log, logging.INFO, "fleet_rollouts", alg=signer.alg, public_key=signer.public_key)
     try:
-        server = FleetServer(store, collector, host=host, port=port, token=a.token)
+        server = FleetServer(store, collector, host=host, port=port, token=a.token, rollouts=rollouts)
     except OSError as exc:
         print(f"edge-app fleet: cannot listen on {a.http}: {exc}", file=sys.stderr)
         return 2
@@ -98,8 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     notify.ready(f"fleet on {server.url}")
     log_event(log, logging.INFO, "fleet_ready", url=server.url, broker=collector.describe()["broker"], group=a.group)
     end = time.monotonic() + a.max_seconds if a.max_seconds else None
+    published = False
     try:
         while not stop.wait(1.0):
+            if rollouts is not None and collector.state == "connected":
+                if not published:  # a restarted fleet resumes: running rollouts' commands again
+                    rollouts.republish()
+                    published = True
+                try:
+                    rollouts.tick()
+                except Exception as exc:
+                    log.warning("fleet: rollouts: %s", exc)
             if collector.alive:
                 notify.watchdog()  # only while the writer works: a stuck fleet is restarted by systemd
             if end is not None and time.monotonic() >= end:

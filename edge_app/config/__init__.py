@@ -147,6 +147,17 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
         problems.append(f"output.rtsp.port = {cfg.output.rtsp.port}: expected a port other than "
                         "output.http.port")
     problems.extend(_validate_events(cfg))
+    r = cfg.rollout
+    if r.fleet_public_key:
+        import base64
+        import binascii
+        try:
+            raw = base64.b64decode(r.fleet_public_key, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            problems.append(f"rollout.fleet_public_key = {r.fleet_public_key[:20]!r}...: expected the base64 of an "
+                            "Ed25519 public key (32 bytes; `edge-app fleet` logs it and serves /api/rollouts/key)")
     return problems
 
 
@@ -294,6 +305,14 @@ def _validate_model(cfg: AppConfig, name: str, model: ModelConfig) -> list[str]:
     if model.thresholds_file and not cfg.resolve(model.thresholds_file).is_file():
         problems.append(f"{key}.thresholds_file = {model.thresholds_file!r}: "
                         f"{cfg.resolve(model.thresholds_file)} does not exist")
+    cand = model.candidate
+    if cand.artifact and model.kind == "classical":
+        problems.append(f"{key}.candidate.artifact = {cand.artifact!r}: a classical model has no artifact to replace")
+    elif cand.artifact and not cfg.resolve(cand.artifact).is_file():
+        problems.append(f"{key}.candidate.artifact = {cand.artifact!r}: {cfg.resolve(cand.artifact)} does not exist")
+    if cand.thresholds_file and not cfg.resolve(cand.thresholds_file).is_file():
+        problems.append(f"{key}.candidate.thresholds_file = {cand.thresholds_file!r}: "
+                        f"{cfg.resolve(cand.thresholds_file)} does not exist")
     if model.kind == "classical" and len(model.classes) < 2:
         problems.append(f"{key}.classes = {list(model.classes)!r}: expected at least two class names")
     if model.kind == "detector":

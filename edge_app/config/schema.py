@@ -61,6 +61,17 @@ class TrackerConfig:
 
 
 @dataclass(frozen=True)
+class CandidateConfig:
+    """A shadow model beside the live one (``edge_app.rollout``): it takes over only when it measures as good."""
+
+    artifact: str = spec("", doc="the candidate's ONNX artifact (same task and classes as the model); \"\" = none; "
+                         "relative to this file")
+    thresholds_file: str = spec("", doc="its per-class thresholds, which travel with it on promotion (\"\" = "
+                                "<artifact>.thresholds.json beside it when present)")
+    precision: str = spec("auto", choices=PRECISIONS, doc="the candidate's precision (as the model's)")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     kind: str = spec(choices=MODEL_KINDS, doc="detector | segmenter | classical (OpenCV baseline)")
     artifact: str = spec("", doc="ONNX artifact (its metadata names classes, input size, "
@@ -97,6 +108,7 @@ class ModelConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     keep: tuple[str, ...] = spec(factory=tuple, doc="detector: only these classes (or class groups) are reported, "
                                  "tracked and counted; the others are dropped ([] = all; Frigate's objects.track)")
+    candidate: CandidateConfig = field(default_factory=CandidateConfig)
 
 
 @dataclass(frozen=True)
@@ -235,6 +247,38 @@ class RuntimeConfig:
                                    "before running a partial batch (nvstreammux's batched-push-timeout)")
 
 
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Shadow runs, the promotion rule, the watch after a promotion, and the fleet's commands."""
+
+    state_dir: str = spec("var/rollout", doc="which artifact each model runs (survives restarts), downloaded "
+                          "artifacts, the commands applied")
+    shadow_every: int = spec(10, ge=0, doc="the candidate runs on every sampled frame and on at most 1 in N of "
+                             "the others (0 = sampled frames only)")
+    shadow_share: float = spec(0.25, gt=0, le=4, doc="CPU budget of the candidate: seconds of CPU per second "
+                               "(0.25 = a quarter of one core), measured; its thread also runs at the lowest priority")
+    frames: int = spec(100, ge=5, le=100000, doc="labelled frames scored by both models before the decision")
+    margin: float = spec(0.02, ge=0, le=1, doc="promote when the candidate is not worse than the current by more "
+                         "than this (F1 for detectors, mIoU for segmenters)")
+    confidence: float = spec(0.95, gt=0.5, lt=1, doc="one-sided confidence of that statement (paired bootstrap "
+                             "over frames)")
+    resamples: int = spec(2000, ge=100, le=100000, doc="bootstrap resamples")
+    auto_promote: bool = spec(True, doc="act on the decision (false: report it; promote with POST "
+                              "/api/models/NAME/promote)")
+    watch_frames: int = spec(100, ge=0, doc="after a promotion, labelled frames (as far apart as the decision's) "
+                             "on which the new model's metric must stay within the previous model's interval (0 = no watch)")
+    watch_s: float = spec(120.0, gt=0, doc="how long the health of a promoted model is watched (errors, latency)")
+    max_latency_ratio: float = spec(2.0, ge=1, doc="health: the promoted model's live latency (p50) over the "
+                                    "previous model's above this rolls it back")
+    max_error_rate: float = spec(0.05, ge=0, le=1, doc="health: the share of frames on which the promoted model "
+                                 "raised an error above this rolls it back")
+    fleet_public_key: str = spec("", doc="the fleet's Ed25519 public key (base64 of its 32 bytes): fleet commands "
+                                 "must carry its signature (needs the cryptography package)")
+    fleet_secret: str = spec("", doc="or a shared secret: commands signed with HMAC-SHA256 (\"\" and no key = "
+                             "fleet commands are refused)")
+    fleet_token: str = spec("", doc="bearer token this device shows the fleet when it downloads an artifact")
+
+
 ANCHORS = ("bottom_center", "center", "top_center")
 
 
@@ -298,6 +342,7 @@ class AppConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     streams: tuple[StreamConfig, ...] = spec(factory=tuple, doc="several cameras: [[streams]] tables (name, uri, "
                                              "any [source] key, lines/zones, labels_file, outputs); none = [source]")
     # Directory of the config file; relative paths in it are resolved against this.

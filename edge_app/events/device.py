@@ -180,7 +180,24 @@ def compact_status(device: str, status: dict[str, Any], analytics: dict[str, Any
                       "counts": _counts(st.get("analytics"))} for name, st in (status.get("streams") or {}).items()}
     return {"device": device, "streams": streams, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fps": status.get("fps"),
             "health": status.get("health", {}).get("state"), "source": {k: src.get(k) for k in ("uri", "state", "reconnects")},
-            "rolling": rolling, "counts": _counts(analytics)}
+            "rolling": rolling, "counts": _counts(analytics), "models": _models(status.get("models"))}
+
+
+def _models(models: Any) -> dict[str, Any]:
+    """Each model's candidate for the fleet (state, the A/B numbers, per class without the intervals)."""
+    out: dict[str, Any] = {}
+    for name, m in (models or {}).items() if isinstance(models, dict) else []:
+        c = (m or {}).get("candidate")
+        if c is None:
+            out[name] = {"candidate": None}
+            continue
+        brief = {k: v for k, v in c.items() if k not in ("per_class", "shadow", "rule")}
+        brief["per_class"] = {cls: {side: {k: v.get(k) for k in ("precision", "recall", "f1", "iou") if k in v}
+                                    for side, v in row.items()} for cls, row in (c.get("per_class") or {}).items()}
+        if c.get("shadow"):
+            brief["shadow"] = {k: c["shadow"].get(k) for k in ("runs", "cpu_share", "latency_ms")}
+        out[name] = {"candidate": brief}
+    return out
 
 
 def _counts(analytics: dict[str, Any] | None) -> dict[str, Any]:

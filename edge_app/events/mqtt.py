@@ -67,6 +67,10 @@ class MqttOutput:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        # a fleet's commands (<prefix>/<device>/command, retained, QoS 1): handed over as bytes, checked by
+        # whoever takes them (edge_app.rollout.agent); None = not subscribed
+        self.on_command: Any = None
         self.state, self.last_error = "connecting", ""
         self.sent = self.acked = self.connects = 0
         self._connected = threading.Event()
@@ -116,8 +120,20 @@ class MqttOutput:
             discovery = list(self._discovery)
         for topic, payload in discovery:
             client.publish(topic, payload, qos=1, retain=True)
+        if self.on_command is not None:
+            client.subscribe(f"{self.prefix}/command", qos=1)
         self._connected.set()
         log.info("mqtt: connected to %s:%d as %s", self.host, self.port, self.device)
+
+    def subscribe_commands(self, callback: Any) -> None:
+        """Take the fleet's commands from now on (subscribed on every connect; now too if connected)."""
+        self.on_command = callback
+        if self._connected.is_set():
+            self.client.subscribe(f"{self.prefix}/command", qos=1)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        if self.on_command is not None and msg.topic == f"{self.prefix}/command":
+            self.on_command(msg.payload)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self._connected.clear()

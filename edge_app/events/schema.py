@@ -114,6 +114,13 @@ TYPE_FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "source_lost": {"uri": _text(4096), "reason": _text(4096)},
     "source_back": {"uri": _text(4096), "reason": _text(4096)},
     "model_reloaded": {"models": _strings},
+    # a candidate model's life (edge_app.rollout): its artifact by path on the device and by digest
+    "model_candidate": {"model": _text(), "artifact": _text(4096), "sha256": _text(64)},
+    "model_promoted": {"model": _text(), "artifact": _text(4096), "sha256": _text(64), "frames": _int(0),
+                       "delta": _number},
+    "model_rejected": {"model": _text(), "artifact": _text(4096), "sha256": _text(64), "frames": _int(0),
+                       "reason": _text(4096)},
+    "model_rolled_back": {"model": _text(), "artifact": _text(4096), "sha256": _text(64), "reason": _text(4096)},
 }
 TYPES = tuple(TYPE_FIELDS)
 OPTIONAL: dict[str, Callable[[Any], str | None]] = {"snapshot": _object, "point": _numbers(2)}
@@ -121,7 +128,8 @@ _COUNT = _int(0)
 # The retained status: only what the fleet reads is typed (the rest is free within the generic bounds).
 STATUS_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "device": _name, "fps": lambda v: None if v is None else _number(v), "health": lambda v: None if v is None else _text(32)(v),
-    "source": _object, "rolling": _object, "counts": _object, "streams": _object, "time": _text(40)}
+    "source": _object, "rolling": _object, "counts": _object, "streams": _object, "time": _text(40),
+    "models": _object}
 
 
 def utc_now(now: float | None = None) -> str:

@@ -220,7 +220,7 @@ class FleetCollector:
             try:
                 new = self.store.write(incoming)
                 break
-            except sqlite3.OperationalError as exc:  # the database, not the data: wait and try again
+            except getattr(self.store, "TRANSIENT", (sqlite3.OperationalError,)) as exc:  # the database, not the data
                 self.store_error = f"the store cannot write: {exc}"
                 log.error("fleet: %s; %d messages kept, retrying in %.1f s", self.store_error, len(messages), delay)
                 if self._stop.wait(delay):

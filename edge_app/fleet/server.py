@@ -19,12 +19,13 @@ PAGE = Path(__file__).with_name("page.html")
 
 
 def fleet_view(store: FleetStore, collector: FleetCollector | None, events: int = 50,
-               device: str | None = None) -> dict[str, Any]:
+               device: str | None = None, rollouts: Any = None) -> dict[str, Any]:
     now = time.time()
     devices = store.devices()
     for d in devices:
         d["age_s"] = round(now - d["last_seen"], 1) if d["last_seen"] else None
     return {"time": now, "collector": collector.describe() if collector is not None else None,
+            "rollouts": rollouts.all() if rollouts is not None else [],
             "online": sum(d["online"] for d in devices), "devices": devices,
             "events": store.recent_events(events, device)}
 
@@ -92,13 +93,52 @@ def metrics_text(view: dict[str, Any]) -> bytes:
 
 class FleetServer(HttpService):
     def __init__(self, store: FleetStore, collector: FleetCollector | None, *, host: str = "127.0.0.1",
-                 port: int = 8090, token: str = "") -> None:
-        self.store, self.collector = store, collector
+                 port: int = 8090, token: str = "", rollouts: Any = None) -> None:
+        """rollouts: ``fleet.rollouts.Rollouts`` (``/api/rollouts``, ``/artifacts/<sha256>``), or None."""
+        self.store, self.collector, self.rollouts = store, collector, rollouts
         super().__init__(host=host, port=port, token=token, name="fleet-http")
 
     def routes(self) -> dict[str, Route]:
         return {"/": self._page, "/index.html": self._page, "/api/fleet": self._api, "/snapshot/": self._snapshot,
-                "/metrics": self._metrics, "/healthz": self._health}
+                "/metrics": self._metrics, "/healthz": self._health, "/api/rollouts": self._rollouts,
+                "/api/rollouts/key": self._key, "/artifacts/": self._artifact}
+
+    def writes(self) -> set[str]:
+        return {"/api/rollouts"}
+
+    def _rollouts(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        if self.rollouts is None:
+            self.send_json(req, 404, {"error": "rollouts need a signing key (--signing-key or --command-secret)"})
+            return
+        if req.command == "GET":
+            self.send_json(req, 200, {"rollouts": self.rollouts.all()})
+            return
+        try:
+            body = self.read_json(req, 64 * 2**10)
+            out = self.rollouts.start(body)
+        except (ValueError, OSError) as exc:
+            self.send_json(req, self.error_code(exc) if hasattr(exc, "reason") else 400, {"error": str(exc)})
+            return
+        self.send_json(req, 201, out)
+
+    def _key(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        signer = getattr(self.rollouts, "signer", None)
+        self.send_json(req, 200, {"alg": getattr(signer, "alg", None), "public_key": getattr(signer, "public_key", "")})
+
+    def _artifact(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        """A stored artifact file by its sha256, whole or from a byte (``Range: bytes=N-``: a resumed download)."""
+        found = self.rollouts.artifacts.path(path.rsplit("/", 1)[-1]) if self.rollouts is not None else None
+        if found is None:
+            self.send(req, 404, b"no such artifact\n", "text/plain")
+            return
+        data = found.read_bytes()
+        start = 0
+        rng = req.headers.get("Range", "")
+        if rng.startswith("bytes=") and rng[6:].rstrip("-").isdigit() and rng.endswith("-"):
+            start = min(int(rng[6:-1]), len(data))
+        body = data[start:]
+        headers = (("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"),) if start else ()
+        self.send(req, 206 if start else 200, body, "application/octet-stream", headers)
 
     def _page(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         self.send_page(req, PAGE)
@@ -108,7 +148,7 @@ class FleetServer(HttpService):
             limit = max(1, min(1000, int(query.get("events", ["50"])[0])))
         except ValueError:
             limit = 50
-        return fleet_view(self.store, self.collector, limit, query.get("device", [None])[0])
+        return fleet_view(self.store, self.collector, limit, query.get("device", [None])[0], self.rollouts)
 
     def _api(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         self.send(req, 200, json.dumps(self._view(query), default=str).encode(), "application/json")

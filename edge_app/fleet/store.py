@@ -47,6 +47,8 @@ class Incoming:
 
 
 class FleetStore:
+    TRANSIENT = (sqlite3.OperationalError,)  # the database cannot write now (disk full, locked): retry the batch
+
     def __init__(self, path: Path, keep_events: int = 200, snapshot_bytes: int = 500 * 2**20,
                  prune_every_s: float = 2.0) -> None:
         self.path = Path(path)

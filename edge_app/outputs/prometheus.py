@@ -72,11 +72,49 @@ def metrics_text(status: dict[str, Any]) -> bytes:
                             sroll.add_metric([name, model, key], r[key])
             yield from (s_fps, s_frames, s_playing, s_reconnects)
             yield sroll
+            yield from _candidate_metrics(status.get("models"))
             yield from _analytics_metrics([(name, st.get("analytics")) for name, st in streams.items()])
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Snapshot())
     return generate_latest(registry)
+
+
+def _candidate_metrics(models: Any) -> Any:
+    """Candidate models (edge_app.rollout): state, the A/B numbers side by side, and what the shadow costs."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    if not isinstance(models, dict):
+        return
+    state = GaugeMetricFamily("edge_candidate_state", "1 for the candidate's state", labels=["model", "state"])
+    metric = GaugeMetricFamily("edge_candidate_metric", "Current vs candidate on the same labelled frames",
+                               labels=["model", "side", "metric"])
+    frames = GaugeMetricFamily("edge_candidate_frames", "Labelled frames scored by both models", labels=["model"])
+    cpu = CounterMetricFamily("edge_shadow_cpu_seconds", "CPU time the candidate used (its own thread)", labels=["model"])
+    share = GaugeMetricFamily("edge_shadow_cpu_share", "CPU seconds per second the candidate used", labels=["model"])
+    runs = CounterMetricFamily("edge_shadow_runs", "Frames the candidate ran on", labels=["model"])
+    skipped = CounterMetricFamily("edge_shadow_skipped", "Frames the candidate skipped", labels=["model", "reason"])
+    for name, m in models.items():
+        c = (m or {}).get("candidate")
+        if not c:
+            continue
+        state.add_metric([name, c["state"]], 1.0)
+        frames.add_metric([name], c.get("frames") or 0)
+        for side in ("current", "candidate"):
+            if c.get(side) is not None:
+                metric.add_metric([name, side, c.get("metric") or "f1"], c[side])
+        lat = c.get("latency_ms") or {}
+        for side in ("current", "candidate"):
+            if lat.get(side) is not None:
+                metric.add_metric([name, side, "latency_ms"], lat[side])
+        sh = c.get("shadow")
+        if sh:
+            cpu.add_metric([name], sh["cpu_s"])
+            share.add_metric([name], sh["cpu_share"])
+            runs.add_metric([name], sh["runs"])
+            for reason, n in sh["skipped"].items():
+                skipped.add_metric([name, reason], n)
+    yield from (state, metric, frames, cpu, share, runs, skipped)
 
 
 def _analytics_metrics(streams: list[tuple[str, dict[str, Any] | None]]) -> Any:

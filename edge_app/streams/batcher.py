@@ -54,6 +54,11 @@ class Batcher:
         self._next = 0
         self._last = -1
         self.batch_sizes: collections.Counter[int] = collections.Counter()
+        # per model: frames run, frames it failed on, and the last seconds per frame (a promoted model's
+        # health is judged from these: rollout.manager)
+        self.model_frames: collections.Counter[str] = collections.Counter()
+        self.model_errors: collections.Counter[str] = collections.Counter()
+        self.model_seconds: dict[str, collections.deque[float]] = {}
         self._warn = RateLimited(log)
 
     # -- streams -----------------------------------------------------------------------------------
@@ -169,16 +174,21 @@ class Batcher:
             s.telemetry.record("capture_wait", max(0.0, start - f.captured))
         per_frame: list[list[Any]] = [[] for _ in batch]
         t0 = time.perf_counter()
-        for model in self.models:
+        for model in list(self.models):  # one list per batch: a model swapped meanwhile takes the next batch
             # the frames of the streams this model runs on (a stream may name its models)
             idx = [i for i, (s, _) in enumerate(batch) if s.runs is None or model.name in s.runs]
             if not idx:
                 continue
             part = [batch[i] for i in idx]
+            tm = time.perf_counter()
             try:
                 results: list[Any] = predict_batch(model, [f.image for _, f in part])
             except Exception:
                 results = self._one_by_one(model, part)  # find the frame at fault; the others keep their results
+            self.model_frames[model.name] += len(part)
+            self.model_errors[model.name] += sum(r is None for r in results)
+            seconds = self.model_seconds.setdefault(model.name, collections.deque(maxlen=200))
+            seconds.append((time.perf_counter() - tm) / len(part))
             for i, r in zip(idx, results):
                 if r is not None:
                     per_frame[i].append(r)
@@ -187,6 +197,16 @@ class Batcher:
         self.batch_sizes[len(batch)] += 1
         for (s, f), results in zip(batch, per_frame):
             s.process(f, results)
+
+    def swap(self, name: str, new: Any) -> Any:
+        """Put ``new`` in the place of the model called ``name`` (between two batches: ``run`` takes its
+        list once per batch); returns the model it replaced. Its per-model timings start again."""
+        for i, m in enumerate(self.models):
+            if m.name == name:
+                self.models[i] = new
+                self.model_seconds.pop(name, None)
+                return m
+        raise KeyError(name)
 
     def _one_by_one(self, model: Any, batch: list[tuple[Stream, Frame]]) -> list[Any]:
         out: list[Any] = []

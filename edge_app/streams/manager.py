@@ -45,8 +45,12 @@ class StreamSet:
     def __init__(self, cfg: AppConfig, models: Sequence[Any], batcher: Batcher,
                  outputs: Callable[[StreamConfig], list[Any]],
                  on_events: Callable[[str], Callable[[list[dict[str, Any]]], None]] | None = None,
-                 sampler: Any = None, sampled: str = "") -> None:
+                 sampler: Any = None, sampled: str = "",
+                 shadow: Callable[[Any, int, list[Any], Any, str | None], None] | None = None) -> None:
+        """shadow(image, index, results, labels, sample id): every processed frame of the sampled stream,
+        for the candidate models (``rollout.manager``)."""
         self.cfg, self.models, self.batcher = cfg, list(models), batcher
+        self.shadow = shadow
         self._outputs, self._on_events = outputs, on_events
         self.sampler, self.sampled = sampler, sampled
         self._running: dict[str, Running] = {}
@@ -152,6 +156,8 @@ class StreamSet:
                               class_groups)
         labels_file = LabelsFile.open(cfg.resolve(sc.labels_file)) if sc.labels_file else None
         hooks = build_label_hooks(labels_file, sampler)
+        if sc.name == self.sampled and self.shadow is not None:
+            hooks.on_processed = _with_shadow(hooks.on_processed, hooks.labels_for, self.shadow)
         hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
         if self._on_events is not None:
             analytics.record_events = True
@@ -183,6 +189,15 @@ class StreamSet:
     def stream_status(self, name: str) -> dict[str, Any] | None:
         r = self.get(name)
         return None if r is None else describe(r, time.monotonic())
+
+
+def _with_shadow(sample: Any, labels_for: Any, shadow: Any) -> Callable[[Any, list[Any]], None]:
+    """The sampler's hook, then the candidates' (told the frame's labels and whether it was sampled)."""
+    def on_processed(frame: Any, results: list[Any]) -> None:
+        sid = sample(frame, results) if sample is not None else None
+        labels = frame.labels if frame.labels is not None else labels_for(frame) if labels_for is not None else None
+        shadow(frame.image, frame.index, results, labels, sid)
+    return on_processed
 
 
 def new_rolling(cfg: AppConfig) -> RollingMonitor:

@@ -10,7 +10,10 @@ Prints: events sent (acknowledged by the broker) and stored, lost (goal 0), dupl
 ``--hostile F`` (the soak of issue 21): besides, a share F of the events is followed by a hostile message
 (tests/fleet/devices.py ``attack``); while it runs the page and ``/api/fleet`` are fetched every 2 s.
 Prints also: hostile messages sent and refused, the writer alive at the end, the page's answers and their
-p99. Run: `python tests/benchmarks/bench_fleet.py [--devices 100 --rate 10 --seconds 30 --hostile 0.01]`.
+p99. ``--store postgresql --instances 2`` (issue 26): a PostgreSQL server started here (tests/fleet/postgres.py)
+and that many fleet instances in one shared-subscription group writing into it; besides, whether every
+instance's ``/api/fleet`` shows every device (one view). Run: `python tests/benchmarks/bench_fleet.py
+[--devices 100 --rate 10 --seconds 30 --hostile 0.01] [--store postgresql --instances 2]`.
 """
 from __future__ import annotations
 
@@ -76,26 +79,36 @@ def _health(port: int) -> int:
         return 0
 
 
-def run(devices: int, rate: float, seconds: float, hostile: float = 0.0) -> dict:
+def run(devices: int, rate: float, seconds: float, hostile: float = 0.0, store: str = "sqlite",
+        instances: int = 1) -> dict:
     from tests.events.broker import Broker
     from tests.gst_helpers import free_port
 
     with tempfile.TemporaryDirectory() as tmp:
         broker = Broker(Path(tmp) / "broker")
-        port = free_port()
+        pg = None
+        if store == "postgresql":
+            from tests.fleet.postgres import Postgres
+            pg = Postgres()
+        ports = [free_port() for _ in range(instances)]
+        port = ports[0]
         state = Path(tmp) / "fleet"
-        fleet = subprocess.Popen([sys.executable, "-m", "edge_app", "fleet", "--broker", broker.url, "--state",
-                                  str(state), "--http", f"127.0.0.1:{port}", "--log-format", "json"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        end = time.monotonic() + 30
-        while time.monotonic() < end and ((_api(port) or {}).get("collector") or {}).get("state") != "connected":
-            time.sleep(0.2)
+        fleets = [subprocess.Popen([sys.executable, "-m", "edge_app", "fleet", "--broker", broker.url, "--state",
+                                    str(state) + (f"-{i}" if i else ""), "--http", f"127.0.0.1:{p}", "--log-format",
+                                    "json", "--client-id", f"bench-fleet-{i}", *(["--store", pg.url] if pg else [])],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+                  for i, p in enumerate(ports)]
+        fleet = fleets[0]
+        for p in ports:
+            end = time.monotonic() + 30
+            while time.monotonic() < end and ((_api(p) or {}).get("collector") or {}).get("state") != "connected":
+                time.sleep(0.2)
         sim = subprocess.Popen([sys.executable, "-m", "tests.fleet.devices", "--broker", broker.url, "--count",
                                 str(devices), "--rate", str(rate), "--seconds", str(seconds), "--status-every", "1",
                                 "--snapshot-every", "10", "--keepalive", "30", "--hostile", str(hostile)],
                                stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert sim.stdout.readline().strip() == "ready", "the simulated devices did not connect"
-        cpu0 = {"broker": cpu_seconds(broker.proc.pid), "fleet": cpu_seconds(fleet.pid)}
+        cpu0 = {"broker": cpu_seconds(broker.proc.pid), "fleet": sum(cpu_seconds(f.pid) for f in fleets)}
         poller = PagePoller(port)
         poller.start()
         t0 = time.monotonic()
@@ -103,20 +116,34 @@ def run(devices: int, rate: float, seconds: float, hostile: float = 0.0) -> dict
         wall = time.monotonic() - t0
         sent = sum(summary["sent"].values())
         end = time.monotonic() + 30  # let the fleet drain what is queued
-        while time.monotonic() < end and (_api(port) or {}).get("collector", {}).get("queued", 1) > 0:
+        while time.monotonic() < end and any((_api(p) or {}).get("collector", {}).get("queued", 1) > 0 for p in ports):
             time.sleep(0.2)
         time.sleep(1)
-        cpu1 = {"broker": cpu_seconds(broker.proc.pid), "fleet": cpu_seconds(fleet.pid)}
+        cpu1 = {"broker": cpu_seconds(broker.proc.pid), "fleet": sum(cpu_seconds(f.pid) for f in fleets)}
         poller.stop.set()
         poller.join(10)
-        view = _api(port) or {}
+        views = [_api(p) or {} for p in ports]
+        view = views[0]
+        # one view: every instance's page lists every device, with the same totals
+        one_view = all(len(v.get("devices", [])) == devices for v in views) and len(
+            {json.dumps(sorted((d["device"], d["events"]) for d in v.get("devices", []))) for v in views}) == 1
         health = _health(port)
-        fleet.terminate()
-        fleet.wait(30)
+        per_instance = [sum((v.get("collector") or {}).get("events", {}).values()) for v in views]
+        for f in fleets:
+            f.terminate()
+        for f in fleets:
+            f.wait(30)
         broker.stop()
-        with sqlite3.connect(state / "fleet.sqlite") as db:
-            stored = int(db.execute("SELECT COALESCE(SUM(events), 0) FROM devices").fetchone()[0])
-            rows = db.execute("SELECT time, received, stored, type FROM events").fetchall()
+        if pg is not None:
+            import psycopg
+            with psycopg.connect(pg.url) as db:
+                stored = int(db.execute("SELECT COALESCE(SUM(events), 0) FROM devices").fetchone()[0])
+                rows = db.execute("SELECT time, received, stored, type FROM events").fetchall()
+            pg.close()
+        else:
+            with sqlite3.connect(state / "fleet.sqlite") as db:
+                stored = int(db.execute("SELECT COALESCE(SUM(events), 0) FROM devices").fetchone()[0])
+                rows = db.execute("SELECT time, received, stored, type FROM events").fetchall()
     from edge_app.events.schema import event_time
 
     made = np.array([event_time(r[0]) for r in rows], dtype=float)
@@ -126,9 +153,13 @@ def run(devices: int, rate: float, seconds: float, hostile: float = 0.0) -> dict
     upstream, queue = (received - made) * 1e3, (stored_at - received) * 1e3
     c = view.get("collector") or {}
     lag_ms = c.get("lag_ms") or {}
+    if instances > 1:  # each instance knows only its own share's lag: from the shared rows instead
+        lag = stored_at - made
+        lag_ms = {"p50": _q(lag * 1e3, 50), "p99": _q(lag * 1e3, 99)}
     busy = {n: round(100 * (cpu1[n] - cpu0[n]) / wall, 1) for n in ("broker", "fleet")}
     busy["devices"] = round(100 * summary["cpu_s"] / summary["run_s"], 1)  # the simulator's own count
-    return {"devices": devices, "rate": rate, "seconds": seconds, "sent": sent, "stored": stored, "lost": sent - stored,
+    return {"store": store, "instances": instances, "one_view": one_view, "per_instance_events": per_instance,
+            "events_per_s": round(stored / seconds, 1), "devices": devices, "rate": rate, "seconds": seconds, "sent": sent, "stored": stored, "lost": sent - stored,
             "duplicates": c.get("duplicates"), "lag_p50_ms": lag_ms.get("p50"), "lag_p99_ms": lag_ms.get("p99"),
             "upstream_p50_ms": _q(upstream, 50), "upstream_p99_ms": _q(upstream, 99),
             "queue_p50_ms": _q(queue, 50), "queue_p99_ms": _q(queue, 99),
@@ -148,11 +179,15 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=10.0, help="events per second per device")
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--hostile", type=float, default=0.0, help="share of events followed by a hostile message")
+    p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--instances", type=int, default=1, help="fleet instances in one shared-subscription group")
     a = p.parse_args()
-    r = run(a.devices, a.rate, a.seconds, a.hostile)
+    r = run(a.devices, a.rate, a.seconds, a.hostile, a.store, a.instances)
     print(f"{r['devices']} devices x {r['rate']:.0f} events/s + 1 status/s for {r['seconds']:.0f} s: "
           f"{r['stored']}/{r['sent']} stored, lost {r['lost']}, duplicates {r['duplicates']}; fleet-view lag "
           f"p50 {r['lag_p50_ms']} ms p99 {r['lag_p99_ms']} ms; CPU % of one core: {r['cpu_percent']}")
+    print(f"store {r['store']}, {r['instances']} instance(s): {r['events_per_s']} events/s stored, split "
+          f"{r['per_instance_events']}, one view on every instance: {r['one_view']}")
     print(f"hostile: {r['hostile_sent']} sent, {r['refused']} refused {r['refused_by']}; writer alive "
           f"{r['writer_alive']}; page answered {r['page_answers']} times (p99 {r['page_p99_ms']} ms), "
           f"{r['page_failures']} failures")

@@ -1,0 +1,128 @@
+"""The device's side of a fleet rollout: commands from MQTT (``<prefix>/<device>/command``) checked
+(``commands.parse_command``: bounds, fields, identity, digest, signature), the artifact downloaded
+(``download.fetch``: resumable, size and sha256 verified, atomic) into ``<state_dir>/artifacts/<digest>/``,
+then handed to the manager as a candidate of that rollout. Work happens on the agent's own thread; the MQTT
+thread only queues the payload.
+
+Nothing twice: each command id's outcome is kept in ``commands.json``; the retained command delivered again
+after a restart resumes a download or a shadow run that had not finished, and is only answered otherwise.
+A refused command is logged with its reason, counted (``/status`` ``rollout.refused``), and writes nothing.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..logs import log_event
+from .commands import CommandError, Verifier, parse_command
+from .download import DownloadError, fetch
+from .manager import FINAL, RolloutManager
+from .state import JsonState
+
+log = logging.getLogger("edge_app.rollout")
+
+
+class FleetAgent:
+    def __init__(self, manager: RolloutManager, device: str, verifier: Verifier, token: str) -> None:
+        self.manager, self.device, self.verifier, self.token = manager, device, verifier, token
+        self.commands = JsonState(manager.state_dir / "commands.json")
+        self.refused: dict[str, int] = {}
+        self.last_refusal = ""
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=64)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rollout-agent", daemon=True)
+        self._thread.start()
+        manager.on_change = self._changed
+
+    def on_command(self, payload: bytes) -> None:
+        """From the MQTT thread: queue only (a flood is dropped and counted, never waited on)."""
+        try:
+            self._queue.put_nowait(bytes(payload))
+        except queue.Full:
+            self._refuse("flood", "more than 64 commands waiting")
+
+    def _refuse(self, reason: str, text: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        self.last_refusal = f"{reason}: {text}"
+        log_event(log, logging.WARNING, "command_refused", reason=reason, error=text)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                payload = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self.handle(payload)
+            except Exception:
+                log.exception("rollout: command")
+
+    def handle(self, payload: bytes) -> None:
+        if not payload:
+            return  # a retained command cleared by the fleet
+        try:
+            doc = parse_command(payload, self.device, self.verifier)
+        except CommandError as exc:
+            self._refuse(exc.reason, str(exc))
+            return
+        seen = self.commands.get(doc["id"]) or {}
+        if seen.get("state") in FINAL or seen.get("state") in ("promoted",):
+            log.info("rollout: command %s done before (%s); not applied again", doc["id"], seen["state"])
+            return
+        name = doc["model"]
+        if self.manager.live(name) is None:
+            self._refuse("bad_field", f"command {doc['id']}: no model {name!r} on this device")
+            return
+        if doc["action"] == "cancel":
+            self.manager.cancel(name, f"cancelled by rollout {doc['rollout']}")
+            self.commands.set(doc["id"], {"state": "cancelled", "at": time.time()})
+            return
+        cand = self.manager.candidates.get(name)
+        if cand is not None and cand.command == doc["id"] and cand.state not in FINAL:
+            return  # running already (a redelivery while it runs)
+        self.commands.set(doc["id"], {"state": "downloading", "rollout": doc["rollout"], "at": time.time()})
+        try:
+            entry = self._download(doc)
+        except DownloadError as exc:
+            self._refuse(exc.reason, f"command {doc['id']}: {exc}")
+            self.commands.set(doc["id"], {"state": "failed" if exc.reason in ("digest", "size", "http") else
+                                          "downloading", "reason": str(exc), "rollout": doc["rollout"]})
+            return
+        try:
+            self.manager.start_candidate(name, entry, origin="fleet", rollout=doc["rollout"], command=doc["id"])
+        except ValueError as exc:
+            self._refuse("artifact", str(exc))
+            self.commands.set(doc["id"], {"state": "failed", "reason": str(exc), "rollout": doc["rollout"]})
+            return
+        self.commands.set(doc["id"], {"state": "shadow", "rollout": doc["rollout"], "at": time.time()})
+
+    def _download(self, doc: dict[str, Any]) -> dict[str, Any]:
+        man, digest = doc["artifact"]["manifest"], doc["artifact"]["digest"]
+        folder = self.manager.state_dir / "artifacts" / digest
+        base = doc["url"].rstrip("/")
+        names = {"model": "model.onnx", "meta": "model.json", "thresholds": "model.thresholds.json"}
+        paths: dict[str, Path] = {}
+        for part in ("meta", "thresholds", "model"):
+            f = man.get(part)
+            if f is None:
+                continue
+            paths[part] = fetch(f"{base}/artifacts/{f['sha256']}", self.token, folder / names[part], f["sha256"],
+                                f["size"])
+        return {"artifact": str(paths["model"]), "thresholds_file": str(paths.get("thresholds", "")),
+                "precision": "fp32", "sha256": man["model"]["sha256"], "digest": digest}
+
+    def _changed(self, cand: Any) -> None:
+        if cand.command:
+            self.commands.set(cand.command, {"state": cand.state, "rollout": cand.rollout, "reason": cand.reason,
+                                             "at": time.time()})
+
+    def describe(self) -> dict[str, Any]:
+        return {"refused": dict(self.refused), "last_refusal": self.last_refusal, "key": self.verifier.alg or None}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
