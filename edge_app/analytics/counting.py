@@ -44,7 +44,11 @@ class _Zone:
     polygon: np.ndarray
     classes: frozenset[str]
     model: str
+    margin: float = 0.1                 # share of the box height (hysteresis)
+    settle_s: float = 1.0
+    border: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # edges along the frame's border
     inside: dict[Key, tuple[float, str]] = field(default_factory=dict)  # entered at, class
+    other_side: dict[Key, float] = field(default_factory=dict)  # since when on the other side (not yet past the margin)
     entries: collections.Counter[str] = field(default_factory=collections.Counter)
     exits: collections.Counter[str] = field(default_factory=collections.Counter)
     dwell: list[float] = field(default_factory=list)  # completed visits (s), the last 1000
@@ -57,8 +61,12 @@ class Analytics:
     config's pixel coordinates refer to (source.width x source.height)."""
 
     def __init__(self, cfg: AnalyticsConfig, trackers: dict[str, TrackerConfig], width: int, height: int,
-                 track_update_s: float = 0.0) -> None:
-        """track_update_s: a ``track_update`` event per live track this often (0 = none)."""
+                 track_update_s: float = 0.0, forget_s: float | None = None) -> None:
+        """track_update_s: a ``track_update`` event per live track this often (0 = none); forget_s: an
+        identity unseen this long is gone (default: its tracker's lost buffer; tracks read from a file
+        have no tracker, so evaluate-counts gives it)."""
+        self.width, self.height = width, height
+        self.forget_s = forget_s
         self.cfg = cfg
         self.track_update_s = track_update_s
         self.record_events = False                   # set when an event bus listens (events/device.py)
@@ -70,12 +78,15 @@ class Analytics:
         for l in cfg.lines:
             a, b = geometry.to_pixels(l.points, l.units, width, height)
             self.lines.append(_Line(l.name, a, b, frozenset(l.classes), l.model))
-        self.zones = [_Zone(z.name, geometry.to_pixels(z.points, z.units, width, height), frozenset(z.classes), z.model)
-                      for z in cfg.zones]
+        self.zones = []
+        for z in cfg.zones:
+            poly = geometry.to_pixels(z.points, z.units, width, height)
+            self.zones.append(_Zone(z.name, poly, frozenset(z.classes), z.model, z.margin, z.settle_s,
+                                    geometry.on_frame_border(poly, width, height)))
         # The same lines and zones counted on the labels' true identities (synthetic scenes, MOT
         # sequences): the counts the stream should have given, beside the ones the tracks gave.
         self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "") for l in self.lines]
-        self.truth_zones = [_Zone(z.name, z.polygon, z.classes, "") for z in self.zones]
+        self.truth_zones = [_Zone(z.name, z.polygon, z.classes, "", z.margin, z.settle_s, z.border) for z in self.zones]
         self._truth_seen: dict[Key, float] = {}
         self.truth_frames = 0
         self._trails: dict[Key, collections.deque[tuple[float, float, float]]] = {}
@@ -116,6 +127,7 @@ class Analytics:
                     line.counted.clear()
                 for zone in self.zones + self.truth_zones:
                     zone.inside.clear()
+                    zone.other_side.clear()
                 self._truth_seen.clear()
                 self.restarts += 1
             self._t = t
@@ -137,6 +149,21 @@ class Analytics:
             self._count("truth", labels.truth.boxes, labels.ids, labels.truth.classes, labels.classes, t,
                         self.truth_lines, self.truth_zones, trails=False)
             self._forget(t, self._truth_seen, self.truth_lines, self.truth_zones, trails=False)
+
+    def count(self, boxes: np.ndarray, ids: np.ndarray, class_ids: np.ndarray, classes: tuple[str, ...],
+              t: float, truth: bool = False) -> None:
+        """Count one frame of identities read from elsewhere (a tracks file, or the ground truth when
+        ``truth``) on the lines and zones, by the same rule as live: boxes (N, 4) xyxy, ids (N,),
+        class_ids (N,) indices into ``classes``."""
+        with self._lock:
+            if truth:
+                self.truth_frames += 1
+                self._count("truth", boxes, ids, class_ids, classes, t, self.truth_lines, self.truth_zones, trails=False)
+                self._forget(t, self._truth_seen, self.truth_lines, self.truth_zones, trails=False)
+            else:
+                self._t = t
+                self._count("file", boxes, ids, class_ids, classes, t, self.lines, self.zones, trails=True)
+                self._forget(t, self._seen, self.lines, self.zones, trails=True)
 
     def _follow(self, model: str, tracks: Any, classes: tuple[str, ...], t: float, image: np.ndarray | None) -> None:
         """track_new at a track's first confirmed frame, its best detection kept, track_update events."""
@@ -202,20 +229,33 @@ class Analytics:
                         if trails:  # the tracks' counts are events; the truth's are not
                             self._event("line_crossed", line=line.name, direction=direction, model=model,
                                         track_id=key[1], **{"class": name}, point=[round(float(v), 1) for v in p])
+        heights = np.asarray(boxes, np.float64).reshape(-1, 4)
+        heights = heights[:, 3] - heights[:, 1]
         for zone in zones:
             if zone.model and zone.model != model:
                 continue
-            inside = geometry.inside_polygon(points, zone.polygon)
-            for key, now_in, name in zip(keys, inside, names):
+            # Hysteresis: a track's state flips only once its anchor is past the boundary by the margin
+            # (a share of its height, so near and far objects alike), or has stayed on the other side for
+            # settle_s: a person standing on the edge, whose feet jitter across it, neither enters nor leaves.
+            deep = geometry.depth(points, zone.polygon, zone.border, self.width, self.height)
+            for key, d, h, name in zip(keys, deep.tolist(), heights.tolist(), names):
                 if zone.classes and name not in zone.classes:
                     continue
                 was_in = key in zone.inside
-                if now_in and not was_in:
+                if (d > 0) == was_in:  # on its own side: nothing pending
+                    zone.other_side.pop(key, None)
+                    continue
+                since = zone.other_side.setdefault(key, t)
+                settled = zone.settle_s > 0 and t - since >= zone.settle_s
+                if abs(d) < zone.margin * h and not settled:
+                    continue
+                zone.other_side.pop(key, None)
+                if not was_in:
                     zone.inside[key] = (t, name)
                     zone.entries[name] += 1
                     if trails:
                         self._event("zone_entered", zone=zone.name, model=model, track_id=key[1], **{"class": name})
-                elif was_in and not now_in:
+                else:
                     dwell = self._exit(zone, key, t)
                     if trails:
                         self._event("zone_left", zone=zone.name, model=model, track_id=key[1], **{"class": name},
@@ -233,8 +273,9 @@ class Analytics:
                 trails: bool) -> None:
         """Tracks the tracker has ended (not seen for longer than its buffer): trails go, zone visits end.
         Truth identities are forgotten after the longest tracker buffer."""
-        longest = max(self.lost_s.values(), default=0.0)
-        gone = [k for k, last in seen.items() if t - last > self.lost_s.get(k[0], longest)]
+        longest = max(self.lost_s.values(), default=0.0) if self.forget_s is None else self.forget_s
+        gone = [k for k, last in seen.items()
+                if t - last > (self.lost_s.get(k[0], longest) if self.forget_s is None else self.forget_s)]
         for key in gone:
             del seen[key]
             if trails:
@@ -243,6 +284,7 @@ class Analytics:
             for line in lines:
                 line.last.pop(key, None)
             for zone in zones:
+                zone.other_side.pop(key, None)
                 if key in zone.inside:
                     entered_name = zone.inside[key][1]
                     dwell = self._exit(zone, key, t)

@@ -58,6 +58,16 @@ class TrackerConfig:
     low_revives_lost: bool = spec(False, doc="lost tracks also take part in the second association")
     report: str = spec("detection", choices=("detection", "filtered"),
                        doc="track boxes shown: the matched detection, or the Kalman-filtered box")
+    reupdate: bool = spec(True, doc="OC-SORT's observation-centric re-update: a track found again after a gap "
+                          "re-runs its filter along the straight path between its two observations")
+    direction_weight: float = spec(0.0, ge=0, le=1, doc="OC-SORT's direction consistency: weight of the "
+                                   "agreement between a track's observed heading and a detection (0 = off)")
+    recover_buffer: float = spec(0.0, ge=0, le=2, doc="lost tracks left unmatched get one more chance with "
+                                 "boxes grown by this share of their size per side (0 = off)")
+    camera_motion: str = spec("flow", choices=("off", "flow"), doc="camera-motion compensation from the "
+                              "frames (sparse optical flow on a downscaled frame); nothing without frames")
+    appearance_weight: float = spec(0.0, ge=0, le=1, doc="weight of a colour-histogram appearance cue in "
+                                    "the first association, when frames exist (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,10 @@ class ZoneConfig:
     units: str = spec("pixels", choices=("pixels", "normalized"), doc="points in frame pixels, or 0..1")
     classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
     model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
+    margin: float = spec(0.1, ge=0, le=2, doc="hysteresis: an object enters once its anchor is this far "
+                         "inside (a share of its box height) and leaves once as far outside")
+    settle_s: float = spec(1.0, ge=0, le=60, doc="... or once it has stayed on the other side this long "
+                           "(seconds; 0 = the margin only)")
 
 
 @dataclass(frozen=True)
