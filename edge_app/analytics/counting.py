@@ -113,6 +113,7 @@ class Analytics:
     def update(self, results: list[Any], t: float, image: np.ndarray | None = None) -> None:
         """Track each tracked detector's detections of this frame (``r.tracks`` is set) and count;
         ``image``: the frame, kept for the best-scoring moment of each track (its snapshot)."""
+        frame = image                                # the tracker's (camera motion, appearance)
         image = image if self.record_events else None
         with self._lock:
             if self._t is not None and t < self._t:  # the stream started again (a looping file)
@@ -134,7 +135,7 @@ class Analytics:
             for r in results:
                 if r.name not in self.trackers or r.detections is None:
                     continue
-                r.tracks = self.trackers[r.name].update(r.detections, t)
+                r.tracks = self.trackers[r.name].update(r.detections, t, frame)
                 self._follow(r.name, r.tracks, r.classes, t, image)
                 self._count(r.name, r.tracks.boxes, r.tracks.ids, r.tracks.classes, r.classes, t,
                             self.lines, self.zones, trails=True)

@@ -171,6 +171,8 @@ class Tracker:
             det_emb = self.appearance.embed(frame, det.boxes)
             if self.emb.shape[1] != det_emb.shape[1]:
                 self.emb = np.zeros((len(self), det_emb.shape[1]), np.float32)
+        if s.freeze_lost_size and len(self):  # a hidden object keeps its size (ByteTrack, BoT-SORT)
+            self.mean[self.state != TRACKED, 6:8] = 0.0
         self.mean, self.cov = kalman.predict(self.mean, self.cov, dt)
         boxes = kalman.xyah_to_xyxy(self.mean) if len(self) else np.zeros((0, 4))
         scores = det.scores
