@@ -61,6 +61,9 @@ class _Boxmot:
         self.t = create_tracker(TrackerSpec(name=kind, options=tuple(sorted(options.items()))))
 
     def update(self, xyxy, conf, image):
+        # boxmot refuses scores outside 0..1: MOT15's ACF scores are unbounded (-0.7 .. 139), so they are
+        # clipped for it (every one above 1 is a sure detection to it, as to the others' thresholds)
+        conf = np.clip(conf, 0.0, 1.0)
         dets = np.concatenate([xyxy, conf[:, None], np.zeros((len(conf), 1))], axis=1)
         out = np.asarray(self.t.update(dets, image))
         if out.size == 0:

@@ -100,7 +100,7 @@ def _pool(workers: int):
     return ProcessPoolExecutor(max_workers=workers, initializer=os.nice, initargs=(10,))
 
 
-def accuracy(work: Path, workers: int) -> dict:
+def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
     seqs = [s for s in proto.SEQUENCES if (MOT / s).is_dir()]
     grid = proto.settings()
     names = {proto.key(v, s): (v, s) for v, s in grid}
@@ -108,11 +108,18 @@ def accuracy(work: Path, workers: int) -> dict:
     jobs = [(k, s, seq, str(work / f"grid-{i}-{seq}.txt")) for i, (k, (v, s)) in enumerate(names.items()) for seq in seqs]
     t0 = time.time()
     print(f"grid: {len(names)} settings x {len(seqs)} sequences = {len(jobs)} runs, {workers} workers", flush=True)
+    cache = work / "grid.json"
+    if reuse and cache.is_file() and set(json.loads(cache.read_text())) == set(names):
+        results = json.loads(cache.read_text())   # --reuse-grid: the last run's grid (same settings)
+        print(f"grid: reusing {cache}", flush=True)
+        jobs = []
     with _pool(workers) as pool:
         for n, (k, seq, m) in enumerate(pool.map(_ours, jobs, chunksize=4), 1):
             results[k][seq] = m
             if n % 70 == 0 or n == len(jobs):
                 print(f"  {n}/{len(jobs)} runs, {time.time() - t0:.0f} s", flush=True)
+        if jobs:
+            cache.write_text(json.dumps(results))
         anchors: dict[str, dict[str, dict]] = {a: {} for a in ANCHORS}
         ajobs = [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs]
         for a, seq, m in pool.map(_anchor, ajobs):
@@ -194,6 +201,69 @@ def report(r: dict) -> list[str]:
     return md
 
 
+def frames_part() -> dict:
+    """Where frames exist (the MOT17 *-mini sequences: their first 4-8 frames as JPEG, with ground truth):
+    what camera-motion compensation and the colour appearance cue cost per frame, and what they give on
+    real frames. GMC: the mean IoU of each true box's previous position (moved by the estimated camera
+    motion, or not) with its current one, the motion model's starting point. Appearance: for each true box,
+    whether the most similar box of the previous frame is the same person (rank-1), against chance."""
+    import cv2
+
+    from calibration.counts import truth_rows
+    from edge_app.analytics.appearance import ColourHistogram
+    from edge_app.analytics.motion import CameraMotion
+    from edge_app.analytics.tracker import pair_iou
+    rows = []
+    for seq in proto.MOT17:
+        d = MOT / f"{seq}-mini"
+        if not d.is_dir():
+            continue
+        g = truth_rows(d / "gt" / "gt.txt")
+        images = sorted((d / "img1").glob("*.jpg"))
+        cm, ch = CameraMotion(), ColourHistogram()
+        gmc_ms, app_ms, iou_on, iou_off, hits, chance, n = [], [], [], [], 0, 0.0, 0
+        prev = None
+        for f, path in enumerate(images, 1):
+            image = cv2.imread(str(path))
+            sel = g.frames == f
+            boxes = np.concatenate([g.boxes[sel, :2], g.boxes[sel, :2] + g.boxes[sel, 2:]], axis=1)
+            ids = g.ids[sel]
+            t0 = time.perf_counter()
+            warp = cm.estimate(image)
+            gmc_ms.append(1e3 * (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            emb = ch.embed(image, boxes)
+            app_ms.append(1e3 * (time.perf_counter() - t0))
+            if prev is not None:
+                pboxes, pids, pemb = prev
+                common, i, j = np.intersect1d(ids, pids, return_indices=True)
+                if len(common):
+                    before = pboxes[j]
+                    moved = before.copy()
+                    if warp is not None:
+                        corners = np.concatenate([before[:, :2], before[:, 2:]], axis=0)
+                        corners = corners @ warp[:, :2].T + warp[:, 2]
+                        moved = np.concatenate([corners[:len(before)], corners[len(before):]], axis=1)
+                    iou_off += pair_iou(before, boxes[i]).tolist()
+                    iou_on += pair_iou(moved, boxes[i]).tolist()
+                    best = np.argmax(emb[i] @ pemb.T, axis=1)
+                    hits += int((pids[best] == common).sum())
+                    chance += len(common) / len(pids)
+                    n += len(common)
+            prev = (boxes, ids, emb)
+        rows.append({"sequence": seq, "frames": len(images), "size": list(image.shape[1::-1]),
+                     "gmc_ms": float(np.median(gmc_ms[1:])), "appearance_ms": float(np.median(app_ms)),
+                     "boxes_per_frame": float(len(g.frames) / max(len(images), 1)),
+                     "iou_without_gmc": float(np.mean(iou_off)), "iou_with_gmc": float(np.mean(iou_on)),
+                     "appearance_rank1": hits / max(n, 1), "appearance_chance": chance / max(n, 1)})
+        r = rows[-1]
+        print(f"{seq}-mini ({r['frames']} frames {r['size'][0]}x{r['size'][1]}): GMC {r['gmc_ms']:.1f} ms/frame, "
+              f"box IoU to the next frame {r['iou_without_gmc']:.3f} -> {r['iou_with_gmc']:.3f} with it; appearance "
+              f"{r['appearance_ms']:.1f} ms/frame at {r['boxes_per_frame']:.0f} boxes, rank-1 same person "
+              f"{r['appearance_rank1']:.2f} (chance {r['appearance_chance']:.2f})", flush=True)
+    return {"benchmark": "tracking_frames", "rows": rows}
+
+
 def speed() -> dict:
     from anchor_trackers import scene
 
@@ -267,15 +337,19 @@ def live(seconds: float = 20.0) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--part", default="accuracy,speed,live")
+    p.add_argument("--part", default="accuracy,frames,speed,live")
     p.add_argument("--workers", type=int, default=2, help="processes for the grid (niced)")
+    p.add_argument("--reuse-grid", action="store_true", help="reuse the last run's grid results "
+                   "(var/bench-tracking/grid.json; the tracks files must still be there)")
     a = p.parse_args()
     parts = a.part.split(",")
     work = ROOT / "var" / "bench-tracking"
     work.mkdir(parents=True, exist_ok=True)
     out = []
     if "accuracy" in parts and MOT.is_dir():
-        out.append(accuracy(work, a.workers))
+        out.append(accuracy(work, a.workers, a.reuse_grid))
+    if "frames" in parts and MOT.is_dir():
+        out.append(frames_part())
     if "speed" in parts:
         out.append(speed())
     if "live" in parts:
