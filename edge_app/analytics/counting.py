@@ -32,6 +32,7 @@ class _Line:
     b: np.ndarray
     classes: frozenset[str]
     model: str
+    margin: float = 0.0                 # share of the box height (hysteresis)
     counts: dict[str, collections.Counter[str]] = field(default_factory=lambda: {"in": collections.Counter(),
                                                                                "out": collections.Counter()})
     last: dict[Key, tuple[float, np.ndarray]] = field(default_factory=dict)  # last strict side, anchor there
@@ -77,7 +78,7 @@ class Analytics:
         self.lines = []
         for l in cfg.lines:
             a, b = geometry.to_pixels(l.points, l.units, width, height)
-            self.lines.append(_Line(l.name, a, b, frozenset(l.classes), l.model))
+            self.lines.append(_Line(l.name, a, b, frozenset(l.classes), l.model, l.margin))
         self.zones = []
         for z in cfg.zones:
             poly = geometry.to_pixels(z.points, z.units, width, height)
@@ -85,7 +86,7 @@ class Analytics:
                                     geometry.on_frame_border(poly, width, height)))
         # The same lines and zones counted on the labels' true identities (synthetic scenes, MOT
         # sequences): the counts the stream should have given, beside the ones the tracks gave.
-        self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "") for l in self.lines]
+        self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "", l.margin) for l in self.lines]
         self.truth_zones = [_Zone(z.name, z.polygon, z.classes, "", z.margin, z.settle_s, z.border) for z in self.zones]
         self._truth_seen: dict[Key, float] = {}
         self.truth_frames = 0
@@ -211,12 +212,17 @@ class Analytics:
             trail.append((t, float(p[0]), float(p[1])))
             while trail and t - trail[0][0] > self.cfg.trail_s:
                 trail.popleft()
+        heights = np.asarray(boxes, np.float64).reshape(-1, 4)
+        heights = heights[:, 3] - heights[:, 1]
         for line in lines:
             if line.model and line.model != model:
                 continue
             sides = geometry.side(points, line.a, line.b)
-            for key, p, s, name in zip(keys, points, sides, names):
-                if line.classes and name not in line.classes or s == 0:
+            # Hysteresis: a side is taken only margin x the box height away from the line, so feet that
+            # jitter across it (a person walking along it, a detection box that breathes) never count.
+            away = geometry.line_distance(points, line.a, line.b) >= line.margin * heights
+            for key, p, s, name, clear in zip(keys, points, sides, names, away):
+                if line.classes and name not in line.classes or s == 0 or not clear:
                     continue
                 prev = line.last.get(key)
                 line.last[key] = (float(s), p)
@@ -230,8 +236,6 @@ class Analytics:
                         if trails:  # the tracks' counts are events; the truth's are not
                             self._event("line_crossed", line=line.name, direction=direction, model=model,
                                         track_id=key[1], **{"class": name}, point=[round(float(v), 1) for v in p])
-        heights = np.asarray(boxes, np.float64).reshape(-1, 4)
-        heights = heights[:, 3] - heights[:, 1]
         for zone in zones:
             if zone.model and zone.model != model:
                 continue

@@ -38,6 +38,13 @@ def side(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sign(d[0] * (p[:, 1] - a[1]) - d[1] * (p[:, 0] - a[0]))
 
 
+def line_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 2) points -> (N,) distance in pixels to the (infinite) line through A and B."""
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    d = b - a
+    return np.abs(d[0] * (p[:, 1] - a[1]) - d[1] * (p[:, 0] - a[0])) / max(float(np.hypot(d[0], d[1])), 1e-12)
+
+
 def crosses_segment(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, 2) motions p0 -> p1 against the segment A-B -> (N,) bool: p0 and p1 strictly on opposite sides of
     the line, and the motion passes through the segment itself (not its extension; an end point counts)."""

@@ -230,6 +230,8 @@ class LineConfig:
                       "width and height")
     classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
     model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
+    margin: float = spec(0.1, ge=0, le=2, doc="hysteresis: a side counts only this far from the line (a share "
+                         "of the object's box height), so feet jittering across it never count")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
 
 
 def _counts(job: tuple[str, str, str]) -> tuple[str, str, dict]:
+    """Count errors of one tracks file, for every line margin of proto.LINE_MARGINS."""
     from calibration.counts import evaluate_counts, truth_rows
     from edge_app.analytics.mot import read_seqinfo
     from edge_app.config.schema import LineConfig
@@ -88,12 +89,15 @@ def _counts(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     mx = float(np.median(g.boxes[:, 0] + g.boxes[:, 2] / 2))
     my = float(np.median(g.boxes[:, 1] + g.boxes[:, 3]))
     mx, my = min(max(mx, 1.0), info.width - 1.0), min(max(my, 1.0), info.height - 1.0)
-    lines = [LineConfig(name="vertical", points=((mx, 0.0), (mx, float(info.height)))),
-             LineConfig(name="horizontal", points=((0.0, my), (float(info.width), my)))]
-    r = evaluate_counts(d / "gt" / "gt.txt", tracks, lines, [], info.width, info.height, info.frame_rate,
-                        max_gap_s=60.0)
-    err = sum(l["error"] for l in r["lines"].values())
-    return name, seq, {"error": err, "true": r["true_crossings"], "track_ids": r["track_ids"], "true_ids": r["true_ids"]}
+    out = {}
+    for margin in proto.LINE_MARGINS:
+        lines = [LineConfig(name="vertical", points=((mx, 0.0), (mx, float(info.height))), margin=margin),
+                 LineConfig(name="horizontal", points=((0.0, my), (float(info.width), my)), margin=margin)]
+        r = evaluate_counts(d / "gt" / "gt.txt", tracks, lines, [], info.width, info.height, info.frame_rate,
+                            max_gap_s=60.0)
+        out[str(margin)] = {"error": sum(l["error"] for l in r["lines"].values()), "true": r["true_crossings"],
+                            "track_ids": r["track_ids"], "true_ids": r["true_ids"], "lines": r["lines"]}
+    return name, seq, out
 
 
 def _pool(workers: int):
@@ -151,11 +155,21 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
     index = {k: i for i, k in enumerate(names)}
     cjobs = [("ours", seq, str(work / f"grid-{index[fold['chosen'][seq]]}-{seq}.txt")) for seq in seqs]
     cjobs += [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs]
-    counts: dict[str, dict[str, dict]] = {}
+    per: dict[str, dict[str, dict]] = {}
     with _pool(workers) as pool:
         for who, seq, c in pool.map(_counts, cjobs):
-            counts.setdefault(who, {})[seq] = c
-    r["counts"] = counts
+            per.setdefault(who, {})[seq] = c
+    # the line margin (hysteresis) is the counting rule's one setting: chosen leave-one-sequence-out on
+    # our tracks (the least summed error on the other six), then applied to every tracker on the held-out one
+    margin_of = {}
+    for seq in seqs:
+        others = [s for s in seqs if s != seq]
+        margin_of[seq] = min(per["ours"][seqs[0]], key=lambda m: (
+            sum(per["ours"][o][m]["error"] for o in others) / max(1, sum(per["ours"][o][m]["true"] for o in others)), m))
+    r["line_margin_chosen"] = margin_of
+    r["counts"] = {who: {seq: {**c[margin_of[seq]], "margin": float(margin_of[seq])} for seq, c in byseq.items()}
+                   for who, byseq in per.items()}
+    r["counts_no_margin"] = {who: {seq: c["0.0"] for seq, c in byseq.items()} for who, byseq in per.items()}
     report(r)
     return r
 
@@ -185,16 +199,19 @@ def report(r: dict) -> list[str]:
     for v, c in r["changes"].items():
         md.append(f"| {v} | {100 * c['HOTA']:.1f} / {100 * c['IDF1']:.1f} | {100 * c['HOTA_all']:.1f} / {100 * c['IDF1_all']:.1f} |")
     md += ["", "Counting (a vertical and a horizontal line through the median anchor of each sequence; "
-           "summed |count error| / true crossings; track ids / true identities):", "",
+           "summed |count error| / true crossings; track ids / true identities; line margin chosen per fold: "
+           + ", ".join(f"{s.replace('-FRCNN', '')} {m}" for s, m in r["line_margin_chosen"].items()) + "):", "",
            "| tracker | MOT17 count error | all count error | MOT17 ids ratio | all ids ratio |", "|---|---|---|---|---|"]
-    for who, per in r["counts"].items():
+    for who, per in list(r["counts"].items()) + [("ours-nomargin", r["counts_no_margin"]["ours"]),
+                                                  ("trackers-bytetrack-nomargin", r["counts_no_margin"]["trackers-bytetrack"])]:
         def agg(ss: list[str]) -> tuple[float, float]:
             e = sum(per[s]["error"] for s in ss) / max(1, sum(per[s]["true"] for s in ss))
             i = sum(per[s]["track_ids"] for s in ss) / max(1, sum(per[s]["true_ids"] for s in ss))
             return e, i
         m17 = [s for s in seqs if s in proto.MOT17]
         (e4, i4), (e7, i7) = agg(m17), agg(seqs)
-        label = "ours, out-of-sample" if who == "ours" else ANCHORS[who][1]
+        label = {"ours": "ours, out-of-sample (tracks and line margin)", "ours-nomargin": "ours, lines without margin",
+                 "trackers-bytetrack-nomargin": "trackers ByteTrack, lines without margin"}.get(who) or ANCHORS[who][1]
         md.append(f"| {label} | {100 * e4:.1f} % | {100 * e7:.1f} % | {i4:.2f} | {i7:.2f} |")
     r["markdown"] = md
     print("\n".join(md), flush=True)

@@ -36,6 +36,10 @@ VARIANTS = {
 }
 
 
+# the counting rule's line margin (a share of the box height), chosen leave-one-sequence-out too
+LINE_MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3)
+
+
 def settings() -> list[tuple[str, dict[str, Any]]]:
     """[(variant, {key: value})] the whole grid: every variant x every threshold combination."""
     keys = list(GRID)
