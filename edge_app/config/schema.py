@@ -45,11 +45,11 @@ class TrackerConfig:
     """A detector's multi-object tracker (``analytics.tracker``; ByteTrack-style)."""
 
     enabled: bool = spec(False, doc="track this detector's objects (identities, trails, line and zone counts)")
-    high_score: float = spec(0.5, ge=0, le=1, doc="detections at least this take part in the first association")
+    high_score: float = spec(0.6, ge=0, le=1, doc="detections at least this take part in the first association")
     low_score: float = spec(0.1, ge=0, le=1, doc="... and from here up to high_score in the second (keeps "
                             "partly hidden objects)")
     new_track_score: float = spec(0.6, ge=0, le=1, doc="a detection no track took starts a track from this score")
-    match_iou: float = spec(0.2, gt=0, le=1, doc="IoU gate of the first association")
+    match_iou: float = spec(0.3, gt=0, le=1, doc="IoU gate of the first association")
     low_iou: float = spec(0.5, gt=0, le=1, doc="IoU gate of the second association (weak detections)")
     tentative_iou: float = spec(0.1, gt=0, le=1, doc="IoU gate for tracks not confirmed yet")
     min_hits: int = spec(3, ge=1, le=100, doc="hits that confirm a track; only confirmed tracks have an id")
@@ -60,7 +60,7 @@ class TrackerConfig:
                        doc="track boxes shown: the matched detection, or the Kalman-filtered box")
     reupdate: bool = spec(True, doc="OC-SORT's observation-centric re-update: a track found again after a gap "
                           "re-runs its filter along the straight path between its two observations")
-    direction_weight: float = spec(0.0, ge=0, le=1, doc="OC-SORT's direction consistency: weight of the "
+    direction_weight: float = spec(0.2, ge=0, le=1, doc="OC-SORT's direction consistency: weight of the "
                                    "agreement between a track's observed heading and a detection (0 = off)")
     recover_buffer: float = spec(0.0, ge=0, le=2, doc="lost tracks left unmatched get one more chance with "
                                  "boxes grown by this share of their size per side (0 = off)")

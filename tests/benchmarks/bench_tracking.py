@@ -109,21 +109,21 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
     grid = proto.settings()
     names = {proto.key(v, s): (v, s) for v, s in grid}
     results: dict[str, dict[str, dict]] = {k: {} for k in names}
-    jobs = [(k, s, seq, str(work / f"grid-{i}-{seq}.txt")) for i, (k, (v, s)) in enumerate(names.items()) for seq in seqs]
-    t0 = time.time()
-    print(f"grid: {len(names)} settings x {len(seqs)} sequences = {len(jobs)} runs, {workers} workers", flush=True)
+    index = {k: proto.file_id(k) for k in names}
     cache = work / "grid.json"
-    if reuse and cache.is_file() and set(json.loads(cache.read_text())) == set(names):
-        results = json.loads(cache.read_text())   # --reuse-grid: the last run's grid (same settings)
-        print(f"grid: reusing {cache}", flush=True)
-        jobs = []
+    if reuse and cache.is_file():  # --reuse-grid: the last run's results of the same settings (and tracks files)
+        old = json.loads(cache.read_text())
+        results.update({k: v for k, v in old.items() if k in names and set(v) == set(seqs)})
+    jobs = [(k, s, seq, str(work / f"grid-{index[k]}-{seq}.txt")) for k, (v, s) in names.items() for seq in seqs
+            if seq not in results[k]]
+    t0 = time.time()
+    print(f"grid: {len(names)} settings x {len(seqs)} sequences; {len(jobs)} runs to do, {workers} workers", flush=True)
     with _pool(workers) as pool:
         for n, (k, seq, m) in enumerate(pool.map(_ours, jobs, chunksize=4), 1):
             results[k][seq] = m
             if n % 70 == 0 or n == len(jobs):
                 print(f"  {n}/{len(jobs)} runs, {time.time() - t0:.0f} s", flush=True)
-        if jobs:
-            cache.write_text(json.dumps(results))
+        cache.write_text(json.dumps(results))
         anchors: dict[str, dict[str, dict]] = {a: {} for a in ANCHORS}
         ajobs = [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs]
         for a, seq, m in pool.map(_anchor, ajobs):
@@ -152,7 +152,6 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
          "folds_choosing_default": sum(c == default for c in fold["chosen"].values()),
          "grid_size": len(names)}
     # counts on the held-out tracks (each sequence tracked with the setting chosen without it) and the anchors'
-    index = {k: i for i, k in enumerate(names)}
     cjobs = [("ours", seq, str(work / f"grid-{index[fold['chosen'][seq]]}-{seq}.txt")) for seq in seqs]
     cjobs += [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs]
     per: dict[str, dict[str, dict]] = {}

@@ -9,8 +9,9 @@ score over the folds' training sequences). In-sample, for contrast: the one sett
 sequences at once, scored on each of them (what the old 40-setting grid did).
 
 The grid: a small set of thresholds (GRID), crossed with the association changes (VARIANTS) taken one at
-a time on top of the old tracker, and all of them together; each change's own out-of-sample effect is the
-LOSO score of its variant over the same thresholds, against the old tracker's.
+a time on top of the old tracker, the ones that paid alone stacked, and all of them together; each
+change's own out-of-sample effect is the LOSO score of its variant over the same thresholds, against the
+old tracker's. The defaults come from the LOSO over the whole grid, never from those per-variant numbers.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ VARIANTS = {
     "+direction": {"direction_weight": 0.2},
     "+recover": {"recover_buffer": 0.3},
     "+freeze": {"freeze_lost_size": True},
+    "+freeze+direction": {"freeze_lost_size": True, "direction_weight": 0.2},
+    "+freeze+direction+reupdate": {"freeze_lost_size": True, "direction_weight": 0.2, "reupdate": True},
     "+all": {"reupdate": True, "direction_weight": 0.2, "recover_buffer": 0.3, "freeze_lost_size": True},
 }
 
@@ -52,6 +55,12 @@ def settings() -> list[tuple[str, dict[str, Any]]]:
 
 def key(variant: str, s: dict[str, Any]) -> str:
     return variant + " " + " ".join(f"{k}={s[k]}" for k in sorted(s))
+
+
+def file_id(setting_key: str) -> str:
+    """A short stable name for a setting's tracks files."""
+    import hashlib
+    return hashlib.sha1(setting_key.encode()).hexdigest()[:10]
 
 
 def score(metrics: dict[str, float]) -> float:
