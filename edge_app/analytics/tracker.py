@@ -10,7 +10,8 @@ Per frame (``update(detections, t, frame=None)``):
    unmatched that were tracked last frame get a second chance with the low-score detections
    (``low_iou``): a partly occluded object keeps its identity on a weak detection; 4. lost tracks still
    unmatched get a last chance with grown boxes (``recover_buffer``): an object that moved further than
-   the filter guessed while hidden; 5. tentative tracks (not yet ``min_hits`` hits) are matched to what
+   the filter guessed while hidden, and (``recover_last``) by the box where they were last seen;
+   5. tentative tracks (not yet ``min_hits`` hits) are matched to what
    high-score detections remain (``tentative_iou``), and die on a miss; 6. high-score detections left
    over start tentative tracks; tracks lost longer than ``lost_s`` end.
 A track found again after a gap re-runs its filter along the straight path between its last observation
@@ -196,6 +197,15 @@ class Tracker:
             t4, d4 = self._match(boxes, ((before == LOST) & ~matched).nonzero()[0], high[~used[high]], det,
                                  s.match_iou, s.fuse_score, grow=s.recover_buffer)
             matched[t4], used[d4] = True, True
+        # 3b. OC-SORT's observation-centric recovery: tracks still unmatched, by the box where they were
+        # last seen (an object that stopped while hidden is found where it stopped, not where it was heading)
+        t5 = d5 = np.zeros(0, np.int64)
+        if s.recover_last:
+            last_boxes = kalman.xyah_to_xyxy(self.last_z) if len(self) else np.zeros((0, 4))
+            t5, d5 = self._match(last_boxes, ((before != TENTATIVE) & ~matched).nonzero()[0], high[~used[high]], det,
+                                 s.match_iou, s.fuse_score)
+            matched[t5], used[d5] = True, True
+            t4, d4 = np.concatenate([t4, t5]), np.concatenate([d4, d5])
         # 4. tentative tracks vs the high-score detections left
         t3, d3 = self._match(boxes, (before == TENTATIVE).nonzero()[0], high[~used[high]], det,
                              s.tentative_iou, s.fuse_score)

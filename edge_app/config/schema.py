@@ -64,6 +64,8 @@ class TrackerConfig:
                                    "agreement between a track's observed heading and a detection (0 = off)")
     recover_buffer: float = spec(0.0, ge=0, le=2, doc="lost tracks left unmatched get one more chance with "
                                  "boxes grown by this share of their size per side (0 = off)")
+    recover_last: bool = spec(False, doc="OC-SORT's observation-centric recovery: tracks still unmatched get one "
+                              "more chance by the box where they were last seen")
     freeze_lost_size: bool = spec(True, doc="a lost track's predicted box keeps its size (its size velocity is "
                                   "dropped), as ByteTrack and BoT-SORT do")
     camera_motion: str = spec("flow", choices=("off", "flow"), doc="camera-motion compensation from the "

@@ -149,7 +149,7 @@ def test_block_kalman_equals_the_8x8_filter():
 
 
 def _settings(**kw):
-    base = dict(reupdate=False, direction_weight=0.0, recover_buffer=0.0, freeze_lost_size=False)
+    base = dict(reupdate=False, direction_weight=0.0, recover_buffer=0.0, freeze_lost_size=False, recover_last=False)
     return TrackerSettings(**{**base, **kw})
 
 
@@ -188,6 +188,19 @@ def test_recovery_finds_a_lost_track_that_moved_further_than_predicted():
             ids |= set(tr.ids.tolist())
         return ids
     assert len(run(0.0)) == 2 and len(run(0.5)) == 1
+
+
+def test_observation_centric_recovery_finds_an_object_where_it_was_last_seen():
+    # the same walker stops while hidden; OC-SORT's OCR matches the box where it was last seen
+    def run(last):
+        t = Tracker(_settings(recover_last=last, lost_s=2.0))
+        ids = set()
+        for f in range(60):
+            x = 100 + 3 * min(f, 20) if not 20 <= f < 30 else None
+            tr = t.update(_det([[x, 50, x + 30, 110]]) if x is not None else Detections.empty(), f / 30)
+            ids |= set(tr.ids.tolist())
+        return ids
+    assert len(run(False)) == 2 and len(run(True)) == 1
 
 
 def test_direction_consistency_keeps_crossing_objects_apart():

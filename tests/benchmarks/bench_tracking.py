@@ -125,9 +125,13 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
                 print(f"  {n}/{len(jobs)} runs, {time.time() - t0:.0f} s", flush=True)
         cache.write_text(json.dumps(results))
         anchors: dict[str, dict[str, dict]] = {a: {} for a in ANCHORS}
-        ajobs = [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs]
+        acache = work / "anchors.json"
+        if reuse and acache.is_file():  # --reuse-grid: their last results too (their code does not change)
+            anchors.update({a: v for a, v in json.loads(acache.read_text()).items() if a in ANCHORS})
+        ajobs = [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs if seq not in anchors[a]]
         for a, seq, m in pool.map(_anchor, ajobs):
             anchors[a][seq] = m
+        acache.write_text(json.dumps(anchors))
     print(f"grid and anchors: {time.time() - t0:.0f} s", flush=True)
 
     # each change on its own, out-of-sample: LOSO over its variant's thresholds only

@@ -25,17 +25,22 @@ MOT17 = SEQUENCES[:4]
 
 # thresholds every variant is tried with (24)
 GRID = {"high_score": (0.5, 0.6), "match_iou": (0.2, 0.3), "lost_s": (1.0, 2.0, 3.0), "min_hits": (2, 3)}
-OFF = {"reupdate": False, "direction_weight": 0.0, "recover_buffer": 0.0, "freeze_lost_size": False}
+OFF = {"reupdate": False, "direction_weight": 0.0, "recover_buffer": 0.0, "freeze_lost_size": False,
+       "recover_last": False}
 # one change at a time on top of the old tracker (OFF), then all of them
 VARIANTS = {
     "old": {},
     "+reupdate": {"reupdate": True},
     "+direction": {"direction_weight": 0.2},
     "+recover": {"recover_buffer": 0.3},
+    "+recover-last": {"recover_last": True},
     "+freeze": {"freeze_lost_size": True},
     "+freeze+direction": {"freeze_lost_size": True, "direction_weight": 0.2},
     "+freeze+direction+reupdate": {"freeze_lost_size": True, "direction_weight": 0.2, "reupdate": True},
-    "+all": {"reupdate": True, "direction_weight": 0.2, "recover_buffer": 0.3, "freeze_lost_size": True},
+    "+freeze+direction+reupdate+recover-last": {"freeze_lost_size": True, "direction_weight": 0.2, "reupdate": True,
+                                               "recover_last": True},
+    "+all": {"reupdate": True, "direction_weight": 0.2, "recover_buffer": 0.3, "freeze_lost_size": True,
+             "recover_last": True},
 }
 
 
