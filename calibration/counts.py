@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.analytics.counting import Analytics
-from edge_app.analytics.geometry import parse_shape
+from edge_app.analytics.geometry import parse_line, parse_zone
 from edge_app.analytics.mot import MotFormatError, MotRows, read_mot, read_seqinfo
 from edge_app.config.schema import AnalyticsConfig, LineConfig, ZoneConfig
 
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         if not a.line and not a.zone:
             raise ValueError("nothing to count: give at least one --line or --zone")
         where = "--size" if a.size else str(info_path)
-        lines = [parse_shape(v, "line", width, height, frame_from=where) for v in a.line]
-        zones = [parse_shape(v, "zone", width, height, frame_from=where) for v in a.zone]
+        lines = [parse_line(v, width, height, frame_from=where) for v in a.line]
+        zones = [parse_zone(v, width, height, frame_from=where) for v in a.zone]
         rate = a.frame_rate or (info.frame_rate if info else 30.0)
         result = evaluate_counts(a.gt, a.tracks, lines, zones, width, height, rate, a.max_gap_s, a.anchor)
     except (MotFormatError, ValueError) as exc:

@@ -243,7 +243,7 @@ class Analytics:
             # (a share of its height, so near and far objects alike), or has stayed on the other side for
             # settle_s: a person standing on the edge, whose feet jitter across it, neither enters nor leaves.
             deep = geometry.depth(points, zone.polygon, zone.border, self.width, self.height)
-            for key, d, h, name in zip(keys, deep.tolist(), heights.tolist(), names):
+            for key, d, h, name in zip(keys, deep, heights, names):
                 if zone.classes and name not in zone.classes:
                     continue
                 was_in = key in zone.inside

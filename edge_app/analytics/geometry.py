@@ -170,3 +170,19 @@ def depth(points: np.ndarray, polygon: np.ndarray, border: np.ndarray, width: in
     else:  # the whole frame
         dist = np.full(len(p), np.inf)
     return np.where(inside_polygon(p, poly), dist, -dist)
+
+
+def parse_line(text: str, width: int, height: int, frame_from: str = "the frame") -> "LineConfig":
+    """``--line NAME:x1,y1,x2,y2`` (parse_shape for a line)."""
+    from ..config.schema import LineConfig
+    shape = parse_shape(text, "line", width, height, frame_from=frame_from)
+    assert isinstance(shape, LineConfig)
+    return shape
+
+
+def parse_zone(text: str, width: int, height: int, frame_from: str = "the frame") -> "ZoneConfig":
+    """``--zone NAME:x1,y1,x2,y2,x3,y3[,...]`` (parse_shape for a zone)."""
+    from ..config.schema import ZoneConfig
+    shape = parse_shape(text, "zone", width, height, frame_from=frame_from)
+    assert isinstance(shape, ZoneConfig)
+    return shape

@@ -106,7 +106,7 @@ def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list
     """Detector, tracker and counting of the live runtime over every frame of a recording; MOT tracks to
     ``out``; returns the counts (Analytics.snapshot()) with frame and timing figures."""
     from ..analytics.counting import Analytics
-    from ..analytics.geometry import parse_shape
+    from ..analytics.geometry import parse_line, parse_zone
     from ..config.schema import AnalyticsConfig
     from ..inference.models import ModelSpec, open_model
     if thresholds is None and model.with_suffix(".thresholds.json").is_file():
@@ -114,8 +114,8 @@ def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list
     detector = open_model(ModelSpec("detector", "detector", model, thresholds_file=thresholds))
     source, width, height, rate, count = _source_of(video, fps)
     shapes = AnalyticsConfig(anchor=anchor,
-                             lines=tuple(parse_shape(v, "line", width, height, frame_from=str(video)) for v in lines),
-                             zones=tuple(parse_shape(v, "zone", width, height, frame_from=str(video)) for v in zones))
+                             lines=tuple(parse_line(v, width, height, frame_from=str(video)) for v in lines),
+                             zones=tuple(parse_zone(v, width, height, frame_from=str(video)) for v in zones))
     analytics = Analytics(shapes, {"detector": settings or TrackerConfig(enabled=True)}, width, height)
     frames: list[tuple[int, Any]] = []
     t0 = time.perf_counter()

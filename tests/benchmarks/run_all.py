@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
            ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"], ["bench_events.py"],
            ["bench_fleet.py"], ["bench_review.py"], ["bench_streams.py"]]
-TRACKING = ("tracking_accuracy", "tracking_speed", "tracking_live")
+TRACKING = ("tracking_accuracy", "tracking_frames", "tracking_speed", "tracking_live")
 
 
 def run(args: list[str]) -> list[dict]:
@@ -159,6 +159,11 @@ def tracking_table(benchmarks: list[dict]) -> list[str]:
              "of the shared sequences against the anchors, all scored by TrackEval "
              "(tests/benchmarks/bench_tracking.py prints the same tables):", ""]
     lines += (acc or {}).get("markdown", [])
+    frames = next((r for r in benchmarks if r["benchmark"] == "tracking_frames"), None)
+    for row in (frames or {}).get("rows", []):
+        lines.append(f"- {row['sequence']}-mini: GMC {row['gmc_ms']:.1f} ms/frame, true boxes' IoU to the next frame "
+                     f"{row['iou_without_gmc']:.3f} -> {row['iou_with_gmc']:.3f}; appearance {row['appearance_ms']:.1f} "
+                     f"ms/frame, rank-1 {row['appearance_rank1']:.2f} (chance {row['appearance_chance']:.2f})")
     if spd:
         lines += ["", "| detections per frame | ours ms | trackers' ByteTrack ms | ratio (goal <= 0.5) |", "|---|---|---|---|"]
         lines += [f"| {r['detections']} | {r['ours_ms']:.3f} | {r['theirs_ms']:.3f} | {r['ratio']:.2f} |" for r in spd["rows"]]
