@@ -59,3 +59,14 @@ def test_bad_shapes_are_named(tmp_path, args, message):
 def test_a_video_needs_a_model(tmp_path):
     r = _cli(DEMO / "people.mp4", "--out", tmp_path / "t.txt")
     assert r.returncode == 2 and "--model ARTIFACT" in r.stderr
+
+
+def test_a_mot_sequence_folder_is_tracked_frame_by_frame(tmp_path, shared_data):
+    d = shared_data / "mot" / "MOT17-05-FRCNN-mini"
+    if not d.is_dir() or not (DEMO / "person.onnx").is_file():
+        pytest.skip("no MOT17-05 mini sequence or person detector")
+    r = _cli(d, "--model", DEMO / "person.onnx", "--line", "v:0.5,0,0.5,1", "--out", tmp_path / "t.txt", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["frames"] == len(list((d / "img1").glob("*.jpg"))) and out["dropped"] == 0
+    assert out["size"] == [640, 480] and out["frame_rate"] == 14.0
