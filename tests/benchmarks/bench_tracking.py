@@ -1,6 +1,6 @@
 """Tracking benchmarks, in one run, on the same machine (`python tests/benchmarks/bench_tracking.py
-[--part accuracy,speed,live] [--workers 2]`, about 10 minutes on 2 cores; `make anchors` first, or it
-makes the anchors' venvs itself):
+[--part accuracy,frames,speed,live] [--workers 2] [--reuse-grid]`, about 30 minutes on 2 busy cores;
+`make anchors` first, or it makes the anchors' venvs itself):
 
 1. accuracy, the honest protocol (tracking_protocol.py): our tracker over a small grid (thresholds x
    association changes, one at a time) on the public detections of the seven shared MOT17/MOT15
