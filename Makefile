@@ -134,7 +134,7 @@ $(TRACKERS_VENV)/.stamp:
 $(BOXMOT_VENV)/.stamp:
 	$(SYSTEM_PYTHON) -m venv $(BOXMOT_VENV)
 	$(BOXMOT_VENV)/bin/python -m pip install -q --disable-pip-version-check 'boxmot==25.0.0' \
-		"$$(ls /opt/wheels/torch-*+cpu-*.whl 2>/dev/null | head -1 || true)" 2>&1 | grep -v "^WARNING: Location" || true
+		"$$(ls /opt/wheels/torch-*+cpu-*.whl 2>/dev/null | head -1 | grep . || echo torch)" 2>&1 | grep -v "^WARNING: Location" || true
 	$(BOXMOT_VENV)/bin/python -c "from boxmot import BotSort, OcSort"
 	touch $@
 
