@@ -23,7 +23,7 @@ APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-
 # PostgreSQL (the fleet's shared store; the tests start their own server on a free port).
 APT_TEST := ffmpeg chromium chromium-driver systemd mosquitto openssl postgresql
 
-.PHONY: help run doctor run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people demo-coco import-env ultralytics-env clean
+.PHONY: help run doctor run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people demo-coco import-env ultralytics-env anchors clean
 
 help:
 	@echo "make run    - install what is missing, start 'edge-app run --config $(CONFIG)'"
@@ -164,6 +164,26 @@ demo-people: import-env setup-dev
 		--mediapipe-wheel $$(ls var/wheels/mediapipe-0.10.14-*.whl | head -1)
 	$(VENV)/bin/edge-app calibrate --artifact edge_app/demo/person.onnx --data var/data/mot17-mini-people.json \
 		--out var/reports/people
+
+# The tracking benchmark's anchors (tests/benchmarks/bench_tracking.py), each in its own venv, never in the
+# test venv: roboflow `trackers` (pulls opencv-python, which must not meet opencv-python-headless) and
+# `boxmot` (pulls torch: the CPU build from the machine's wheel folder when it has one, no CUDA wheels).
+TRACKERS_VENV := var/venvs/trackers
+BOXMOT_VENV := var/venvs/boxmot
+$(TRACKERS_VENV)/.stamp:
+	$(SYSTEM_PYTHON) -m venv $(TRACKERS_VENV)
+	$(TRACKERS_VENV)/bin/python -m pip install -q --disable-pip-version-check 'trackers==2.6.1' 2>&1 | grep -v "^WARNING: Location" || true
+	$(TRACKERS_VENV)/bin/python -c "import trackers"
+	touch $@
+
+$(BOXMOT_VENV)/.stamp:
+	$(SYSTEM_PYTHON) -m venv $(BOXMOT_VENV)
+	$(BOXMOT_VENV)/bin/python -m pip install -q --disable-pip-version-check 'boxmot==25.0.0' \
+		"$$(ls /opt/wheels/torch-*+cpu-*.whl 2>/dev/null | head -1 | grep . || echo torch)" 2>&1 | grep -v "^WARNING: Location" || true
+	$(BOXMOT_VENV)/bin/python -c "from boxmot import BotSort, OcSort"
+	touch $@
+
+anchors: $(TRACKERS_VENV)/.stamp $(BOXMOT_VENV)/.stamp
 
 typecheck: setup-dev
 	$(PY) -m mypy edge_app conversion calibration

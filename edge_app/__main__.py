@@ -99,10 +99,14 @@ COMMANDS: dict[str, Command] = {
                          "calibration.calibrate:main", _passthrough, passthrough=True),
     "evaluate": Command("COCO metrics of a results JSON against a ground-truth JSON (prints one JSON object)",
                         "calibration.coco:main", _passthrough, passthrough=True),
-    "track": Command("the runtime's tracker over MOTChallenge detections, written as MOT tracks",
+    "track": Command("the runtime's tracker (and detector, lines, zones) over MOTChallenge detections or a "
+                     "video, written as MOT tracks",
                      "edge_app.cli.track:main", _passthrough, passthrough=True),
     "evaluate-tracks": Command("HOTA, IDF1, MOTA, ID switches of MOT tracks (TrackEval, MOTChallenge rules)",
                                "calibration.tracks:main", _passthrough, passthrough=True),
+    "evaluate-counts": Command("line crossings and zone entries of MOT tracks vs the same rule on the ground "
+                               "truth's identities (prints one JSON object)", "calibration.counts:main",
+                               _passthrough, passthrough=True),
     "fleet": Command("one view over many devices: presence, status, rolling P/R, counts, events with "
                      "snapshots, from MQTT (page, /api/fleet, /metrics)", "edge_app.cli.fleet:main", _passthrough,
                      passthrough=True),

@@ -32,6 +32,7 @@ class _Line:
     b: np.ndarray
     classes: frozenset[str]
     model: str
+    margin: float = 0.0                 # share of the box height (hysteresis)
     counts: dict[str, collections.Counter[str]] = field(default_factory=lambda: {"in": collections.Counter(),
                                                                                "out": collections.Counter()})
     last: dict[Key, tuple[float, np.ndarray]] = field(default_factory=dict)  # last strict side, anchor there
@@ -44,7 +45,11 @@ class _Zone:
     polygon: np.ndarray
     classes: frozenset[str]
     model: str
+    margin: float = 0.1                 # share of the box height (hysteresis)
+    settle_s: float = 1.0
+    border: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # edges along the frame's border
     inside: dict[Key, tuple[float, str]] = field(default_factory=dict)  # entered at, class
+    other_side: dict[Key, float] = field(default_factory=dict)  # since when on the other side (not yet past the margin)
     entries: collections.Counter[str] = field(default_factory=collections.Counter)
     exits: collections.Counter[str] = field(default_factory=collections.Counter)
     dwell: list[float] = field(default_factory=list)  # completed visits (s), the last 1000
@@ -58,10 +63,14 @@ class Analytics:
 
     def __init__(self, cfg: AnalyticsConfig, trackers: dict[str, TrackerConfig], width: int, height: int,
                  track_update_s: float = 0.0, groups: dict[str, Any] | None = None,
-                 class_groups: dict[str, tuple[str, ...]] | None = None) -> None:
+                 class_groups: dict[str, tuple[str, ...]] | None = None, forget_s: float | None = None) -> None:
         """track_update_s: a ``track_update`` event per live track this often (0 = none); groups: {detector:
         (C,) class group ids} for its tracker; class_groups: {group name: its classes}, so that a line or
-        zone naming a group counts its classes (one vehicle seen as car and truck is one track, counted once)."""
+        zone naming a group counts its classes (one vehicle seen as car and truck is one track, counted once);
+        forget_s: an identity unseen this long is gone (default: its tracker's lost buffer; tracks read from
+        a file have no tracker, so evaluate-counts gives it)."""
+        self.width, self.height = width, height
+        self.forget_s = forget_s
         self.cfg = cfg
         self.track_update_s = track_update_s
         self.record_events = False                   # set when an event bus listens (events/device.py)
@@ -73,8 +82,8 @@ class Analytics:
         self.lines, self.zones = self._geometry(cfg, width, height)
         # The same lines and zones counted on the labels' true identities (synthetic scenes, MOT
         # sequences): the counts the stream should have given, beside the ones the tracks gave.
-        self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "") for l in self.lines]
-        self.truth_zones = [_Zone(z.name, z.polygon, z.classes, "") for z in self.zones]
+        self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "", l.margin) for l in self.lines]
+        self.truth_zones = [_Zone(z.name, z.polygon, z.classes, "", z.margin, z.settle_s, z.border) for z in self.zones]
         self._truth_seen: dict[Key, float] = {}
         self.truth_frames = 0
         self._trails: dict[Key, collections.deque[tuple[float, float, float]]] = {}
@@ -95,9 +104,12 @@ class Analytics:
         lines = []
         for l in cfg.lines:
             a, b = geometry.to_pixels(l.points, l.units, width, height)
-            lines.append(_Line(l.name, a, b, self._named(l.classes), l.model))
-        zones = [_Zone(z.name, geometry.to_pixels(z.points, z.units, width, height), self._named(z.classes), z.model)
-                 for z in cfg.zones]
+            lines.append(_Line(l.name, a, b, self._named(l.classes), l.model, l.margin))
+        zones = []
+        for z in cfg.zones:
+            poly = geometry.to_pixels(z.points, z.units, width, height)
+            zones.append(_Zone(z.name, poly, self._named(z.classes), z.model, z.margin, z.settle_s,
+                               geometry.on_frame_border(poly, width, height)))
         return lines, zones
 
     def set_geometry(self, cfg: AnalyticsConfig, width: int, height: int) -> None:
@@ -109,7 +121,7 @@ class Analytics:
             def same(a: Any, b: Any) -> bool:
                 pa = (a.a, a.b) if isinstance(a, _Line) else (a.polygon,)
                 pb = (b.a, b.b) if isinstance(b, _Line) else (b.polygon,)
-                return (a.name, a.classes, a.model) == (b.name, b.classes, b.model) and all(
+                return (a.name, a.classes, a.model, a.margin) == (b.name, b.classes, b.model, b.margin) and all(
                     x.shape == y.shape and np.allclose(x, y) for x, y in zip(pa, pb))
 
             def carry(new: list[Any], old: list[Any], truth: list[Any], make: Any) -> tuple[list[Any], list[Any]]:
@@ -121,9 +133,10 @@ class Analytics:
                 return kept, kept_truth
 
             self.lines, self.truth_lines = carry(lines, self.lines, self.truth_lines,
-                                                 lambda l: _Line(l.name, l.a, l.b, l.classes, ""))
+                                                 lambda l: _Line(l.name, l.a, l.b, l.classes, "", l.margin))
             self.zones, self.truth_zones = carry(zones, self.zones, self.truth_zones,
-                                                 lambda z: _Zone(z.name, z.polygon, z.classes, ""))
+                                                 lambda z: _Zone(z.name, z.polygon, z.classes, "", z.margin,
+                                                                 z.settle_s, z.border))
             self.cfg = cfg
 
     def drain_events(self) -> list[dict[str, Any]]:
@@ -140,6 +153,7 @@ class Analytics:
     def update(self, results: list[Any], t: float, image: np.ndarray | None = None) -> None:
         """Track each tracked detector's detections of this frame (``r.tracks`` is set) and count;
         ``image``: the frame, kept for the best-scoring moment of each track (its snapshot)."""
+        frame = image                                # the tracker's (camera motion, appearance)
         image = image if self.record_events else None
         with self._lock:
             if self._t is not None and t < self._t:  # the stream started again (a looping file)
@@ -154,13 +168,14 @@ class Analytics:
                     line.counted.clear()
                 for zone in self.zones + self.truth_zones:
                     zone.inside.clear()
+                    zone.other_side.clear()
                 self._truth_seen.clear()
                 self.restarts += 1
             self._t = t
             for r in results:
                 if r.name not in self.trackers or r.detections is None:
                     continue
-                r.tracks = self.trackers[r.name].update(r.detections, t)
+                r.tracks = self.trackers[r.name].update(r.detections, t, frame)
                 self._follow(r.name, r.tracks, r.classes, t, image)
                 self._count(r.name, r.tracks.boxes, r.tracks.ids, r.tracks.classes, r.classes, t,
                             self.lines, self.zones, trails=True)
@@ -175,6 +190,21 @@ class Analytics:
             self._count("truth", labels.truth.boxes, labels.ids, labels.truth.classes, labels.classes, t,
                         self.truth_lines, self.truth_zones, trails=False)
             self._forget(t, self._truth_seen, self.truth_lines, self.truth_zones, trails=False)
+
+    def count(self, boxes: np.ndarray, ids: np.ndarray, class_ids: np.ndarray, classes: tuple[str, ...],
+              t: float, truth: bool = False) -> None:
+        """Count one frame of identities read from elsewhere (a tracks file, or the ground truth when
+        ``truth``) on the lines and zones, by the same rule as live: boxes (N, 4) xyxy, ids (N,),
+        class_ids (N,) indices into ``classes``."""
+        with self._lock:
+            if truth:
+                self.truth_frames += 1
+                self._count("truth", boxes, ids, class_ids, classes, t, self.truth_lines, self.truth_zones, trails=False)
+                self._forget(t, self._truth_seen, self.truth_lines, self.truth_zones, trails=False)
+            else:
+                self._t = t
+                self._count("file", boxes, ids, class_ids, classes, t, self.lines, self.zones, trails=True)
+                self._forget(t, self._seen, self.lines, self.zones, trails=True)
 
     def _follow(self, model: str, tracks: Any, classes: tuple[str, ...], t: float, image: np.ndarray | None) -> None:
         """track_new at a track's first confirmed frame, its best detection kept, track_update events."""
@@ -221,12 +251,17 @@ class Analytics:
             trail.append((t, float(p[0]), float(p[1])))
             while trail and t - trail[0][0] > self.cfg.trail_s:
                 trail.popleft()
+        heights = np.asarray(boxes, np.float64).reshape(-1, 4)
+        heights = heights[:, 3] - heights[:, 1]
         for line in lines:
             if line.model and line.model != model:
                 continue
             sides = geometry.side(points, line.a, line.b)
-            for key, p, s, name in zip(keys, points, sides, names):
-                if line.classes and name not in line.classes or s == 0:
+            # Hysteresis: a side is taken only margin x the box height away from the line, so feet that
+            # jitter across it (a person walking along it, a detection box that breathes) never count.
+            away = geometry.line_distance(points, line.a, line.b) >= line.margin * heights
+            for key, p, s, name, clear in zip(keys, points, sides, names, away):
+                if line.classes and name not in line.classes or s == 0 or not clear:
                     continue
                 prev = line.last.get(key)
                 line.last[key] = (float(s), p)
@@ -243,17 +278,28 @@ class Analytics:
         for zone in zones:
             if zone.model and zone.model != model:
                 continue
-            inside = geometry.inside_polygon(points, zone.polygon)
-            for key, now_in, name in zip(keys, inside, names):
+            # Hysteresis: a track's state flips only once its anchor is past the boundary by the margin
+            # (a share of its height, so near and far objects alike), or has stayed on the other side for
+            # settle_s: a person standing on the edge, whose feet jitter across it, neither enters nor leaves.
+            deep = geometry.depth(points, zone.polygon, zone.border, self.width, self.height)
+            for key, d, h, name in zip(keys, deep, heights, names):
                 if zone.classes and name not in zone.classes:
                     continue
                 was_in = key in zone.inside
-                if now_in and not was_in:
+                if (d > 0) == was_in:  # on its own side: nothing pending
+                    zone.other_side.pop(key, None)
+                    continue
+                since = zone.other_side.setdefault(key, t)
+                settled = zone.settle_s > 0 and t - since >= zone.settle_s
+                if abs(d) < zone.margin * h and not settled:
+                    continue
+                zone.other_side.pop(key, None)
+                if not was_in:
                     zone.inside[key] = (t, name)
                     zone.entries[name] += 1
                     if trails:
                         self._event("zone_entered", zone=zone.name, model=model, track_id=key[1], **{"class": name})
-                elif was_in and not now_in:
+                else:
                     dwell = self._exit(zone, key, t)
                     if trails:
                         self._event("zone_left", zone=zone.name, model=model, track_id=key[1], **{"class": name},
@@ -271,8 +317,9 @@ class Analytics:
                 trails: bool) -> None:
         """Tracks the tracker has ended (not seen for longer than its buffer): trails go, zone visits end.
         Truth identities are forgotten after the longest tracker buffer."""
-        longest = max(self.lost_s.values(), default=0.0)
-        gone = [k for k, last in seen.items() if t - last > self.lost_s.get(k[0], longest)]
+        longest = max(self.lost_s.values(), default=0.0) if self.forget_s is None else self.forget_s
+        gone = [k for k, last in seen.items()
+                if t - last > (self.lost_s.get(k[0], longest) if self.forget_s is None else self.forget_s)]
         for key in gone:
             del seen[key]
             if trails:
@@ -281,6 +328,7 @@ class Analytics:
             for line in lines:
                 line.last.pop(key, None)
             for zone in zones:
+                zone.other_side.pop(key, None)
                 if key in zone.inside:
                     entered_name = zone.inside[key][1]
                     dwell = self._exit(zone, key, t)

@@ -7,8 +7,12 @@ positive on the right, 0 on the line itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..config.schema import LineConfig, ZoneConfig
 
 ANCHORS = ("bottom_center", "center", "top_center")
 
@@ -32,6 +36,13 @@ def side(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     p = np.asarray(points, np.float64).reshape(-1, 2)
     d = b - a
     return np.sign(d[0] * (p[:, 1] - a[1]) - d[1] * (p[:, 0] - a[0]))
+
+
+def line_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 2) points -> (N,) distance in pixels to the (infinite) line through A and B."""
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    d = b - a
+    return np.abs(d[0] * (p[:, 1] - a[1]) - d[1] * (p[:, 0] - a[0])) / max(float(np.hypot(d[0], d[1])), 1e-12)
 
 
 def crosses_segment(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,7 +87,7 @@ def self_intersects(polygon: np.ndarray) -> bool:
 
 
 def problems(key: str, points: Sequence[Sequence[float]], units: str, width: int, height: int,
-             polygon: bool) -> list[str]:
+             polygon: bool, frame_from: str = "source.width x source.height") -> list[str]:
     """What is wrong with a line (two points) or a zone (a polygon) of the config, each naming ``key``."""
     out = []
     if any(len(p) != 2 for p in points):
@@ -89,7 +100,7 @@ def problems(key: str, points: Sequence[Sequence[float]], units: str, width: int
     limit = "0..1" if units == "normalized" else f"the {width}x{height} frame"
     outside = [list(p) for p, q in zip(points, px) if not (0 <= q[0] <= width and 0 <= q[1] <= height)]
     if outside:
-        out.append(f"{key}.points: {outside} outside {limit} (source.width x source.height)")
+        out.append(f"{key}.points: {outside} outside {limit} ({frame_from})")
     if not polygon and np.hypot(*(px[1] - px[0])) < 1:
         out.append(f"{key}.points = {[list(p) for p in points]}: a zero-length line")
     if polygon:
@@ -99,3 +110,79 @@ def problems(key: str, points: Sequence[Sequence[float]], units: str, width: int
         elif area < 1:
             out.append(f"{key}.points: the polygon has no area")
     return out
+
+
+def parse_shape(text: str, kind: str, width: int, height: int, flag: str | None = None,
+                frame_from: str = "the frame") -> "LineConfig | ZoneConfig":
+    """A line or zone given on the command line, ``NAME:x1,y1,x2,y2[,...]`` (the form of ``edge-app
+    evaluate-counts --line/--zone``, ``edge-app track --line/--zone``, and later ``run``'s), checked as
+    the config's ``[[analytics.lines]]`` / ``[[analytics.zones]]`` are. Points are pixels of the
+    ``width`` x ``height`` frame, or 0..1 of it when every coordinate lies in 0..1 (a shape within one
+    pixel of the corner would be no use). kind: "line" | "zone"; frame_from: where the frame size came
+    from (errors say it). Raises ValueError naming the flag."""
+    from ..config.schema import LineConfig, ZoneConfig
+    flag = flag or f"--{kind}"
+    form = "NAME:x1,y1,x2,y2" if kind == "line" else "NAME:x1,y1,x2,y2,x3,y3[,...]"
+    name, sep, rest = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"{flag} {text!r}: expected {form}")
+    try:
+        values = [float(v) for v in rest.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: non-numeric coordinate (expected {form})") from None
+    if len(values) % 2:
+        raise ValueError(f"{flag} {text!r}: an odd number of coordinates (expected x,y pairs: {form})")
+    points = tuple((values[i], values[i + 1]) for i in range(0, len(values), 2))
+    units = "normalized" if values and all(0.0 <= v <= 1.0 for v in values) else "pixels"
+    found = problems(f"{flag} {name}", points, units, width, height, polygon=kind == "zone", frame_from=frame_from)
+    if found:
+        raise ValueError("; ".join(found))
+    cls = LineConfig if kind == "line" else ZoneConfig
+    return cls(name=name.strip(), points=points, units=units)
+
+
+def on_frame_border(polygon: np.ndarray, width: int, height: int, tol: float = 1.0) -> np.ndarray:
+    """(K,) for each edge i (corner i to corner i+1) of a polygon (K, 2): whether it lies along the frame's
+    border (within ``tol`` px). Such an edge is no boundary anyone crosses: the zone goes on past the frame."""
+    p = np.asarray(polygon, np.float64).reshape(-1, 2)
+    q = np.roll(p, -1, axis=0)
+    out = np.zeros(len(p), bool)
+    for axis, limit in ((0, 0.0), (0, float(width)), (1, 0.0), (1, float(height))):
+        out |= (np.abs(p[:, axis] - limit) <= tol) & (np.abs(q[:, axis] - limit) <= tol)
+    return out
+
+
+def depth(points: np.ndarray, polygon: np.ndarray, border: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N, 2) anchors -> (N,) signed distance in pixels to the zone's boundary: positive inside, negative
+    outside. Anchors are clipped into the frame first (a box cut by the frame's edge has its anchor there)
+    and edges along the frame's border (``border``, from on_frame_border) are not boundary, so an object
+    standing at the bottom of a zone that reaches the frame's bottom is deep inside, not on an edge."""
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    p = np.clip(p, [0.5, 0.5], [width - 0.5, height - 0.5])
+    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+    a, b = poly[~border], np.roll(poly, -1, axis=0)[~border]
+    if len(a):
+        d = b - a                                               # (E, 2)
+        rel = p[:, None, :] - a[None]                           # (N, E, 2)
+        u = np.clip((rel * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-12), 0.0, 1.0)
+        gap = rel - u[..., None] * d
+        dist = np.sqrt((gap * gap).sum(-1)).min(axis=1)
+    else:  # the whole frame
+        dist = np.full(len(p), np.inf)
+    return np.where(inside_polygon(p, poly), dist, -dist)
+
+
+def parse_line(text: str, width: int, height: int, frame_from: str = "the frame") -> "LineConfig":
+    """``--line NAME:x1,y1,x2,y2`` (parse_shape for a line)."""
+    from ..config.schema import LineConfig
+    shape = parse_shape(text, "line", width, height, frame_from=frame_from)
+    assert isinstance(shape, LineConfig)
+    return shape
+
+
+def parse_zone(text: str, width: int, height: int, frame_from: str = "the frame") -> "ZoneConfig":
+    """``--zone NAME:x1,y1,x2,y2,x3,y3[,...]`` (parse_shape for a zone)."""
+    from ..config.schema import ZoneConfig
+    shape = parse_shape(text, "zone", width, height, frame_from=frame_from)
+    assert isinstance(shape, ZoneConfig)
+    return shape

@@ -29,6 +29,7 @@ class MotRows:
     boxes: np.ndarray
     conf: np.ndarray
     extra: np.ndarray
+    line: np.ndarray | None = None  # (N,) the 1-based line of each row in its file (errors name it)
 
     def frame_range(self) -> tuple[int, int]:
         return (int(self.frames.min()), int(self.frames.max())) if len(self.frames) else (1, 0)
@@ -41,6 +42,7 @@ def read_mot(path: str | Path, min_columns: int = 6) -> MotRows:
     except OSError as exc:
         raise MotFormatError(f"{path}: cannot read ({exc.strerror})") from None
     rows: list[list[float]] = []
+    numbers: list[int] = []
     width = None
     for n, line in enumerate(lines, 1):
         line = line.strip()
@@ -63,6 +65,7 @@ def read_mot(path: str | Path, min_columns: int = 6) -> MotRows:
         if values[4] < 0 or values[5] < 0:
             raise MotFormatError(f"{path}:{n}: negative box size {fields[4]} x {fields[5]}")
         rows.append(values)
+        numbers.append(n)
     if not rows:
         z = np.zeros(0)
         return MotRows(z.astype(np.int64), z.astype(np.int64), np.zeros((0, 4)), z, np.zeros((0, 0)))
@@ -70,7 +73,8 @@ def read_mot(path: str | Path, min_columns: int = 6) -> MotRows:
     order = np.argsort(a[:, 0], kind="stable")
     a = a[order]
     conf = a[:, 6] if a.shape[1] > 6 else np.ones(len(a))
-    return MotRows(a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2:6], conf, a[:, 7:])
+    return MotRows(a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2:6], conf, a[:, 7:],
+                   np.asarray(numbers, np.int64)[order])
 
 
 @dataclass(frozen=True)

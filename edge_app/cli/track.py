@@ -1,15 +1,25 @@
-"""``edge-app track --detections det.txt [--seqinfo seqinfo.ini] --out tracks.txt``: the runtime's tracker
-(``analytics.tracker``, the same code the live pipeline runs) over MOTChallenge detections, written as
-MOT tracks (``edge-app evaluate-tracks`` scores them). Time comes from the sequence's frame rate, so the
-lost buffer in seconds means what it means live.
+"""``edge-app track``: the runtime's tracker (``analytics.tracker``, the code the live pipeline runs) offline.
+
+Two forms:
+- ``edge-app track --detections det.txt [--seqinfo seqinfo.ini] --out tracks.txt``: over MOTChallenge
+  detections (no frames: no camera-motion compensation, no appearance), written as MOT tracks
+  (``edge-app evaluate-tracks`` scores them). Time comes from the sequence's frame rate, so the lost
+  buffer in seconds means what it means live.
+- ``edge-app track VIDEO|DATASET --model ARTIFACT [--line NAME:x1,y1,x2,y2] [--zone NAME:x,y,...]
+  --out tracks.txt``: the live runtime's source, detector, tracker and lines/zones over a recording
+  (a video file, or a folder ``replay://`` reads: a MOTChallenge sequence with img1/, images with labels),
+  every frame in order and none dropped (``source.realtime = false``), so a user can count a recording.
+  Prints the counts as one JSON object (also ``--counts FILE``).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from ..analytics.mot import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
 from ..analytics.tracker import Tracker
@@ -57,19 +67,129 @@ def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: Trac
     return {"frames": len(frames), "tracks": tracker.confirmed_total, "ms_per_frame": 1e3 * seconds / max(len(frames), 1)}
 
 
+def _video_info(path: Path) -> tuple[int, int, float, int]:
+    """(width, height, fps, frames) of a video file, read from its header (OpenCV's demuxer)."""
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"{path}: not a video this machine can open")
+        return (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                float(cap.get(cv2.CAP_PROP_FPS) or 30.0), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        cap.release()
+
+
+def _source_of(path: Path, fps: float | None) -> tuple[Any, int, int, float, int]:
+    """The runtime's source for a recording, every frame (realtime off), once (no loop)."""
+    from ..config.schema import SourceConfig
+    from ..sources import open_source
+    if path.is_dir():
+        from ..sources.replay import ReplaySource
+        info = read_seqinfo(path / "seqinfo.ini") if (path / "seqinfo.ini").is_file() else None
+        rate = fps or (info.frame_rate if info else 30.0)
+        src = ReplaySource(f"replay://{path.resolve()}", path, fps=rate, loop=False, realtime=False)
+        image = src.frame_of(0)[0]
+        return src, image.shape[1], image.shape[0], rate, len(src.dataset.samples)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such video file or dataset folder")
+    width, height, rate, count = _video_info(path)
+    rate = fps or rate
+    settings = SourceConfig(uri=f"file://{path.resolve()}", width=width, height=height, fps=rate, loop=False,
+                            realtime=False)
+    return open_source(settings), width, height, rate, count
+
+
+def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list[str],
+              settings: TrackerConfig | None = None, thresholds: Path | None = None, fps: float | None = None,
+              anchor: str = "bottom_center", show_progress: bool = False) -> dict[str, Any]:
+    """Detector, tracker and counting of the live runtime over every frame of a recording; MOT tracks to
+    ``out``; returns the counts (Analytics.snapshot()) with frame and timing figures."""
+    from ..analytics.counting import Analytics
+    from ..analytics.geometry import parse_line, parse_zone
+    from ..config.schema import AnalyticsConfig
+    from ..inference.models import ModelSpec, open_model
+    if thresholds is None and model.with_suffix(".thresholds.json").is_file():
+        thresholds = model.with_suffix(".thresholds.json")  # calibration's, beside the artifact
+    detector = open_model(ModelSpec("detector", "detector", model, thresholds_file=thresholds))
+    source, width, height, rate, count = _source_of(video, fps)
+    shapes = AnalyticsConfig(anchor=anchor,
+                             lines=tuple(parse_line(v, width, height, frame_from=str(video)) for v in lines),
+                             zones=tuple(parse_zone(v, width, height, frame_from=str(video)) for v in zones))
+    analytics = Analytics(shapes, {"detector": settings or TrackerConfig(enabled=True)}, width, height)
+    frames: list[tuple[int, Any]] = []
+    t0 = time.perf_counter()
+    source.start()
+    bar = progress(iter(int, 1), count or None, "track", show_progress)  # a bar advanced by hand
+    try:
+        while True:
+            frame = source.read(0.5)
+            if frame is None:
+                if not source.thread_alive() and source.slot.peek() is None:
+                    break  # the file ended and every frame was taken
+                continue
+            result = detector.predict(frame.image)
+            analytics.update([result], frame.pts, frame.image)
+            frames.append((len(frames) + 1, result.tracks))
+            if hasattr(bar, "update"):
+                bar.update(1)
+    finally:
+        source.stop()
+        if hasattr(bar, "close"):
+            bar.close()
+    if source.stats.last_error and not frames:
+        raise ValueError(f"{video}: {source.stats.last_error}")
+    seconds = time.perf_counter() - t0
+    write_tracks(out, frames)
+    snap = analytics.snapshot()
+    return {"frames": len(frames), "dropped": int(source.stats.dropped), "fps": len(frames) / max(seconds, 1e-9),
+            "tracks": analytics.trackers["detector"].confirmed_total, "size": [width, height], "frame_rate": rate,
+            "lines": snap["lines"], "zones": snap["zones"], "out": str(out)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge-app track", description=__doc__)
-    p.add_argument("--detections", required=True, type=Path, help="MOTChallenge det.txt")
+    p = argparse.ArgumentParser(prog="edge-app track", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", nargs="?", type=Path, help="a video file, or a dataset folder (MOT sequence, "
+                   "images with labels); with --model")
+    p.add_argument("--detections", type=Path, help="MOTChallenge det.txt (instead of a video)")
+    p.add_argument("--model", type=Path, help="the detector artifact (ONNX) run on every frame of INPUT")
+    p.add_argument("--thresholds", type=Path, help="calibration's thresholds JSON (default: ARTIFACT's "
+                   ".thresholds.json beside it, when there)")
+    p.add_argument("--line", action="append", default=[], metavar="NAME:x1,y1,x2,y2",
+                   help="a counting line, pixels or 0..1 of the frame (repeatable)")
+    p.add_argument("--zone", action="append", default=[], metavar="NAME:x1,y1,x2,y2,x3,y3,...",
+                   help="a zone polygon, pixels or 0..1 (repeatable)")
+    p.add_argument("--anchor", default="bottom_center", choices=("bottom_center", "center", "top_center"))
+    p.add_argument("--counts", type=Path, help="also write the counts JSON here")
     p.add_argument("--seqinfo", type=Path, help="seqinfo.ini (default: beside det/; gives frame rate and length)")
     p.add_argument("--out", required=True, type=Path, help="MOT-format tracks to write")
-    p.add_argument("--frame-rate", type=float, help="frames per second (default: seqinfo's, else 30)")
+    p.add_argument("--frame-rate", type=float, help="frames per second (default: seqinfo's or the video's, else 30)")
     settings_args(p)
     add_progress_flag(p)
     a = p.parse_args(argv)
+    if (a.detections is None) == (a.input is None):
+        p.error("give either --detections det.txt or a VIDEO|DATASET with --model")
+    if a.input is not None and a.model is None:
+        p.error(f"{a.input}: --model ARTIFACT is needed to detect objects in it")
     try:
-        r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress)
-    except MotFormatError as exc:
+        if a.detections is not None:
+            r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress)
+            print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames, {r['ms_per_frame']:.2f} ms per frame")
+            return 0
+        result = run_video(a.input, a.model, a.out, a.line, a.zone, settings_from(a), a.thresholds, a.frame_rate,
+                           a.anchor, not a.no_progress)
+    except (MotFormatError, ValueError) as exc:
         print(f"edge-app track: {exc}", file=sys.stderr)
         return 2
-    print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames, {r['ms_per_frame']:.2f} ms per frame")
+    except Exception as exc:  # a model that cannot load names itself (ModelError)
+        if type(exc).__name__ != "ModelError":
+            raise
+        print(f"edge-app track: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result)
+    if a.counts:
+        from ..core.artifact import write_atomic
+        write_atomic(a.counts, text + "\n")
+    print(text)
     return 0

@@ -45,11 +45,11 @@ class TrackerConfig:
     """A detector's multi-object tracker (``analytics.tracker``; ByteTrack-style)."""
 
     enabled: bool = spec(False, doc="track this detector's objects (identities, trails, line and zone counts)")
-    high_score: float = spec(0.5, ge=0, le=1, doc="detections at least this take part in the first association")
+    high_score: float = spec(0.6, ge=0, le=1, doc="detections at least this take part in the first association")
     low_score: float = spec(0.1, ge=0, le=1, doc="... and from here up to high_score in the second (keeps "
                             "partly hidden objects)")
     new_track_score: float = spec(0.6, ge=0, le=1, doc="a detection no track took starts a track from this score")
-    match_iou: float = spec(0.2, gt=0, le=1, doc="IoU gate of the first association")
+    match_iou: float = spec(0.3, gt=0, le=1, doc="IoU gate of the first association")
     low_iou: float = spec(0.5, gt=0, le=1, doc="IoU gate of the second association (weak detections)")
     tentative_iou: float = spec(0.1, gt=0, le=1, doc="IoU gate for tracks not confirmed yet")
     min_hits: int = spec(3, ge=1, le=100, doc="hits that confirm a track; only confirmed tracks have an id")
@@ -58,6 +58,20 @@ class TrackerConfig:
     low_revives_lost: bool = spec(False, doc="lost tracks also take part in the second association")
     report: str = spec("detection", choices=("detection", "filtered"),
                        doc="track boxes shown: the matched detection, or the Kalman-filtered box")
+    reupdate: bool = spec(True, doc="OC-SORT's observation-centric re-update: a track found again after a gap "
+                          "re-runs its filter along the straight path between its two observations")
+    direction_weight: float = spec(0.2, ge=0, le=1, doc="OC-SORT's direction consistency: weight of the "
+                                   "agreement between a track's observed heading and a detection (0 = off)")
+    recover_buffer: float = spec(0.0, ge=0, le=2, doc="lost tracks left unmatched get one more chance with "
+                                 "boxes grown by this share of their size per side (0 = off)")
+    recover_last: bool = spec(False, doc="OC-SORT's observation-centric recovery: tracks still unmatched get one "
+                              "more chance by the box where they were last seen")
+    freeze_lost_size: bool = spec(True, doc="a lost track's predicted box keeps its size (its size velocity is "
+                                  "dropped), as ByteTrack and BoT-SORT do")
+    camera_motion: str = spec("flow", choices=("off", "flow"), doc="camera-motion compensation from the "
+                              "frames (sparse optical flow on a downscaled frame); nothing without frames")
+    appearance_weight: float = spec(0.0, ge=0, le=1, doc="weight of a colour-histogram appearance cue in "
+                                    "the first association, when frames exist (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -291,6 +305,8 @@ class LineConfig:
                       "width and height")
     classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
     model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
+    margin: float = spec(0.1, ge=0, le=2, doc="hysteresis: a side counts only this far from the line (a share "
+                         "of the object's box height), so feet jittering across it never count")
 
 
 @dataclass(frozen=True)
@@ -301,6 +317,10 @@ class ZoneConfig:
     units: str = spec("pixels", choices=("pixels", "normalized"), doc="points in frame pixels, or 0..1")
     classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
     model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
+    margin: float = spec(0.1, ge=0, le=2, doc="hysteresis: an object enters once its anchor is this far "
+                         "inside (a share of its box height) and leaves once as far outside")
+    settle_s: float = spec(1.0, ge=0, le=60, doc="... or once it has stayed on the other side this long "
+                           "(seconds; 0 = the margin only)")
 
 
 @dataclass(frozen=True)

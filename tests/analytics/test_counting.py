@@ -15,8 +15,8 @@ from edge_app.inference.models import ModelResult
 W, H = 640, 480
 
 
-def _analytics(lines=(), zones=(), min_hits=1):
-    cfg = AnalyticsConfig(anchor="center", lines=tuple(lines), zones=tuple(zones))
+def _analytics(lines=(), zones=(), min_hits=1, anchor="center"):
+    cfg = AnalyticsConfig(anchor=anchor, lines=tuple(lines), zones=tuple(zones))
     return Analytics(cfg, {"det": TrackerConfig(enabled=True, min_hits=min_hits)}, W, H)
 
 
@@ -133,3 +133,74 @@ def test_bad_geometry_is_a_config_error_naming_the_key(tmp_path, analytics, mess
 def test_lines_without_a_tracked_detector_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="enable a detector's tracker"):
         load_config(_cfg(tmp_path, '[[analytics.lines]]\nname = "l"\npoints = [[0, 0], [10, 10]]', tracker=False))
+
+
+def _run_boxes(an, boxes_per_frame, fps=30.0, first=0):
+    """boxes_per_frame: per frame a list of xyxy boxes (one object each, detected every frame)."""
+    for f, boxes in enumerate(boxes_per_frame, first):
+        det = Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9), [0] * len(boxes))
+        an.update([ModelResult("det", "detection", ("person",), detections=det)], f / fps)
+    return an.snapshot()
+
+
+def _person(x, feet_y, h=120.0, w=50.0):
+    return [x - w / 2, feet_y - h, x + w / 2, feet_y]
+
+
+SHELF = ZoneConfig(name="shelf", points=((200.0, 100.0), (440.0, 100.0), (440.0, 380.0), (200.0, 380.0)))
+
+
+def test_a_still_person_on_a_zones_edge_neither_enters_nor_leaves():
+    # feet on the zone's left edge (x = 200), jittering 6 px across it every frame, for 10 s: the
+    # hysteresis (a margin of 10 % of the 120 px box, 1 s on one side) holds the state
+    an = _analytics(zones=[SHELF], anchor="bottom_center")
+    walk_up = [[_person(100 + 5 * f, 300)] for f in range(20)]                     # from outside to the edge
+    stand = [[_person(200 + (6 if f % 2 else -6) + (f % 3), 300)] for f in range(300)]
+    snap = _run_boxes(an, walk_up + stand)
+    z = snap["zones"]["shelf"]
+    assert z["entries"] == {} and z["exits"] == {} and z["total"] == 0
+    snap = _run_boxes(an, [[_person(200 + 4 * f, 300)] for f in range(30)], first=320)  # then walks in
+    assert snap["zones"]["shelf"]["entries"] == {"person": 1}
+
+
+def test_without_hysteresis_the_same_jitter_flickers():
+    # the same scene with margin 0 and settle_s 0 counts every jitter: what the hysteresis removes
+    zone = ZoneConfig(name="shelf", points=SHELF.points, margin=0.0, settle_s=0.0)
+    an = _analytics(zones=[zone], anchor="bottom_center")
+    snap = _run_boxes(an, [[_person(200 + (6 if f % 2 else -6), 300)] for f in range(60)])
+    assert sum(snap["zones"]["shelf"]["entries"].values()) > 10
+
+
+def test_a_zone_touching_the_frames_edge_holds_a_person_cut_by_it():
+    # the zone reaches the bottom of the frame; a person standing at the bottom has its box cut there,
+    # so its anchor lies on the zone's bottom edge: inside, steadily (not flickering on the edge)
+    zone = ZoneConfig(name="hall", points=((300.0, 60.0), (560.0, 60.0), (560.0, 480.0), (300.0, 480.0)))
+    an = _analytics(zones=[zone], anchor="bottom_center")
+    frames = [[[400 + (f % 3), 300, 450 + (f % 3), 480 + (1 if f % 2 else 0)]] for f in range(150)]
+    snap = _run_boxes(an, frames)
+    z = snap["zones"]["hall"]
+    assert z["entries"] == {"person": 1} and z["exits"] == {} and z["total"] == 1
+
+
+def test_zone_hysteresis_keys_are_checked(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(_cfg(tmp_path, '[[analytics.zones]]\nname = "z"\nmargin = -1\npoints = [[0, 0], [9, 0], [9, 9]]'))
+    assert any("analytics.zones[0].margin" in p for p in info.value.problems), info.value.problems
+
+
+def test_feet_jittering_along_a_line_never_count():
+    # a person walks along the line (x from 120 to 520) with feet 4 px above or below it at random: the
+    # detection box breathes. With the margin (10 % of the 120 px box) nothing counts; without, it does.
+    rng = np.random.default_rng(3)
+    jitter = rng.choice([-4.0, 4.0], 100)
+    frames = [[_person(120 + 4 * f, 240 + jitter[f])] for f in range(100)]
+    snap = _run_boxes(_analytics([HLINE], anchor="bottom_center"), frames)
+    assert snap["lines"]["door"]["total_in"] == 0 and snap["lines"]["door"]["total_out"] == 0
+    bare = LineConfig(name="door", points=HLINE.points, margin=0.0)
+    snap = _run_boxes(_analytics([bare], anchor="bottom_center"), frames)
+    assert snap["lines"]["door"]["total_in"] == 1 and snap["lines"]["door"]["total_out"] == 1
+
+
+def test_a_real_crossing_still_counts_with_the_margin():
+    snap = _run_boxes(_analytics([HLINE], anchor="bottom_center"), [[_person(320, 330 - 6 * f)] for f in range(30)])
+    assert snap["lines"]["door"]["in"] == {"person": 1} and snap["lines"]["door"]["total_out"] == 0

@@ -146,3 +146,114 @@ def test_block_kalman_equals_the_8x8_filter():
         P = P - K @ S @ K.transpose(0, 2, 1)
         np.testing.assert_allclose(mean, M, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(kalman.full_covariance(cov), P, rtol=1e-9, atol=1e-9)
+
+
+def _settings(**kw):
+    base = dict(reupdate=False, direction_weight=0.0, recover_buffer=0.0, freeze_lost_size=False, recover_last=False)
+    return TrackerSettings(**{**base, **kw})
+
+
+def test_reupdate_is_the_filter_run_along_the_straight_path_through_the_gap():
+    # OC-SORT's ORU: a track found again after 15 hidden frames ends as a filter fed, frame by frame,
+    # with observations on the straight line from its last box to the new one (here fed explicitly)
+    def box(x):
+        return [x, 50, x + 100, 250]
+    xs = [10 + 2 * f for f in range(20)]
+    end = 130.0                                   # where it reappears at frame 35 (it sped up meanwhile)
+    oru = Tracker(_settings(reupdate=True, lost_s=2.0))
+    fed = Tracker(_settings(reupdate=False, lost_s=2.0))
+    plain = Tracker(_settings(reupdate=False, lost_s=2.0))
+    for f in range(36):
+        hidden = 20 <= f < 35
+        x = xs[f] if f < 20 else (end if f == 35 else None)
+        for t in (oru, plain):
+            t.update(_det([box(x)]) if not hidden else Detections.empty(), f / 30)
+        virtual = xs[19] + (end - xs[19]) * (f - 19) / 16 if f >= 20 else x
+        fed.update(_det([box(virtual)]), f / 30)
+    assert len(oru) == len(fed) == 1 and oru.confirmed_total == 1
+    np.testing.assert_allclose(oru.mean[0], fed.mean[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(oru.cov[0], fed.cov[0], rtol=1e-6, atol=1e-6)
+    assert np.abs(plain.mean[0] - fed.mean[0]).max() > 0.1   # which the plain update is not
+
+
+def test_recovery_finds_a_lost_track_that_moved_further_than_predicted():
+    # walking at 3 px/frame, it stops while hidden for 10 frames: the prediction walks on 30 px, past the
+    # IoU gate of its 30 px box; grown boxes (recover_buffer) still find it: one identity instead of two
+    def run(buffer):
+        t = Tracker(_settings(recover_buffer=buffer, lost_s=2.0))
+        ids = set()
+        for f in range(60):
+            x = 100 + 3 * min(f, 20) if not 20 <= f < 30 else None
+            tr = t.update(_det([[x, 50, x + 30, 110]]) if x is not None else Detections.empty(), f / 30)
+            ids |= set(tr.ids.tolist())
+        return ids
+    assert len(run(0.0)) == 2 and len(run(0.5)) == 1
+
+
+def test_observation_centric_recovery_finds_an_object_where_it_was_last_seen():
+    # the same walker stops while hidden; OC-SORT's OCR matches the box where it was last seen
+    def run(last):
+        t = Tracker(_settings(recover_last=last, lost_s=2.0))
+        ids = set()
+        for f in range(60):
+            x = 100 + 3 * min(f, 20) if not 20 <= f < 30 else None
+            tr = t.update(_det([[x, 50, x + 30, 110]]) if x is not None else Detections.empty(), f / 30)
+            ids |= set(tr.ids.tolist())
+        return ids
+    assert len(run(False)) == 2 and len(run(True)) == 1
+
+
+def test_direction_consistency_keeps_crossing_objects_apart():
+    from edge_app.analytics.association import direction_consistency
+    heading = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    last = np.zeros((4, 2))
+    dets = np.array([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
+    np.testing.assert_allclose(direction_consistency(heading, last, dets), [0.5, -0.5, 0.0, 0.0])
+
+
+def test_camera_motion_is_measured_from_the_frames():
+    pytest.importorskip("cv2")
+    from edge_app.analytics.motion import CameraMotion
+    rng = np.random.default_rng(0)
+    scene = (rng.uniform(0, 255, (600, 1100)) > 200).astype(np.uint8) * 255  # texture to follow
+    import cv2
+    scene = cv2.GaussianBlur(scene, (5, 5), 0)
+    cm = CameraMotion(width=480)
+    assert cm.estimate(np.ascontiguousarray(scene[0:480, 0:960])) is None       # the first frame
+    warp = cm.estimate(np.ascontiguousarray(scene[12:492, 30:990]))             # the camera moved right/down
+    assert warp is not None
+    np.testing.assert_allclose(warp[:, 2], [-30, -12], atol=1.5)                 # the scene moved left/up
+    np.testing.assert_allclose(warp[:, :2], np.eye(2), atol=0.02)
+
+
+def test_a_panning_camera_keeps_identities_with_compensation():
+    pytest.importorskip("cv2")
+    import cv2
+    rng = np.random.default_rng(1)
+    world = cv2.GaussianBlur((rng.uniform(0, 255, (700, 3000)) > 200).astype(np.uint8) * 255, (5, 5), 0)
+    world = np.repeat(world[:, :, None], 3, axis=2)
+
+    def run(mode):
+        t = Tracker(_settings(camera_motion=mode, lost_s=1.0))
+        ids = set()
+        for f in range(40):
+            pan = 0 if f < 10 else 25 * (f - 10)   # a still camera, then a fast pan (25 px/frame)
+            frame = np.ascontiguousarray(world[100:580, pan:pan + 640])
+            x = 300 - pan + 0 * f                 # a person standing still in the world
+            boxes = [[x, 200, x + 40, 300]] if -40 < x < 640 and f % 4 != 3 else []  # missed every 4th frame
+            tr = t.update(_det(boxes) if boxes else Detections.empty(), f / 30, frame)
+            ids |= set(tr.ids.tolist())
+        return ids
+    assert len(run("flow")) == 1 and len(run("off")) > 1
+
+
+def test_colour_histograms_tell_people_apart():
+    pytest.importorskip("cv2")
+    from edge_app.analytics.appearance import ColourHistogram
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[:, :100] = (0, 0, 200)      # a red coat (BGR)
+    frame[:, 100:200] = (200, 0, 0)   # a blue one
+    frame[:, 200:] = (10, 10, 190)    # red again, another shade
+    e = ColourHistogram().embed(frame, np.array([[0, 0, 100, 200], [100, 0, 200, 200], [200, 0, 300, 200]], float))
+    assert e.shape[0] == 3 and np.allclose(np.linalg.norm(e, axis=1), 1)
+    assert e[0] @ e[2] > 0.9 and e[0] @ e[1] < 0.1

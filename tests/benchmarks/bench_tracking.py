@@ -1,82 +1,296 @@
-"""Tracking benchmarks, in one run, on the same machine:
+"""Tracking benchmarks, in one run, on the same machine (`python tests/benchmarks/bench_tracking.py
+[--part accuracy,frames,speed,live] [--workers 2] [--reuse-grid]`, about 30 minutes on 2 busy cores;
+`make anchors` first, or it makes the anchors' venvs itself):
 
-1. accuracy: our tracker (``edge-app track``'s code) and roboflow `trackers`' ByteTrack (PyPI, in its own
-   venv under var/venvs/trackers, made here when missing: it pulls opencv-python) on the same public
-   detections of the shared MOTChallenge sequences, both scored by TrackEval (HOTA, IDF1, MOTA).
-   Goal: HOTA and IDF1 at least theirs on every sequence.
-2. speed: one update at 10 / 100 / 500 detections on the same generated frames, median ms; goal ours
-   at most half of theirs.
-3. live: the tracker's p50/p99 ms inside the pipeline (synthetic scene, demo detector, every frame as
-   fast as it goes), and the pipeline's fps with tracking and two counting lines on against off
-   (alternating runs, medians).
-
-Run: `python tests/benchmarks/bench_tracking.py [--part accuracy,speed,live]`.
+1. accuracy, the honest protocol (tracking_protocol.py): our tracker over a small grid (thresholds x
+   association changes, one at a time) on the public detections of the seven shared MOT17/MOT15
+   sequences, leave-one-sequence-out: settings chosen on six, scored on the seventh. Printed side by side:
+   in-sample (one setting tuned on all seven) and out-of-sample (held-out folds), each change's own
+   out-of-sample effect, and the anchors on the same files, in the same run, each in its own venv with
+   its defaults: roboflow `trackers` 2.6.1 ByteTrack and BoTSORT, `boxmot` 25.0 BotSort, OccluBoost and
+   OcSort. Everything scored by TrackEval (`edge-app evaluate-tracks`).
+   Goals: out-of-sample mean HOTA and IDF1 on the four MOT17 sequences >= the best anchor's, and no
+   sequence below `trackers`' ByteTrack.
+2. counts: on every sequence a vertical and a horizontal line through the median anchor of the true
+   boxes; `edge-app evaluate-counts`' rule on our out-of-sample tracks and each anchor's vs the truth:
+   summed |count error| / true crossings (goal <= 10 % and at most half of ByteTrack's), track ids / true ids.
+3. speed: one update at 10 / 100 / 500 detections on the same generated frames, median ms, ours (the
+   defaults) against `trackers`' ByteTrack (goal <= 0.5x at 100).
+4. live: the tracker's p50/p99 ms inside the pipeline (synthetic scene, demo detector, every frame as
+   fast as it goes), and the pipeline's fps with tracking and two counting lines on against off.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
+import tracking_protocol as proto  # noqa: E402
+from anchor_trackers import ANCHORS  # noqa: E402
+
 MOT = ROOT.parent / "shared" / "data" / "mot"
-SEQUENCES = ["MOT17-02-FRCNN", "MOT17-04-FRCNN", "MOT17-05-FRCNN", "MOT17-09-FRCNN", "TUD-Campus",
-             "PETS09-S2L1", "ETH-Sunnyday"]
-VENV = ROOT / "var" / "venvs" / "trackers"
-THEIRS = Path(__file__).with_name("theirs_bytetrack.py")
+RUNNER = Path(__file__).with_name("anchor_trackers.py")
+METRICS = ("HOTA", "IDF1", "MOTA", "IDSW", "AssA", "DetA")
 
 
-def theirs_python() -> Path:
-    py = VENV / "bin" / "python"
-    if not py.is_file():
-        print(f"making {VENV} for roboflow trackers (pip install trackers==2.6.1)", flush=True)
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "trackers==2.6.1"], check=True)
+def anchor_python(venv: str) -> Path:
+    py = ROOT / "var" / "venvs" / venv / "bin" / "python"
+    if not (py.parent.parent / ".stamp").is_file():
+        print(f"making the anchors' venvs (make anchors: {venv})", flush=True)
+        subprocess.run(["make", "-s", "anchors"], cwd=ROOT, check=True)
     return py
 
 
-def accuracy(work: Path) -> dict:
+def _ours(job: tuple[str, dict, str, str]) -> tuple[str, str, dict]:
+    """One grid point on one sequence (a worker process): track, then TrackEval."""
+    from calibration.tracks import evaluate_tracks
+    from edge_app.cli.track import run
+    from edge_app.config.schema import TrackerConfig
+    name, settings, seq, out = job
+    d = MOT / seq
+    run(d / "det" / "det.txt", Path(out), settings=TrackerConfig(enabled=True, **settings))
+    m = evaluate_tracks(d / "gt" / "gt.txt", out)
+    return name, seq, {k: m[k] for k in METRICS}
+
+
+def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     from calibration.tracks import evaluate_tracks
     from edge_app.analytics.mot import read_seqinfo
-    from edge_app.cli.track import run
+    name, seq, out = job
+    d = MOT / seq
+    info = read_seqinfo(d / "seqinfo.ini")
+    proc = subprocess.run([str(anchor_python(ANCHORS[name][0])), str(RUNNER), name, str(d / "det" / "det.txt"), out,
+                           str(info.frame_rate), str(info.length), str(info.width), str(info.height)],
+                          capture_output=True, text=True, check=True)
+    m = evaluate_tracks(d / "gt" / "gt.txt", out)
+    return name, seq, {**{k: m[k] for k in METRICS}, "ms": float(proc.stdout.strip().splitlines()[-1])}
 
-    py = theirs_python()
+
+def _counts(job: tuple[str, str, str]) -> tuple[str, str, dict]:
+    """Count errors of one tracks file, for every line margin of proto.LINE_MARGINS."""
+    from calibration.counts import evaluate_counts, truth_rows
+    from edge_app.analytics.mot import read_seqinfo
+    from edge_app.config.schema import LineConfig
+    name, seq, tracks = job
+    d = MOT / seq
+    info = read_seqinfo(d / "seqinfo.ini")
+    g = truth_rows(d / "gt" / "gt.txt")
+    # the main flows: a vertical and a horizontal line through the median anchor (bottom centre) of the truth
+    mx = float(np.median(g.boxes[:, 0] + g.boxes[:, 2] / 2))
+    my = float(np.median(g.boxes[:, 1] + g.boxes[:, 3]))
+    mx, my = min(max(mx, 1.0), info.width - 1.0), min(max(my, 1.0), info.height - 1.0)
+    out = {}
+    for margin in proto.LINE_MARGINS:
+        lines = [LineConfig(name="vertical", points=((mx, 0.0), (mx, float(info.height))), margin=margin),
+                 LineConfig(name="horizontal", points=((0.0, my), (float(info.width), my)), margin=margin)]
+        r = evaluate_counts(d / "gt" / "gt.txt", tracks, lines, [], info.width, info.height, info.frame_rate,
+                            max_gap_s=60.0)
+        out[str(margin)] = {"error": sum(l["error"] for l in r["lines"].values()), "true": r["true_crossings"],
+                            "track_ids": r["track_ids"], "true_ids": r["true_ids"], "lines": r["lines"]}
+    return name, seq, out
+
+
+def _pool(workers: int):
+    return ProcessPoolExecutor(max_workers=workers, initializer=os.nice, initargs=(10,))
+
+
+def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
+    seqs = [s for s in proto.SEQUENCES if (MOT / s).is_dir()]
+    grid = proto.settings()
+    names = {proto.key(v, s): (v, s) for v, s in grid}
+    results: dict[str, dict[str, dict]] = {k: {} for k in names}
+    index = {k: proto.file_id(k) for k in names}
+    cache = work / "grid.json"
+    if reuse and cache.is_file():  # --reuse-grid: the last run's results of the same settings (and tracks files)
+        old = json.loads(cache.read_text())
+        results.update({k: v for k, v in old.items() if k in names and set(v) == set(seqs)})
+    jobs = [(k, s, seq, str(work / f"grid-{index[k]}-{seq}.txt")) for k, (v, s) in names.items() for seq in seqs
+            if seq not in results[k]]
+    t0 = time.time()
+    print(f"grid: {len(names)} settings x {len(seqs)} sequences; {len(jobs)} runs to do, {workers} workers", flush=True)
+    with _pool(workers) as pool:
+        for n, (k, seq, m) in enumerate(pool.map(_ours, jobs, chunksize=4), 1):
+            results[k][seq] = m
+            if n % 70 == 0 or n == len(jobs):
+                print(f"  {n}/{len(jobs)} runs, {time.time() - t0:.0f} s", flush=True)
+        cache.write_text(json.dumps(results))
+        anchors: dict[str, dict[str, dict]] = {a: {} for a in ANCHORS}
+        acache = work / "anchors.json"
+        if reuse and acache.is_file():  # --reuse-grid: their last results too (their code does not change)
+            anchors.update({a: v for a, v in json.loads(acache.read_text()).items() if a in ANCHORS})
+        ajobs = [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs if seq not in anchors[a]]
+        for a, seq, m in pool.map(_anchor, ajobs):
+            anchors[a][seq] = m
+        acache.write_text(json.dumps(anchors))
+    print(f"grid and anchors: {time.time() - t0:.0f} s", flush=True)
+
+    # each change on its own, out-of-sample: LOSO over its variant's thresholds only
+    changes = {}
+    for variant in proto.VARIANTS:
+        cands = [k for k, (v, _) in names.items() if v == variant]
+        fold = proto.loso(results, cands, seqs)
+        changes[variant] = {m: proto.mean([fold["held_out"][s] for s in seqs if s in proto.MOT17], m) for m in ("HOTA", "IDF1")}
+        changes[variant].update({f"{m}_all": proto.mean(list(fold["held_out"].values()), m) for m in ("HOTA", "IDF1")})
+    # the whole grid: what the defaults are, and the honest numbers
+    everything = list(names)
+    fold = proto.loso(results, everything, seqs)
+    default = proto.default_of(fold)
+    tuned = proto.in_sample(results, everything, seqs)
     rows = []
-    for seq in SEQUENCES:
-        d = MOT / seq
+    for seq in seqs:
+        rows.append({"sequence": seq, "out_of_sample": fold["held_out"][seq], "chosen": fold["chosen"][seq],
+                     "in_sample": results[tuned][seq], "default": results[default][seq],
+                     "anchors": {a: anchors[a][seq] for a in ANCHORS}})
+    r = {"benchmark": "tracking_accuracy", "sequences": seqs, "rows": rows, "changes": changes,
+         "default": {"variant": names[default][0], **names[default][1]}, "in_sample_setting": tuned,
+         "folds_choosing_default": sum(c == default for c in fold["chosen"].values()),
+         "grid_size": len(names)}
+    # counts on the held-out tracks (each sequence tracked with the setting chosen without it) and the anchors'
+    cjobs = [("ours", seq, str(work / f"grid-{index[fold['chosen'][seq]]}-{seq}.txt")) for seq in seqs]
+    cjobs += [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs]
+    per: dict[str, dict[str, dict]] = {}
+    with _pool(workers) as pool:
+        for who, seq, c in pool.map(_counts, cjobs):
+            per.setdefault(who, {})[seq] = c
+    # the line margin (hysteresis) is the counting rule's one setting: chosen leave-one-sequence-out on
+    # our tracks (the least summed error on the other six), then applied to every tracker on the held-out one
+    margin_of = {}
+    for seq in seqs:
+        others = [s for s in seqs if s != seq]
+        margin_of[seq] = min(per["ours"][seqs[0]], key=lambda m: (
+            sum(per["ours"][o][m]["error"] for o in others) / max(1, sum(per["ours"][o][m]["true"] for o in others)), m))
+    r["line_margin_chosen"] = margin_of
+    r["counts"] = {who: {seq: {**c[margin_of[seq]], "margin": float(margin_of[seq])} for seq, c in byseq.items()}
+                   for who, byseq in per.items()}
+    r["counts_no_margin"] = {who: {seq: c["0.0"] for seq, c in byseq.items()} for who, byseq in per.items()}
+    report(r)
+    return r
+
+
+def _row(label: str, ms: list[dict]) -> str:
+    return (f"| {label} | " + " | ".join(f"{100 * m['HOTA']:.1f} / {100 * m['IDF1']:.1f}" for m in ms)
+            + f" | **{100 * proto.mean(ms[:4], 'HOTA'):.1f} / {100 * proto.mean(ms[:4], 'IDF1'):.1f}** "
+            + f"| {100 * proto.mean(ms, 'HOTA'):.1f} / {100 * proto.mean(ms, 'IDF1'):.1f} |")
+
+
+def report(r: dict) -> list[str]:
+    """The README's tables (markdown), printed and kept in the result."""
+    seqs = r["sequences"]
+    short = [s.replace("-FRCNN", "") for s in seqs]
+    md = [f"HOTA / IDF1 (%) per sequence; means over the four MOT17 sequences and over all {len(seqs)}. "
+          f"Grid: {r['grid_size']} settings. Defaults (chosen by {r['folds_choosing_default']} of {len(seqs)} folds): "
+          + ", ".join(f"{k}={v}" for k, v in r["default"].items()) + ".", "",
+          "| tracker | " + " | ".join(short) + " | MOT17 mean | all mean |",
+          "|---|" + "---|" * (len(seqs) + 2)]
+    md.append(_row("ours, out-of-sample (held-out folds)", [row["out_of_sample"] for row in r["rows"]]))
+    md.append(_row("ours, in-sample (one setting tuned on all)", [row["in_sample"] for row in r["rows"]]))
+    md.append(_row("ours, the defaults (partly in-sample)", [row["default"] for row in r["rows"]]))
+    for a, (_venv, label) in ANCHORS.items():
+        md.append(_row(label, [row["anchors"][a] for row in r["rows"]]))
+    md += ["", "Each change alone, out-of-sample (LOSO over the same 24 thresholds; means of the held-out folds):", "",
+           "| variant | MOT17 HOTA / IDF1 | all HOTA / IDF1 |", "|---|---|---|"]
+    for v, c in r["changes"].items():
+        md.append(f"| {v} | {100 * c['HOTA']:.1f} / {100 * c['IDF1']:.1f} | {100 * c['HOTA_all']:.1f} / {100 * c['IDF1_all']:.1f} |")
+    md += ["", "Counting (a vertical and a horizontal line through the median anchor of each sequence; "
+           "summed |count error| / true crossings; track ids / true identities; line margin chosen per fold: "
+           + ", ".join(f"{s.replace('-FRCNN', '')} {m}" for s, m in r["line_margin_chosen"].items()) + "):", "",
+           "| tracker | MOT17 count error | all count error | MOT17 ids ratio | all ids ratio |", "|---|---|---|---|---|"]
+    for who, per in list(r["counts"].items()) + [("ours-nomargin", r["counts_no_margin"]["ours"]),
+                                                  ("trackers-bytetrack-nomargin", r["counts_no_margin"]["trackers-bytetrack"])]:
+        def agg(ss: list[str]) -> tuple[float, float]:
+            e = sum(per[s]["error"] for s in ss) / max(1, sum(per[s]["true"] for s in ss))
+            i = sum(per[s]["track_ids"] for s in ss) / max(1, sum(per[s]["true_ids"] for s in ss))
+            return e, i
+        m17 = [s for s in seqs if s in proto.MOT17]
+        (e4, i4), (e7, i7) = agg(m17), agg(seqs)
+        label = {"ours": "ours, out-of-sample (tracks and line margin)", "ours-nomargin": "ours, lines without margin",
+                 "trackers-bytetrack-nomargin": "trackers ByteTrack, lines without margin"}.get(who) or ANCHORS[who][1]
+        md.append(f"| {label} | {100 * e4:.1f} % | {100 * e7:.1f} % | {i4:.2f} | {i7:.2f} |")
+    r["markdown"] = md
+    print("\n".join(md), flush=True)
+    return md
+
+
+def frames_part() -> dict:
+    """Where frames exist (the MOT17 *-mini sequences: their first 4-8 frames as JPEG, with ground truth):
+    what camera-motion compensation and the colour appearance cue cost per frame, and what they give on
+    real frames. GMC: the mean IoU of each true box's previous position (moved by the estimated camera
+    motion, or not) with its current one, the motion model's starting point. Appearance: for each true box,
+    whether the most similar box of the previous frame is the same person (rank-1), against chance."""
+    import cv2
+
+    from calibration.counts import truth_rows
+    from edge_app.analytics.appearance import ColourHistogram
+    from edge_app.analytics.motion import CameraMotion
+    from edge_app.analytics.tracker import pair_iou
+    rows = []
+    for seq in proto.MOT17:
+        d = MOT / f"{seq}-mini"
         if not d.is_dir():
             continue
-        info = read_seqinfo(d / "seqinfo.ini")
-        ours_out, theirs_out = work / f"ours-{seq}.txt", work / f"theirs-{seq}.txt"
-        ours_ms = run(d / "det" / "det.txt", ours_out)["ms_per_frame"]
-        theirs_ms = float(subprocess.run([str(py), str(THEIRS), str(d / "det" / "det.txt"), str(theirs_out),
-                                          str(info.frame_rate), str(info.length)], capture_output=True, text=True,
-                                         check=True).stdout.strip())
-        o, t = (evaluate_tracks(d / "gt" / "gt.txt", p) for p in (ours_out, theirs_out))
-        row = {"sequence": seq, "ours": {k: o[k] for k in ("HOTA", "IDF1", "MOTA", "IDSW")},
-               "theirs": {k: t[k] for k in ("HOTA", "IDF1", "MOTA", "IDSW")}, "ours_ms": ours_ms, "theirs_ms": theirs_ms}
-        rows.append(row)
-        print(f"{seq:>15}  HOTA {o['HOTA']:.3f} vs {t['HOTA']:.3f}  IDF1 {o['IDF1']:.3f} vs {t['IDF1']:.3f}  "
-              f"MOTA {o['MOTA']:.3f} vs {t['MOTA']:.3f}  (ours vs trackers' ByteTrack)", flush=True)
-    mean = {side: {k: float(np.mean([r[side][k] for r in rows])) for k in ("HOTA", "IDF1", "MOTA")}
-            for side in ("ours", "theirs")}
-    return {"benchmark": "tracking_accuracy", "rows": rows, "mean": mean}
+        g = truth_rows(d / "gt" / "gt.txt")
+        images = sorted((d / "img1").glob("*.jpg"))
+        cm, ch = CameraMotion(), ColourHistogram()
+        gmc_ms, app_ms, iou_on, iou_off, hits, chance, n = [], [], [], [], 0, 0.0, 0
+        prev = None
+        for f, path in enumerate(images, 1):
+            image = cv2.imread(str(path))
+            sel = g.frames == f
+            boxes = np.concatenate([g.boxes[sel, :2], g.boxes[sel, :2] + g.boxes[sel, 2:]], axis=1)
+            ids = g.ids[sel]
+            t0 = time.perf_counter()
+            warp = cm.estimate(image)
+            gmc_ms.append(1e3 * (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            emb = ch.embed(image, boxes)
+            app_ms.append(1e3 * (time.perf_counter() - t0))
+            if prev is not None:
+                pboxes, pids, pemb = prev
+                common, i, j = np.intersect1d(ids, pids, return_indices=True)
+                if len(common):
+                    before = pboxes[j]
+                    moved = before.copy()
+                    if warp is not None:
+                        corners = np.concatenate([before[:, :2], before[:, 2:]], axis=0)
+                        corners = corners @ warp[:, :2].T + warp[:, 2]
+                        moved = np.concatenate([corners[:len(before)], corners[len(before):]], axis=1)
+                    iou_off += pair_iou(before, boxes[i]).tolist()
+                    iou_on += pair_iou(moved, boxes[i]).tolist()
+                    best = np.argmax(emb[i] @ pemb.T, axis=1)
+                    hits += int((pids[best] == common).sum())
+                    chance += len(common) / len(pids)
+                    n += len(common)
+            prev = (boxes, ids, emb)
+        rows.append({"sequence": seq, "frames": len(images), "size": list(image.shape[1::-1]),
+                     "gmc_ms": float(np.median(gmc_ms[1:])), "appearance_ms": float(np.median(app_ms)),
+                     "boxes_per_frame": float(len(g.frames) / max(len(images), 1)),
+                     "iou_without_gmc": float(np.mean(iou_off)), "iou_with_gmc": float(np.mean(iou_on)),
+                     "appearance_rank1": hits / max(n, 1), "appearance_chance": chance / max(n, 1)})
+        r = rows[-1]
+        print(f"{seq}-mini ({r['frames']} frames {r['size'][0]}x{r['size'][1]}): GMC {r['gmc_ms']:.1f} ms/frame, "
+              f"box IoU to the next frame {r['iou_without_gmc']:.3f} -> {r['iou_with_gmc']:.3f} with it; appearance "
+              f"{r['appearance_ms']:.1f} ms/frame at {r['boxes_per_frame']:.0f} boxes, rank-1 same person "
+              f"{r['appearance_rank1']:.2f} (chance {r['appearance_chance']:.2f})", flush=True)
+    return {"benchmark": "tracking_frames", "rows": rows}
 
 
 def speed() -> dict:
-    from theirs_bytetrack import scene
+    from anchor_trackers import scene
 
     from edge_app.analytics.tracker import Tracker
     from edge_app.core.types import Detections
 
-    py = theirs_python()
+    py = anchor_python("trackers")
     rows = []
     for n in (10, 100, 500):
         ours, theirs = [], []
@@ -88,8 +302,8 @@ def speed() -> dict:
                 tracker.update(d, f / 30)
                 times.append(time.perf_counter() - t0)
             ours.append(1e3 * float(np.median(times[20:])))
-            theirs.append(float(subprocess.run([str(py), str(THEIRS), "--time", str(n)], capture_output=True,
-                                               text=True, check=True).stdout.strip()))
+            theirs.append(float(subprocess.run([str(py), str(RUNNER), "--time", "trackers-bytetrack", str(n)],
+                                               capture_output=True, text=True, check=True).stdout.strip()))
         o, t = statistics.median(ours), statistics.median(theirs)
         rows.append({"detections": n, "ours_ms": o, "theirs_ms": t, "ratio": o / t})
         print(f"{n:>4} detections: ours {o:.3f} ms, trackers' ByteTrack {t:.3f} ms per update: ratio {o / t:.2f} "
@@ -143,14 +357,19 @@ def live(seconds: float = 20.0) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--part", default="accuracy,speed,live")
+    p.add_argument("--part", default="accuracy,frames,speed,live")
+    p.add_argument("--workers", type=int, default=2, help="processes for the grid (niced)")
+    p.add_argument("--reuse-grid", action="store_true", help="reuse the last run's grid results "
+                   "(var/bench-tracking/grid.json; the tracks files must still be there)")
     a = p.parse_args()
     parts = a.part.split(",")
     work = ROOT / "var" / "bench-tracking"
     work.mkdir(parents=True, exist_ok=True)
     out = []
     if "accuracy" in parts and MOT.is_dir():
-        out.append(accuracy(work))
+        out.append(accuracy(work, a.workers, a.reuse_grid))
+    if "frames" in parts and MOT.is_dir():
+        out.append(frames_part())
     if "speed" in parts:
         out.append(speed())
     if "live" in parts:

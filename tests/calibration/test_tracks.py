@@ -25,9 +25,9 @@ def _seq(shared_data, name):
     return d
 
 
-def _track(tmp_path, d):
+def _track(tmp_path, d, *flags):
     out = tmp_path / f"{d.name}.txt"
-    r = _cli("track", "--detections", d / "det" / "det.txt", "--out", out, "--no-progress")
+    r = _cli("track", "--detections", d / "det" / "det.txt", "--out", out, "--no-progress", *flags)
     assert r.returncode == 0, r.stderr
     return out
 
@@ -56,6 +56,9 @@ def _motmetrics(gt_path, tracks_path):
 
 @pytest.mark.parametrize("name", ["TUD-Campus", "ETH-Sunnyday"])
 def test_trackeval_numbers_equal_motmetrics(tmp_path, shared_data, name):
+    # On the defaults' tracks. (Other settings' tracks of TUD-Campus show the two evaluators resolving an
+    # ambiguous continuation differently, e.g. 17 vs 15 ID switches with high_score 0.5 / match_iou 0.2;
+    # IDF1 agrees on all of them.)
     d = _seq(shared_data, name)
     tracks = _track(tmp_path, d)
     r = _cli("evaluate-tracks", "--gt", d / "gt" / "gt.txt", "--tracks", tracks)
