@@ -190,9 +190,10 @@ sample_every = 0
         name.send_keys("hall")
         svg = driver.find_element(By.ID, "editor")
         w, h = svg.size["width"], svg.size["height"]
-        # a vertical line through the middle of the hall, top to bottom (offsets from the element's centre)
-        ActionChains(driver).move_to_element_with_offset(svg, int(w * 0.07), int(-h * 0.45)).click().perform()
-        ActionChains(driver).move_to_element_with_offset(svg, int(w * 0.07), int(h * 0.45)).click().perform()
+        # a vertical line at 70 % of the width, top to bottom (offsets from the element's centre): the
+        # person walks in, stands at the table (45 %: standing by a line is no crossing) and leaves right
+        ActionChains(driver).move_to_element_with_offset(svg, int(w * 0.2), int(-h * 0.45)).click().perform()
+        ActionChains(driver).move_to_element_with_offset(svg, int(w * 0.2), int(h * 0.45)).click().perform()
         driver.find_element(By.ID, "save").click()
         wait.until(lambda d: "counting now" in d.find_element(By.ID, "edit-msg").text)
         counted = _wait(lambda: (lambda a: sum(a["lines"]["hall"]["in"].values()) + sum(a["lines"]["hall"]["out"].values()))(
