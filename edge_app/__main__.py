@@ -31,6 +31,11 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    "file:///path/out.mp4 ('@' = all interfaces): replace the config's outputs for this run")
     p.add_argument("--model", action="append", metavar="ARTIFACT",
                    help="run this ONNX artifact (repeatable): replaces the config's models")
+    p.add_argument("--line", action="append", default=[], metavar="NAME:x1,y1,x2,y2",
+                   help="count crossings of this line (pixels, or 0..1 of the frame: door:0.5,0,0.5,1; 'in' is "
+                   "to the left of the direction from the first point to the second); repeatable")
+    p.add_argument("--zone", action="append", default=[], metavar="NAME:x1,y1,x2,y2,x3,y3,...",
+                   help="count entries, exits and occupancy of this polygon (pixels or 0..1); repeatable")
     p.add_argument("--config", help="configuration file (default: config.toml, which may be absent when INPUT "
                    "and --model say what to run)")
     p.add_argument("--log-format", choices=("auto", "text", "json"), default="auto",

@@ -456,7 +456,8 @@ def main(args: argparse.Namespace) -> int:
         # names the input and the models (a config-less run, like jetson-inference's tools)
         cfg = run_config(given or "config.toml", getattr(args, "input", None), getattr(args, "outputs", None),
                          getattr(args, "model", None), required=given is not None,
-                         state_dir=getattr(args, "state_dir", None))
+                         state_dir=getattr(args, "state_dir", None), lines=getattr(args, "line", None),
+                         zones=getattr(args, "zone", None))
     except ConfigError as exc:
         print(f"edge-app run: {exc}", file=sys.stderr)
         return 2

@@ -165,9 +165,42 @@ def default_state_dir() -> Path:
     return Path(xdg) / "edge-app"
 
 
+def shape_tables(data: dict[str, Any], lines: list[str], zones: list[str]) -> list[str]:
+    """--line / --zone (``NAME:x1,y1,x2,y2``, pixels or 0..1 of the frame; the parser of edge-app track and
+    evaluate-counts) into the source's [analytics] of ``data`` (frame size already resolved); the detectors
+    that run are tracked. Returns the problems, naming the argument."""
+    from ..analytics.geometry import parse_shape
+
+    if not (lines or zones):
+        return []
+    if data.get("streams"):
+        return [f"--line/--zone: the config has [[streams]]; draw them on the page (its editor saves each "
+                "stream's) or write [[streams.analytics.lines]]"]
+    source = data.get("source") if isinstance(data.get("source"), dict) else {}
+    width, height = int(source.get("width", 640)), int(source.get("height", 480))
+    analytics = data.setdefault("analytics", {})
+    problems = []
+    for kind, values in (("line", lines), ("zone", zones)):
+        for text in values:
+            try:
+                shape = parse_shape(text, kind, width, height, frame_from=f"the {width}x{height} frame")
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            analytics.setdefault(f"{kind}s", []).append({"name": shape.name, "points": [list(p) for p in shape.points],
+                                                         "units": shape.units})
+    for table in (data.get("models") or {}).values():  # counting needs tracks
+        if isinstance(table, dict) and table.get("kind") == "detector":
+            tracker = table.setdefault("tracker", {})
+            if isinstance(tracker, dict):
+                tracker.setdefault("enabled", True)
+    return problems
+
+
 def run_config(config: str | Path | None, input: str | None = None, outputs: list[str] | None = None,
                models: list[str] | None = None, cwd: Path | None = None, required: bool = True,
-               state_dir: str | Path | None = None) -> AppConfig:
+               state_dir: str | Path | None = None, lines: list[str] | None = None,
+               zones: list[str] | None = None) -> AppConfig:
     """The config of this run: the file (if any) with the command line's INPUT, OUTPUTs and models put in.
     ``required=False``: a missing file is fine when INPUT or --model say what to run (defaults for the rest);
     then real footage as INPUT (not synthetic://) without --model runs the COCO detector (``real_world_models``).
@@ -220,7 +253,9 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
         runtime = data.setdefault("runtime", {})
         if isinstance(runtime, dict):
             runtime["state_dir"] = str((cwd / state_dir).resolve() if state_dir is not None else default_state_dir())
-    cfg, parse_problems = parse(AppConfig, with_source_defaults(data, base))
+    data = with_source_defaults(data, base)
+    problems += shape_tables(data, lines or [], zones or [])
+    cfg, parse_problems = parse(AppConfig, data)
     object.__setattr__(cfg, "base_dir", base)
     problems += parse_problems + validate(cfg, data)
     if problems:

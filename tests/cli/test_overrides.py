@@ -173,3 +173,32 @@ def test_model_drops_the_lines_and_zones_of_the_configs_other_models(tmp_path, c
     cfg = run_config(config, "test://", models=[person], cwd=tmp_path)
     assert not cfg.analytics.lines and [z.name for z in cfg.analytics.zones] == ["all"]
     assert "not counted in this run (they name another model): analytics.lines.door" in capsys.readouterr().err
+
+
+def test_lines_and_zones_on_the_command_line(tmp_path):
+    # issue 24: `edge-app run clip.mp4 URL --line door:0.5,0,0.5,1` counts at once (no config file to write)
+    from tests.conftest import ROOT
+
+    clip = str(ROOT / "edge_app" / "demo" / "people.mp4")
+    cfg = run_config(tmp_path / "none.toml", clip, required=False, cwd=tmp_path,
+                     lines=["door:0.7,0,0.7,1"], zones=["hall:300,60,560,60,560,432,300,432"])
+    line, zone = cfg.analytics.lines[0], cfg.analytics.zones[0]
+    assert (line.name, line.units, line.points) == ("door", "normalized", ((0.7, 0.0), (0.7, 1.0)))
+    assert zone.units == "pixels" and len(zone.points) == 4
+    assert all(m.tracker.enabled for m in cfg.models.values() if m.kind == "detector")
+
+
+@pytest.mark.parametrize("lines, zones, message", [
+    (["door:0.5,0"], [], "--line door"),                                   # one point
+    (["door:10,10,900,10"], [], "outside the 768x432 frame"),             # off the clip's own frame
+    ([], ["hall:0,0,100,100"], "--zone hall"),                             # fewer than 3 points
+    (["door 0.5,0,0.5,1"], [], "expected NAME:x1,y1,x2,y2"),
+    (["a:0.1,0,0.1,1", "a:0.2,0,0.2,1"], [], "another"),                  # a name used twice
+])
+def test_bad_lines_and_zones_on_the_command_line_are_named(tmp_path, lines, zones, message):
+    from tests.conftest import ROOT
+
+    with pytest.raises(ConfigError) as info:
+        run_config(tmp_path / "none.toml", str(ROOT / "edge_app" / "demo" / "people.mp4"), required=False,
+                   cwd=tmp_path, lines=lines, zones=zones)
+    assert any(message in p for p in info.value.problems), info.value.problems
