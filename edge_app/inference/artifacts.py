@@ -9,24 +9,24 @@ version, GPU, compute capability, ONNX sha256, precision, build flags). ``calibr
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.artifact import PRECISIONS, ArtifactError, ArtifactMeta, sha256_file
-
-log = logging.getLogger("edge_app.models")
+from ..core.artifact import COMPUTED_FROM, PRECISIONS, ArtifactError, ArtifactMeta, sha256_file
 
 ONNX_VARIANTS = {p: "{stem}.onnx" if p == "fp32" else f"{{stem}}.{p}.onnx" for p in PRECISIONS}
 
 
 def engine_precision(precision: str) -> str:
-    """The TensorRT engine a precision runs as: both INT8 recipes make an INT8 engine."""
-    return "int8" if precision.startswith("int8") else precision
+    """The TensorRT engine a precision runs as: both INT8 recipes make an INT8 engine; bf16 (a CPU
+    precision) the FP32 one."""
+    return "int8" if precision.startswith("int8") else COMPUTED_FROM.get(precision, precision)
 
 
 def variant_path(fp32_onnx: Path, precision: str) -> Path:
+    """The file a precision runs from (bf16: the FP32 file, computed in bfloat16 by the backend)."""
     fp32_onnx = Path(fp32_onnx)
+    precision = COMPUTED_FROM.get(precision, precision)
     if precision not in ONNX_VARIANTS:
         raise ArtifactError(f"unknown precision {precision!r}: expected one of {sorted(ONNX_VARIANTS)}")
     return fp32_onnx.with_name(ONNX_VARIANTS[precision].format(stem=fp32_onnx.stem))
@@ -37,28 +37,12 @@ def recommendation_path(fp32_onnx: Path) -> Path:
 
 
 def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None) -> str | None:
-    """calibrate's choice for this model, or None (none made, or made for another version of it)."""
-    path = recommendation_path(fp32_onnx)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        precision = str(data["precision"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"{path}: unreadable precision recommendation ({exc})") from None
-    made_for = data.get("onnx_sha256")
-    if fp32_sha256 and made_for and made_for != fp32_sha256:
-        log.warning("%s was made for another version of %s: ignored (run edge-app calibrate again)",
-                    path, fp32_onnx)
-        return None
-    if precision not in PRECISIONS:
-        raise ArtifactError(f"{path}: precision {precision!r} is not one of {PRECISIONS}")
-    if precision != "fp32" and data.get("checked") is not True:
-        # auto never runs a variant whose accuracy nobody measured (a build without validation data)
-        log.warning("%s recommends %s without a measured metric: ignored, running fp32 (run edge-app "
-                    "calibrate --apply)", path, precision)
-        return None
-    return precision
+    """calibrate's precision for this model, or None (none made, or made for another version of it);
+    ``choice.read_recommendation`` reads the whole file (backend, CPU, candidates)."""
+    from .choice import read_recommendation
+
+    rec = read_recommendation(fp32_onnx, fp32_sha256)
+    return rec.precision if rec is not None else None
 
 
 def stale_variant(variant_meta: ArtifactMeta, fp32_sha256: str) -> bool:
