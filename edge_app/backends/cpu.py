@@ -62,7 +62,7 @@ class CpuInfo:
 
 def read_cpuinfo(text: str, cores: int | None = None) -> CpuInfo:
     """CpuInfo from the text of /proc/cpuinfo (x86 "model name"/"flags", Arm "Features"/"CPU part")."""
-    model, flags = "", set()
+    model, flags = "", set[str]()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()

@@ -105,6 +105,7 @@ class OpenVinoBackend:
 
     def __init__(self, path: Path, *, threads: int = 2, precision: str = "fp32", requests: int = 1,
                  pin: bool | None = None, **_: Any) -> None:
+        import_openvino()  # the package first: its absence is the error to report
         if precision not in PRECISIONS:
             raise BackendError(f"{path}: precision {precision!r} does not run on OpenVINO: expected one of {PRECISIONS}")
         if precision == "bf16":

@@ -188,9 +188,11 @@ class NetworkModel:
             else:
                 modes.remove("requests")
         name = self.meta.input_name
-        work = {m: (lambda m=m: dispatch.run(spread if m == "requests" else self.backend, name, x, m, self.max_batch))
-                for m in modes}
-        seconds = dispatch.measure(work, rounds)
+        def work(mode: str) -> Callable[[], Any]:
+            backend = spread if mode == "requests" else self.backend
+            return lambda: dispatch.run(backend, name, x, mode, self.max_batch)
+
+        seconds = dispatch.measure({m: work(m) for m in modes}, rounds)
         chosen = dispatch.choose(seconds)
         if chosen == "requests" and spread is not self.backend:
             self.backend.close()
