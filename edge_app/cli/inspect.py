@@ -124,8 +124,9 @@ def render(d: dict[str, Any]) -> str:
                      f"delta {row.get('delta_points')} pts, {row.get('median_ms')} ms, x{row.get('speedup_vs_fp32', 1)} "
                      f"{gate}")
     r = d["recommendation"]
-    lines.append(f"  recommended precision: {r['precision']} ({r.get('why')}; measured: {r.get('checked', False)}, "
-                 f"on {r.get('machine', 'unknown CPU')})" if r else "  recommended precision: none (calibrate --apply)")
+    lines.append(f"  recommended: {r.get('backend', 'onnxruntime')} {r['precision']} ({r.get('why')}; measured: "
+                 f"{r.get('checked', False)}, on {r.get('machine', 'unknown CPU')})" if r
+                 else "  recommended: none (calibrate --apply)")
     t = d["thresholds"]
     if t:
         lines.append(f"  thresholds {t['file']}: {t['state']}; {t.get('rule')}; NMS IoU {t.get('nms_iou')}")
