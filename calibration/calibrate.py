@@ -166,12 +166,26 @@ def apply_to_config(config: Path, model: str, precision: str, thresholds: Path |
             thresholds = Path(thresholds).resolve().relative_to(config.resolve().parent)
         except ValueError:
             pass
-    updates = {"precision": precision, **({"backend": backend} if backend else {}),
+    # The backend is written only where the config names another one: with backend = "auto" the runtime
+    # reads it from the recommendation file (and a config moved to a machine without OpenVINO still runs).
+    current = _configured_backend(config, model)
+    updates = {"precision": precision, **({"backend": backend} if backend and current not in ("auto", backend) else {}),
                **({"thresholds_file": str(thresholds)} if thresholds else {})}
     try:
         edit_config(config, {("models", model): updates})
     except KeyError:
         raise SystemExit(f"calibrate --apply: no [models.{model}] table in {config}") from None
+
+
+def _configured_backend(config: Path, model: str) -> str:
+    from edge_app.config import ConfigError
+    from edge_app.config.loader import read_toml
+
+    try:
+        table = read_toml(Path(config)).get("models", {}).get(model, {})
+    except ConfigError:
+        return "auto"
+    return str(table.get("backend", "auto")) if isinstance(table, dict) else "auto"
 
 
 def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> dict[str, Any]:

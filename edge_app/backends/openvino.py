@@ -65,8 +65,10 @@ def failing_nodes(path: Path) -> list[str]:
     (a partial conversion leaves them as framework nodes); [] when all convert."""
     from openvino.frontend import FrontEndManager
 
-    fe = FrontEndManager().load_by_framework("onnx")
-    model = fe.convert_partially(fe.load(str(path)))
+    manager = FrontEndManager()
+    fe = manager.load_by_framework("onnx")
+    source = fe.load(str(path))  # kept alive while the nodes are read: their attributes point into it
+    model = fe.convert_partially(source)
     out = []
     for op in model.get_ordered_ops():
         kind = op.get_type_name()
@@ -74,14 +76,16 @@ def failing_nodes(path: Path) -> list[str]:
             attrs = op.get_attributes()
             onnx_type = ".".join(x for x in (attrs.get("ONNX_META_domain", ""), attrs.get("ONNX_META_type", "")) if x)
             out.append(f"'{op.get_friendly_name()}' ({onnx_type or kind})")
+    del model, source, fe, manager
     return out
 
 
 def _reason(message: str) -> str:
     """The useful lines of an OpenVINO conversion error (its C++ source locations left out)."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    keep = [ln for ln in lines if not re.match(r"^(Check '|Exception from|While validating|FrontEnd API|Model wasn't|"
-                                               r"Summary:|Failed operations)", ln)]
+    keep = [ln.lstrip("- ") for ln in lines if not re.match(r"^(Check '|Exception from|While validating|FrontEnd API|"
+                                                         r"Model wasn't|Summary:|Failed operations|-- .* with a "
+                                                         r"message:$|-- Conversion is failed for)", ln)]
     return "; ".join(keep[-3:]) or (lines[-1] if lines else "unknown error")
 
 

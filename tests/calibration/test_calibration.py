@@ -181,7 +181,7 @@ def test_calibrate_detector_writes_report_thresholds_and_runtime_uses_them(tmp_p
     assert rec["cpu"] == cpu_info().signature() and rec["machine"] == cpu_info().describe()
     assert {(c["backend"], c["precision"]) for c in rec["candidates"]} == pairs
     assert (rec["backend"], rec["precision"]) == (m["recommended_backend"], m["recommended"])
-    assert f'backend = "{rec["backend"]}"' in cfg.read_text()
+    assert "backend =" not in cfg.read_text()  # auto: the runtime takes the backend from the recommendation
     assert 0 < m["coco"]["AP50"] <= 1 and len(m["per_class"]) == 3
     html = (tmp_path / "report" / "report.html").read_text()
     assert "data:image/png;base64," in html and "Precisions side by side" in html
@@ -195,6 +195,7 @@ def test_calibrate_detector_writes_report_thresholds_and_runtime_uses_them(tmp_p
     spec = model_specs(load_config(cfg))[0]
     model = open_model(spec)
     assert str(art / "model.thresholds.json") in model.describe()
+    assert (model.backend.name, model.precision) == (rec["backend"], rec["precision"])
     np.testing.assert_allclose(model.decoder.score_thresholds,
                                [thresholds["score_thresholds"][c] for c in model.classes], rtol=1e-6)
 
@@ -239,6 +240,18 @@ def test_an_unchecked_variant_is_never_recommended():
     from calibration.calibrate import recommend
     rows = [_row("fp32", 10), {**_row("int8", 5.0), "within_tolerance": None, "delta_points": None}]
     assert recommend(rows)[0]["precision"] == "fp32"
+
+
+def test_apply_writes_the_backend_only_over_another_explicit_one(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[models.a]\nkind = "classical"\n[models.b]\nkind = "classical"\nbackend = "onnxruntime"\n'
+                   '[models.c]\nkind = "classical"\nbackend = "openvino"\n')
+    for name in ("a", "b", "c"):
+        apply_to_config(cfg, name, "bf16", None, "openvino")
+    text = cfg.read_text()
+    assert '[models.a]\nkind = "classical"\nprecision = "bf16"\n' in text            # auto stays auto
+    assert '[models.b]\nkind = "classical"\nbackend = "openvino"\nprecision = "bf16"' in text  # bf16 needs it
+    assert text.count('backend = "openvino"') == 2
 
 
 def test_apply_refuses_what_the_schema_refuses(tmp_path):
