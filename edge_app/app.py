@@ -135,7 +135,7 @@ class App:
             if n < 2 and not tiled:
                 continue
             t = m.measure_modes(n)
-            out[m.name] = {"batching": m.batching, "batch": n, "backend": m.backend.name, **t}
+            out[m.name] = {"batching": m.batching, "streams": n, "backend": m.backend.name, **t}
             log_event(log, logging.INFO, "batching", model=m.name, **out[m.name])
         return out
 
