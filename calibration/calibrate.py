@@ -12,7 +12,6 @@ Segmentation: IoU/mIoU/Dice/pixel accuracy, the confusion matrix, and the classi
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -23,25 +22,21 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.types import SegMask
-from edge_app.core.artifact import RUN_PRECISIONS, read_meta, write_atomic
+from edge_app.core.artifact import RUN_PRECISIONS, read_meta
 from edge_app.core.operating_point import DETECTOR, exact_threshold
 from edge_app.core.progress import add_progress_flag
 from edge_app.datasets import Dataset, artifact_validation, load_image
-from edge_app.decoders import DetectionDecoder
 from edge_app.backends.cpu import cpu_info
-from edge_app.inference.artifacts import recommendation_path
+from edge_app.inference.artifacts import write_recommendation
 from edge_app.inference.choice import MIN_SPEEDUP
 from edge_app.inference.models import ClassicalModel, ModelSpec
 from edge_app.inference.tiles import TileSpec, add_tile_flags, spec_from_flags
 from edge_app.inference.classical import METHODS
 
 from . import plots, report
-from .evaluate import EVAL_SCORE_THRESHOLD, DetectionRun, run_segmentation
-from .variants import compare, compare_engines, machine_description, recommend  # noqa: F401 (bench scripts)
-from .thresholds import CRITERIA, Choice, pick_threshold, write_thresholds
-
-NMS_SWEEP = (0.3, 0.4, 0.45, 0.5, 0.6, 0.7)
-
+from .evaluate import DetectionRun, run_segmentation
+from .thresholds import CRITERIA, operating_point, write_thresholds
+from .variants import TABLE_KEYS, compare, compare_engines, machine_description, recommend  # noqa: F401 (bench scripts)
 
 def _dataset(meta: Any, data: str | None, split: str | None) -> Dataset:
     """--data, else the artifact's own validation data (its metadata says where that was)."""
@@ -55,38 +50,13 @@ def _none_nan(x: Any) -> Any:
     return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
 
 
-def operating_point(model: Any, run: DetectionRun, criterion: str, floor: float, top_k: int,
-                    max_detections: int) -> tuple[dict[str, Choice], float, Any, list[dict[str, Any]]]:
-    """Thresholds per class and the NMS IoU, chosen together, and the report of the runtime's own decode
-    at that point. For each IoU of the sweep the network outputs are decoded again at the evaluation
-    threshold (complete PR curves), thresholds are picked on those curves, then decoded as the runtime
-    will (its thresholds, top-k and detection cap): the F1 of that decode chooses the IoU.
-    Returns (choices, nms_iou, live report at IoU 0.5, sweep rows)."""
-    sweep, candidates = [], []
-    for iou in NMS_SWEEP:  # re-decode the kept network outputs: no second pass through the model
-        groups = model.decoder.class_groups
-        full = run.redecoded(DetectionDecoder(model.meta, score_threshold=EVAL_SCORE_THRESHOLD, iou_threshold=iou,
-                                              top_k=max(top_k, 1000), max_detections=max_detections,
-                                              class_groups=groups))
-        curves = full.report(iou_thresholds=(0.5,)).curves
-        chosen = {c: pick_threshold(curves[i], criterion, floor) for i, c in enumerate(model.classes)}
-        thr = np.array([exact_threshold(chosen[c].threshold) for c in model.classes], np.float32)
-        live = run.redecoded(DetectionDecoder(model.meta, score_threshold=thr, iou_threshold=iou, top_k=top_k,
-                                              max_detections=max_detections, class_groups=groups)).report(
-            iou_thresholds=(0.5,))
-        o = live.overall()
-        sweep.append({"nms_iou": iou, "f1": o["f1"], "precision": o["precision"], "recall": o["recall"]})
-        candidates.append((chosen, live))
-    best = max(range(len(sweep)), key=lambda i: (np.nan_to_num(sweep[i]["f1"]), -abs(sweep[i]["nms_iou"] - DETECTOR.nms_iou)))
-    chosen, live = candidates[best]
-    return chosen, float(sweep[best]["nms_iou"]), live, sweep
-
-
-def detection_section(name: str, model: Any, run: DetectionRun, criterion: str, floor: float,
-                      folder: Path, thresholds_file: Path, top_k: int = DETECTOR.top_k,
-                      max_detections: int = DETECTOR.max_detections) -> dict[str, Any]:
+def detection_section(name: str, model: Any, run: DetectionRun, criterion: str, floor: float, folder: Path,
+                      thresholds_file: Path, top_k: int = DETECTOR.top_k, max_detections: int = DETECTOR.max_detections,
+                      default: float = DETECTOR.score_threshold) -> dict[str, Any]:
+    """Thresholds for the classes the labels judge; the others keep ``default`` (the model's configured
+    score_threshold), which the file leaves to the runtime by not naming them."""
     r = run.report()
-    chosen, best_iou, live, sweep = operating_point(model, run, criterion, floor, top_k, max_detections)
+    chosen, best_iou, live, sweep = operating_point(model, run, criterion, floor, top_k, max_detections, default)
     expected = {c: {"precision": _none_nan(live.precision[i]), "recall": _none_nan(live.recall[i]),
                     "f1": _none_nan(live.f1[i]), "tp": int(live.tp[i]), "fp": int(live.fp[i]),
                     "labels": int(live.num_gt[i])} for i, c in enumerate(model.classes)}
@@ -94,13 +64,16 @@ def detection_section(name: str, model: Any, run: DetectionRun, criterion: str, 
     write_thresholds(thresholds_file, name, model.meta.onnx_sha256, model.classes, chosen, best_iou, criterion,
                      expected, {"expected_overall": {k: _none_nan(o[k]) for k in ("precision", "recall", "f1")},
                                 "expected_with": {"match_iou": 0.5, "top_k": top_k, "max_detections": max_detections,
-                                                  "images": len(run.truths)},
-                                "artifact": model.path.name, "precision": model.precision})
+                                                  "images": len(run.truths), "setting": model.spec.tiles.setting},
+                                "artifact": model.path.name, "precision": model.precision,
+                                "uncalibrated": {"classes": [c for c in model.classes if c not in chosen],
+                                                 "keep": "the model's score_threshold", "assumed": default}})
     png = f"{name}_pr.png"
     plots.pr_curves({c: r.curves[i] for i, c in enumerate(model.classes)}, chosen,
                     f"{name}: precision-recall at IoU 0.5 ({model.precision})", folder / png)
     per_class = [{"class": c, "AP": r.ap[i], "AP50": r.ap50[i], "AP_lecture50": r.ap_lecture[i],
-                  "threshold": exact_threshold(chosen[c].threshold), **expected[c]}
+                  "threshold": exact_threshold(chosen[c].threshold if c in chosen else default),
+                  "source": "calibrated" if c in chosen else "default", **expected[c]}
                  for i, c in enumerate(model.classes)]
     return {"coco": r.stats_dict(), "per_class": per_class, "nms_sweep": sweep, "nms_iou": best_iou,
             "criterion": criterion, "thresholds_file": str(thresholds_file), "plots": [png]}
@@ -211,18 +184,17 @@ def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> d
     thresholds_file = Path(args.thresholds) if args.thresholds else fp32.with_name(f"{fp32.stem}.thresholds.json")
     if meta.task == "detection":
         section.update(detection_section(name, model, run, args.criterion, args.floor, folder, thresholds_file,
-                                         target.top_k, target.max_detections))
+                                         target.top_k, target.max_detections, target.score_threshold))
     else:
         section.update(segmentation_section(name, run, tuple(model.classes), folder))
         section["baselines"] = baselines(dataset, tuple(model.classes), args.limit, not args.no_progress)
     if args.apply:
         cpu = cpu_info()
-        keep = ("backend", "precision", "value", "delta_points", "within_tolerance", "median_ms", "p90_ms", "size_mb")
-        write_atomic(recommendation_path(fp32), json.dumps({
+        write_recommendation(fp32, {
             "backend": best["backend"], "precision": chosen, "why": why, "onnx_sha256": meta.onnx_sha256,
             "checked": True, "metric": best["metric"], "value": best["value"], "delta_points": best["delta_points"],
             "images": images, "machine": cpu.describe(), "cpu": cpu.signature(),
-            "candidates": [{k: r.get(k) for k in keep} for r in rows]}) + "\n")
+            "table": [{k: r.get(k) for k in TABLE_KEYS} for r in rows]}, target.tiles.setting)
         if args.config_path is not None:
             apply_to_config(args.config_path, name, chosen, thresholds_file if meta.task == "detection" else None,
                             best["backend"])
@@ -238,6 +210,7 @@ class Target:
     fp32: Path
     top_k: int = DETECTOR.top_k
     max_detections: int = DETECTOR.max_detections
+    score_threshold: float = DETECTOR.score_threshold  # what classes the labels do not judge keep
     engine_dir: Path | None = None  # where TensorRT engines are looked for (the config's; else beside fp32)
     tiles: TileSpec = TileSpec()    # the model's tiles (the config's, or --tiles): calibrated as it runs
     class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -253,7 +226,8 @@ def _targets(args: argparse.Namespace) -> list[Target]:
         raise SystemExit(f"calibrate: {exc}") from None
     args.config_path = Path(args.config)
     from edge_app.config import model_tiles
-    return [Target(n, cfg.resolve(m.artifact), m.top_k, m.max_detections, cfg.resolve(cfg.runtime.engine_dir),
+    return [Target(n, cfg.resolve(m.artifact), m.top_k, m.max_detections, m.score_threshold,
+                   cfg.state(cfg.runtime.engine_dir),
                    model_tiles(cfg, n), tuple((g, tuple(c)) for g, c in m.class_groups.items()))
             for n, m in cfg.models.items()
             if m.enabled and m.kind in ("detector", "segmenter") and (not args.model or n in args.model)]

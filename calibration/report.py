@@ -69,7 +69,7 @@ def write(folder: Path, report: dict[str, Any]) -> None:
             parts.append("<h3>COCO metrics (recommended artifact)</h3>")
             parts.append(table([m["coco"]], list(m["coco"])))
             parts.append("<h3>Per class</h3>")
-            parts.append(table(m["per_class"], ["class", "AP", "AP50", "AP_lecture50", "threshold", "precision",
+            parts.append(table(m["per_class"], ["class", "AP", "AP50", "AP_lecture50", "threshold", "source", "precision",
                                                 "recall", "f1", "labels"]))
             parts.append(f"<p>Thresholds file: {html.escape(str(m['thresholds_file']))} "
                          f"(criterion {html.escape(m['criterion'])}, NMS IoU {m['nms_iou']})</p>")

@@ -7,15 +7,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from edge_app.core.artifact import write_atomic
 from edge_app.core.detection_metrics import PRCurve
-from edge_app.core.operating_point import exact_threshold
+from edge_app.core.operating_point import DETECTOR, exact_threshold
+from edge_app.decoders import DetectionDecoder
+
+from .evaluate import EVAL_SCORE_THRESHOLD, DetectionRun
 
 CRITERIA = ("f1", "precision", "recall")
+NMS_SWEEP = (0.3, 0.4, 0.45, 0.5, 0.6, 0.7)
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class Choice:
     f1: float
 
 
-def pick_threshold(curve: PRCurve, criterion: str = "f1", floor: float = 0.9, default: float = 0.5) -> Choice:
+def pick_threshold(curve: PRCurve, criterion: str = "f1", floor: float = 0.9,
+                   default: float = DETECTOR.score_threshold) -> Choice:
     """The operating point on one class's PR curve (ranked detections, decreasing score).
 
     f1: maximise F1 (ties: the higher threshold); precision: the lowest threshold whose precision is
@@ -53,11 +58,52 @@ def pick_threshold(curve: PRCurve, criterion: str = "f1", floor: float = 0.9, de
     return Choice(float(s[i]), float(p[i]), float(r[i]), float(f1[i]))
 
 
+def choose_thresholds(curves: Sequence[PRCurve], classes: tuple[str, ...], judged: np.ndarray, criterion: str,
+                      floor: float) -> dict[str, Choice]:
+    """{class: Choice} for the classes the labels can judge (``judged`` (C,) bool: the dataset names them)
+    and show (at least one label and one detection). The others are left out: labels that never show a
+    class say nothing about its threshold (the MOT frames' unlabelled cars), so it keeps the model's
+    configured score_threshold rather than a value that looks calibrated and is not."""
+    return {c: pick_threshold(curves[i], criterion, floor) for i, c in enumerate(classes)
+            if judged[i] and curves[i].num_gt > 0 and len(curves[i].scores) > 0}
+
+
+def operating_point(model: Any, run: DetectionRun, criterion: str, floor: float, top_k: int, max_detections: int,
+                    default: float = DETECTOR.score_threshold) -> tuple[dict[str, Choice], float, Any, list[dict[str, Any]]]:
+    """Thresholds per class and the NMS IoU, chosen together, and the report of the runtime's own decode
+    at that point. For each IoU of the sweep the network outputs are decoded again at the evaluation
+    threshold (complete PR curves), thresholds are picked on those curves (``choose_thresholds``; the
+    classes left out run at ``default``, as the runtime will run them), then decoded as the runtime
+    will (its thresholds, top-k and detection cap): the F1 of that decode chooses the IoU.
+    Returns (choices, nms_iou, live report at IoU 0.5, sweep rows)."""
+    sweep, candidates = [], []
+    groups = model.decoder.class_groups
+    for iou in NMS_SWEEP:  # re-decode the kept network outputs: no second pass through the model
+        full = run.redecoded(DetectionDecoder(model.meta, score_threshold=EVAL_SCORE_THRESHOLD, iou_threshold=iou,
+                                              top_k=max(top_k, 1000), max_detections=max_detections,
+                                              class_groups=groups))
+        chosen = choose_thresholds(full.report(iou_thresholds=(0.5,)).curves, model.classes, run.judged,
+                                   criterion, floor)
+        thr = np.array([exact_threshold(chosen[c].threshold if c in chosen else default) for c in model.classes],
+                       np.float32)
+        live = run.redecoded(DetectionDecoder(model.meta, score_threshold=thr, iou_threshold=iou, top_k=top_k,
+                                              max_detections=max_detections, class_groups=groups)).report(
+            iou_thresholds=(0.5,))
+        o = live.overall()
+        sweep.append({"nms_iou": iou, "f1": o["f1"], "precision": o["precision"], "recall": o["recall"]})
+        candidates.append((chosen, live))
+    best = max(range(len(sweep)),
+               key=lambda i: (np.nan_to_num(sweep[i]["f1"]), -abs(sweep[i]["nms_iou"] - DETECTOR.nms_iou)))
+    chosen, live = candidates[best]
+    return chosen, float(sweep[best]["nms_iou"]), live, sweep
+
+
 def write_thresholds(path: Path, model: str, onnx_sha256: str, classes: tuple[str, ...],
                      choices: dict[str, Choice], nms_iou: float, criterion: str, expected: dict[str, Any],
                      extra: dict[str, Any]) -> Path:
     """The runtime's thresholds file. Thresholds are the chosen float32 scores exactly (the runtime keeps
-    ``score >= threshold``); ``expected`` is what the runtime's own decode gives at this operating point
+    ``score >= threshold``); a class without a choice is not named, so the runtime keeps its configured
+    score_threshold for it; ``expected`` is what the runtime's own decode gives at this operating point
     on the calibration images (per class P/R/F1, tp, fp, labels), so a live replay of those images
     reproduces it to the last detection."""
     data = {"model": model, "onnx_sha256": onnx_sha256, "criterion": criterion, "nms_iou": nms_iou,

@@ -22,6 +22,10 @@ from edge_app.inference.choice import MIN_SPEEDUP, pick
 from .evaluate import measure_latencies, open_for_eval, run_detection, run_segmentation
 
 CPU_BACKENDS = ("onnxruntime", "openvino")
+# What a recommendation file keeps of each row ("table": what inspect shows, what the runtime re-times
+# on another CPU).
+TABLE_KEYS = ("backend", "precision", "file", "metric", "value", "delta_points", "median_ms", "p90_ms",
+              "speedup_vs_fp32", "within_tolerance", "size_mb")
 
 
 def candidates(fp32: Path, backends: tuple[str, ...] = CPU_BACKENDS) -> list[tuple[str, str]]:

@@ -49,7 +49,7 @@ def _row_of(path: Path, val: Dataset | None, image: np.ndarray, limit: int | Non
     from calibration.evaluate import measure_latency, open_for_eval, task_metric
 
     model = open_for_eval(path, tiles=tiles)
-    row: dict[str, Any] = {"file": path.name, "precision": model.meta.precision,
+    row: dict[str, Any] = {"file": path.name, "precision": model.meta.precision, "setting": tiles.setting,
                            "size_mb": round(path.stat().st_size / 2**20, 2), **measure_latency(model, image)}
     if val is not None:
         m = task_metric(model, val, progress=progress, limit=limit)
@@ -61,17 +61,19 @@ def _row_of(path: Path, val: Dataset | None, image: np.ndarray, limit: int | Non
 def build(fp32: Path, *, data: str | None = None, val: str | None = None, precisions: tuple[str, ...] = PRECISIONS,
           method: str = "minmax", count: int = 64, tolerance: float = 1.0, limit: int | None = None,
           tensorrt: bool = False, engine_dir: Path | None = None, log: Any = print,
-          progress: bool = True, tiles: TileSpec = TileSpec()) -> list[dict[str, Any]]:
+          progress: bool = True, tiles: TileSpec = TileSpec(), seed: int = 0) -> list[dict[str, Any]]:
     """``tiles``: the model runs tiled: the gate measures the tiled metric and the INT8 calibration images
     are the tiles of the calibration frames (what the network will see)."""
     meta = read_meta(fp32)
     val_ds = artifact_validation(meta, val)
     if val_ds is None:
         log("no validation data (--val-data, or the training's): the accuracy gate is skipped")
-    images = calibration_images(meta, data, count)
+    images = calibration_images(meta, data, count, seed)
     probe = images[0]
-    if tiles.tiled:
-        images = [crop for im in images for crop in crops_of(im, tiles)[0]][:max(count, len(images))]
+    if tiles.tiled:  # ``count`` tiles drawn from every frame's (not all the tiles of the first few frames)
+        crops = [crop for im in images for crop in crops_of(im, tiles)[0]]
+        pick = np.random.default_rng(seed).permutation(len(crops))[:max(count, len(images))]
+        images = [crops[int(i)] for i in sorted(pick)]
     _row = partial(_row_of, tiles=tiles)
     base = _row(fp32, val_ds, probe, limit, progress)
     table = [base]

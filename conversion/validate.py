@@ -40,7 +40,8 @@ def validate_detection(export_model: Any, source: Source, meta: ArtifactMeta, pr
         item = source.item(i)
         x, geo = pre(item.image)
         boxes, scores = export_model(torch.from_numpy(x))
-        det = decoder({decoder.boxes_name: boxes.numpy(), decoder.scores_name: scores.numpy()}, geo)
+        names = decoder.head.names  # role -> output name (the exported SSD's: decoded boxes, scores)
+        det = decoder({names["boxes"]: boxes.numpy(), names["scores"]: scores.numpy()}, geo)
         truth = source.dataset.samples[i].truth if source.dataset is not None else None
         if truth is None:
             from edge_app.core.types import GroundTruth

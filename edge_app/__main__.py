@@ -36,6 +36,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=("auto", "text", "json"), default="auto",
                    help="console: text (a short line every few seconds) or JSON lines; auto = text on a "
                    "terminal, JSON otherwise (journald). The log file is always JSON")
+    p.add_argument("--state-dir", help="where everything this run writes goes (samples, inbox, events, log, "
+                   "recordings; default: the config's runtime.state_dir, var/ next to it; without a config file "
+                   "$STATE_DIRECTORY (systemd) or ~/.local/state/edge-app: never the current folder)")
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds (tests, benchmarks)")
 
 

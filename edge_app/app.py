@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from .logs import CONSOLE, log_event, setup_logging
 from .notify import Notifier
 from .outputs import OUTPUTS
 from .streams.api import StreamsApi
+from .streams.geometry import GeometryApi
 from .streams.batcher import Batcher
 from .streams.manager import StreamSet, describe, new_rolling
 from .telemetry import Telemetry
@@ -53,9 +55,9 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
             top_k=m.top_k, max_detections=m.max_detections,
             thresholds_file=cfg.resolve(m.thresholds_file) if m.thresholds_file else None,
             method=m.method, classes=m.classes, threads=rt.threads, requests=requests,
-            engine_dir=cfg.resolve(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
+            engine_dir=cfg.state(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
             opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=model_tiles(cfg, name),
-            class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items())))
+            class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items()), keep=tuple(m.keep)))
     return specs
 
 
@@ -76,19 +78,21 @@ class App:
         for m in self.models:
             log.info("model %s", m.describe())
         self.telemetry = Telemetry()  # the process's own: batches; each stream has its own
+        # this run, on every sample it saves (/review shows a run's frames, not every run's)
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
         configs = cfg.stream_configs()
         self.batching = self._choose_batching(min(len(configs), cfg.runtime.max_batch))
         self.several = bool(cfg.streams)  # [[streams]]: per-stream RTSP mounts and recording folders
         lb = cfg.labels
         events_on = cfg.output.mqtt.enabled or bool(cfg.events.file)
         # One disk budget for every writer: on the outbox's disk they leave its reserve alone.
-        self.disk = DiskBudget(cfg.events.reserve_mb * 2**20, cfg.resolve(cfg.events.state_dir) if events_on else None)
+        self.disk = DiskBudget(cfg.events.reserve_mb * 2**20, cfg.state(cfg.events.state_dir) if events_on else None)
         # Sampling for labelling follows the first stream (the review page labels one camera's frames).
-        self.sampler = (Sampler(cfg.resolve(lb.samples_dir), cfg.resolve(lb.inbox) if lb.inbox else None,
+        self.sampler = (Sampler(cfg.state(lb.samples_dir), cfg.state(lb.inbox) if lb.inbox else None,
                                 lb.sample_every, lb.max_samples_mb, new_rolling(cfg),
                                 uncertain_margin=lb.uncertain_margin, disagreements=lb.disagreements,
                                 extra_per_minute=lb.extra_per_minute, thresholds=self._thresholds,
-                                disk=self.disk)
+                                disk=self.disk, run=self.run_id, stream=configs[0].name)
                         if lb.sample_every > 0 else None)
         self.review = (Review(SampleStore(self.sampler.dir, self.sampler.inbox, lb.max_boxes), self.sampler,
                               self.sampler.rolling)
@@ -105,6 +109,7 @@ class App:
                                  on_events=self._on_events if self.events is not None else None,
                                  sampler=self.sampler, sampled=configs[0].name)
         self.api = StreamsApi(self.streams)
+        self.geometry = GeometryApi(self.streams, self.config_path)  # the page's line and zone editor
         self.http, self.rtsp = self._servers()
         self.outputs: list[Any] = [o for o in (self.http, self.rtsp) if o is not None]
         if self.events is not None and self.events.mqtt is not None:
@@ -166,7 +171,7 @@ class App:
         if o.http.enabled:
             http = _make("http", host=o.http.host, port=o.http.port, token=o.http.token,
                          jpeg_quality=o.http.jpeg_quality, status=self.status, health=self.health,
-                         record=self.telemetry.record, review=self.review, extras=[self.api],
+                         record=self.telemetry.record, review=self.review, extras=[self.api, self.geometry],
                          limits=Limits(head_s=o.http.head_timeout_s, body_s=o.http.body_timeout_s,
                                        max_connections=o.http.max_connections))
             log.info("output http: %s", http.url)
@@ -185,7 +190,7 @@ class App:
             outs.append(_make("rtsp", path=path, bitrate_kbps=o.rtsp.bitrate_kbps, width=sc.width,
                               height=sc.height, fps=sc.fps, server=self.rtsp))
         if o.record.enabled and sc.record:
-            directory = self.cfg.resolve(o.record.directory)
+            directory = self.cfg.state(o.record.directory)
             outs.append(_make("record", directory=directory / sc.name if self.several else directory,
                               segment_s=o.record.segment_s, max_files=o.record.max_files, width=sc.width,
                               height=sc.height, fps=sc.fps, file=o.record.file, disk=self.disk))
@@ -224,7 +229,7 @@ class App:
                 "bad_frames": first["bad_frames"], "loops": first["loops"], "last_error": first["last_error"]}
                if first else {})
         return {"fps": round(sum(st["fps"] for st in streams.values()), 2), "latency_ms": latency,
-                "counters": counters, "uptime_s": t["uptime_s"], "health": self.health().as_dict(),
+                "counters": counters, "uptime_s": t["uptime_s"], "run": self.run_id, "health": self.health().as_dict(),
                 "source": src, "rolling": first["rolling"] if first else {},
                 "detections": first["detections"] if first else [], "tracks": first["tracks"] if first else [],
                 "analytics": first["analytics"] if first else None,
@@ -277,6 +282,8 @@ class App:
         log_event(log, logging.INFO, "started", streams={r.config.name: r.config.uri for r in self.streams.all()},
                   source=self.first.source.uri if self.first is not None else None,
                   outputs=[getattr(o, "url", o.name) for o in self.outputs])
+        log_event(log, logging.INFO, "ready", streams=[r.config.name for r in self.streams.all()],
+                  outputs=[getattr(o, "url", o.name) for o in self.outputs])
         started = time.monotonic()
         last_log = last_dog = last_status = last_line = 0.0
         first_frame = False
@@ -291,7 +298,7 @@ class App:
                 if not first_frame and any(r.stream.first_output.is_set() for r in self.streams.all()):
                     first_frame = True
                     last_line = now  # the first progress line once there is a rate to show
-                    log_event(log, logging.INFO, "ready", seconds=round(now - started, 2))
+                    log_event(log, logging.INFO, "first_frame", seconds=round(now - started, 2))
                 health = self.health()
                 if health.state != state:
                     level = logging.INFO if health.state == "ok" else logging.WARNING
@@ -379,12 +386,13 @@ def main(args: argparse.Namespace) -> int:
         # an explicit --config must exist; the default config.toml may be absent when the command line
         # names the input and the models (a config-less run, like jetson-inference's tools)
         cfg = run_config(given or "config.toml", getattr(args, "input", None), getattr(args, "outputs", None),
-                         getattr(args, "model", None), required=given is not None)
+                         getattr(args, "model", None), required=given is not None,
+                         state_dir=getattr(args, "state_dir", None))
     except ConfigError as exc:
         print(f"edge-app run: {exc}", file=sys.stderr)
         return 2
     lg = cfg.logging
-    console = setup_logging(lg.level, cfg.resolve(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
+    console = setup_logging(lg.level, cfg.state(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
                             console=getattr(args, "log_format", "auto") or "auto")
     limit_arenas()  # before any thread starts: streams that come and go must not grow the heap
     try:

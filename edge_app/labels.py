@@ -93,7 +93,7 @@ class Sampler:
     def __init__(self, samples_dir: Path, inbox: Path | None, every: int, max_mb: int, rolling: RollingMonitor,
                  poll_s: float = 1.0, *, uncertain_margin: float = 0.0, disagreements: bool = False,
                  extra_per_minute: int = 0, thresholds: Callable[[str], np.ndarray | None] | None = None,
-                 disk: DiskBudget | None = None) -> None:
+                 disk: DiskBudget | None = None, run: str = "", stream: str = "") -> None:
         """inbox: where labels of saved samples arrive (None: samples are only saved, for labelling later).
 
         Besides 1 frame in ``every``, frames that serve labelling most are saved too, at most
@@ -101,7 +101,8 @@ class Sampler:
         ``thresholds(model)`` gives a detector's (C,) per-class thresholds) and "disagree" (a confirmed
         track found no detection). A sample's ``reasons`` say which. ``disk``: the device's disk budget
         (``max_mb`` shrinks to what the disk has room for; a sample that cannot be written is skipped,
-        counted in ``failed``, and said in the health)."""
+        counted in ``failed``, and said in the health). ``run`` / ``stream``: recorded with each sample, so
+        /review can show this run's frames of one camera, not a mix of every run that ever sampled)."""
         self.dir, self.every, self.max_bytes = Path(samples_dir), every, max_mb * 2**20
         self.uncertain_margin, self.disagreements = uncertain_margin, disagreements
         self.extra_per_minute, self.thresholds = extra_per_minute, thresholds
@@ -113,6 +114,7 @@ class Sampler:
             for d in (self.inbox, self.inbox / "done", self.inbox / "bad"):
                 d.mkdir(parents=True, exist_ok=True)
         self.saved = self.scored = self.bad = self.failed = 0
+        self.run, self.stream = run, stream
         self.disk = disk or DiskBudget()
         self._used = self._size()
         self._seen = 0
@@ -157,6 +159,7 @@ class Sampler:
         """Save the frame and its predictions; None when the disk had no room (the health says so)."""
         sample_id = f"{int(time.time() * 1000)}-{frame.index:08d}"
         record: dict[str, Any] = {"sample": sample_id, "frame": frame.index, "source": frame.name,
+                                  "run": self.run, "stream": self.stream,
                                   "size": [frame.image.shape[1], frame.image.shape[0]],
                                   "reasons": reasons or ["every"], "models": {}}
         ok, jpg = cv2.imencode(".jpg", frame.image, [int(cv2.IMWRITE_JPEG_QUALITY), 92])

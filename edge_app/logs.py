@@ -70,6 +70,8 @@ def _words(entry: dict[str, Any]) -> str:
     if event == "started":
         return f"started: {entry.get('source')} -> {', '.join(map(str, entry.get('outputs') or [])) or 'no output'}"
     if event == "ready":
+        return f"ready (READY=1): models loaded, serving {', '.join(map(str, entry.get('outputs') or [])) or 'no output'}"
+    if event == "first_frame":
         return f"first frame through the pipeline after {entry.get('seconds')} s"
     if event == "stopped":
         return f"stopped in {entry.get('seconds')} s"

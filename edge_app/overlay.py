@@ -78,22 +78,31 @@ def label_layout(boxes: np.ndarray, sizes: Sequence[tuple[int, int]], width: int
     return placed
 
 
+def text_scale(image: np.ndarray) -> tuple[float, int]:
+    """(font scale, thickness) for labels on this frame: sized to the frame (0.5 at 720 lines, 0.75 at
+    1080), never under 0.35 (a 360-line frame shown twice as large in the page stays readable without
+    its labels covering the neighbours' boxes)."""
+    scale = max(0.35, 0.5 * image.shape[0] / 720)
+    return scale, 1 if scale < 0.9 else 2
+
+
 def _boxes_with_labels(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, texts: Sequence[str],
                        colours: Sequence[tuple[int, ...]], thickness: int) -> np.ndarray:
     """Boxes, then their labels laid out best score first (``label_layout``) and drawn after every box, so
     overlapping boxes keep readable labels and no edge crosses a label (in place)."""
     h, w = image.shape[:2]
+    scale, weight = text_scale(image)
     order = np.argsort(-np.asarray(scores), kind="stable")
     sizes, heights = [], []
     for i in order:
         x1, y1, x2, y2 = (int(round(float(v))) for v in boxes[i])
         cv2.rectangle(image, (x1, y1), (x2, y2), colours[i], thickness, cv2.LINE_8)
-        (tw, th), base = cv2.getTextSize(texts[i], _FONT, 0.5, 1)
+        (tw, th), base = cv2.getTextSize(texts[i], _FONT, scale, weight)
         sizes.append((tw + 2, th + base + 2))
         heights.append(th)
     for i, th, (x, y, lw, lh) in zip(order, heights, label_layout(np.asarray(boxes)[order], sizes, w, h)):
         cv2.rectangle(image, (x, y), (x + lw - 1, y + lh - 1), colours[i], -1)
-        cv2.putText(image, texts[i], (x + 1, y + th + 1), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, texts[i], (x + 1, y + th + 1), _FONT, scale, (0, 0, 0), weight, cv2.LINE_AA)
     return image
 
 
@@ -137,6 +146,7 @@ def draw_tracks(image: np.ndarray, tracks: Tracks, classes: Sequence[str],
 def draw_geometry(image: np.ndarray, geometry: dict) -> np.ndarray:
     """Counting lines (with an arrow toward "in" and their in/out counts) and zones (outline and
     occupancy), in place. geometry: ``Analytics.geometry()``."""
+    scale, weight = text_scale(image)
     for name, a, b, n_in, n_out in geometry.get("lines", []):
         p, q = tuple(int(v) for v in np.round(a)), tuple(int(v) for v in np.round(b))
         cv2.line(image, p, q, (0, 255, 255), 2, cv2.LINE_AA)
@@ -148,15 +158,15 @@ def draw_geometry(image: np.ndarray, geometry: dict) -> np.ndarray:
                         cv2.LINE_AA, tipLength=0.4)
         text = f"{name} in {n_in} out {n_out}"
         org = (int(min(max(mid[0] + 6, 0), image.shape[1] - 8 * len(text))), int(max(mid[1] - 8, 14)))
-        cv2.putText(image, text, org, _FONT, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, text, org, _FONT, 0.5, (0, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(image, text, org, _FONT, scale, (0, 0, 0), weight + 2, cv2.LINE_AA)
+        cv2.putText(image, text, org, _FONT, scale, (0, 255, 255), weight, cv2.LINE_AA)
     for name, poly, occupancy in geometry.get("zones", []):
         pts = np.round(poly).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(image, [pts], True, (255, 200, 0), 2, cv2.LINE_AA)
         x, y = int(poly[:, 0].min()) + 4, int(poly[:, 1].min()) + 16
         text = f"{name}: {occupancy}"
-        cv2.putText(image, text, (x, y), _FONT, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, text, (x, y), _FONT, 0.5, (255, 200, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, text, (x, y), _FONT, scale, (0, 0, 0), weight + 2, cv2.LINE_AA)
+        cv2.putText(image, text, (x, y), _FONT, scale, (255, 200, 0), weight, cv2.LINE_AA)
     return image
 
 
@@ -164,11 +174,14 @@ def draw_hud(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     """A translucent panel in the top-left corner with one text line each (in place)."""
     if not lines:
         return image
-    sizes = [cv2.getTextSize(t, _FONT, 0.45, 1)[0] for t in lines]
+    scale, weight = text_scale(image)
+    scale *= 0.9
+    step = int(round(36 * scale)) + 2
+    sizes = [cv2.getTextSize(t, _FONT, scale, weight)[0] for t in lines]
     width = min(image.shape[1], max(s[0] for s in sizes) + 12)
-    height = min(image.shape[0], 18 * len(lines) + 8)
+    height = min(image.shape[0], step * len(lines) + 8)
     panel = image[:height, :width]
     panel[:] = (panel.astype(np.uint16) * 2 // 5).astype(np.uint8)
     for i, text in enumerate(lines):
-        cv2.putText(image, text, (6, 18 * i + 17), _FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(image, text, (6, step * i + step - 1), _FONT, scale, (255, 255, 255), weight, cv2.LINE_AA)
     return image

@@ -21,10 +21,10 @@ REPO = PACKAGE.parent
 UNIT_TEMPLATE = REPO / "systemd" / "edge-app.service"
 UNIT_NAME = "edge-app.service"
 STATE, CACHE, LOGS = Path("/var/lib/edge-app"), Path("/var/cache/edge-app"), Path("/var/log/edge-app")
-# Where each writable path of the shipped config goes on a device (ProtectSystem=strict: /etc is read-only).
-STATE_KEYS = {("labels", "samples_dir"): STATE / "samples", ("runtime", "engine_dir"): CACHE / "engines",
-              ("output", "record", "directory"): STATE / "recordings", ("logging", "file"): LOGS / "edge-app.jsonl",
-              ("labels", "inbox"): STATE / "inbox"}
+# Where the device writes (ProtectSystem=strict: /etc is read-only): everything under runtime.state_dir
+# (samples, inbox, events, recordings: relative paths there), engines in the cache, the log in the logs.
+STATE_KEYS = {("runtime", "state_dir"): STATE, ("runtime", "engine_dir"): CACHE / "engines",
+              ("logging", "file"): LOGS / "edge-app.jsonl"}
 # Read-only inputs, made absolute (relative to the shipped config's folder): the config moves to /etc.
 MODEL_PATH_KEYS = ("artifact", "thresholds_file")
 PATH_KEYS = {("labels", "labels_file")}
@@ -61,7 +61,12 @@ def device_config(source: Path) -> str:
     def transform(doc: Any) -> None:
         for path, target in STATE_KEYS.items():
             table = get(doc, path)
-            if table is not None and table[path[-1]] and not Path(str(table[path[-1]])).is_absolute():
+            if table is None:  # not written: added, the defaults would land next to /etc/edge-app
+                table = doc
+                for key in path[:-1]:
+                    table = table.setdefault(key, {})
+                table[path[-1]] = str(target)
+            elif table[path[-1]] and not Path(str(table[path[-1]])).is_absolute():
                 table[path[-1]] = str(target)
         for path in PATH_KEYS:
             table = get(doc, path)

@@ -137,7 +137,8 @@ class HttpService:
                 service._handle(self)
 
         self.httpd = Server((host, port), Handler)
-        self.httpd.guard = self.guard  # type: ignore[attr-defined]  (handlers reach it through req.server)
+        # handlers reach the guard through req.server
+        self.httpd.guard = self.guard  # type: ignore[attr-defined]
         self.port = self.httpd.server_address[1]
         self.cookie = access.cookie_name(self.port)
         self.host = host

@@ -100,3 +100,18 @@ def test_overlapping_labels_both_readable_in_pixels():
     for cls in (0, 1):
         fill = np.all(out == colours[cls], axis=2)
         assert fill.sum() > 300, cls  # a label's background of its own colour, not painted over
+
+
+def test_labels_are_sized_to_the_frame():
+    # issue 24: labels were as large on a 480x360 frame as on 1080p, hiding their neighbours
+    from edge_app.overlay import text_scale
+
+    small, hd = np.zeros((360, 480, 3), np.uint8), np.zeros((1080, 1920, 3), np.uint8)
+    assert text_scale(small)[0] == 0.35 and text_scale(hd)[0] == 0.75
+    heights = []
+    for image in (small, hd):
+        det = Detections(np.array([[100, 100, 200, 200]], np.float32), np.array([0.9], np.float32), np.array([0]))
+        draw_detections(image, det, ["person"])
+        rows = np.flatnonzero((image[:100, 100:200] != 0).any(axis=(1, 2)))  # the label sits above the box
+        heights.append(len(rows))
+    assert heights[1] > 1.8 * heights[0], heights

@@ -76,6 +76,8 @@ def import_onnx(model: Path, out: Path, classes: list[str] | None, images: list[
     classes = classes or own
     shapes = {o.name: tuple(d.dim_value if d.HasField("dim_value") else -1 for d in o.type.tensor_type.shape.dim)
               for o in proto.graph.output}
+    if any(d < 1 for s in shapes.values() for d in s[1:]):
+        shapes = _measured_shapes(model, shapes)
     lay = detect(shapes, size, len(classes) if classes else None, head)
     if classes is None:
         raise OnnxImportError(f"{model}: a {lay.head} head ({lay.reason}); name its classes with --classes or --names")
@@ -132,6 +134,24 @@ def import_onnx(model: Path, out: Path, classes: list[str] | None, images: list[
         tmp.unlink(missing_ok=True)
     return {"onnx": str(final), "head": lay.head, "why": lay.reason, "classes": len(classes), "input_size": list(size),
             "batch": batch, "parity_max_abs": diff, "openvino": meta.extra["import"]["openvino"]}
+
+
+def _measured_shapes(model: Path, declared: dict[str, tuple]) -> dict[str, tuple]:
+    """Output shapes the file leaves symbolic (ultralytics' RT-DETR export declares its top-k output
+    [-1, -1, 6]) measured by running it once on a blank batch of one: the layout rules need numbers."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+        i = sess.get_inputs()[0]
+        x = np.zeros([1 if not isinstance(d, int) or d < 1 else d for d in i.shape], np.float32)
+        outs = sess.run(None, {i.name: x})
+    except Exception as exc:  # ORT's own error types
+        raise OnnxImportError(f"{model}: output shapes {declared} are not all fixed, and running the file once to "
+                              f"measure them failed ({str(exc).splitlines()[0]})") from None
+    return {o.name: tuple(v.shape) for o, v in zip(sess.get_outputs(), outs)}
 
 
 def _parity(original: Path, candidate: Path, xs: list[np.ndarray], batched: bool = False) -> float:

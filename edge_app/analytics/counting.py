@@ -68,17 +68,9 @@ class Analytics:
         self._pending: list[dict[str, Any]] = []     # events since the last drain_events()
         self._tracks: dict[Key, dict[str, Any]] = {}  # per live track: first/last seen, best detection
         self.trackers = {name: Tracker(t, (groups or {}).get(name)) for name, t in trackers.items()}
-        expand = class_groups or {}
-
-        def named(classes: tuple[str, ...]) -> frozenset[str]:
-            return frozenset(c for name in classes for c in (name, *expand.get(name, ())))
+        self._expand = class_groups or {}
         self.lost_s = {name: t.lost_s for name, t in trackers.items()}
-        self.lines = []
-        for l in cfg.lines:
-            a, b = geometry.to_pixels(l.points, l.units, width, height)
-            self.lines.append(_Line(l.name, a, b, named(l.classes), l.model))
-        self.zones = [_Zone(z.name, geometry.to_pixels(z.points, z.units, width, height), named(z.classes), z.model)
-                      for z in cfg.zones]
+        self.lines, self.zones = self._geometry(cfg, width, height)
         # The same lines and zones counted on the labels' true identities (synthetic scenes, MOT
         # sequences): the counts the stream should have given, beside the ones the tracks gave.
         self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "") for l in self.lines]
@@ -94,6 +86,45 @@ class Analytics:
     @property
     def enabled(self) -> bool:
         return bool(self.trackers)
+
+    def _named(self, classes: tuple[str, ...]) -> frozenset[str]:
+        """Classes counted: those named, a class group standing for its classes."""
+        return frozenset(c for name in classes for c in (name, *self._expand.get(name, ())))
+
+    def _geometry(self, cfg: AnalyticsConfig, width: int, height: int) -> tuple[list[_Line], list[_Zone]]:
+        lines = []
+        for l in cfg.lines:
+            a, b = geometry.to_pixels(l.points, l.units, width, height)
+            lines.append(_Line(l.name, a, b, self._named(l.classes), l.model))
+        zones = [_Zone(z.name, geometry.to_pixels(z.points, z.units, width, height), self._named(z.classes), z.model)
+                 for z in cfg.zones]
+        return lines, zones
+
+    def set_geometry(self, cfg: AnalyticsConfig, width: int, height: int) -> None:
+        """New lines and zones from the next frame on (the page's editor): one whose name and definition
+        are unchanged keeps its counts and state; the tracks, their ids and trails go on."""
+        with self._lock:
+            lines, zones = self._geometry(cfg, width, height)
+
+            def same(a: Any, b: Any) -> bool:
+                pa = (a.a, a.b) if isinstance(a, _Line) else (a.polygon,)
+                pb = (b.a, b.b) if isinstance(b, _Line) else (b.polygon,)
+                return (a.name, a.classes, a.model) == (b.name, b.classes, b.model) and all(
+                    x.shape == y.shape and np.allclose(x, y) for x, y in zip(pa, pb))
+
+            def carry(new: list[Any], old: list[Any], truth: list[Any], make: Any) -> tuple[list[Any], list[Any]]:
+                kept, kept_truth = [], []
+                for item in new:
+                    i = next((k for k, o in enumerate(old) if same(o, item)), None)
+                    kept.append(old[i] if i is not None else item)
+                    kept_truth.append(truth[i] if i is not None else make(item))
+                return kept, kept_truth
+
+            self.lines, self.truth_lines = carry(lines, self.lines, self.truth_lines,
+                                                 lambda l: _Line(l.name, l.a, l.b, l.classes, ""))
+            self.zones, self.truth_zones = carry(zones, self.zones, self.truth_zones,
+                                                 lambda z: _Zone(z.name, z.polygon, z.classes, ""))
+            self.cfg = cfg
 
     def drain_events(self) -> list[dict[str, Any]]:
         """Events since the last call: dicts with ``kind`` and the event's fields, and ``snapshot`` =

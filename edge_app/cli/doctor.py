@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import AppConfig, ConfigError, load_config
+from ..config import AppConfig, ConfigError, load_config, model_tiles
 from ..core.uri import scheme_of
 
 # GStreamer element -> the Debian/Ubuntu package that ships it (JetPack's for the NVIDIA ones).
@@ -217,9 +217,10 @@ def model_rows(cfg: AppConfig) -> list[Row]:
             rows.append(Row(f"model {name}", "fail", str(exc)))
             continue
         from ..inference.choice import resolve
+        setting = model_tiles(cfg, name).setting if meta.task == "detection" else artifacts.WHOLE_FRAME
         try:
             picked = resolve(m.backend if m.backend != "tensorrt" else "auto", m.precision, path, meta.onnx_sha256,
-                             timer=_untimed)
+                             timer=_untimed, setting=setting)
             backend, precision, why = picked.backend, picked.precision, picked.why
         except _Remeasure as later:
             backend, precision, why = "onnxruntime", "fp32", str(later)
@@ -227,7 +228,7 @@ def model_rows(cfg: AppConfig) -> list[Row]:
         verdict = "ok" if variant.is_file() else "fail"
         rows.append(Row(f"model {name}", verdict, f"{meta.model or meta.task} {', '.join(meta.classes)}; runs "
                         f"{precision} on {backend} ({variant.name}{'' if variant.is_file() else ' MISSING: edge-app build ' + str(path)}; {why})"))
-        engine, manifest = artifacts.engine_paths(cfg.resolve(cfg.runtime.engine_dir), path,
+        engine, manifest = artifacts.engine_paths(cfg.state(cfg.runtime.engine_dir), path,
                                                   artifacts.engine_precision(precision))
         from ..backends.tensorrt import device_info
         check = artifacts.check_engine(engine, manifest, path, device_info())
@@ -272,7 +273,7 @@ def system_rows(cfg: AppConfig) -> list[Row]:
                                   ("samples", cfg.labels.samples_dir, cfg.labels.max_samples_mb if cfg.labels.sample_every else 0)):
         if not need_mb:
             continue
-        path = cfg.resolve(folder)
+        path = cfg.state(folder)
         probe = path
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
@@ -287,7 +288,7 @@ def _lenient(path: Path) -> AppConfig | None:
     from ..config import with_source_defaults
     from ..config.loader import parse, read_toml
     try:
-        cfg, _ = parse(AppConfig, with_source_defaults(read_toml(path)))
+        cfg, _ = parse(AppConfig, with_source_defaults(read_toml(path), path.resolve().parent))
     except ConfigError:
         return None
     if cfg is not None:
@@ -324,6 +325,8 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"rows": [asdict(r) for r in rows], "can_run": not failed}, indent=1))
     else:
+        print(f"checking {args.config} (make run runs demo.toml: make doctor checks that one)\n"
+              if Path(args.config).name == "config.toml" else f"checking {args.config}\n")
         print(render(rows))
         print(f"\n{args.config}: " + ("can run on this machine" if not failed else
                                       f"cannot run here: {len(failed)} failing check(s)"))

@@ -116,17 +116,37 @@ def render(d: dict[str, Any]) -> str:
              f"  classes ({len(d['classes'])}): {', '.join(d['classes'])}",
              f"  input {i['name']} {i['layout']} {i['size_hw'][1]}x{i['size_hw'][0]} {i['color']}, {i['resize']}, "
              f"mean {i['mean']} std {i['std']}; scores {d['score']}" + (" with background" if d["background"] else "")]
-    lines.append("  variants: " + ("; ".join(f"{v['precision']} {v['file']} {v['size_mb']} MB {v['state']}"
-                                            for v in d["variants"]) or "none"))
-    for row in d.get("precision_table") or []:
-        gate = row.get("gate") or ("passed" if row.get("within_tolerance") else "")
-        lines.append(f"    {row.get('file', row.get('precision', '?')):<24} {row.get('metric', '')} {_fmt(row.get('value', ''))} "
-                     f"delta {row.get('delta_points')} pts, {row.get('median_ms')} ms, x{row.get('speedup_vs_fp32', 1)} "
-                     f"{gate}")
+    lines.append("  variants on disk: " + ("; ".join(f"{v['precision']} {v['file']} {v['size_mb']} MB {v['state']}"
+                                                    for v in d["variants"]) or "none"))
     r = d["recommendation"]
-    lines.append(f"  recommended: {r.get('backend', 'onnxruntime')} {r['precision']} ({r.get('why')}; measured: "
-                 f"{r.get('checked', False)}, on {r.get('machine', 'unknown CPU')})" if r
-                 else "  recommended: none (calibrate --apply)")
+    # One measurement, so the table and the recommendation agree: calibrate's (the recommendation's own),
+    # or build's when calibrate has not run.
+    table = (r or {}).get("table") or d.get("precision_table") or []
+    if table:
+        lines.append(f"  precisions measured by {'calibrate' if (r or {}).get('table') else 'build'}"
+                     + (f" on {r.get('machine')}" if (r or {}).get("table") else "") + ":")
+    on_disk = {v["file"] for v in d["variants"]}
+    stem = Path(d["artifact"]).stem
+    for row in table:
+        file = row.get("file") or ""
+        # the variant's own name (int8 and int8-qdq both run as an INT8 engine: the file tells them apart)
+        name = (file[len(stem) + 1:-len(".onnx")] if file.startswith(stem + ".") else "") or row.get("precision", "?")
+        gate = row.get("gate") or ("passed" if row.get("within_tolerance") else "")
+        delta = "baseline" if name == "fp32" or row.get("delta_points") is None else f"{row['delta_points']:+.2f} pts"
+        where = "" if not file or file in on_disk else " (not on disk: edge-app build makes it)"
+        lines.append(f"    {row.get('backend', 'onnxruntime') + ' ' if row.get('backend') else ''}{name:<9} "
+                     f"{row.get('metric', '')} {_fmt(row.get('value', ''))} {delta}, "
+                     f"{row.get('median_ms')} ms, {row.get('speedup_vs_fp32', 1):.2f}x {gate}{where}")
+    if r and table and not r.get("table"):
+        lines.append("    (the recommendation below is calibrate's own run: edge-app calibrate --apply records its "
+                     "table here too)")
+    by = (r or {}).get("by_setting") or {"": r} if r else {}
+    for setting, e in by.items():  # one per setting measured (whole frame, tiles): each runs its own
+        lines.append(f"  recommended precision{' on ' + setting if setting else ''}: "
+                     f"{e.get('backend', 'onnxruntime')} {e.get('precision')} "
+                     f"({e.get('why')}; measured: {e.get('checked', False)}, on {e.get('machine', 'unknown CPU')})")
+    if not r:
+        lines.append("  recommended precision: none (calibrate --apply)")
     t = d["thresholds"]
     if t:
         lines.append(f"  thresholds {t['file']}: {t['state']}; {t.get('rule')}; NMS IoU {t.get('nms_iou')}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from ..config import AppConfig, ConfigError, validate, with_source_defaults
 from ..config.loader import parse, read_toml
 from ..config.schema import SOURCE_SCHEMES
+from ..core.uri import as_uri
 
 ALL_INTERFACES = "0.0.0.0"
 TOKEN_ENV = "EDGE_APP_HTTP_TOKEN"
@@ -31,19 +33,8 @@ _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def input_uri(value: str, cwd: Path) -> str:
-    """INPUT as a source URI: URIs as given; a bare path to a video file -> file://, to a folder ->
-    replay://, /dev/videoN -> v4l2://; relative paths from the current folder."""
-    if "://" in value:
-        scheme = value.split("://", 1)[0]
-        if scheme in ("file", "replay"):
-            rest = value.split("://", 1)[1]
-            if rest and not rest.startswith("/"):  # relative to where the user typed it, not the config
-                return f"{scheme}://{(cwd / rest).resolve()}"
-        return value
-    if value.startswith("/dev/video"):
-        return f"v4l2://{value}"
-    path = (cwd / value).resolve()
-    return f"replay://{path}" if path.is_dir() else f"file://{path}"
+    """INPUT as a source URI (``core.uri.as_uri``, relative paths from the current folder)."""
+    return as_uri(value, cwd)
 
 
 def _host(netloc: str) -> tuple[str, int | None]:
@@ -127,17 +118,56 @@ VEHICLES = ["car", "truck", "bus", "motorcycle"]
 
 def real_world_models() -> dict[str, dict[str, Any]]:
     """The [models] of a config-less run on real footage: the COCO detector, its calibrated thresholds and
-    precision, vehicles as one class group, tracked."""
+    precision, vehicles as one class group, tracked; people, bicycles and vehicles reported (as Frigate
+    tracks person by default: the other 70-odd COCO classes are mostly noise on a street or a shop)."""
     table: dict[str, Any] = {"kind": "detector", "artifact": str(COCO_DETECTOR), "class_groups": {"vehicle": VEHICLES},
-                             "tracker": {"enabled": True}}
+                             "keep": ["person", "bicycle", "vehicle"], "tracker": {"enabled": True}}
     thresholds = COCO_DETECTOR.with_name(f"{COCO_DETECTOR.stem}.thresholds.json")
     if thresholds.is_file():
         table["thresholds_file"] = str(thresholds)
     return {"coco": table}
 
 
+def fit_geometry(data: dict[str, Any], models: set[str]) -> list[str]:
+    """--model replaced the config's models: lines and zones that name a model not run now are dropped
+    (said on stderr, never a refusal of the run), and the detectors given are tracked when lines or zones
+    remain to count on. Returns what was dropped ("analytics.lines.door", ...)."""
+    sections = [("analytics", data.get("analytics"))]
+    sections += [(f"streams.{s.get('name')}.analytics", s.get("analytics")) for s in data.get("streams") or []
+                 if isinstance(s, dict)]
+    dropped, kept = [], 0
+    for where, section in sections:
+        if not isinstance(section, dict):
+            continue
+        for kind in ("lines", "zones"):
+            items = section.get(kind)
+            if not isinstance(items, list):
+                continue
+            fits = [i for i in items if not isinstance(i, dict) or not i.get("model") or i["model"] in models]
+            dropped += [f"{where}.{kind}.{i.get('name')}" for i in items if i not in fits]
+            section[kind] = fits
+            kept += len(fits)
+    if dropped:
+        print(f"edge-app run: --model replaces the config's models; not counted in this run (they name another "
+              f"model): {', '.join(dropped)}", file=sys.stderr)
+    if kept:
+        for table in data["models"].values():
+            if table.get("kind") == "detector":
+                table.setdefault("tracker", {"enabled": True})
+    return dropped
+
+
+def default_state_dir() -> Path:
+    """Where a run without a config file writes: systemd's StateDirectory, else the XDG state folder."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "edge-app"
+
+
 def run_config(config: str | Path | None, input: str | None = None, outputs: list[str] | None = None,
-               models: list[str] | None = None, cwd: Path | None = None, required: bool = True) -> AppConfig:
+               models: list[str] | None = None, cwd: Path | None = None, required: bool = True,
+               state_dir: str | Path | None = None) -> AppConfig:
     """The config of this run: the file (if any) with the command line's INPUT, OUTPUTs and models put in.
     ``required=False``: a missing file is fine when INPUT or --model say what to run (defaults for the rest);
     then real footage as INPUT (not synthetic://) without --model runs the COCO detector (``real_world_models``).
@@ -178,14 +208,19 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
         tables_m, errs = model_tables(models, cwd)
         problems += errs
         data["models"] = tables_m
+        fit_geometry(data, set(tables_m))
     elif input and not required and not input_uri(input, cwd).startswith("synthetic://"):
         data["models"] = real_world_models()
         for section in [data.get("analytics")] + [s for s in data.get("streams", []) if isinstance(s, dict)]:
             if isinstance(section, dict):  # the shapes scene's lines and zones do not fit other footage
                 section.pop("lines", None)
                 section.pop("zones", None)
-    cfg, parse_problems = parse(AppConfig, with_source_defaults(data))
     base = path.resolve().parent if path is not None and path.is_file() else cwd
+    if state_dir is not None or base is cwd:  # a config-less run never writes into the current folder
+        runtime = data.setdefault("runtime", {})
+        if isinstance(runtime, dict):
+            runtime["state_dir"] = str((cwd / state_dir).resolve() if state_dir is not None else default_state_dir())
+    cfg, parse_problems = parse(AppConfig, with_source_defaults(data, base))
     object.__setattr__(cfg, "base_dir", base)
     problems += parse_problems + validate(cfg, data)
     if problems:

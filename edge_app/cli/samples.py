@@ -22,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
         except (ConfigError, OSError) as exc:
             print(f"edge-app samples export: {exc} (or name the folder with --samples)", file=sys.stderr)
             return 2
-        samples = cfg.resolve(cfg.labels.samples_dir)
+        samples = cfg.state(cfg.labels.samples_dir)
     try:
         done = export(samples, Path(args.out), args.format)
     except (ValueError, FileExistsError, OSError) as exc:

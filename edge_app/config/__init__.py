@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..core.uri import flag, local_path, resolved_path, scheme_of
+from ..core.uri import as_uri, flag, local_path, resolved_path, scheme_of
 from .loader import ConfigError, field_docs, parse, read_toml
 from .schema import (SOURCE_SCHEMES, AnalyticsConfig, AppConfig, HttpConfig, LabelsConfig, LineConfig, LoggingConfig, ModelConfig,
                      OutputConfig, RecordConfig, RollingConfig, RtspConfig, RuntimeConfig, SourceConfig, StreamConfig,
@@ -28,7 +28,7 @@ def load_config(path: str | Path) -> AppConfig:
     """Read, parse and validate a config file. Relative paths inside are relative to its folder."""
     path = Path(path)
     data = read_toml(path)
-    cfg, problems = parse(AppConfig, with_source_defaults(data))
+    cfg, problems = parse(AppConfig, with_source_defaults(data, path.resolve().parent))
     object.__setattr__(cfg, "base_dir", path.resolve().parent)
     problems += validate(cfg, data)
     if problems:
@@ -36,14 +36,43 @@ def load_config(path: str | Path) -> AppConfig:
     return cfg
 
 
-def with_source_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """[source]'s keys (its uri excepted) are the defaults of every [[streams]] table: a frame size or
-    reconnect policy is written once for all cameras."""
-    streams, source = data.get("streams"), data.get("source")
-    if not isinstance(streams, list) or not isinstance(source, dict):
-        return data
-    defaults = {k: v for k, v in source.items() if k != "uri"}
-    return {**data, "streams": [{**defaults, **s} if isinstance(s, dict) else s for s in streams]}
+def with_source_defaults(data: dict[str, Any], base: Path | None = None) -> dict[str, Any]:
+    """The one step before parsing, for every reader of a config (the file, the command line, doctor):
+    - a source written as a path (``uri = "clip.mp4"``, a folder, ``/dev/video0``) becomes its URI, as on
+      the command line (relative to ``base``, the config's folder);
+    - [source]'s keys (its uri excepted) are the defaults of every [[streams]] table: a frame size or
+      reconnect policy is written once for all cameras;
+    - a video file with no width/height set anywhere runs at its own size (``sources.probe``)."""
+    data = dict(data)
+    source = data.get("source")
+    streams = data.get("streams")
+    if base is not None:
+        if isinstance(source, dict) and isinstance(source.get("uri"), str):
+            data["source"] = source = {**source, "uri": as_uri(source["uri"], base)}
+        if isinstance(streams, list):
+            data["streams"] = streams = [{**s, "uri": as_uri(s["uri"], base)} if isinstance(s, dict)
+                                         and isinstance(s.get("uri"), str) else s for s in streams]
+    if isinstance(streams, list) and isinstance(source, dict):
+        defaults = {k: v for k, v in source.items() if k != "uri"}
+        data["streams"] = streams = [{**defaults, **s} if isinstance(s, dict) else s for s in streams]
+    if base is not None:
+        if isinstance(source, dict):
+            data["source"] = own_size(source, base)
+        if isinstance(streams, list):
+            data["streams"] = [own_size(s, base) if isinstance(s, dict) else s for s in streams]
+    return data
+
+
+def own_size(table: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A source table reading a video file, with no width and height of its own: the file's size."""
+    uri = table.get("uri")
+    if "width" in table or "height" in table or not isinstance(uri, str) or scheme_of(uri) != "file":
+        return table
+    from ..sources.probe import video_size
+
+    path = resolved_path(uri, base)
+    size = video_size(path) if path is not None else None
+    return {**table, "width": size[0], "height": size[1]} if size else table
 
 
 def is_loopback(host: str) -> bool:
@@ -97,7 +126,7 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
             seen.add(stream.name)
     else:
         problems += _source_problems(cfg, cfg.source, "source")
-        problems += _analytics_problems(cfg, cfg.analytics, "analytics", cfg.source.width, cfg.source.height)
+        problems += analytics_problems(cfg, cfg.analytics, "analytics", cfg.source.width, cfg.source.height)
         if cfg.labels.labels_file and not cfg.resolve(cfg.labels.labels_file).exists():
             problems.append(f"labels.labels_file = {cfg.labels.labels_file!r}: "
                             f"{cfg.resolve(cfg.labels.labels_file)} does not exist")
@@ -140,7 +169,7 @@ def stream_problems(cfg: AppConfig, stream: StreamConfig, key: str, given: dict[
         if model not in enabled:
             problems.append(f"{key}.models[{i}] = {model!r}: expected an enabled model ({sorted(enabled) or 'none'})")
     runs = set(stream.models) or enabled
-    problems += _analytics_problems(cfg, stream.analytics, f"{key}.analytics", stream.width, stream.height, runs)
+    problems += analytics_problems(cfg, stream.analytics, f"{key}.analytics", stream.width, stream.height, runs)
     if stream.labels_file and not cfg.resolve(stream.labels_file).exists():
         problems.append(f"{key}.labels_file = {stream.labels_file!r}: {cfg.resolve(stream.labels_file)} does not exist")
     return problems
@@ -152,6 +181,11 @@ def parse_stream(cfg: AppConfig, data: Any, taken: set[str]) -> StreamConfig:
     if not isinstance(data, dict):
         raise ConfigError([f"expected a JSON object (a [[streams]] table), not {type(data).__name__}"], "stream")
     defaults = {f.name: getattr(cfg.source, f.name) for f in dataclasses.fields(SourceConfig) if f.name != "uri"}
+    if isinstance(data.get("uri"), str):
+        data = {**data, "uri": as_uri(data["uri"], cfg.base_dir)}
+        if "width" not in data and "height" not in data:  # a file added over the API runs at its own size
+            sized = own_size({"uri": data["uri"]}, cfg.base_dir)
+            data = {**data, **{k: sized[k] for k in ("width", "height") if k in sized}}
     stream, problems = parse(StreamConfig, {**defaults, **data})
     if stream is None:
         raise ConfigError(problems or ["not a stream"], "stream")
@@ -215,7 +249,7 @@ def _validate_events(cfg: AppConfig) -> list[str]:
     return problems
 
 
-def _analytics_problems(cfg: AppConfig, a: AnalyticsConfig, key0: str, width: int, height: int,
+def analytics_problems(cfg: AppConfig, a: AnalyticsConfig, key0: str, width: int, height: int,
                         runs: set[str] | None = None) -> list[str]:
     """Lines and zones: names unique and URL-safe, geometry sound inside the frame, models tracked."""
     from ..analytics.geometry import problems as geometry_problems
@@ -311,6 +345,16 @@ def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) 
                 seen[m] = group
             if len(members) < 2:
                 problems.append(f"{key}.class_groups.{group} = {list(members)}: expected at least two classes")
+    if model.keep and model.artifact and cfg.resolve(model.artifact).is_file():
+        from ..core.artifact import ArtifactError, read_meta
+        try:
+            classes = read_meta(cfg.resolve(model.artifact), verify_checksum=False).classes
+        except ArtifactError:
+            return problems
+        unknown = [c for c in model.keep if c not in classes and c not in model.class_groups]
+        if unknown:
+            problems.append(f"{key}.keep = {list(model.keep)}: {unknown} are neither classes of {model.artifact} nor "
+                            f"its class groups (expected some of: {', '.join(classes[:10])}, ...)")
     return problems
 
 

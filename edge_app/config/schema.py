@@ -69,7 +69,8 @@ class ModelConfig:
     precision: str = spec("auto", choices=PRECISIONS,
                           doc="artifact precision: fp32, bf16 (the FP32 file computed in bfloat16: openvino on a CPU "
                           "with BF16), fp16, int8 (ONNX Runtime CPU style), int8-qdq (TensorRT style); auto = "
-                          "calibration's recommendation for this CPU (re-measured on another CPU), else fp32")
+                          "calibration's recommendation for this CPU (re-measured on another CPU) and for the "
+                          "setting the model runs (whole frame or its tiles), else fp32")
     backend: str = spec("auto", choices=BACKENDS,
                         doc="onnxruntime, openvino (the [openvino] extra) or tensorrt; auto = TensorRT when an "
                         "up-to-date engine exists, else calibration's recommendation for this CPU, else ONNX Runtime")
@@ -96,6 +97,8 @@ class ModelConfig:
                                                     "for NMS, tracking and counting, e.g. {vehicle = [\"car\", "
                                                     "\"truck\"]}; lines/zones may name the group")
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    keep: tuple[str, ...] = spec(factory=tuple, doc="detector: only these classes (or class groups) are reported, "
+                                 "tracked and counted; the others are dropped ([] = all; Frigate's objects.track)")
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class RtspConfig:
 @dataclass(frozen=True)
 class RecordConfig:
     enabled: bool = spec(False, doc="record the annotated stream to MP4 segments")
-    directory: str = spec("var/recordings", doc="where segments go; relative to this file")
+    directory: str = spec("recordings", doc="where segments go; relative to runtime.state_dir")
     segment_s: int = spec(60, ge=1, le=86400, doc="segment length (s)")
     max_files: int = spec(10, ge=0, le=100000, doc="oldest segments deleted beyond this (0 = keep all)")
     file: str = spec("", doc="one MP4 file of that name in directory instead of segments (\"\" = segments)")
@@ -173,9 +176,10 @@ class RollingConfig:
 class LabelsConfig:
     labels_file: str = spec("", doc="labels of a recorded video: COCO JSON (image id = frame index) "
                             "or a folder of per-frame VOC XML (\"\" = none)")
-    inbox: str = spec("var/inbox", doc="label inbox folder: a label for a saved sample is scored when it "
+    inbox: str = spec("inbox", doc="label inbox folder (relative to runtime.state_dir): a label for a saved sample is scored when it "
                       "appears (the /review page writes there; \"\" = off; needs sampling)")
-    samples_dir: str = spec("var/samples", doc="where sampled frames and predictions are saved")
+    samples_dir: str = spec("samples", doc="where sampled frames and predictions are saved (relative to "
+                             "runtime.state_dir)")
     sample_every: int = spec(30, ge=0, doc="save one frame in N with its predictions, for labelling "
                              "(0 = no sampling)")
     max_samples_mb: int = spec(200, ge=1, doc="disk cap of samples_dir; oldest removed first")
@@ -192,7 +196,8 @@ class EventsConfig:
     """The event stream (schema in events/schema.py), for MQTT and the JSON-lines file."""
 
     file: str = spec("", doc="JSON-lines file of every event (\"\" = none); relative to this file")
-    state_dir: str = spec("var/events", doc="the durable outbox and the event sequence number")
+    state_dir: str = spec("events", doc="the durable outbox, the event sequence number, snapshots (relative "
+                           "to runtime.state_dir)")
     outbox_max_mb: int = spec(100, ge=1, doc="disk cap of unsent messages; beyond it the oldest are dropped, counted")
     reserve_mb: int = spec(32, ge=0, doc="free space kept for the outbox on its disk: samples, snapshots and "
                            "recordings there stop short of it, so a full disk never costs an event")
@@ -205,7 +210,8 @@ class EventsConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = spec("info", choices=("debug", "info", "warning", "error"), doc="log level")
-    file: str = spec("var/log/edge-app.jsonl", doc="rotating JSON-lines log (\"\" = stdout only)")
+    file: str = spec("log/edge-app.jsonl", doc="rotating JSON-lines log (\"\" = stdout only; relative to "
+                      "runtime.state_dir)")
     max_bytes: int = spec(10_000_000, ge=10_000, doc="rotate the log file at this size")
     backups: int = spec(3, ge=0, le=100, doc="rotated log files kept")
 
@@ -216,7 +222,10 @@ class RuntimeConfig:
                         "streams each of the inference_workers gets threads / inference_workers of them")
     wedged_after_s: float = spec(15.0, ge=1, le=3600, doc="a pipeline thread that has not come round its "
                                  "loop for this long is stuck: watchdog pings stop and systemd restarts")
-    engine_dir: str = spec("var/engines", doc="TensorRT engines and their manifests")
+    engine_dir: str = spec("engines", doc="TensorRT engines and their manifests (relative to state_dir)")
+    state_dir: str = spec("var", doc="everything the device writes goes under this folder (samples, inbox, "
+                          "events, log, recordings, engines), relative to this file; `edge-app run --state-dir`; "
+                          "/var/lib/edge-app under systemd")
     max_batch: int = spec(8, ge=1, le=64, doc="frames of different streams run in one model call, at most "
                           "(artifacts with a dynamic batch axis; others run frame by frame)")
     inference_workers: int = spec(2, ge=1, le=16, doc="threads running the models, each on other streams' "
@@ -305,6 +314,12 @@ class AppConfig:
             return self.streams
         fields = {f.name: getattr(self.source, f.name) for f in dataclasses.fields(SourceConfig)}
         return (StreamConfig(**fields, name="main", labels_file=self.labels.labels_file, analytics=self.analytics),)
+
+    def state(self, value: str) -> Path:
+        """A path the device writes (samples, inbox, events, log, recordings, engines), absolute: relative
+        ones are taken from ``runtime.state_dir`` (itself relative to the config file's folder)."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.resolve(self.runtime.state_dir) / p
 
     def resolve(self, value: str) -> Path:
         """A path from the config, absolute, relative ones taken from the config file's folder."""

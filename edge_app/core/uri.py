@@ -54,3 +54,16 @@ def absolute_uri(uri: str, base: Path) -> str:
     """``uri`` with a relative local path made absolute against ``base``; other URIs unchanged."""
     p = resolved_path(uri, base)
     return uri if p is None else f"{scheme_of(uri)}://{p}"
+
+
+def as_uri(value: str, base: Path) -> str:
+    """A source as a URI, whether written as one or as a path (the command line's INPUT, ``source.uri``):
+    URIs as given (a relative file:// or replay:// path made absolute against ``base``); a bare path to a
+    video file -> file://, to a folder -> replay://, /dev/videoN -> v4l2://; relative paths from ``base``
+    (the current folder for the command line, the config's folder for the config)."""
+    if "://" in value:
+        return absolute_uri(value, base)
+    if value.startswith("/dev/video"):
+        return f"v4l2://{value}"
+    path = (Path(base) / Path(value).expanduser()).resolve()
+    return f"replay://{path}" if path.is_dir() else f"file://{path}"

@@ -44,7 +44,9 @@ class DetectionDecoder:
     def __init__(self, meta: ArtifactMeta, *, score_threshold: float | np.ndarray = DETECTOR.score_threshold,
                  iou_threshold: float = DETECTOR.nms_iou, top_k: int = DETECTOR.top_k,
                  max_detections: int = DETECTOR.max_detections,
-                 class_groups: Mapping[str, Sequence[str]] | None = None) -> None:
+                 class_groups: Mapping[str, Sequence[str]] | None = None, keep: Sequence[str] = ()) -> None:
+        """keep: the classes reported (names, or class groups standing for their classes; empty: all): the
+        others are never kept, whatever their score (a COCO model on a parking lot reports no kites)."""
         self._last = threading.local()  # several inference workers decode at once: each sees its own timings
         self.meta = meta
         self.head = open_head(meta)
@@ -53,6 +55,11 @@ class DetectionDecoder:
         self.max_detections = max_detections
         self.class_groups = dict(class_groups or {})
         self.groups = group_ids(meta.classes, class_groups)
+        wanted = {c for name in keep for c in self.class_groups.get(name, (name,))}
+        unknown = sorted(wanted - set(meta.classes))
+        if unknown:
+            raise ValueError(f"keep names {unknown}: not classes (or class groups) of the model")
+        self.dropped = np.array([bool(wanted) and c not in wanted for c in meta.classes], bool)  # (C,)
         self.default_threshold = float(np.max(score_threshold))
         self.set_thresholds(score_threshold)
 
@@ -75,6 +82,7 @@ class DetectionDecoder:
         else:
             thr = np.broadcast_to(np.asarray(score_threshold, np.float32), (n,))
         self.score_thresholds = np.array(thr, np.float32)
+        self.score_thresholds[self.dropped] = np.inf  # classes not kept: no score reaches them
         if iou_threshold is not None:
             self.iou_threshold = iou_threshold
 

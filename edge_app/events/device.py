@@ -72,12 +72,12 @@ class DeviceEvents:
         written is said there, for the health)."""
         m, e = cfg.output.mqtt, cfg.events
         self.device = device_name(m.device_id)
-        state = cfg.resolve(e.state_dir)
+        state = cfg.state(e.state_dir)
         self.disk = disk or DiskBudget()
         self.outbox = Outbox(state / "outbox.sqlite", e.outbox_max_mb * 2**20)
         snapshots = (SnapshotStore(state / "snapshots", e.snapshots_max_mb * 2**20, disk=self.disk)
                      if e.snapshots else None)
-        jsonl = JsonLinesSink(cfg.resolve(e.file)) if e.file else None
+        jsonl = JsonLinesSink(cfg.state(e.file)) if e.file else None
         prefix = f"{m.topic_prefix}/{self.device}" if m.enabled else None
         self.bus = EventBus(self.device, STREAM, self.outbox, prefix, jsonl, snapshots)
         self.mqtt = MqttOutput(m, self.device, self.outbox, cfg.resolve) if m.enabled else None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..core.artifact import COMPUTED_FROM, PRECISIONS, ArtifactError, ArtifactMeta, sha256_file
+from ..core.artifact import COMPUTED_FROM, PRECISIONS, ArtifactError, ArtifactMeta, sha256_file, write_atomic
 
 ONNX_VARIANTS = {p: "{stem}.onnx" if p == "fp32" else f"{{stem}}.{p}.onnx" for p in PRECISIONS}
 
@@ -36,13 +37,46 @@ def recommendation_path(fp32_onnx: Path) -> Path:
     return Path(fp32_onnx).with_name(f"{Path(fp32_onnx).stem}.precision.json")
 
 
-def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None) -> str | None:
-    """calibrate's precision for this model, or None (none made, or made for another version of it);
-    ``choice.read_recommendation`` reads the whole file (backend, CPU, candidates)."""
+WHOLE_FRAME = "whole frame"  # TileSpec().setting: what a recommendation without a setting was measured on
+
+
+def write_recommendation(fp32_onnx: Path, entry: dict[str, Any], setting: str = WHOLE_FRAME) -> Path:
+    """calibrate --apply's choice for the setting it measured (``TileSpec.setting``): ``by_setting`` keeps
+    one per setting, the file's top level is the whole frame's (else the latest; what older readers see), so a model that runs whole frames in one
+    config and tiles in another finds the precision measured for each (INT8 calibrated and gated on
+    whole frames can lose points on tiles). Written atomically."""
+    path = recommendation_path(fp32_onnx)
+    try:
+        old = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        old = {}
+    by = {k: v for k, v in (old.get("by_setting") or {}).items()
+          if isinstance(v, dict) and v.get("onnx_sha256") == entry.get("onnx_sha256")}  # another model's: gone
+    top = {k: v for k, v in old.items() if k != "by_setting"}
+    if top.get("precision") and top.get("onnx_sha256") == entry.get("onnx_sha256"):
+        by.setdefault(top.get("setting", WHOLE_FRAME), {**top, "setting": top.get("setting", WHOLE_FRAME)})
+    by[setting] = {**entry, "setting": setting}
+    write_atomic(path, json.dumps({**by.get(WHOLE_FRAME, by[setting]), "by_setting": by}) + "\n")
+    return path
+
+
+def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None, setting: str = WHOLE_FRAME) -> str | None:
+    """calibrate's precision for this model run as ``setting`` (``TileSpec.setting``), or None: none made,
+    made for another version of it, or measured on another setting (a tiled model never runs an INT8
+    that was gated on whole frames: it runs FP32 and the log says to calibrate it with its tiles);
+    ``choice.read_recommendation`` reads the whole entry (backend, CPU, candidates)."""
     from .choice import read_recommendation
 
-    rec = read_recommendation(fp32_onnx, fp32_sha256)
+    rec = read_recommendation(fp32_onnx, fp32_sha256, setting)
     return rec.precision if rec is not None else None
+
+
+def gate_setting(variant_meta: ArtifactMeta) -> str | None:
+    """The setting (``TileSpec.setting``) build gated and calibrated this variant on, from the table it
+    wrote into the variant's metadata; None when no table (not made by build)."""
+    rows = [r for r in variant_meta.extra.get("precision_table") or []
+            if isinstance(r, dict) and r.get("precision") == variant_meta.precision]
+    return str(rows[0].get("setting", WHOLE_FRAME)) if rows else None
 
 
 def stale_variant(variant_meta: ArtifactMeta, fp32_sha256: str) -> bool:

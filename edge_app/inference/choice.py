@@ -1,7 +1,8 @@
 """Which backend x precision a model runs at: the config's, or calibration's recommendation for this CPU.
 
-``edge-app calibrate --apply`` writes ``<model>.precision.json``: the chosen backend and precision, the
-CPU it was measured on (``cpu.signature()``) and every candidate it measured (metric delta, gate, latency).
+``edge-app calibrate --apply`` writes ``<model>.precision.json``: per setting (whole frame, or its tiles) the
+chosen backend and precision, the CPU it was measured on (``cpu.signature()``) and every candidate it
+measured (``table``: metric delta, gate, latency).
 With ``precision = "auto"``:
 
 - same kind of CPU: the recommendation, or, where its backend is not installed here or the config fixes
@@ -57,16 +58,26 @@ class Recommendation:
     candidates: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
 
-def read_recommendation(fp32_onnx: Path, fp32_sha256: str | None = None) -> Recommendation | None:
-    """calibrate's recommendation for this model, or None (none made, made for another version of the
-    model, or made without a measured metric)."""
+def read_recommendation(fp32_onnx: Path, fp32_sha256: str | None = None,
+                        setting: str = artifacts.WHOLE_FRAME) -> Recommendation | None:
+    """calibrate's recommendation for this model run as ``setting`` (``TileSpec.setting``: the whole frame
+    or its tiles), or None: none made, made for another version of the model, measured on another
+    setting (a tiled model never runs an INT8 gated on whole frames), or made without a measured metric."""
     path = artifacts.recommendation_path(fp32_onnx)
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
+        by = data.get("by_setting") or {}
+        if setting in by:
+            data = by[setting]
+        elif data.get("setting", artifacts.WHOLE_FRAME) != setting:
+            made = sorted(set(by) | {data.get("setting", artifacts.WHOLE_FRAME)})
+            log.warning("%s was measured on %s, this model runs %s: ignored, running fp32 (run edge-app "
+                        "calibrate --apply with the model's tiles)", path, " and ".join(made), setting)
+            return None
         precision, backend = str(data["precision"]), str(data.get("backend", "onnxruntime"))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"{path}: unreadable precision recommendation ({exc})") from None
     made_for = data.get("onnx_sha256")
     if fp32_sha256 and made_for and made_for != fp32_sha256:
@@ -80,7 +91,9 @@ def read_recommendation(fp32_onnx: Path, fp32_sha256: str | None = None) -> Reco
         log.warning("%s recommends %s without a measured metric: ignored, running fp32 (run edge-app "
                     "calibrate --apply)", path, precision)
         return None
-    cands = tuple(c for c in data.get("candidates", []) if isinstance(c, dict))
+    # "table": calibrate's rows as --apply keeps them (rows of files from before backends say none: ONNX Runtime)
+    cands = tuple({"backend": "onnxruntime", **c} for c in data.get("table") or data.get("candidates") or []
+                  if isinstance(c, dict))
     return Recommendation(backend, precision, data.get("cpu"), str(data.get("machine", "")), cands)
 
 
@@ -143,7 +156,8 @@ def _fixed(backend: str) -> str:
 
 def resolve(backend: str, precision: str, fp32: Path, fp32_sha256: str | None, *, threads: int = 2,
             input_shape: tuple[int, ...] = (1, 3, 224, 224), cpu: CpuInfo | None = None,
-            timer: Callable[..., dict[tuple[str, str], float]] = time_candidates) -> Choice:
+            timer: Callable[..., dict[tuple[str, str], float]] = time_candidates,
+            setting: str = artifacts.WHOLE_FRAME) -> Choice:
     """The CPU backend x precision to run (TensorRT engines are chosen before this, by the caller).
 
     backend: the config's ("auto", "onnxruntime", "openvino"); precision: the config's ("auto" or one of
@@ -151,7 +165,7 @@ def resolve(backend: str, precision: str, fp32: Path, fp32_sha256: str | None, *
     cpu = cpu or cpu_info()
     if backend != "auto" and precision != "auto":
         return Choice(backend, precision, "as configured")
-    rec = read_recommendation(fp32, fp32_sha256)
+    rec = read_recommendation(fp32, fp32_sha256, setting)
     if precision != "auto":  # backend auto: the one that ran this precision fastest here, if measured
         default = "openvino" if precision == "bf16" else "onnxruntime"
         if rec is None or rec.cpu is None or not cpu.same_kind(rec.cpu):

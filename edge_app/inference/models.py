@@ -69,6 +69,7 @@ class ModelSpec:
     opt_batch: int = 1   # ... and the one it is tuned for (the number of streams)
     tiles: TileSpec = TileSpec()                      # a detector's tiled inference (cols x rows = 1: none)
     class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group name, its classes): one object in NMS
+    keep: tuple[str, ...] = ()                       # a detector's classes reported (empty: all)
 
 
 class NetworkModel:
@@ -85,7 +86,7 @@ class NetworkModel:
                 self.decoder: Any = DetectionDecoder(meta, score_threshold=spec.score_threshold,
                                                      iou_threshold=spec.nms_iou, top_k=spec.top_k,
                                                      max_detections=spec.max_detections,
-                                                     class_groups=dict(spec.class_groups))
+                                                     class_groups=dict(spec.class_groups), keep=spec.keep)
             except ValueError as exc:
                 raise ModelError(f"model {spec.name}: {exc}") from None
         else:
@@ -120,6 +121,10 @@ class NetworkModel:
                             "(re-run edge-app calibrate)", self.name, path)
             self.decoder.set_thresholds(per_class, data.get("nms_iou"))
             made = data.get("expected_with", {})
+            setting = made.get("setting", artifacts.WHOLE_FRAME)
+            if setting != self.spec.tiles.setting:  # a tile's scores are not a whole frame's
+                log.warning("model %s: %s chose these thresholds on %s, this model runs %s (re-run edge-app "
+                            "calibrate with its tiles)", self.name, path, setting, self.spec.tiles.setting)
             for key in ("top_k", "max_detections"):
                 if key in made and made[key] != getattr(self.spec, key):
                     log.warning("model %s: %s chose these thresholds with %s = %s, this model runs %s: the live "
@@ -293,8 +298,9 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
     fp32_meta = read_meta(fp32)
     _check_request(spec)
     precision = spec.precision
+    setting = spec.tiles.setting if fp32_meta.task == "detection" else artifacts.WHOLE_FRAME
     if precision == "auto":
-        precision = artifacts.recommended_precision(fp32, fp32_meta.onnx_sha256) or "fp32"
+        precision = artifacts.recommended_precision(fp32, fp32_meta.onnx_sha256, setting) or "fp32"
     device = tensorrt_device() if spec.backend in ("auto", "tensorrt") else None
     if spec.backend in ("auto", "tensorrt"):
         engine, manifest = artifacts.engine_paths(spec.engine_dir, fp32, artifacts.engine_precision(precision))
@@ -317,7 +323,7 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
                              f"`edge-app build --tensorrt {fp32}` or use backend = \"onnxruntime\"")
     h, w = fp32_meta.input_size
     picked = choice.resolve(spec.backend, spec.precision, fp32, fp32_meta.onnx_sha256, threads=spec.threads,
-                            input_shape=(1, 3, h, w))
+                            input_shape=(1, 3, h, w), setting=setting)
     backend_name, precision = picked.backend, picked.precision
     variant = artifacts.variant_path(fp32, precision)
     if not variant.is_file():
@@ -331,6 +337,11 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
         log.warning("model %s: %s was built from another version of %s; running FP32 (rebuild with "
                     "`edge-app build`)", spec.name, variant, fp32)
         variant, meta, precision = fp32, fp32_meta, "fp32"
+    gated = artifacts.gate_setting(meta) if precision not in ("fp32", "bf16") else None
+    if gated is not None and gated != setting:  # configured by hand: run it, but not silently
+        log.warning("model %s: %s was calibrated and gated on %s, this model runs %s: its accuracy there is "
+                    "unmeasured (edge-app build --tiles ... then calibrate, or precision = \"auto\")",
+                    spec.name, variant.name, gated, setting)
 
     def opener(requests: int) -> Any:
         return create_backend(backend_name, variant, threads=spec.threads, precision=precision, requests=requests)

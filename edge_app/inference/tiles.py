@@ -36,6 +36,12 @@ class TileSpec:
     def tiled(self) -> bool:
         return self.cols * self.rows > 1 or bool(self.roi)
 
+    @property
+    def setting(self) -> str:
+        """What a precision was gated and calibrated on, as written into build's table and calibrate's
+        recommendation: "whole frame", or the tiles (an INT8 calibrated on whole frames may not fit tiles)."""
+        return self.describe() if self.tiled else "whole frame"
+
     def describe(self) -> str:
         return (f"{self.cols}x{self.rows} tiles, overlap {self.overlap:g}" + (" + full frame" if self.full_frame
                                                                               else "")

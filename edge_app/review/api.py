@@ -1,14 +1,16 @@
 """The review routes of the live web app: the page ``/review`` and its JSON API.
 
-- ``GET /api/samples``: the sampled frames, newest first: a JSON list, each with ``id``, ``frame``,
-  ``time``, ``reasons`` (why it was sampled), ``predicted_boxes``, ``reviewed``
+- ``GET /api/samples[?run=RUN&stream=NAME]``: the sampled frames (of one run and camera), newest first: a
+  JSON list, each with ``id``, ``frame``, ``time``, ``run``, ``stream``, ``reasons`` (why it was sampled),
+  ``predicted_boxes``, ``reviewed``
 - ``GET /api/samples/<id>``: one sample: size, predictions per model (boxes with class names and scores,
   the mask's URL), the saved review if any
 - ``GET /api/samples/<id>/image`` (JPEG), ``GET /api/samples/<id>/mask/<model>`` (class-index PNG)
 - ``POST /api/samples/<id>/labels``: ``{"boxes": [{"box": [x0, y0, x1, y1], "class": name}], "masks":
   {model: "accept" | "reject" | {"png": base64}}}`` -> the label files in the inbox, scored at once;
   answers the counts and the rolling numbers. 400 names the field and writes nothing.
-- ``GET /api/review``: reviewed / pending counts and the rolling P/R.
+- ``GET /api/review``: reviewed / pending counts, the rolling P/R, this run's id and sampled stream, and
+  ``facets``: each (run, stream) with samples.
 
 Writes need the token in the ``Authorization`` header when one is set (the server's rule for every write).
 """
@@ -43,7 +45,8 @@ class Review:
 
     def summary(self) -> dict[str, Any]:
         return {**self.store.counts(), "saved": self.saved, "refused": self.refused,
-                "rolling": self.rolling.snapshot()}
+                "rolling": self.rolling.snapshot(), "run": getattr(self.sampler, "run", ""),
+                "stream": getattr(self.sampler, "stream", ""), "facets": self.store.facets()}
 
     # -- handlers -----------------------------------------------------------------------------------
     def _page(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
@@ -55,7 +58,8 @@ class Review:
         except ValueError:
             HttpService.send_json(req, 400, {"error": "limit: expected an integer"})
             return
-        HttpService.send_json(req, 200, self.store.summary(limit))
+        run, stream = query.get("run", [None])[0], query.get("stream", [None])[0]
+        HttpService.send_json(req, 200, self.store.summary(limit, run=run, stream=stream))
 
     def _summary(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         HttpService.send_json(req, 200, self.summary())

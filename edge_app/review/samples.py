@@ -57,6 +57,7 @@ class SampleStore:
         """The saved predictions, readable: per model its task, classes, and boxes with class names."""
         rec = json.loads(self.path_of(sample_id, ".json").read_text())
         out: dict[str, Any] = {"id": sample_id, "frame": rec.get("frame"), "source": rec.get("source"),
+                               "run": rec.get("run", ""), "stream": rec.get("stream", ""),
                                "size": rec.get("size"), "reasons": rec.get("reasons", ["every"]), "models": {}}
         for name, e in rec.get("models", {}).items():
             m: dict[str, Any] = {"task": e["task"], "classes": e["classes"]}
@@ -70,19 +71,39 @@ class SampleStore:
         out["review"] = json.loads(review.read_text()) if review.is_file() else None
         return out
 
-    def summary(self, limit: int = 200) -> list[dict[str, Any]]:
-        """The newest ``limit`` samples: id, frame, time, reasons, reviewed, predicted box count."""
+    def summary(self, limit: int = 200, run: str | None = None, stream: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` samples (of one ``run`` and ``stream`` when given): id, frame, time, run,
+        stream, reasons, reviewed, predicted box count."""
         rows = []
-        for sid in self.ids()[:limit]:
+        for sid in self.ids():
+            if len(rows) >= limit:
+                break
             try:
                 rec = json.loads((self.dir / f"{sid}.json").read_text())
             except (OSError, ValueError):  # removed by the disk cap meanwhile, or half-gone
                 continue
+            if (run is not None and rec.get("run", "") != run) or (stream is not None and rec.get("stream", "") != stream):
+                continue
             boxes = sum(len(e.get("boxes", [])) for e in rec.get("models", {}).values())
             rows.append({"id": sid, "frame": rec.get("frame"), "time": int(sid.split("-")[0]) / 1000,
+                         "run": rec.get("run", ""), "stream": rec.get("stream", ""),
                          "reasons": rec.get("reasons", ["every"]), "predicted_boxes": boxes,
                          "reviewed": (self.dir / f"{sid}.review.json").is_file()})
         return rows
+
+    def facets(self) -> list[dict[str, Any]]:
+        """Each (run, stream) that has samples, newest run first, with its sample and reviewed counts."""
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        for sid in self.ids():
+            try:
+                rec = json.loads((self.dir / f"{sid}.json").read_text())
+            except (OSError, ValueError):
+                continue
+            key = (rec.get("run", ""), rec.get("stream", ""))
+            f = seen.setdefault(key, {"run": key[0], "stream": key[1], "samples": 0, "reviewed": 0})
+            f["samples"] += 1
+            f["reviewed"] += (self.dir / f"{sid}.review.json").is_file()
+        return list(seen.values())
 
     def counts(self) -> dict[str, int]:
         ids = self.ids()

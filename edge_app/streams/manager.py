@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..analytics.counting import Analytics
-from ..config.schema import AppConfig, StreamConfig
+from ..config.schema import AnalyticsConfig, AppConfig, StreamConfig
 from ..health import Health, assess
 from ..health.memory import release_memory
 from ..labels import LabelsFile, build_label_hooks
@@ -95,6 +95,15 @@ class StreamSet:
         release_memory()  # its frames and buffers, back to the OS (health/memory.py)
         log_event(log, logging.INFO, "stream_removed", stream=name)
         return True
+
+    def set_geometry(self, name: str, analytics: AnalyticsConfig) -> None:
+        """New lines and zones for a running stream, counted from its next frame (the stream, its tracks
+        and the counts of lines and zones left as they were go on)."""
+        with self._lock:
+            r = self._running[name]
+            if r.stream.analytics is not None:
+                r.stream.analytics.set_geometry(analytics, r.config.width, r.config.height)
+            r.config = dataclasses.replace(r.config, analytics=analytics)
 
     def reconcile(self, wanted: Sequence[StreamConfig]) -> dict[str, list[str]]:
         """SIGHUP: make the running set what ``wanted`` says: streams not there any more removed, new
@@ -203,6 +212,9 @@ def describe(r: Running, now: float) -> dict[str, Any]:
     return {"fps": t["fps"], "frames": t["counters"].get("frames_out", 0), "source": st.state,
             "uri": s.source.uri, "captured": st.frames, "dropped": st.dropped, "reconnects": st.reconnects,
             "errors": st.errors, "bad_frames": st.bad_frames, "loops": st.loops, "last_error": st.last_error,
+            "lost_for_s": round(now - st.lost_since, 1) if st.lost_since else None,
+            "retry_in_s": round(max(0.0, st.retry_at - now), 1) if st.retry_at and st.state == "reconnecting" else None,
+            "size": [r.config.width, r.config.height],
             "models": sorted(s.runs) if s.runs is not None else [m.name for m in s.models],
             "latency_ms": t["latency_ms"], "counters": t["counters"],
             "outputs": [getattr(o, "url", o.name) for o in s.outputs], "rolling": rolling,

@@ -10,7 +10,7 @@ import pytest
 
 from calibration import report
 from calibration.calibrate import apply_to_config
-from calibration.thresholds import pick_threshold
+from calibration.thresholds import choose_thresholds, pick_threshold
 from edge_app.core.detection_metrics import PRCurve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,18 @@ def test_equal_scores_are_one_operating_point():
 def test_empty_curve_keeps_default():
     c = pick_threshold(PRCurve(np.zeros(0), np.zeros(0), np.zeros(0), 0), default=0.4)
     assert c.threshold == 0.4 and np.isnan(c.f1)
+
+
+def test_only_classes_the_labels_show_are_calibrated():
+    # person: labelled, its F1 optimum is 0.6; car: detections but the labels do not name it (MOT's
+    # unlabelled cars); dog: named by the labels, but none in these images; cat: labelled, never detected.
+    person = _curve([1, 1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], 3)
+    car = PRCurve(np.array([0.46, 0.3]), np.zeros(2), np.full(2, np.nan), 0)
+    dog = PRCurve(np.array([0.7]), np.zeros(1), np.full(1, np.nan), 0)
+    cat = PRCurve(np.zeros(0), np.zeros(0), np.zeros(0), 4)
+    chosen = choose_thresholds([person, car, dog, cat], ("person", "car", "dog", "cat"),
+                               np.array([True, False, True, True]), "f1", 0.9)
+    assert set(chosen) == {"person"} and chosen["person"].threshold == 0.6
 
 
 # ---- evaluate CLI ---------------------------------------------------------------------------------
@@ -179,7 +191,7 @@ def test_calibrate_detector_writes_report_thresholds_and_runtime_uses_them(tmp_p
         assert ("openvino", "bf16") in pairs
     rec = json.loads((art / "model.precision.json").read_text())
     assert rec["cpu"] == cpu_info().signature() and rec["machine"] == cpu_info().describe()
-    assert {(c["backend"], c["precision"]) for c in rec["candidates"]} == pairs
+    assert {(c["backend"], c["precision"]) for c in rec["table"]} == pairs
     assert (rec["backend"], rec["precision"]) == (m["recommended_backend"], m["recommended"])
     assert "backend =" not in cfg.read_text()  # auto: the runtime takes the backend from the recommendation
     assert 0 < m["coco"]["AP50"] <= 1 and len(m["per_class"]) == 3
@@ -293,3 +305,47 @@ def test_apply_int8_qdq_then_run(tmp_path, demo_detector):
     model = open_model(model_specs(load_config(cfg))[0])
     assert model.precision == "int8-qdq" and model.path.name == "model.int8-qdq.onnx"
     assert model.predict(make_sample(rng, 640, 480).image).detections is not None
+
+
+@pytest.mark.slow
+def test_calibrate_leaves_unlabelled_classes_at_the_configured_threshold(tmp_path, demo_detector):
+    # Labels of circles only (as the MOT frames label people only): circle gets a calibrated threshold,
+    # square and triangle keep the config's score_threshold (0.33 here, not the default) in the runtime.
+    import shutil
+
+    import cv2
+    from edge_app.app import model_specs
+    from edge_app.config import load_config
+    from edge_app.datasets.voc import voc_xml
+    from edge_app.inference.models import open_model
+    from edge_app.synthetic import CLASSES, make_sample
+
+    data = tmp_path / "circles"
+    (data / "images").mkdir(parents=True)
+    (data / "annotations").mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(16):
+        s = make_sample(rng, 320, 320)
+        cv2.imwrite(str(data / "images" / f"{i:03d}.png"), s.image)
+        objects = [("circle", [round(float(v)) for v in b]) for b, c in zip(s.truth.boxes, s.truth.classes)
+                   if CLASSES[c] == "circle"]
+        (data / "annotations" / f"{i:03d}.xml").write_text(voc_xml(f"{i:03d}.png", 320, 320, objects))
+    shutil.copy(demo_detector, tmp_path / "model.onnx")
+    shutil.copy(demo_detector.with_suffix(".json"), tmp_path / "model.json")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[models.det]\nkind = "detector"\nartifact = "{tmp_path / "model.onnx"}"\nprecision = "fp32"\n'
+                   'score_threshold = 0.33\n[output.http]\nenabled = false\n')
+    r = subprocess.run([sys.executable, "-m", "edge_app", "calibrate", "--config", str(cfg), "--data", str(data),
+                        "--thresholds", str(tmp_path / "t.json"), "--out", str(tmp_path / "report"), "--apply",
+                        "--no-progress"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    t = json.loads((tmp_path / "t.json").read_text())
+    assert list(t["score_thresholds"]) == ["circle"] and t["score_thresholds"]["circle"] != 0.33
+    assert t["uncalibrated"]["classes"] == ["square", "triangle"] and t["uncalibrated"]["assumed"] == 0.33
+    rows = {row["class"]: row for row in json.loads((tmp_path / "report" / "report.json").read_text())
+            ["models"][0]["per_class"]}
+    assert rows["circle"]["source"] == "calibrated" and rows["square"]["source"] == "default"
+    model = open_model(model_specs(load_config(cfg))[0])
+    got = dict(zip(model.classes, model.decoder.score_thresholds.tolist()))
+    assert got["circle"] == pytest.approx(t["score_thresholds"]["circle"])
+    assert got["square"] == pytest.approx(0.33) and got["triangle"] == pytest.approx(0.33)

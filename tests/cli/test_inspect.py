@@ -58,3 +58,16 @@ def test_thresholds_chosen_on_the_recommended_int8_variant_are_not_called_stale(
     (tmp_path / "person.int8.onnx").unlink()                       # without that file they are another model's
     d = json.loads(_inspect(tmp_path / "person.onnx", "--json").stdout)
     assert d["thresholds"]["state"].startswith("chosen for another version")
+
+
+def test_inspect_says_what_is_on_disk_and_no_none(demo_detector):
+    # issue 24: "delta None pts", and variants listed that were not on disk
+    r = _inspect(demo_detector)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "None" not in text and "baseline" in text
+    for line in text.splitlines():
+        if line.strip().startswith(("fp16", "int8")):
+            name = line.split()[0]
+            present = (demo_detector.parent / f"{demo_detector.stem}.{name}.onnx").is_file()
+            assert ("not on disk" in line) != present, line

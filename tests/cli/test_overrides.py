@@ -137,3 +137,39 @@ def test_console_is_text_on_a_terminal_and_json_in_a_pipe(tmp_path):
     assert not any(e.get("event") == "progress" for e in events)  # the terminal line stays on terminals
     log = (tmp_path / "log" / "edge.jsonl").read_text().splitlines()
     assert log and all(json.loads(l) for l in log) and not any('"progress"' in l for l in log)
+
+
+def test_state_goes_to_the_state_dir_never_the_current_folder(tmp_path, monkeypatch):
+    # issue 24: a config-less run wrote var/ into whatever folder it was started from
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    work = tmp_path / "somewhere"
+    work.mkdir()
+    cfg = run_config(work / "config.toml", "test://", required=False, cwd=work)
+    assert cfg.state(cfg.labels.samples_dir) == tmp_path / "xdg" / "edge-app" / "samples"
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "lib"))           # under systemd
+    cfg = run_config(work / "config.toml", "test://", required=False, cwd=work)
+    assert cfg.state(cfg.events.state_dir) == tmp_path / "lib" / "events"
+    cfg = run_config(work / "config.toml", "test://", required=False, cwd=work, state_dir="st")   # --state-dir
+    assert cfg.state(cfg.logging.file) == work / "st" / "log" / "edge-app.jsonl"
+    cfg_file = write_config(tmp_path)                                        # a config: var/ next to it
+    cfg = run_config(cfg_file, cwd=work)
+    assert cfg.state(cfg.labels.inbox) == tmp_path / "var" / "inbox"
+
+
+def test_model_drops_the_lines_and_zones_of_the_configs_other_models(tmp_path, capsys):
+    # issue 24: `--model person.onnx` from the repository root failed: config.toml's line and zone count
+    # tracks, and the model given had no tracker
+    from tests.conftest import ROOT
+
+    person = str(ROOT / "edge_app" / "demo" / "person.onnx")
+    cfg = run_config(ROOT / "config.toml", "test://", models=[person], cwd=ROOT)
+    assert list(cfg.models) == ["person"] and cfg.models["person"].tracker.enabled   # counting goes on
+    assert [l.name for l in cfg.analytics.lines] == ["middle"]                      # "any tracked detector"
+    config = tmp_path / "c.toml"
+    config.write_text('[models.det]\nkind = "classical"\n[[analytics.lines]]\nname = "door"\npoints = [[10, 10], '
+                      '[10, 200]]\nmodel = "det"\n[[analytics.zones]]\nname = "all"\npoints = [[0, 0], [50, 0], '
+                      '[50, 50]]\n')
+    cfg = run_config(config, "test://", models=[person], cwd=tmp_path)
+    assert not cfg.analytics.lines and [z.name for z in cfg.analytics.zones] == ["all"]
+    assert "not counted in this run (they name another model): analytics.lines.door" in capsys.readouterr().err

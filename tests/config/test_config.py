@@ -94,7 +94,7 @@ BAD_CONFIGS = [
     ("list of wrong type", "[models.c]\nkind = 'classical'\nclasses = [1, 2]",
      "models.c.classes[0] = 1: expected a string"),
     ("scheme", "[source]\nuri = 'ftp://cam'", "source.uri = 'ftp://cam': expected a URI"),
-    ("not a uri", "[source]\nuri = '/dev/video0'", "source.uri = '/dev/video0': expected a URI"),
+    ("not a uri", "[source]\nuri = 'ftp://cam/1'", "source.uri = 'ftp://cam/1': expected a URI"),
     ("file source absent", "[source]\nuri = 'file:///no/such/video.mp4'", "/no/such/video.mp4 does not exist"),
     ("injection is a missing file", "[source]\nuri = 'file:///tmp/x.mp4 ! filesink location=/tmp/pwn'",
      "does not exist"),
@@ -160,3 +160,25 @@ def test_config_check_cli(tmp_path, repo_root):
     assert res.returncode != 0
     assert "source.fps = 'fast'" in res.stderr and "source.width = 0" in res.stderr
     assert "2 problem(s)" in res.stderr
+
+
+def test_a_source_written_as_a_path_is_its_uri_and_a_file_runs_at_its_own_size(tmp_path):
+    # issue 24: source.uri took only URIs, and a 640x360 clip was letterboxed into the default 640x480
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "videos" / "clip.mp4"
+    clip.parent.mkdir()
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 360))
+    for i in range(5):
+        out.write(np.full((360, 640, 3), i * 40, np.uint8))
+    out.release()
+    cfg = load_config(_write(tmp_path, '[source]\nuri = "videos/clip.mp4"\n'))
+    assert cfg.source.uri == f"file://{clip}"                       # relative to the config's folder
+    assert (cfg.source.width, cfg.source.height) == (640, 360)     # the file's own size
+    cfg = load_config(_write(tmp_path, '[source]\nuri = "videos/clip.mp4"\nwidth = 320\nheight = 240\n'))
+    assert (cfg.source.width, cfg.source.height) == (320, 240)     # what the config says wins
+    cfg = load_config(_write(tmp_path, '[source]\nuri = "videos"\n'))
+    assert cfg.source.uri == f"replay://{clip.parent}"              # a folder is a dataset replay
+    cfg = load_config(_write(tmp_path, '[[streams]]\nname = "a"\nuri = "videos/clip.mp4"\n'))
+    assert (cfg.streams[0].width, cfg.streams[0].height) == (640, 360)

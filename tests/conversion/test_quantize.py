@@ -144,3 +144,30 @@ def test_build_without_validation_data_is_unchecked_not_passed(tiny_unet, tmp_pa
     table = build(model, data=str(data), precisions=("int8",), count=4, log=logs.append, progress=False)
     assert table[1]["within_tolerance"] is None and table[1]["gate"].startswith("unchecked")
     assert table[1]["delta_points"] is None and any("accuracy gate is skipped" in m for m in logs)
+
+
+def test_build_on_tiles_calibrates_on_tiles_and_records_the_setting(tmp_path, demo_detector, monkeypatch):
+    # A detector that runs 2x1 tiles: INT8's calibration images are the tiles (narrower than the frames),
+    # the gate measured tiled, and the variant says which setting it was gated on (the runtime compares).
+    import shutil
+
+    from edge_app.inference.artifacts import gate_setting
+    from edge_app.inference.tiles import TileSpec
+
+    for suffix in (".onnx", ".json"):
+        shutil.copy(demo_detector.with_suffix(suffix), tmp_path / f"det{suffix}")
+    seen = []
+    real = quantize.to_int8
+
+    def spy(fp32, out, images, **kw):  # records what the calibrator is given, then calibrates for real
+        seen.extend(im.shape for im in images)
+        return real(fp32, out, images, **kw)
+
+    monkeypatch.setattr(quantize, "to_int8", spy)
+    tiles = TileSpec(2, 1, 0.2, False)
+    table = build(tmp_path / "det.onnx", precisions=("int8",), count=4, limit=6, log=lambda m: None,
+                  progress=False, tiles=tiles)
+    width = read_meta(tmp_path / "det.onnx").input_size[1]
+    assert seen and all(w < width for _, w, _ in seen), seen  # tiles of the frames, not the frames
+    assert [r["setting"] for r in table] == ["2x1 tiles, overlap 0.2"] * 2
+    assert gate_setting(read_meta(variant_path(tmp_path / "det.onnx", "int8"))) == tiles.setting

@@ -47,15 +47,16 @@ def test_a_hint_settles_an_ambiguity_and_an_unknown_layout_names_what_was_tried(
         detect({"o": (1, 84, 8400)}, (640, 640), 3)  # 80 classes in the graph, 3 named
 
 
-def _onnx(path: Path, outputs: dict[str, tuple], size=(256, 256), names: str | None = None) -> Path:
+def _onnx(path: Path, outputs: dict[str, tuple], size=(256, 256), names: str | None = None,
+          declared: dict[str, list] | None = None) -> Path:
     """A real ONNX model with one image input and outputs of the given shapes (constants broadcast by the
-    image's mean, so ONNX Runtime runs it)."""
+    image's mean, so ONNX Runtime runs it); ``declared``: the shapes the graph states instead (symbolic)."""
     nodes, outs, inits = [helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, axes=[1, 2, 3])], [], []
     for k, (name, shape) in enumerate(outputs.items()):
         inits.append(numpy_helper.from_array(np.random.default_rng(k).random(shape).astype(np.float32), f"c{k}"))
         inits.append(numpy_helper.from_array(np.array(list(shape[:1]) + [1] * (len(shape) - 1), np.int64), f"s{k}"))
         nodes += [helper.make_node("Reshape", ["m", f"s{k}"], [f"r{k}"]), helper.make_node("Mul", [f"c{k}", f"r{k}"], [name])]
-        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, (declared or {}).get(name, list(shape))))
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, *size])], outs, inits)
     g.node[0].input[0] = "x"
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
@@ -102,3 +103,17 @@ def test_an_ultralytics_style_file_imports_with_its_own_names_and_a_dynamic_batc
     assert meta.head == "yolo" and meta.classes == ("raccoon", "cat") and meta.resize == "letterbox"
     assert meta.extra["import"]["batch"] == "dynamic" and meta.extra["import"]["parity"]["max_abs"] == 0.0
     assert "1344 anchor points" in meta.extra["head_reason"]
+
+
+def test_symbolic_output_shapes_are_measured_by_running_the_file(tmp_path):
+    # ultralytics' RT-DETR export declares its top-k output [batch, k, 6]: the importer runs the file once
+    from edge_app.core.artifact import read_meta
+
+    model = _onnx(tmp_path / "m.onnx", {"output0": (1, 100, 6)}, names="{0: 'raccoon'}",
+                  declared={"output0": ["batch", "k", 6]})
+    r = _import(model, tmp_path / "out")
+    assert r.returncode == 2 and "[1, 100, 6]" in r.stderr and "fit several families" in r.stderr, r.stderr
+    r = _import(model, tmp_path / "out", "--head", "detr")
+    assert r.returncode == 0, r.stderr
+    meta = read_meta(tmp_path / "out" / "model.onnx")
+    assert meta.head == "detr" and meta.head_params["layout"] == "topk" and meta.resize == "stretch"

@@ -36,7 +36,7 @@ def seg(tmp_path):
 def _recommend(fp32: Path, backend: str, precision: str, cpu, candidates) -> None:
     fp32.with_name("segmenter.precision.json").write_text(json.dumps({
         "backend": backend, "precision": precision, "checked": True, "onnx_sha256": read_meta(fp32).onnx_sha256,
-        "machine": cpu.describe(), "cpu": cpu.signature(), "candidates": candidates}))
+        "machine": cpu.describe(), "cpu": cpu.signature(), "table": candidates}))
 
 
 CANDS = [_cand("onnxruntime", "fp32", 90), _cand("onnxruntime", "int8", 45), _cand("openvino", "fp32", 95),

@@ -71,6 +71,24 @@ def test_car_and_truck_of_one_vehicle_are_one_object_in_nms_and_one_track():
         group_ids(COCO80, {"vehicle": ["car", "lorry"]})
 
 
+def test_keep_reports_only_the_classes_kept_whatever_their_score(tmp_path):
+    """A COCO model on a parking lot: its kites and cell phones are never reported when keep names
+    person and the vehicle group (the group stands for its classes); thresholds reloaded keep the rule."""
+    from edge_app.core.artifact import read_meta
+    from edge_app.decoders.detection import DetectionDecoder
+
+    meta = read_meta(ROOT / "edge_app" / "demo" / "coco.onnx", verify_checksum=False)
+    decoder = DetectionDecoder(meta, score_threshold=0.3, class_groups={"vehicle": ["car", "truck"]},
+                               keep=("person", "vehicle"))
+    kept = {meta.classes[i] for i in np.flatnonzero(np.isfinite(decoder.score_thresholds))}
+    assert kept == {"person", "car", "truck"}
+    decoder.set_thresholds({"person": 0.2, "kite": 0.1})        # a thresholds file naming a dropped class
+    assert np.isinf(decoder.score_thresholds[meta.classes.index("kite")])
+    assert decoder.score_thresholds[meta.classes.index("person")] == np.float32(0.2)
+    with pytest.raises(ValueError, match="keep names"):
+        DetectionDecoder(meta, keep=("unicorn",))
+
+
 BASE = """
 [source]
 uri = "synthetic://"
@@ -91,6 +109,7 @@ artifact = "{artifact}"
     ("roi = [[[0, 0], [700, 0], [700, 100]]]", "models.coco.roi[0]: points [[700.0, 0.0], [700.0, 100.0]] outside the 640x480 frame"),
     ("roi = [[[0, 0], [1.2, 0], [1, 1]]]\nroi_units = \"normalized\"", "models.coco.roi[0]: points [[768.0, 0.0]] outside"),
     ("class_groups = {vehicle = [\"car\", \"lorry\"]}", "models.coco.class_groups.vehicle = ['car', 'lorry']: ['lorry'] are not classes of"),
+    ("keep = [\"person\", \"vehicles\"]", "models.coco.keep = ['person', 'vehicles']: ['vehicles'] are neither classes of"),
 ])
 def test_bad_tiles_roi_and_class_groups_are_named(tmp_path, extra, message):
     path = tmp_path / "c.toml"

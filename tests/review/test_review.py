@@ -57,7 +57,7 @@ artifact = "{DEMO / 'segmenter.onnx'}"
     cfg = write_config(tmp, "[labels]\nsample_every = 3\n", port=port, models=models, source="synthetic://?labels=off")
     cfg.write_text(cfg.read_text().replace(f"port = {port}", f"port = {port}\ntoken = \"{TOKEN}\""))
     running = Running(cfg, max_seconds=300)
-    running.wait_event("ready")
+    running.wait_event("first_frame")
     base = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 30
     while time.monotonic() < end and len(call(base, "/api/samples")[1]) < 12:

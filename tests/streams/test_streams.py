@@ -106,7 +106,7 @@ def test_four_streams_one_rtsp_camera_killed_and_restarted_the_others_never_stop
     cfg = write(tmp_path, synthetic("a", 1) + synthetic("b", 2) + synthetic("c", 3) + cam, port)
     app = Running(cfg, max_seconds=150)
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         wait_for(lambda: all(s["frames"] > 0 for s in status(port)["streams"].values())
                  and len(status(port)["streams"]) == 4, 60, "frames on all four streams")
         s0 = status(port)
@@ -156,7 +156,7 @@ def test_streams_added_and_removed_over_http_20_times_leave_fds_and_threads_flat
     app = Running(cfg, max_seconds=240)
     url = f"http://127.0.0.1:{port}/api/streams"
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         pid = app.proc.pid
         baseline = None
         rss: list[float] = []
@@ -211,7 +211,7 @@ def test_api_writes_need_the_token_in_the_header(tmp_path):
     app = Running(cfg)
     url = f"http://127.0.0.1:{port}/api/streams"
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         assert request("POST", url, {"name": "x", "uri": "synthetic://"})[0] == 401
         assert request("POST", url + "?token=s3cret", {"name": "x", "uri": "synthetic://"})[0] == 401
         assert request("POST", url, {"name": "x", "uri": "synthetic://"}, token="s3cret")[0] == 201
@@ -225,7 +225,7 @@ def test_sighup_rereads_streams_and_leaves_unchanged_ones_running(tmp_path):
     cfg = write(tmp_path, synthetic("a", 1) + synthetic("b", 2), port)
     app = Running(cfg)
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         wait_for(lambda: status(port)["streams"]["a"]["frames"] > 5, 30, "frames of a")
         frames_a = status(port)["streams"]["a"]["frames"]
         cfg.write_text(cfg.read_text().replace(synthetic("b", 2), synthetic("c", 3)))
@@ -252,7 +252,7 @@ def test_track_ids_belong_to_their_stream(tmp_path):
                 port, extra=f'[events]\nfile = "{events}"\nstate_dir = "{tmp_path / "ev"}"\nsnapshots = false\n')
     app = Running(cfg)
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         wait_for(lambda: min(s["frames"] for s in status(port)["streams"].values()) > 60, 90, "60 frames each")
     finally:
         app.stop()
@@ -281,7 +281,7 @@ def test_each_stream_has_its_rtsp_mount_and_its_recording(tmp_path):
     cfg = write(tmp_path, synthetic("a", 1) + synthetic("b", 2, "width = 256\nheight = 192"), port, extra)
     app = Running(cfg)
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         wait_for(lambda: all(s["frames"] > 3 for s in status(port)["streams"].values()), 30, "frames")
         sizes = {}
         for name in ("a", "b"):
@@ -318,7 +318,7 @@ def test_page_shows_a_grid_and_a_stream_chosen_by_click(tmp_path):
     app = Running(cfg)
     driver = None
     try:
-        app.wait_event("ready")
+        app.wait_event("first_frame")
         driver = _driver(tmp_path)
         driver.get(f"http://127.0.0.1:{port}/")
         wait = WebDriverWait(driver, 20)

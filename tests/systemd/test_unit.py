@@ -65,7 +65,7 @@ def test_install_dry_run_and_into_temp_root(tmp_path):
     assert unit.is_file() and config.is_file()
     # the installed config is valid once its model paths exist, and writes only under /var
     text = config.read_text()
-    assert 'samples_dir = "/var/lib/edge-app/samples"' in text and 'engine_dir = "/var/cache/edge-app/engines"' in text
+    assert 'state_dir = "/var/lib/edge-app"' in text and 'engine_dir = "/var/cache/edge-app/engines"' in text
     # an existing config is never overwritten
     config.write_text("# mine\n")
     again = subprocess.run([sys.executable, "-m", "edge_app", "service", "install", "--root", str(root),
@@ -87,7 +87,7 @@ def test_device_config_makes_paths_absolute_and_keeps_comments(tmp_path, uri, ex
     src.write_text(f'# my camera\n[source]\nuri = "{uri}"   # where frames come from\n\n'
                    '[models.d]\nkind = "detector"\nartifact = "m/model.onnx"\n[labels]\nsamples_dir = "var/s"\n')
     out = device_config(src)
-    assert f'artifact = "{tmp_path}/m/model.onnx"' in out and 'samples_dir = "/var/lib/edge-app/samples"' in out
+    assert f'artifact = "{tmp_path}/m/model.onnx"' in out and 'state_dir = "/var/lib/edge-app"' in out
     assert f'uri = "{expected.format(base=tmp_path)}"   # where frames come from' in out
     assert out.startswith("# my camera")
 
@@ -101,3 +101,7 @@ def test_device_config_of_the_shipped_config_is_valid_in_etc(tmp_path):
     cfg = load_config(etc / "config.toml")  # models and thresholds found from /etc
     assert cfg.resolve(cfg.models["detector"].artifact) == ROOT / "edge_app" / "demo" / "detector.onnx"
     assert cfg.logging.file.startswith("/var/log/edge-app/")
+    # everything else the device writes lands under /var/lib/edge-app
+    assert cfg.state(cfg.labels.samples_dir) == Path("/var/lib/edge-app/samples")
+    assert cfg.state(cfg.events.state_dir) == Path("/var/lib/edge-app/events")
+    assert cfg.state(cfg.output.record.directory) == Path("/var/lib/edge-app/recordings")
