@@ -139,10 +139,11 @@ def measure_latencies(models: dict[str, NetworkModel], image: np.ndarray, rounds
 
 
 def open_for_eval(path: Path, threads: int = 2, spin: bool = False, tiles: TileSpec = TileSpec(),
-                  class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> NetworkModel:
-    """An artifact opened as the runtime would (its tiles and class groups too), with evaluation thresholds
-    (complete PR curves)."""
+                  class_groups: tuple[tuple[str, tuple[str, ...]], ...] = (), backend: str = "onnxruntime",
+                  precision: str | None = None) -> NetworkModel:
+    """An artifact opened as the runtime would (its tiles and class groups too; on ``backend``, computed at
+    ``precision``: default the file's own), with evaluation thresholds (complete PR curves)."""
     e = EVALUATION
     return open_artifact(Path(path), score_threshold=e.score_threshold, nms_iou=e.nms_iou, top_k=e.top_k,
                          max_detections=e.max_detections, threads=threads, spin=spin, tiles=tiles,
-                         class_groups=class_groups)
+                         class_groups=class_groups, backend=backend, precision=precision)

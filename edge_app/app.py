@@ -45,8 +45,9 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
     rt = cfg.runtime
     streams = len(cfg.stream_configs())
     # Several streams and workers: each worker's call on its own cores (data-parallel across streams) beats
-    # splitting every frame across all of them: 77 vs 62 fps with 4 streams on 2 cores (README).
-    threads = rt.threads if streams == 1 or rt.inference_workers == 1 else max(1, rt.threads // rt.inference_workers)
+    # splitting every frame across all of them: 77 vs 62 fps with 4 streams on 2 cores (README). A backend
+    # takes the model's threads and how many calls run at once, and splits them (threads / requests each).
+    requests = 1 if streams == 1 else max(1, min(rt.inference_workers, rt.threads))
     specs = []
     promoted = active_artifacts(cfg.resolve(cfg.rollout.state_dir))  # a promotion outlives a restart
     for name, m in cfg.models.items():
@@ -64,7 +65,7 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
             score_threshold=m.score_threshold, nms_iou=m.nms_iou,
             top_k=m.top_k, max_detections=m.max_detections,
             thresholds_file=thresholds,
-            method=m.method, classes=m.classes, threads=threads,
+            method=m.method, classes=m.classes, threads=rt.threads, requests=requests,
             engine_dir=cfg.state(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
             opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=model_tiles(cfg, name),
             class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items()), keep=tuple(m.keep)))
@@ -149,18 +150,26 @@ class App:
         self._reload = threading.Event()
 
     def _choose_batching(self, n: int) -> dict[str, Any]:
-        """Per model: one call per batch or one per frame (runtime.batching; "auto" measures it here)."""
+        """Per model: how several images reach its backend (``inference.dispatch``: one call, one call per
+        image, calls in flight) for the frames of ``n`` streams or one frame's tiles (runtime.batching;
+        "auto" measures the three here, on this CPU and backend)."""
         mode, out = self.cfg.runtime.batching, {}
+        fixed = {"on": "batch", "off": "frames", "requests": "requests"}
         for m in self.models:
-            if getattr(m, "max_batch", 1) == 1:
+            if not hasattr(m, "measure_modes"):
                 continue
-            if mode != "auto" or n < 2:
-                m.batching = mode != "off"
-                out[m.name] = {"batching": m.batching}
+            tiled = getattr(m, "tiled", False)
+            if mode != "auto":
+                m.mode = fixed[mode]
+                if m.mode == "requests" and getattr(m.backend, "requests", 1) < 2 and m.opener is not None:
+                    m.backend.close()
+                    m.backend = m.opener(max(2, min(self.cfg.runtime.threads, n)))
+                out[m.name] = {"mode": m.mode, "batching": m.batching}
                 continue
-            t = m.measure_batch(n)
-            m.batching = t["batch_ms"] * 1.05 < t["single_ms"]  # only a clear gain is worth the batch's latency
-            out[m.name] = {"batching": m.batching, "batch": n, **{k: round(v, 2) for k, v in t.items()}}
+            if n < 2 and not tiled:
+                continue
+            t = m.measure_modes(n)
+            out[m.name] = {"batching": m.batching, "streams": n, "backend": m.backend.name, **t}
             log_event(log, logging.INFO, "batching", model=m.name, **out[m.name])
         return out
 

@@ -302,6 +302,10 @@ def _validate_model(cfg: AppConfig, name: str, model: ModelConfig) -> list[str]:
             path = cfg.resolve(model.artifact)
             if not path.is_file():
                 problems.append(f"{key}.artifact = {model.artifact!r}: {path} does not exist")
+    from ..backends import PRECISIONS as BACKEND_PRECISIONS
+    if model.precision != "auto" and model.backend != "auto" and model.precision not in BACKEND_PRECISIONS[model.backend]:
+        problems.append(f"{key}.precision = {model.precision!r}: backend {model.backend!r} runs "
+                        f"{', '.join(BACKEND_PRECISIONS[model.backend])}")
     if model.thresholds_file and not cfg.resolve(model.thresholds_file).is_file():
         problems.append(f"{key}.thresholds_file = {model.thresholds_file!r}: "
                         f"{cfg.resolve(model.thresholds_file)} does not exist")

@@ -20,6 +20,11 @@ TASKS = ("detection", "segmentation")
 # recommendations and --apply all come from this one list. int8 = ONNX Runtime CPU style, int8-qdq =
 # TensorRT style (explicit quantization); both become an INT8 TensorRT engine.
 PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
+# Precisions a backend computes from another precision's file (no file of their own): bf16 is the FP32
+# file computed in bfloat16 (OpenVINO on a CPU with AVX-512 BF16 or AMX).
+COMPUTED_FROM = {"bf16": "fp32"}
+# What a model can be run at (the config's choices, calibrate's rows and recommendations).
+RUN_PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int8-qdq")
 
 
 class ArtifactError(Exception):
