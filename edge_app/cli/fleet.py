@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             signer = Signer(secret=a.command_secret)
         rollouts = Rollouts(state, ArtifactStore(state / "artifacts"), signer,
-                            lambda topic, payload: collector.client.publish(topic, payload, qos=1, retain=True),
+                            lambda topic, payload: None if collector.client.publish(topic, payload, qos=1,
+                                                                                    retain=True) else None,
                             store.devices, a.url or f"http://{host}:{port}", a.prefix)
         log_event(log, logging.INFO, "fleet_rollouts", alg=signer.alg, public_key=signer.public_key)
     try:

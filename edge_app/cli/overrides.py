@@ -180,7 +180,8 @@ def shape_tables(data: dict[str, Any], lines: list[str], zones: list[str]) -> li
     if data.get("streams"):
         return [f"--line/--zone: the config has [[streams]]; draw them on the page (its editor saves each "
                 "stream's) or write [[streams.analytics.lines]]"]
-    source = data.get("source") if isinstance(data.get("source"), dict) else {}
+    raw = data.get("source")
+    source: dict[str, Any] = raw if isinstance(raw, dict) else {}
     width, height = int(source.get("width", 640)), int(source.get("height", 480))
     analytics = data.setdefault("analytics", {})
     problems = []

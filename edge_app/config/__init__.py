@@ -152,10 +152,10 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
         import base64
         import binascii
         try:
-            raw = base64.b64decode(r.fleet_public_key, validate=True)
+            key = base64.b64decode(r.fleet_public_key, validate=True)
         except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
+            key = b""
+        if len(key) != 32:
             problems.append(f"rollout.fleet_public_key = {r.fleet_public_key[:20]!r}...: expected the base64 of an "
                             "Ed25519 public key (32 bytes; `edge-app fleet` logs it and serves /api/rollouts/key)")
     return problems

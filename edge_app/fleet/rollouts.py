@@ -109,7 +109,7 @@ class Rollouts:
             digest, manifest = self.artifacts.ingest(Path(art))
         rid = f"r{int(time.time())}-{secrets.token_hex(3)}"
         k = max(1, math.ceil(canary * len(devices)))
-        r = {"id": rid, "model": model, "digest": digest, "manifest": manifest, "devices": devices,
+        r: dict[str, Any] = {"id": rid, "model": model, "digest": digest, "manifest": manifest, "devices": devices,
              "canary": devices[:k], "phase": "canary", "issued": [], "state": "running", "created": time.time()}
         with self._lock:
             self.rollouts[rid] = r

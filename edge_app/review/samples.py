@@ -74,7 +74,7 @@ class SampleStore:
     def summary(self, limit: int = 200, run: str | None = None, stream: str | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` samples (of one ``run`` and ``stream`` when given): id, frame, time, run,
         stream, reasons, reviewed, predicted box count."""
-        rows = []
+        rows: list[dict[str, Any]] = []
         for sid in self.ids():
             if len(rows) >= limit:
                 break

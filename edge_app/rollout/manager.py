@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +150,7 @@ class RolloutManager:
             cand = Candidate(name, entry, origin, rollout, command, model=model)
             cand.score = PairedScore(current.task, tuple(current.classes), self.cfg.rolling.iou, self.rule)
             cand.runner = ShadowRunner(model, self.settings.shadow_share, self.settings.shadow_every,
-                                       lambda job, res, s, c=cand: self._shadow_result(c, job, res, s),
+                                       partial(self._shadow_result, cand),
                                        name=f"shadow-{name}")
             self.candidates[name] = cand
         log_event(log, logging.INFO, "model_candidate", model=name, artifact=str(artifact), origin=origin,
@@ -248,7 +249,9 @@ class RolloutManager:
         if "mask_png" in e:
             import cv2
             from ..core.types import SegMask
-            r.mask = SegMask(cv2.imdecode(np.frombuffer(bytes.fromhex(e["mask_png"]), np.uint8), cv2.IMREAD_UNCHANGED))
+            labels = cv2.imdecode(np.frombuffer(bytes.fromhex(e["mask_png"]), np.uint8), cv2.IMREAD_UNCHANGED)
+            if labels is not None:
+                r.mask = SegMask(np.asarray(labels))
         return r
 
     # -- decisions, swaps and the watch (the manager's thread) ---------------------------------------

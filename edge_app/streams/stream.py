@@ -35,7 +35,7 @@ class PipelineHooks:
     """Optional per-frame callbacks: label lookup (labels file), sampling (label inbox)."""
 
     labels_for: Callable[[Frame], Any] | None = None
-    on_processed: Callable[[Frame, list[Any]], None] | None = None
+    on_processed: Callable[[Frame, list[Any]], Any] | None = None
     on_output: Callable[[Frame], None] | None = None
     on_events: Callable[[list[dict[str, Any]]], None] | None = None  # analytics' events of a frame
     alphas: dict[str, float] = field(default_factory=dict)
