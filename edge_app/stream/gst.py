@@ -38,7 +38,22 @@ def gst() -> SimpleNamespace:
         return _ns
 
 
+def _unwinder_first() -> None:
+    """libgcc_s's C++ unwinder, loaded globally before GStreamer: libgstreamer links libunwind.so.8, whose
+    ``_Unwind_Resume`` would otherwise serve the C++ exceptions of libraries loaded later, and a C++
+    exception thrown and caught inside OpenVINO then aborts the process (SIGABRT in __gxx_personality_v0
+    via __libunwind_Unwind_Resume: OpenVINO 2026.4, any infer after Gst.init). Every C++ library loaded
+    after GStreamer is safe with this."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:  # not glibc / gcc runtime (musl, macOS): their unwinding is their own
+        pass
+
+
 def _load() -> SimpleNamespace:
+    _unwinder_first()
     try:
         import gi
 

@@ -3,6 +3,7 @@ inputs (no package, no BF16 on the CPU, a graph its ONNX frontend refuses) as er
 the CPU feature or the node. OpenVINO is in the dev extra; without it these tests skip with the reason."""
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from edge_app.inference.models import ModelError, ModelSpec, open_model
 ov = pytest.importorskip("openvino", reason="OpenVINO is in the dev extra ([openvino]): pip install -e '.[openvino]'")
 onnx = pytest.importorskip("onnx", reason="onnx is in the dev extra")
 
-DEMO = Path(__file__).resolve().parents[2] / "edge_app" / "demo"
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "edge_app" / "demo"
 SHIPPED = sorted(DEMO.glob("*.onnx"))
 # A CPU of the AVX2-only kind (no AVX-512, no BF16): the flags line of such a /proc/cpuinfo
 AVX2_ONLY = read_cpuinfo("model name\t: AMD EPYC 7B12\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2\n", 2)
@@ -150,3 +152,25 @@ def test_an_artifact_openvino_cannot_convert_names_the_failing_node(tmp_path, ki
     msg = str(err.value)
     assert str(path) in msg and node in msg and "OpenVINO cannot convert" in msg
     assert "src/" not in msg  # OpenVINO's C++ source locations are left out
+
+
+def test_openvino_runs_in_a_process_that_started_gstreamer(tmp_path):
+    """The live app initialises GStreamer (its sources) and runs OpenVINO in one process. GStreamer links
+    libunwind, whose C++ unwinder aborted OpenVINO at its first internal exception (SIGABRT at the first
+    infer after Gst.init) until stream/gst.py loads libgcc_s's unwinder first. In a subprocess: the
+    failure is the process dying."""
+    from tests.gst_helpers import require_gst
+
+    require_gst()
+    script = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from edge_app.stream.gst import gst\n"
+        "gst()\n"
+        "from edge_app.backends.openvino import OpenVinoBackend\n"
+        f"b = OpenVinoBackend(Path({str(DEMO / 'detector.onnx')!r}), threads=2)\n"
+        "out = b.infer({b.input_names[0]: np.zeros((1, 3, 320, 320), np.float32)})\n"
+        "print(sorted(out))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "boxes" in done.stdout
