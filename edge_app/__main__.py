@@ -96,7 +96,7 @@ COMMANDS: dict[str, Command] = {
     "export": Command("export a trained model to ONNX with its metadata and a parity check (needs [train])",
                       "conversion.export:main", _passthrough, passthrough=True),
     "import": Command("a pretrained TF Object Detection API SSD (.pb) as an ONNX artifact with our decoder, "
-                      "parity-checked against TensorFlow (needs [import])", "conversion.import_model:main",
+                      "parity-checked against TensorFlow (needs [import])", "conversion.importers.command:main",
                       _passthrough, passthrough=True),
     "build": Command("make FP16 / INT8 artifacts (accuracy-gated) and TensorRT engines from an FP32 ONNX",
                      "conversion.build:main", _passthrough, passthrough=True),

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .extras import require
+from ..extras import require
 
 log = logging.getLogger("conversion.import")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .extras import require
+from ..extras import require
 
 CUSTOM_DECONV = "Convolution2DTransposeBias"
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from edge_app.core.artifact import write_atomic
 
-from .extras import require
+from ..extras import require
 
 SCOPE = "FeatureExtractor/MobilenetV2/"
 TF_BN_EPS = 1e-3
@@ -183,8 +183,8 @@ def tf_activations(gd: Any, x: np.ndarray, names: list[str]) -> dict[str, np.nda
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m conversion.import_backbone MODEL.pb --out backbone.npz [--probe x.npy --probe-out a.npz]``."""
-    p = argparse.ArgumentParser(prog="python -m conversion.import_backbone", description=__doc__.split("\n\n")[0])
+    """``python -m conversion.importers.backbone MODEL.pb --out backbone.npz [--probe x.npy --probe-out a.npz]``."""
+    p = argparse.ArgumentParser(prog="python -m conversion.importers.backbone", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="a TF Object Detection API frozen graph (.pb) with a MobileNetV2 extractor")
     p.add_argument("--out", required=True, help="backbone.npz (its .json report beside it)")
     p.add_argument("--probe", help="a (1, H, W, 3) normalised input (.npy) to run through the TF graph")
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-names", default="FeatureExtractor/MobilenetV2/expanded_conv_13/expansion_output",
                    help="comma-separated tensor names (no :0) to probe")
     a = p.parse_args(argv)
-    from .import_tf import ImportError_, read_graph
+    from .tf_graph import ImportError_, read_graph
     try:
         gd = read_graph(Path(a.model))
         state, report = map_backbone(gd, a.model)
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(buf, **{k.replace("/", "|"): v for k, v in acts.items()})  # type: ignore[arg-type]
             write_atomic(Path(a.probe_out or Path(a.out).with_suffix(".probe.npz")), buf.getvalue())
     except (ImportError_, BackboneError, OSError) as exc:
-        print(f"import_backbone: {exc}", file=sys.stderr)
+        print(f"backbone: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"npz": a.out, "mapped": len(report.mapped), "unused": len(report.unused),
                       "outside": report.outside, "unfilled": len(report.unfilled)}))

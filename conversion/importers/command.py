@@ -1,16 +1,16 @@
 """``edge-app import MODEL --out DIR``: a pretrained model from elsewhere as our ONNX artifact (needs the
 ``[import]`` extra: tensorflow-cpu, tf2onnx; never on the device).
 
-Reads a TF Object Detection API SSD frozen graph (``.pb``; ``import_tf``), or the SavedModel folder its TF1
+Reads a TF Object Detection API SSD frozen graph (``.pb``; ``tf_graph``), or the SavedModel folder its TF1
 exporter writes (frozen on reading; its ``serving_default`` signature must take the uint8 ``image_tensor``),
-or a one-channel TFLite segmenter (``.tflite``; ``import_tflite``: MediaPipe's person segmenter, its custom
+or a one-channel TFLite segmenter (``.tflite``; ``tflite``: MediaPipe's person segmenter, its custom
 op rewritten; parity against MediaPipe's own runtime, run from a venv that has it, ``--reference-python``).
 The artifact carries its own metadata (classes from ``--classes`` or a label map, input size, colour order,
 normalisation, score semantics, the source's digest and licence, the parity measured) and is written only
 when both parity checks pass: the raw network (ONNX Runtime vs TensorFlow, max abs difference <= ``--tolerance``) and the
 detections after our decoder + NMS against TF's own output on real frames (``--frames``: a video or a
 folder of images). A detector with a MobileNetV2 feature extractor also leaves its backbone as a
-torchvision state dict, ``backbone.npz`` (``import_backbone``), for ``edge-app train --weights``;
+torchvision state dict, ``backbone.npz`` (``backbone``), for ``edge-app train --weights``;
 ``--backbone-only`` writes just that.
 """
 from __future__ import annotations
@@ -32,8 +32,8 @@ from edge_app.core.boxes import iou_matrix
 from edge_app.core.class_names import NAMED
 from edge_app.decoders.heads import HEADS
 
-from .extras import MissingExtra, require
-from .seal import seal
+from ..extras import MissingExtra, require
+from ..seal import seal
 
 RAW_TOLERANCE = 1e-4
 # TF resizes without half-pixel centres (resize_bilinear, align_corners=False), our preprocessing with
@@ -138,7 +138,7 @@ def raw_parity(ssd: Any, onnx_path: Path, images: list[np.ndarray], m: dict[str,
     TF's decoded boxes (pixels) and sigmoid scores."""
     import onnxruntime as ort
 
-    from .import_tf import DECODED, NAMES
+    from .tf_graph import DECODED, NAMES
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     h, w = m["input_size"]
@@ -158,7 +158,7 @@ def import_ssd(model: Path, out: Path, classes: list[str], licence: str, frames_
                backbone: str | None = None) -> dict[str, Any]:
     """The SSD as our artifact; for a MobileNetV2 extractor also its backbone.npz: at ``backbone`` (a path),
     beside the ONNX (None), or not at all ("none")."""
-    from .import_tf import ALLOWED_OPS, TfSsd, cut_graph, graph_ops, load_graph, measure, source_file, to_onnx
+    from .tf_graph import ALLOWED_OPS, TfSsd, cut_graph, graph_ops, load_graph, measure, source_file, to_onnx
 
     onnx = require("onnx")
     tf = require("tensorflow")
@@ -226,10 +226,10 @@ def backbone_path(onnx_path: Path) -> Path:
 
 
 def import_backbone(model: Path, out: Path, gd: Any = None) -> dict[str, Any]:
-    """The MobileNetV2 feature extractor as a torchvision state dict (``import_backbone``), for
+    """The MobileNetV2 feature extractor as a torchvision state dict (``backbone``), for
     ``edge-app train --weights``; its mapping report (.json) beside it. ``gd``: the graph, if read."""
-    from .import_backbone import map_backbone, write_backbone
-    from .import_tf import load_graph
+    from .backbone import map_backbone, write_backbone
+    from .tf_graph import load_graph
 
     state, report = map_backbone(gd if gd is not None else load_graph(model), str(model))
     write_backbone(state, report, out)
@@ -269,12 +269,12 @@ def segmenter_parity(onnx_path: Path, model: Path, images: list[np.ndarray], siz
 
 def import_segmenter(model: Path, out: Path, classes: list[str], licence: str, frames_from: Path | None,
                      count: int, reference_python: str | None, tolerance: float = RAW_TOLERANCE) -> dict[str, Any]:
-    from .import_tflite import to_onnx
+    from .tflite import to_onnx
 
     onnx = require("onnx")
     tf = require("tensorflow")
     tf2onnx = require("tf2onnx")
-    from .import_tf import ALLOWED_OPS
+    from .tf_graph import ALLOWED_OPS
 
     proto, info = to_onnx(model)
     foreign = sorted(set(info["ops"]) - ALLOWED_OPS - {"AveragePool", "ConvTranspose", "HardSwish", "Resize"})
@@ -333,12 +333,12 @@ def import_detector(model: Path, a: argparse.Namespace) -> dict[str, Any]:
     pre.update({k: getattr(a, k) for k in ("color", "resize") if getattr(a, k)})
     images = frames(Path(a.frames), a.parity_frames) if a.frames else []
     if model.suffix == ".json":
-        from .importers.tfjs import import_tfjs
+        from .tfjs import import_tfjs
         if classes is None:
             raise ValueError("name the classes with --classes a,b,... or --names coco")
         return import_tfjs(model, Path(a.out), classes, images, licence=a.licence if a.licence != "unknown" else "",
                            head=a.head, preprocessing=pre)
-    from .importers.onnx_model import import_onnx
+    from .onnx_model import import_onnx
     return import_onnx(model, Path(a.out), classes, images, licence=a.licence, head=a.head, preprocessing=pre)
 
 
