@@ -54,7 +54,7 @@ class Row:
 
 def _gst() -> Any:
     try:
-        from ..stream.gst import gst
+        from ..gst import gst
         return gst()
     except Exception:  # GstUnavailable, or gi missing altogether
         return None

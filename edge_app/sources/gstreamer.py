@@ -26,7 +26,7 @@ import numpy as np
 from ..config.schema import SourceConfig
 from ..core.types import Frame
 from ..core.uri import local_path
-from ..stream.gst import caps, gst, has_element, make
+from ..gst import caps, gst, has_element, make
 from .base import Backoff, FrameSource
 
 log = logging.getLogger("edge_app.source")

@@ -157,7 +157,7 @@ def test_an_artifact_openvino_cannot_convert_names_the_failing_node(tmp_path, ki
 def test_openvino_runs_in_a_process_that_started_gstreamer(tmp_path):
     """The live app initialises GStreamer (its sources) and runs OpenVINO in one process. GStreamer links
     libunwind, whose C++ unwinder aborted OpenVINO at its first internal exception (SIGABRT at the first
-    infer after Gst.init) until stream/gst.py loads libgcc_s's unwinder first. In a subprocess: the
+    infer after Gst.init) until gst/__init__.py loads libgcc_s's unwinder first. In a subprocess: the
     failure is the process dying."""
     from tests.gst_helpers import require_gst
 
@@ -165,7 +165,7 @@ def test_openvino_runs_in_a_process_that_started_gstreamer(tmp_path):
     script = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from edge_app.stream.gst import gst\n"
+        "from edge_app.gst import gst\n"
         "gst()\n"
         "from edge_app.backends.openvino import OpenVinoBackend\n"
         f"b = OpenVinoBackend(Path({str(DEMO / 'detector.onnx')!r}), threads=2)\n"

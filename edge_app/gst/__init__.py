@@ -1,4 +1,4 @@
-"""The only place that imports ``gi``: initialises GStreamer once and hands out its namespaces.
+"""GStreamer: the only module that imports ``gi``: initialises GStreamer once and hands out its namespaces.
 
 GStreamer's Python bindings come from the OS (python3-gi, python3-gst-1.0 and the gir1.2-* typelibs);
 the venv must be created with --system-site-packages to see them (as on a Jetson).
