@@ -89,7 +89,7 @@ def make_dynamic(model: Any) -> tuple[Any, int]:
 
 
 def _inputs(meta: ArtifactMeta, count: int = 3) -> list[np.ndarray]:
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     rng = np.random.default_rng(0)
     pre = Preprocessor.from_meta(meta)

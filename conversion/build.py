@@ -36,7 +36,7 @@ def calibration_images(meta: ArtifactMeta, data: str | None, count: int, seed: i
     """Images from the training data (the artifact remembers where that was), ``count`` of them."""
     source = data or (meta.extra.get("training", {}).get("config", {}) or {}).get("data")
     if source in (None, "synthetic"):
-        from edge_app.synthetic import make_sample
+        from edge_app.datasets.synthetic import make_sample
         rng = np.random.default_rng(seed)
         return [make_sample(rng, meta.input_size[1], meta.input_size[0]).image for _ in range(count)]
     ds = open_dataset(source)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from ..core.types import Frame, FrameLabels
-from ..synthetic import CLASSES, MASK_CLASSES, SyntheticVideo
+from ..datasets.synthetic import CLASSES, MASK_CLASSES, SyntheticVideo
 from .base import FrameSource, Pacer
 
 

@@ -55,7 +55,7 @@ def bench_batch(models: Path, rounds: int = 7) -> dict:
     import numpy as np
 
     from edge_app.inference.models import open_artifact
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     rng = np.random.default_rng(0)
     images = [make_sample(rng, 640, 480).image for _ in range(8)]

@@ -216,7 +216,7 @@ def test_latencies_taken_in_turns_rank_models(demo_detector, demo_segmenter):
     # Variants are timed taking turns (one noisy minute falls on all of them): every model gets its
     # figures, and the demo U-Net segmenter (~20 ms here) is slower than the SSDLite detector (~8 ms).
     from calibration.evaluate import measure_latencies, open_for_eval
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     models = {"det": open_for_eval(demo_detector), "seg": open_for_eval(demo_segmenter)}
     image = make_sample(np.random.default_rng(0), 640, 480).image
@@ -285,7 +285,7 @@ def test_apply_int8_qdq_then_run(tmp_path, demo_detector):
     from edge_app.app import model_specs
     from edge_app.config import load_config
     from edge_app.inference.models import open_model
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     art = tmp_path / "det"
     art.mkdir()
@@ -318,7 +318,7 @@ def test_calibrate_leaves_unlabelled_classes_at_the_configured_threshold(tmp_pat
     from edge_app.config import load_config
     from edge_app.datasets.voc import voc_xml
     from edge_app.inference.models import open_model
-    from edge_app.synthetic import CLASSES, make_sample
+    from edge_app.datasets.synthetic import CLASSES, make_sample
 
     data = tmp_path / "circles"
     (data / "images").mkdir(parents=True)

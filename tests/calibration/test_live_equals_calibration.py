@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from edge_app.synthetic import write_dataset
+from edge_app.datasets.synthetic import write_dataset
 from tests.test_app import Running, free_port, http_get
 
 pytestmark = pytest.mark.slow

@@ -25,7 +25,7 @@ from conversion.importers.backbone import expected_keys  # noqa: E402
 from conversion.models import build_model  # noqa: E402
 from conversion.train import TrainConfig, train  # noqa: E402
 from edge_app.inference.models import open_artifact  # noqa: E402
-from edge_app.synthetic import SyntheticVideo  # noqa: E402
+from edge_app.datasets.synthetic import SyntheticVideo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PB = ROOT / "var" / "import" / "pedestrian_ssdlite.pb"

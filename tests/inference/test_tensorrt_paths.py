@@ -104,7 +104,7 @@ def _model_dir(tmp_path, demo_detector):
 
 def test_int8_engine_without_qdq_is_calibrated_on_the_images(tmp_path, demo_detector):
     from edge_app.engines import plan_engine
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
     import numpy as np
     onnx = _model_dir(tmp_path, demo_detector)
     images = [make_sample(np.random.default_rng(i), 640, 480).image for i in range(3)]

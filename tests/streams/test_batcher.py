@@ -31,7 +31,7 @@ def dynamic_detector(tmp_path_factory):
 
 
 def frames(n: int, seed: int = 3) -> list[np.ndarray]:
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
     rng = np.random.default_rng(seed)
     return [make_sample(rng, 640, 480).image for _ in range(n)]
 

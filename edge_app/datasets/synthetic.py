@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .core.types import GroundTruth
-from .datasets.voc import voc_xml
+from ..core.types import GroundTruth
+from .voc import voc_xml
 
 CLASSES: tuple[str, ...] = ("circle", "square", "triangle")
 MASK_CLASSES: tuple[str, ...] = ("background",) + CLASSES
