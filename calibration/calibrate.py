@@ -30,7 +30,7 @@ from edge_app.backends.cpu import cpu_info
 from edge_app.inference.artifacts import write_recommendation
 from edge_app.inference.choice import MIN_SPEEDUP
 from edge_app.inference.models import ClassicalModel, ModelSpec
-from edge_app.inference.tiles import TileSpec, add_tile_flags, spec_from_flags
+from edge_app.frames.tiles import TileSpec, add_tile_flags, spec_from_flags
 from edge_app.inference.classical import METHODS
 
 from . import plots, report

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.analytics.counting import Analytics
-from edge_app.analytics.geometry import parse_line, parse_zone
+from edge_app.config.shapes import parse_line, parse_zone
 from edge_app.analytics.mot import MotFormatError, MotRows, read_mot, read_seqinfo
 from edge_app.config.schema import AnalyticsConfig, LineConfig, ZoneConfig
 

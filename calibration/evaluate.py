@@ -21,7 +21,7 @@ from edge_app.core.segmentation_metrics import SegmentationMetrics, Segmentation
 from edge_app.core.types import Detections, GroundTruth
 from edge_app.datasets import Dataset, load_image, load_mask
 from edge_app.inference.models import NetworkModel, open_artifact
-from edge_app.inference.tiles import TileSpec
+from edge_app.frames.tiles import TileSpec
 
 EVAL_SCORE_THRESHOLD = EVALUATION.score_threshold
 

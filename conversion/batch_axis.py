@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import ArtifactMeta, read_meta, write_atomic
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.inference.artifacts import recommendation_path, variant_path
 
 from .extras import require

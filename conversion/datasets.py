@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.datasets import Dataset, load_image, load_mask
 from edge_app.datasets.synthetic import CLASSES as SYN_CLASSES
 from edge_app.datasets.synthetic import MASK_CLASSES as SYN_MASK_CLASSES

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import ArtifactMeta
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 
 from .datasets import Source
 from .seal import seal

@@ -143,7 +143,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         collate: Any = detection_collate
         loss_fn: Callable[..., Any] | None = None  # torchvision's SSD computes its own losses
     else:
-        from edge_app.core.preprocess import Preprocessor
+        from edge_app.frames.preprocess import Preprocessor
         train_set = SegmentationTorchSet(train_src, Preprocessor.from_meta(meta), train=True, seed=cfg.seed)
         collate = None
         loss_fn = get_loss(cfg.loss, train_src.ignore_index, cfg.cb_beta)

@@ -23,7 +23,7 @@ from .backends.base import BackendError
 from .backends.tensorrt import device_info as gpu_info
 from .backends.tensorrt import import_tensorrt
 from .core.artifact import ArtifactError, read_meta, sha256_file, write_atomic
-from .core.preprocess import Preprocessor
+from .frames.preprocess import Preprocessor
 from .inference.artifacts import engine_paths, variant_path
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..config.schema import AnalyticsConfig, TrackerConfig
-from . import geometry
+from ..core import geometry
 from .tracker import Tracker
 
 Key = tuple[str, int]  # (detector model, track id)

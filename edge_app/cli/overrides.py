@@ -173,7 +173,7 @@ def shape_tables(data: dict[str, Any], lines: list[str], zones: list[str]) -> li
     """--line / --zone (``NAME:x1,y1,x2,y2``, pixels or 0..1 of the frame; the parser of edge-app track and
     evaluate-counts) into the source's [analytics] of ``data`` (frame size already resolved); the detectors
     that run are tracked. Returns the problems, naming the argument."""
-    from ..analytics.geometry import parse_shape
+    from ..config.shapes import parse_shape
 
     if not (lines or zones):
         return []

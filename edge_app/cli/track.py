@@ -106,7 +106,7 @@ def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list
     """Detector, tracker and counting of the live runtime over every frame of a recording; MOT tracks to
     ``out``; returns the counts (Analytics.snapshot()) with frame and timing figures."""
     from ..analytics.counting import Analytics
-    from ..analytics.geometry import parse_line, parse_zone
+    from ..config.shapes import parse_line, parse_zone
     from ..config.schema import AnalyticsConfig
     from ..inference.models import ModelSpec, open_model
     if thresholds is None and model.with_suffix(".thresholds.json").is_file():

@@ -263,7 +263,7 @@ def _validate_events(cfg: AppConfig) -> list[str]:
 def analytics_problems(cfg: AppConfig, a: AnalyticsConfig, key0: str, width: int, height: int,
                         runs: set[str] | None = None) -> list[str]:
     """Lines and zones: names unique and URL-safe, geometry sound inside the frame, models tracked."""
-    from ..analytics.geometry import problems as geometry_problems
+    from ..core.geometry import problems as geometry_problems
 
     problems: list[str] = []
     tracked = {n for n, m in cfg.models.items() if m.enabled and m.kind == "detector" and m.tracker.enabled
@@ -331,7 +331,7 @@ def _frame_sizes(cfg: AppConfig, name: str) -> set[tuple[int, int]]:
 
 def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) -> list[str]:
     """Tiles, roi and class groups: against the frames of the streams that run it and the artifact's classes."""
-    from ..inference.tiles import spec_problems
+    from ..frames.tiles import spec_problems
 
     problems: list[str] = []
     if len(model.tiles) != 2 or min(model.tiles) < 1:
@@ -380,7 +380,7 @@ def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) 
 def model_tiles(cfg: AppConfig, name: str) -> Any:
     """A model's tiles as the runtime takes them: roi in normalised coordinates (pixel points of the config
     divided by the frame size of the streams that run it; config check makes sure there is one)."""
-    from ..inference.tiles import TileSpec
+    from ..frames.tiles import TileSpec
 
     m = cfg.models[name]
     if len(m.tiles) != 2:

@@ -20,11 +20,11 @@ from ..backends.cpu import cpu_info
 from ..backends.tensorrt import device_info as tensorrt_device
 from ..core.artifact import ArtifactError, ArtifactMeta, read_meta
 from ..core.operating_point import DETECTOR
-from ..core.preprocess import Preprocessor
+from ..frames.preprocess import Preprocessor
 from ..core.types import Detections, SegMask, Tracks
 from ..decoders import DetectionDecoder, SegmentationDecoder
 from . import artifacts, choice, classical, dispatch
-from .tiles import TileSpec, prepare
+from ..frames.tiles import TileSpec, prepare
 
 log = logging.getLogger("edge_app.models")
 

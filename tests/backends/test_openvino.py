@@ -14,7 +14,7 @@ import pytest
 from edge_app.backends import BackendError, create_backend
 from edge_app.backends.cpu import read_cpuinfo
 from edge_app.core.artifact import read_meta
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.inference.models import ModelError, ModelSpec, open_model
 
 ov = pytest.importorskip("openvino", reason="OpenVINO is in the dev extra ([openvino]): pip install -e '.[openvino]'")

@@ -58,7 +58,7 @@ def tiled_frame_calls() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]
     import edge_app.core.nms as nms_mod
     import edge_app.decoders.merge as merge_mod
     from edge_app.inference.models import open_artifact
-    from edge_app.inference.tiles import TileSpec
+    from edge_app.frames.tiles import TileSpec
 
     calls: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
     original = nms_mod.batched_nms

@@ -26,7 +26,7 @@ from edge_app.backends.cpu import cpu_info  # noqa: E402
 from edge_app.datasets import load_image  # noqa: E402
 from edge_app.inference import dispatch  # noqa: E402
 from edge_app.inference.models import open_artifact  # noqa: E402
-from edge_app.inference.tiles import TileSpec  # noqa: E402
+from edge_app.frames.tiles import TileSpec  # noqa: E402
 
 MOT = ROOT.parent / "shared" / "data" / "mot"
 TILES = TileSpec(3, 2, 0.2, True)

@@ -152,7 +152,7 @@ def test_build_on_tiles_calibrates_on_tiles_and_records_the_setting(tmp_path, de
     import shutil
 
     from edge_app.inference.artifacts import gate_setting
-    from edge_app.inference.tiles import TileSpec
+    from edge_app.frames.tiles import TileSpec
 
     for suffix in (".onnx", ".json"):
         shutil.copy(demo_detector.with_suffix(suffix), tmp_path / f"det{suffix}")

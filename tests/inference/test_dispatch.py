@@ -12,7 +12,7 @@ import pytest
 from edge_app.backends import installed
 from edge_app.inference import dispatch
 from edge_app.inference.models import open_artifact
-from edge_app.inference.tiles import TileSpec
+from edge_app.frames.tiles import TileSpec
 
 DEMO = Path(__file__).resolve().parents[2] / "edge_app" / "demo"
 BACKENDS = ["onnxruntime"] + (["openvino"] if installed("openvino") else [])

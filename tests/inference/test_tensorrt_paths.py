@@ -114,7 +114,7 @@ def test_int8_engine_without_qdq_is_calibrated_on_the_images(tmp_path, demo_dete
     assert len(plan.batches) == 3
     assert all(b.shape == (1, 3, *meta.input_size) and b.dtype == np.float32 for b in plan.batches)
     # the runtime's own preprocessing, not a copy of it
-    from edge_app.core.preprocess import Preprocessor
+    from edge_app.frames.preprocess import Preprocessor
     np.testing.assert_array_equal(plan.batches[1], Preprocessor.from_meta(meta)(images[1])[0])
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .artifact import ArtifactMeta
+from ..core.artifact import ArtifactMeta
 
 
 @dataclass(frozen=True)

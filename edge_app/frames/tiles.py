@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.preprocess import Letterbox, Preprocessor
+from .preprocess import Letterbox, Preprocessor
 
 MIN_TILE = 32        # pixels: a tile smaller than this holds nothing a detector can find
 MAX_OVERLAP = 0.9
