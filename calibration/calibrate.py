@@ -37,6 +37,7 @@ from . import plots, report
 from .evaluate import DetectionRun, run_segmentation
 from .thresholds import CRITERIA, operating_point, write_thresholds
 from .variants import TABLE_KEYS, compare, compare_engines, machine_description, recommend  # noqa: F401 (bench scripts)
+from edge_app.cli.errors import fail
 
 def _dataset(meta: Any, data: str | None, split: str | None) -> Dataset:
     """--data, else the artifact's own validation data (its metadata says where that was)."""
@@ -273,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     args.config_path = None
     targets = _targets(args)
     if not targets:
-        print("calibrate: no detector or segmenter to calibrate", file=sys.stderr)
-        return 2
+        return fail("calibrate", "no detector or segmenter to calibrate")
     out = Path(args.out)
     with report.staged(out) as folder:
         sections = [calibrate_model(t, args, folder) for t in targets]

@@ -23,6 +23,7 @@ from edge_app.analytics.counting import Analytics
 from edge_app.config.shapes import parse_line, parse_zone
 from edge_app.analytics.mot import MotFormatError, MotRows, read_mot, read_seqinfo
 from edge_app.config.schema import AnalyticsConfig, LineConfig, ZoneConfig
+from edge_app.cli.errors import fail
 
 PEDESTRIAN = 1
 
@@ -154,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = a.frame_rate or (info.frame_rate if info else 30.0)
         result = evaluate_counts(a.gt, a.tracks, lines, zones, width, height, rate, a.max_gap_s, a.anchor)
     except (MotFormatError, ValueError) as exc:
-        print(f"edge-app evaluate-counts: {exc}", file=sys.stderr)
-        return 2
+        return fail("evaluate-counts", f"{exc}")
     print(json.dumps(result))
     return 0
 

@@ -32,6 +32,7 @@ from .losses import LOSSES, get_loss
 from .meta import make_meta
 from .models import MODEL_TASK, build_model, model_kwargs
 from .validate import validate_detection, validate_segmentation
+from edge_app.cli.errors import fail
 
 torch = require("torch")
 
@@ -326,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("ssd: the SSDLite320 architecture has a fixed 320x320 input")
         result = train(cfg)
     except DatasetError as exc:
-        print(f"edge-app train: {exc}", file=sys.stderr)
-        return 2
+        return fail("train", f"{exc}")
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}, default=str))
     return 0

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from .cli.errors import fail
 
 @dataclass(frozen=True)
 class Command:
@@ -161,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler: Callable[[Any], int] = getattr(importlib.import_module(module), func)
     except ImportError as exc:  # e.g. torch missing for train: the message names the extra
-        print(f"edge-app {name}: {exc}", file=sys.stderr)
-        return 2
+        return fail(name, exc)
     return int(handler(extra if cmd.passthrough else args) or 0)
 
 

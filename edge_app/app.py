@@ -36,6 +36,7 @@ from .streams.geometry import GeometryApi
 from .streams.batcher import Batcher
 from .streams.manager import StreamSet, describe, new_rolling
 from .telemetry import Telemetry
+from .cli.errors import fail
 
 log = logging.getLogger("edge_app")
 console_log = logging.getLogger(CONSOLE)
@@ -468,8 +469,7 @@ def main(args: argparse.Namespace) -> int:
                          state_dir=getattr(args, "state_dir", None), lines=getattr(args, "line", None),
                          zones=getattr(args, "zone", None))
     except ConfigError as exc:
-        print(f"edge-app run: {exc}", file=sys.stderr)
-        return 2
+        return fail("run", f"{exc}")
     lg = cfg.logging
     console = setup_logging(lg.level, cfg.state(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
                             console=getattr(args, "log_format", "auto") or "auto")
@@ -478,6 +478,5 @@ def main(args: argparse.Namespace) -> int:
         app = App(cfg, console, Path(given or "config.toml"))
     except (ModelError, OSError, ValueError, RuntimeError) as exc:
         log_event(log, logging.ERROR, "startup failed", error=str(exc))
-        print(f"edge-app run: {exc}", file=sys.stderr)
-        return 2
+        return fail("run", f"{exc}")
     return app.run(getattr(args, "max_seconds", None))

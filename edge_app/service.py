@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.artifact import write_atomic
+from .cli.errors import fail
 
 PACKAGE = Path(__file__).resolve().parent
 REPO = PACKAGE.parent
@@ -126,8 +127,7 @@ def install(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if steps.root is None and not args.dry_run and os.geteuid() != 0:
-        print("edge-app service install: needs root (sudo)", file=sys.stderr)
-        return 2
+        return fail("service install", "needs root (sudo)")
     if shutil.which("useradd") and steps.root is None:
         exists = subprocess.run(["id", "-u", args.user], capture_output=True).returncode == 0
         if not exists:
@@ -137,8 +137,7 @@ def install(args: argparse.Namespace) -> int:
         print(f"keep existing {steps.path(config)} (never overwritten)")
     else:
         if not source.is_file():
-            print(f"edge-app service: source config {source} not found", file=sys.stderr)
-            return 2
+            return fail("service", f"source config {source} not found")
         steps.write(config, device_config(source), 0o640)
     steps.write(Path("/etc/systemd/system") / UNIT_NAME, render_unit(venv, config, args.user))
     steps.run("systemctl", "daemon-reload")

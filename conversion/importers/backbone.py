@@ -39,6 +39,7 @@ import numpy as np
 from edge_app.core.artifact import write_atomic
 
 from ..extras import require
+from edge_app.cli.errors import fail
 
 SCOPE = "FeatureExtractor/MobilenetV2/"
 TF_BN_EPS = 1e-3
@@ -204,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(buf, **{k.replace("/", "|"): v for k, v in acts.items()})  # type: ignore[arg-type]
             write_atomic(Path(a.probe_out or Path(a.out).with_suffix(".probe.npz")), buf.getvalue())
     except (ImportError_, BackboneError, OSError) as exc:
-        print(f"backbone: {exc}", file=sys.stderr)
-        return 2
+        return fail("", f"conversion.importers.backbone: {exc}")
     print(json.dumps({"npz": a.out, "mapped": len(report.mapped), "unused": len(report.unused),
                       "outside": report.outside, "unfilled": len(report.unfilled)}))
     return 0

@@ -34,6 +34,7 @@ from edge_app.decoders.heads import HEADS
 
 from ..extras import MissingExtra, require
 from ..seal import seal
+from edge_app.cli.errors import fail
 
 RAW_TOLERANCE = 1e-4
 # TF resizes without half-pixel centres (resize_bilinear, align_corners=False), our preprocessing with
@@ -402,8 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             result = import_ssd(model, Path(a.out), classes, a.licence, Path(a.frames) if a.frames else None,
                                 a.parity_frames, a.threshold, backbone=a.backbone)
     except (MissingExtra, ValueError, OSError) as exc:
-        print(f"edge-app import: {exc}", file=sys.stderr)
-        return 2
+        return fail("import", f"{exc}")
     print(json.dumps(result))
     return 0
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..config import is_loopback
 from ..logs import LOG_FORMATS, log_event, setup_logging
 from .overrides import TOKEN_ENV
+from .errors import fail
 
 log = logging.getLogger("edge_app.fleet")
 
@@ -71,19 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         host, port = _http(a.http)
         if not is_loopback(host) and not a.token:
             raise ValueError(f"--http {a.http}: a bind beyond loopback requires --token (or ${TOKEN_ENV})")
-        from ..events.mqtt import parse_url
+        from ..core.uri import parse_url
 
         parse_url(a.broker)
         if a.keep_events < 1:
             raise ValueError(f"--keep-events {a.keep_events}: expected at least 1")
     except ValueError as exc:
-        print(f"edge-app fleet: {exc}", file=sys.stderr)
-        return 2
+        return fail("fleet", f"{exc}")
     try:
         import paho.mqtt.client  # noqa: F401
     except ImportError:
-        print("edge-app fleet: needs paho-mqtt >= 2 (pip install -e .)", file=sys.stderr)
-        return 2
+        return fail("fleet", "needs paho-mqtt >= 2 (pip install -e .)")
     from ..fleet.collector import Broker, FleetCollector
     from ..fleet.server import FleetServer
     from ..fleet.pgstore import open_store
@@ -94,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store = open_store(a.store, state, a.keep_events, int(a.snapshot_mb * 2**20))
     except Exception as exc:  # psycopg missing, the database unreachable or refusing the password
-        print(f"edge-app fleet: --store {a.store.split('@')[-1]}: {exc}", file=sys.stderr)
-        return 2
+        return fail("fleet", f"--store {a.store.split('@')[-1]}: {exc}")
     collector = FleetCollector(Broker(a.broker, a.ca, a.cert, a.key, a.client_id, a.keepalive, a.session_expiry),
                                store, prefix=a.prefix, group=a.group)
     rollouts = None
@@ -120,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = FleetServer(store, collector, host=host, port=port, token=a.token, rollouts=rollouts)
     except OSError as exc:
-        print(f"edge-app fleet: cannot listen on {a.http}: {exc}", file=sys.stderr)
-        return 2
+        return fail("fleet", f"cannot listen on {a.http}: {exc}")
     collector.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.artifact import PRECISIONS, ArtifactError, read_meta
 from ..inference import artifacts
+from .errors import fail
 
 
 def _variants(fp32: Path, sha: str) -> list[dict[str, Any]]:
@@ -173,7 +174,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         d = describe(Path(args.artifact), Path(args.engine_dir) if args.engine_dir else None)
     except (ArtifactError, OSError, json.JSONDecodeError) as exc:
-        print(f"edge-app inspect: {exc}", file=sys.stderr)
-        return 2
+        return fail("inspect", f"{exc}")
     print(json.dumps(d, indent=1, default=str) if args.json else render(d))
     return 0

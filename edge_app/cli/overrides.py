@@ -75,7 +75,7 @@ def output_tables(values: list[str], cwd: Path) -> tuple[dict[str, dict[str, Any
                 tables["record"] = {"enabled": True, "directory": str(target.resolve().parent),
                                     "file": target.name}
             elif scheme in ("mqtt", "mqtts"):  # events (and the retained status) to a broker, for a fleet
-                from ..events.mqtt import parse_url
+                from ..core.uri import parse_url
                 parse_url(value.split("/", 3)[0] + "//" + rest.split("/", 1)[0])  # checks the host and port
                 prefix = rest.split("/", 1)[1].strip("/") if "/" in rest else ""
                 tables["mqtt"] = {"enabled": True, "url": value.rsplit("/", 1)[0] if prefix else value,

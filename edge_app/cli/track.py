@@ -25,6 +25,7 @@ from ..analytics.mot import MotFormatError, detections_by_frame, read_mot, read_
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
 from ..core.progress import add_progress_flag, progress
+from .errors import fail
 
 
 def settings_args(p: argparse.ArgumentParser) -> None:
@@ -180,13 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         result = run_video(a.input, a.model, a.out, a.line, a.zone, settings_from(a), a.thresholds, a.frame_rate,
                            a.anchor, not a.no_progress)
     except (MotFormatError, ValueError) as exc:
-        print(f"edge-app track: {exc}", file=sys.stderr)
-        return 2
+        return fail("track", f"{exc}")
     except Exception as exc:  # a model that cannot load names itself (ModelError)
         if type(exc).__name__ != "ModelError":
             raise
-        print(f"edge-app track: {exc}", file=sys.stderr)
-        return 2
+        return fail("track", f"{exc}")
     text = json.dumps(result)
     if a.counts:
         from ..core.artifact import write_atomic

@@ -237,7 +237,7 @@ def _validate_events(cfg: AppConfig) -> list[str]:
     m = cfg.output.mqtt
     if not m.enabled:
         return []
-    from ..events.mqtt import parse_url
+    from ..core.uri import parse_url
 
     problems = []
     try:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..events import schema
-from ..events.mqtt import parse_url
+from ..core.uri import parse_url
 from .store import FleetStore, Incoming
 
 log = logging.getLogger("edge_app.fleet")
