@@ -12,8 +12,9 @@ from pathlib import Path
 from ..core.artifact import RUN_PRECISIONS
 from ..core.operating_point import DETECTOR
 from .loader import spec
+from ..sources.registry import SCHEMES
 
-SOURCE_SCHEMES = ("v4l2", "csi", "rtsp", "rtsps", "file", "test", "replay", "synthetic")
+SOURCE_SCHEMES = SCHEMES  # the source registry's schemes (sources/registry.py): a scheme is added there once
 MODEL_KINDS = ("detector", "segmenter", "classical")
 CLASSICAL_METHODS = ("otsu", "adaptive", "kmeans", "canny")
 PRECISIONS = ("auto",) + RUN_PRECISIONS
