@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .core import bounded_json
-from .outputs.prometheus import metrics_text
+from .serve.prometheus import metrics_text
 from .serve import access
 from .serve.guard import ConnectionGuard, Limits
 

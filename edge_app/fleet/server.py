@@ -14,6 +14,7 @@ from typing import Any
 from ..web import HttpService, Route
 from .collector import FleetCollector
 from .store import FleetStore
+from ..serve.prometheus import fleet_metrics_text
 
 PAGE = Path(__file__).with_name("page.html")
 
@@ -28,67 +29,6 @@ def fleet_view(store: FleetStore, collector: FleetCollector | None, events: int 
             "rollouts": rollouts.all() if rollouts is not None else [],
             "online": sum(d["online"] for d in devices), "devices": devices,
             "events": store.recent_events(events, device)}
-
-
-def metrics_text(view: dict[str, Any]) -> bytes:
-    """Prometheus exposition of the fleet view, built at scrape time (labels: device, model, line, zone)."""
-    from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    class Snapshot:
-        def collect(self) -> Any:
-            online = GaugeMetricFamily("edge_fleet_device_online", "1 while the device is online (Last Will)",
-                                       labels=["device"])
-            seen = GaugeMetricFamily("edge_fleet_last_seen_seconds", "Seconds since the device's last message",
-                                     labels=["device"])
-            events = CounterMetricFamily("edge_fleet_events", "Events stored from the device", labels=["device"])
-            fps = GaugeMetricFamily("edge_fps", "Frames per second (the device's last status)", labels=["device"])
-            playing = GaugeMetricFamily("edge_source_playing", "1 while the device's source delivers frames",
-                                        labels=["device"])
-            rolling = GaugeMetricFamily("edge_rolling", "Rolling precision/recall against sampled labels",
-                                        labels=["device", "model", "metric"])
-            lines = CounterMetricFamily("edge_line_crossings", "Tracks that crossed a line (totals)",
-                                        labels=["device", "line", "direction"])
-            zones = CounterMetricFamily("edge_zone_entries", "Tracks that entered a zone (totals)",
-                                        labels=["device", "zone"])
-            for d in view["devices"]:
-                name = d["device"]
-                online.add_metric([name], 1.0 if d["online"] else 0.0)
-                if d["age_s"] is not None:
-                    seen.add_metric([name], d["age_s"])
-                events.add_metric([name], d["events"])
-                s = d["status"] or {}
-                if s.get("fps") is not None:
-                    fps.add_metric([name], float(s["fps"]))
-                if s.get("source"):
-                    playing.add_metric([name], 1.0 if s["source"].get("state") == "playing" else 0.0)
-                for model, r in (s.get("rolling") or {}).items():
-                    for key in ("precision", "recall", "f1", "miou"):
-                        if r.get(key) is not None:
-                            rolling.add_metric([name, model, key], float(r[key]))
-                counts = s.get("counts") or {}
-                for line, c in (counts.get("lines") or {}).items():
-                    lines.add_metric([name, line, "in"], c.get("total_in", 0))
-                    lines.add_metric([name, line, "out"], c.get("total_out", 0))
-                for zone, z in (counts.get("zones") or {}).items():
-                    zones.add_metric([name, zone], z.get("total", 0))
-            yield from (online, seen, events, fps, playing, rolling, lines, zones)
-            c = view.get("collector") or {}
-            if c.get("lag_ms"):
-                lag = GaugeMetricFamily("edge_fleet_event_lag_ms", "Event time to stored here (newest events)",
-                                        labels=["quantile"])
-                for q in ("p50", "p99"):
-                    lag.add_metric([q], c["lag_ms"][q])
-                yield lag
-            rej = CounterMetricFamily("edge_fleet_rejected", "Messages refused (not the schema, or not the "
-                                      "sender's own), by reason", labels=["reason"])
-            for reason, n in sorted((c.get("rejected_by") or {}).items()):
-                rej.add_metric([reason], n)
-            yield rej
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Snapshot())
-    return generate_latest(registry)
 
 
 class FleetServer(HttpService):
@@ -154,7 +94,7 @@ class FleetServer(HttpService):
         self.send(req, 200, json.dumps(self._view(query), default=str).encode(), "application/json")
 
     def _metrics(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
-        self.send(req, 200, metrics_text(self._view(query)), "text/plain; version=0.0.4")
+        self.send(req, 200, fleet_metrics_text(self._view(query)), "text/plain; version=0.0.4")
 
     def _snapshot(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         parts = path.split("/")  # ["", "snapshot", id, kind]
