@@ -25,8 +25,8 @@ def fleet(tmp_path):
     store.devices = lambda: [{"device": "cam1", "status": {}}, {"device": "cam2", "status": {}}]  # type: ignore
     published: list[tuple[str, bytes]] = []
     signer = Signer(private_key=bytes(range(32))) if have_ed25519() else Signer(secret="s3")
-    rollouts = Rollouts(tmp_path, ArtifactStore(tmp_path / "artifacts"), signer,
-                        lambda t, p: published.append((t, p)), store.devices, "http://127.0.0.1:0")
+    rollouts = Rollouts(store, ArtifactStore(tmp_path / "artifacts"), signer,
+                        lambda t, p: published.append((t, p)), "http://127.0.0.1:0")
     server = FleetServer(store, None, port=0, token=TOKEN, rollouts=rollouts)
     rollouts.url = f"http://127.0.0.1:{server.port}"
     yield server, rollouts, published, signer
