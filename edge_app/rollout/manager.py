@@ -199,6 +199,9 @@ class RolloutManager:
     def cancel(self, name: str, reason: str = "cancelled", quiet: bool = False) -> bool:
         with self._lock:
             cand = self.candidates.get(name)
+            if cand is not None and cand.state == "promoted" and reason.startswith("replaced"):
+                self._keep(cand, "the watch ended early: a new candidate replaces it")  # it is the live model
+                return False
             if cand is None or cand.state not in ("shadow", "decided", "downloading"):
                 return False
             self._end_shadow(cand)
@@ -348,12 +351,15 @@ class RolloutManager:
         watched = time.monotonic() - cand.promoted_at >= s.watch_s
         labelled = cand.watch is None or s.watch_frames == 0 or cand.watch.verdict() == "kept"
         if watched and labelled:
-            cand.state, cand.reason = "kept", "the watch passed"
-            if cand.previous is not None:
-                cand.previous.close()
-                cand.previous = None
-            log_event(log, logging.INFO, "model_kept", model=cand.name)
-            self._changed(cand)
+            self._keep(cand, "the watch passed")
+
+    def _keep(self, cand: Candidate, reason: str) -> None:
+        cand.state, cand.reason = "kept", reason
+        if cand.previous is not None:
+            cand.previous.close()
+            cand.previous = None
+        log_event(log, logging.INFO, "model_kept", model=cand.name, reason=reason)
+        self._changed(cand)
 
     def rollback(self, name: str, reason: str) -> None:
         """Back to the previous model (still open), its artifact and thresholds."""
