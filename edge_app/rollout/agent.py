@@ -23,7 +23,8 @@ from typing import Any
 from ..logs import log_event
 from .commands import CommandError, Verifier, parse_command
 from .download import DownloadError, fetch
-from .manager import FINAL, RolloutManager
+from .candidate import FINAL
+from .manager import RolloutManager
 from .state import JsonState
 
 log = logging.getLogger("edge_app.rollout")

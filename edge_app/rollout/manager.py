@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,42 +30,13 @@ from ..core.artifact import read_meta, sha256_file
 from ..core.types import FrameLabels
 from ..logs import log_event
 from .ab import PairedScore, Rule, Watch
+from .candidate import Candidate, thresholds_beside
 from .predictions import load_prediction, save_prediction
 from .report import brief, describe
 from .shadow import Job, ShadowRunner
 from .state import JsonState
 
 log = logging.getLogger("edge_app.rollout")
-FINAL = ("rejected", "rolled_back", "failed", "cancelled", "kept")
-
-
-def thresholds_beside(artifact: Path) -> Path | None:
-    """``<model>.thresholds.json`` beside an artifact (what calibrate writes), if there."""
-    p = Path(artifact).with_suffix(".thresholds.json")
-    return p if p.is_file() else None
-
-
-@dataclass
-class Candidate:
-    name: str
-    entry: dict[str, Any]                  # artifact, thresholds_file, precision, sha256
-    origin: str = "api"                    # config | api | fleet
-    rollout: str = ""                      # the fleet's rollout id
-    command: str = ""                      # the fleet command that started it
-    state: str = "shadow"
-    since: float = field(default_factory=time.time)
-    model: Any = None
-    runner: ShadowRunner | None = None
-    score: PairedScore | None = None
-    decision: dict[str, Any] | None = None
-    reason: str = ""
-    previous: Any = None                   # the replaced live model, open until the watch is over
-    previous_entry: dict[str, Any] | None = None
-    watch: Watch | None = None
-    promoted_at: float = 0.0
-    baseline: dict[str, float] = field(default_factory=dict)
-    scored_samples: set[str] = field(default_factory=set)
-    progress: dict[str, Any] = field(default_factory=dict)  # a download's bytes
 
 
 class RolloutManager:
