@@ -13,6 +13,8 @@ The devices run a weakened build of the demo detector (tests/rollout/builds.py).
    ``.part``. The rollout ends ``done`` with the candidate promoted on every device, each command applied once.
 3. A worse build rolled out to every device at once (canary 1.0): rejected on each of them.
 
+The fleet's store is PostgreSQL where Debian's server is installed (``make test`` installs it), else SQLite.
+
 Labelled-frame budget: the README states 100 labelled frames per decision; these devices decide on 40
 (``rollout.frames``; a 0.2 F1 gap is decided on 40 frames: tests/rollout/test_device.py), so each decision
 is asserted within [40, 100]. The phases' durations are printed (``pytest -s``)."""
@@ -32,6 +34,7 @@ import pytest
 from edge_app.events.schema import utc_now
 from edge_app.rollout.commands import Signer, have_ed25519, manifest_digest
 from tests.events.broker import PASSWORD, USER, Broker, require_mosquitto
+from tests.fleet.postgres import Postgres, require_postgres
 from tests.gst_helpers import free_port
 from tests.rollout import builds
 from tests.test_app import http_get
@@ -71,8 +74,8 @@ def _log(path: Path, event: str) -> list[dict]:
 
 
 class Fleet:
-    def __init__(self, broker: Broker, folder: Path) -> None:
-        self.broker, self.folder, self.port = broker, folder, free_port()
+    def __init__(self, broker: Broker, folder: Path, store: str = "") -> None:
+        self.broker, self.folder, self.port, self.store = broker, folder, free_port(), store
         folder.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -83,7 +86,8 @@ class Fleet:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge_app", "fleet", "--broker", self.broker.url, "--state", str(self.folder),
              "--http", f"127.0.0.1:{self.port}", "--token", TOKEN, "--signing-key", str(self.folder / "key"),
-             "--download-kib-s", str(RATE_KIB_S), "--client-id", "fleet-under-test", "--log-format", "json"],
+             "--download-kib-s", str(RATE_KIB_S), "--client-id", "fleet-under-test", "--log-format", "json",
+             *(["--store", self.store] if self.store else [])],
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         _wait(lambda: (self.get("/api/fleet", quiet=True) or {}).get("collector", {}).get("state") == "connected",
               60, what=f"the fleet to connect\n{_tail(self.folder / f'fleet-{self.starts}.log')}")
@@ -235,7 +239,22 @@ def broker(tmp_path):
     b.stop()
 
 
-def test_a_canary_rollout_over_a_real_fleet_survives_kills_and_a_worse_build_is_rejected(tmp_path, broker):
+@pytest.fixture()
+def store():
+    """The fleet's store: PostgreSQL (Debian's server, started here) where it is installed, so the rollout
+    lives in the shared store across the fleet's restart; else the embedded SQLite (same interface)."""
+    try:
+        require_postgres()
+    except pytest.skip.Exception as exc:
+        print(f"fleet store: SQLite ({exc})")
+        yield ""
+        return
+    server = Postgres()
+    yield server.url
+    server.close()
+
+
+def test_a_canary_rollout_over_a_real_fleet_survives_kills_and_a_worse_build_is_rejected(tmp_path, broker, store):
     t0 = time.monotonic()
     marks: list[tuple[str, float]] = []
 
@@ -245,7 +264,7 @@ def test_a_canary_rollout_over_a_real_fleet_survives_kills_and_a_worse_build_is_
     weak = builds.weakened(tmp_path / "weak" / "detector.onnx", 0.2)          # what the devices run
     good = builds.copy(tmp_path / "good" / "detector.onnx")                   # the demo detector: better
     worse = builds.weakened(tmp_path / "worse" / "detector.onnx", 0.3, seed=1)  # worse than the demo detector
-    fleet = Fleet(broker, tmp_path / "fleet")
+    fleet = Fleet(broker, tmp_path / "fleet", store)
     fleet.start()
     key = fleet.get("/api/rollouts/key")
     assert key["alg"] == "ed25519" and key["public_key"]
@@ -313,6 +332,10 @@ def test_a_canary_rollout_over_a_real_fleet_survives_kills_and_a_worse_build_is_
         for name, d in devices.items():
             assert f"{digest}/model.onnx" in d.status()["models"]["detector"]["model"]   # the downloaded build runs
             assert len(d.events("model_candidate", rid)) == 1 and len(d.events("model_promoted", rid)) == 1, name
+        if store:  # the rollout is a row of the shared database, which the restarted fleet carried on
+            import psycopg
+            with psycopg.connect(store) as db:
+                assert db.execute("SELECT state FROM rollouts WHERE id = %s", (rid,)).fetchone() == ("done",)
         promoted_at = devices["cam1"].events("model_promoted", rid)[0]["time"]
         assert all(devices[n].events("model_candidate", rid)[0]["time"] > promoted_at for n in ("cam2", "cam3"))
         resumed = [e for e in _log(cam2.folder / "log.jsonl", "artifact_downloaded") if e["file"] == "model.onnx"]
