@@ -46,6 +46,17 @@ class FleetAgent:
         self._thread.start()
         manager.on_change = self._changed
 
+    @classmethod
+    def over(cls, manager: RolloutManager, events: Any, settings: Any) -> FleetAgent | None:
+        """The agent on the device's MQTT connection (``events.mqtt``), None without one; ``settings``: the
+        config's [rollout] (the fleet's key or secret, the download token)."""
+        if events is None or events.mqtt is None:
+            return None
+        agent = cls(manager, events.device, Verifier(settings.fleet_public_key, settings.fleet_secret),
+                    settings.fleet_token)
+        events.mqtt.subscribe_commands(agent.on_command)
+        return agent
+
     def on_command(self, payload: bytes) -> None:
         """From the MQTT thread: queue only (a flood is dropped and counted, never waited on)."""
         try:
