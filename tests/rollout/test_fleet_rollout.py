@@ -8,9 +8,10 @@ The devices run a weakened build of the demo detector (tests/rollout/builds.py).
    the real broker, are refused and logged with their reason; nothing is written.
 2. ``POST /api/rollouts`` with the demo detector itself (better) to the group "cam", canary 0.3: cam1 alone
    gets it first; the fleet is killed (SIGKILL) while cam1 runs it in shadow and started again: the rollout,
-   kept in the fleet's store, goes on; once cam1 promoted, cam2 and cam3 get it; cam2 is killed (SIGKILL)
-   mid-download (the fleet serves artifacts at 2 MiB/s here) and started again: it resumes from its
-   ``.part``. The rollout ends ``done`` with the candidate promoted on every device, each command applied once.
+   kept in the fleet's store, goes on; once cam1 promoted, cam2 and cam3 get it; half-way through their
+   downloads (the fleet serves artifacts at 2 MiB/s here) cam2 and the fleet are killed (SIGKILL) and started
+   again: cam2 resumes from its ``.part``, cam3's broken download is tried again and resumes too. The rollout
+   ends ``done`` with the candidate promoted on every device, each command applied once.
 3. A worse build rolled out to every device at once (canary 1.0): rejected on each of them.
 
 The fleet's store is PostgreSQL where Debian's server is installed (``make test`` installs it), else SQLite.
@@ -309,16 +310,24 @@ def test_a_canary_rollout_over_a_real_fleet_survives_kills_and_a_worse_build_is_
         assert all(d.candidate().get("rollout") != rid for d in (devices["cam2"], devices["cam3"]))  # not yet theirs
         fleet.start()
         mark("fleet killed (SIGKILL) and started again")
-        cam2 = devices["cam2"]
+        cam2, cam3 = devices["cam2"], devices["cam3"]
         part = cam2.folder / "rollout" / "artifacts" / digest / "model.onnx.part"
+        part3 = cam3.folder / "rollout" / "artifacts" / digest / "model.onnx.part"
         size = good.stat().st_size
-        _wait(lambda: part.is_file() and 1_000_000 < part.stat().st_size < size - 2_000_000, 120, step=0.05,
-              what="cam2 to be half-way through its download")
-        cam2.kill()
+
+        def midway(p: Path) -> bool:
+            return p.is_file() and 1_000_000 < p.stat().st_size < size - 2_000_000
+
+        _wait(lambda: midway(part) and midway(part3), 120, step=0.05,
+              what="cam2 and cam3 to be half-way through their downloads")
+        cam2.kill()                       # the device killed mid-download ...
+        fleet.kill()                      # ... and the fleet again, under cam3's download
         assert part.is_file() and not part.with_name("model.onnx").exists()   # a half file, never the model
         half = part.stat().st_size
-        mark(f"cam2 killed (SIGKILL) mid-download at {half} of {size} bytes")
+        mark(f"cam2 and the fleet killed (SIGKILL) mid-download, cam2 at {half} of {size} bytes")
         cam2.start()
+        fleet.start()
+        mark("cam2 and the fleet started again")
         done = _wait(lambda: (x := fleet.rollout(rid))["state"] == "done" and x, 180, step=0.5,
                      what=f"rollout {rid} done: {json.dumps(fleet.rollout(rid))[:1500]}")
         mark("rollout done: promoted on every device")
@@ -342,6 +351,11 @@ def test_a_canary_rollout_over_a_real_fleet_survives_kills_and_a_worse_build_is_
         assert len(resumed) == 1 and resumed[0]["resumed_from"] >= half > 0, resumed   # from its .part, not from 0
         model = cam2.folder / "rollout" / "artifacts" / digest / "model.onnx"
         assert hashlib.sha256(model.read_bytes()).hexdigest() == hashlib.sha256(good.read_bytes()).hexdigest()
+        # cam3 lived through the fleet's death: its download broke, was tried again and resumed
+        broke = _log(cam3.folder / "log.jsonl", "artifact_download_interrupted")
+        assert broke and broke[0]["reason"] in ("truncated", "unreachable"), broke
+        resumed = [e for e in _log(cam3.folder / "log.jsonl", "artifact_downloaded") if e["file"] == "model.onnx"]
+        assert len(resumed) == 1 and resumed[0]["resumed_from"] > 1_000_000, resumed
 
         # 3. a worse build to every device at once: rejected on each
         _wait(lambda: all(d.candidate().get("state") == "kept" for d in devices.values()), 60,
