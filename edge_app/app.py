@@ -25,6 +25,7 @@ from .serve.guard import Limits
 from .labels import Sampler
 from .review.api import Review
 from .review.samples import SampleStore
+from .rollout.agent import FleetAgent
 from .rollout.api import ModelsApi
 from .rollout.manager import RolloutManager
 from .rollout.state import active_artifacts
@@ -35,6 +36,7 @@ from .streams.api import StreamsApi
 from .streams.geometry import GeometryApi
 from .streams.batcher import Batcher
 from .streams.manager import StreamSet, describe, new_rolling
+from .streams.models import LiveModels
 from .telemetry import Telemetry
 from .cli.errors import fail
 
@@ -111,22 +113,15 @@ class App:
                        if self.sampler is not None and self.sampler.inbox is not None else None)
         self.events = DeviceEvents.from_config(cfg, self.disk)
         self.specs = {s.name: s for s in model_specs(cfg)}
-        self.rollout = RolloutManager(cfg, live=self._model, opener=self._open_as, swap=self.swap_model,
-                                      stats=self._model_stats, emit=self._emit,
+        self.live = LiveModels(self.models, self.specs, self._building)
+        self.rollout = RolloutManager(cfg, live=self.live.get, opener=self.live.open_as, swap=self.live.swap,
+                                      stats=self.live.stats, emit=self._emit,
                                       failing=lambda: "; ".join(self.health().reasons)
                                       if self.health().state == "failing" else "",
                                       samples_dir=self.sampler.dir if self.sampler is not None else None)
         if self.sampler is not None:
             self.sampler.on_labels = self.rollout.on_labels
-        self.agent = None  # a fleet's rollout commands, over the device's MQTT connection
-        if self.events is not None and self.events.mqtt is not None:
-            from .rollout.agent import FleetAgent
-            from .rollout.commands import Verifier
-
-            r = cfg.rollout
-            self.agent = FleetAgent(self.rollout, self.events.device,
-                                    Verifier(r.fleet_public_key, r.fleet_secret), r.fleet_token)
-            self.events.mqtt.subscribe_commands(self.agent.on_command)
+        self.agent = FleetAgent.over(self.rollout, self.events, cfg.rollout)  # a fleet's commands, over MQTT
         # no model runs a batch as one call: gathering frames would only add latency
         batches = any(getattr(m, "max_batch", 1) != 1 and getattr(m, "batching", False) for m in self.models)
         # frame by frame, a worker takes one frame at a time: a big batch run serially by one worker would
@@ -137,6 +132,7 @@ class App:
         self.streams = StreamSet(cfg, self.models, self.batcher, self._stream_outputs,
                                  on_events=self._on_events if self.events is not None else None,
                                  sampler=self.sampler, sampled=configs[0].name, shadow=self.rollout.on_frame)
+        self.live.attach(self.batcher, self.streams)
         self.api = StreamsApi(self.streams)
         self.geometry = GeometryApi(self.streams, self.config_path)  # the page's line and zone editor
         self.models_api = ModelsApi(self.rollout, self._models_status, cfg.base_dir)
@@ -191,41 +187,6 @@ class App:
         return getattr(decoder, "score_thresholds", None)
 
     # -- models and their candidates (edge_app.rollout) ------------------------------------------------
-    def _model(self, name: str) -> Any:
-        return next((m for m in self.models if m.name == name), None)
-
-    def _open_as(self, name: str, entry: dict[str, Any], threads: int) -> Any:
-        """Model ``name`` from another artifact (a candidate): the live spec with that artifact, its
-        thresholds and precision; ``threads`` 0 = the live model's own."""
-        import dataclasses
-
-        spec = dataclasses.replace(
-            self.specs[name], artifact=Path(entry["artifact"]), precision=entry.get("precision") or "auto",
-            thresholds_file=Path(entry["thresholds_file"]) if entry.get("thresholds_file") else None,
-            threads=threads or self.specs[name].threads)
-        model = open_model(spec, self._building)
-        if hasattr(model, "batching"):
-            model.batching = getattr(self._model(name), "batching", True)
-        return model
-
-    def swap_model(self, name: str, new: Any) -> Any:
-        """``new`` takes the place of model ``name`` between two batches (every list that holds it);
-        returns the replaced model, still open."""
-        old = self.batcher.swap(name, new)
-        for models in [self.models, self.streams.models] + [r.stream.models for r in self.streams.all()]:
-            for i, m in enumerate(models):
-                if m is old:
-                    models[i] = new
-        log.info("model %s swapped: %s", name, new.describe())
-        return old
-
-    def _model_stats(self, name: str) -> tuple[int, int, float | None]:
-        import numpy as np
-
-        seconds = list(self.batcher.model_seconds.get(name, ()))
-        return (self.batcher.model_frames[name], self.batcher.model_errors[name],
-                float(np.median(seconds)) if seconds else None)
-
     def _emit(self, kind: str, **fields: Any) -> None:
         if self.events is not None:
             self.events.bus.emit(kind, **fields)

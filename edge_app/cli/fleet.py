@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="or a shared HMAC-SHA256 secret (without the cryptography package)")
     p.add_argument("--url", default="", help="the fleet's address as devices reach it, for downloads "
                    "(default: http://HOST:PORT of --http)")
+    p.add_argument("--download-kib-s", type=float, default=0, help="KiB per second each artifact download may "
+                   "take (0 = unlimited; a fleet on thin links keeps the devices' own traffic going)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default="auto", help="console log format")
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds (tests, benchmarks)")
     return p.parse_args(argv)
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         parse_url(a.broker)
         if a.keep_events < 1:
             raise ValueError(f"--keep-events {a.keep_events}: expected at least 1")
+        if a.download_kib_s < 0:
+            raise ValueError(f"--download-kib-s {a.download_kib_s}: expected 0 (unlimited) or more")
     except ValueError as exc:
         return fail("fleet", f"{exc}")
     try:
@@ -110,13 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             signer = Signer(private_key=key.read_bytes())
         else:
             signer = Signer(secret=a.command_secret)
-        rollouts = Rollouts(state, ArtifactStore(state / "artifacts"), signer,
-                            lambda topic, payload: None if collector.client.publish(topic, payload, qos=1,
-                                                                                    retain=True) else None,
-                            store.devices, a.url or f"http://{host}:{port}", a.prefix)
+        rollouts = Rollouts(store, ArtifactStore(state / "artifacts"), signer,
+                            lambda topic, payload: collector.client.publish(topic, payload, qos=1, retain=True),
+                            a.url or f"http://{host}:{port}", a.prefix, legacy=state / "rollouts.json")
         log_event(log, logging.INFO, "fleet_rollouts", alg=signer.alg, public_key=signer.public_key)
     try:
-        server = FleetServer(store, collector, host=host, port=port, token=a.token, rollouts=rollouts)
+        server = FleetServer(store, collector, host=host, port=port, token=a.token, rollouts=rollouts,
+                             download_bps=a.download_kib_s * 1024)
     except OSError as exc:
         return fail("fleet", f"cannot listen on {a.http}: {exc}")
     collector.start()

@@ -275,7 +275,8 @@ class RolloutConfig:
     shadow_every: int = spec(10, ge=0, doc="the candidate runs on every sampled frame and on at most 1 in N of "
                              "the others (0 = sampled frames only)")
     shadow_share: float = spec(0.25, gt=0, le=4, doc="CPU budget of the candidate: seconds of CPU per second "
-                               "(0.25 = a quarter of one core), measured; its thread also runs at the lowest priority")
+                               "(0.25 = a quarter of one core), measured with its thread's CPU clock (normal priority: a lower one "
+                               "made the live threads wait for the GIL it held)")
     frames: int = spec(100, ge=5, le=100000, doc="labelled frames scored by both models before the decision")
     margin: float = spec(0.02, ge=0, le=1, doc="promote when the candidate is not worse than the current by more "
                          "than this (F1 for detectors, mIoU for segmenters)")

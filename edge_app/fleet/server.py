@@ -6,17 +6,20 @@ page's (``web.authorised``): beyond loopback a token is required, on every reque
 from __future__ import annotations
 
 import json
+import re
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from ..serve import access
 from ..web import HttpService, Route
 from .collector import FleetCollector
 from .store import FleetStore
 from ..serve.prometheus import fleet_metrics_text
 
 PAGE = Path(__file__).with_name("page.html")
+_RANGE = re.compile(r"^bytes=(\d{1,15})-$")
 
 
 def fleet_view(store: FleetStore, collector: FleetCollector | None, events: int = 50,
@@ -33,9 +36,11 @@ def fleet_view(store: FleetStore, collector: FleetCollector | None, events: int 
 
 class FleetServer(HttpService):
     def __init__(self, store: FleetStore, collector: FleetCollector | None, *, host: str = "127.0.0.1",
-                 port: int = 8090, token: str = "", rollouts: Any = None) -> None:
-        """rollouts: ``fleet.rollouts.Rollouts`` (``/api/rollouts``, ``/artifacts/<sha256>``), or None."""
+                 port: int = 8090, token: str = "", rollouts: Any = None, download_bps: float = 0.0) -> None:
+        """rollouts: ``fleet.rollouts.Rollouts`` (``/api/rollouts``, ``/artifacts/<sha256>``), or None;
+        download_bps: bytes per second each artifact download may take (0: as fast as the link goes)."""
         self.store, self.collector, self.rollouts = store, collector, rollouts
+        self.download_bps = float(download_bps)
         super().__init__(host=host, port=port, token=token, name="fleet-http")
 
     def routes(self) -> dict[str, Route]:
@@ -66,19 +71,38 @@ class FleetServer(HttpService):
         self.send_json(req, 200, {"alg": getattr(signer, "alg", None), "public_key": getattr(signer, "public_key", "")})
 
     def _artifact(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
-        """A stored artifact file by its sha256, whole or from a byte (``Range: bytes=N-``: a resumed download)."""
+        """A stored artifact file by its sha256, whole or from a byte (``Range: bytes=N-``: a resumed
+        download), streamed from the file at most ``download_bps`` (a fleet on thin links: devices' video
+        uploads keep their share); a long download is a stream, not held to the request deadline."""
         found = self.rollouts.artifacts.path(path.rsplit("/", 1)[-1]) if self.rollouts is not None else None
         if found is None:
             self.send(req, 404, b"no such artifact\n", "text/plain")
             return
-        data = found.read_bytes()
-        start = 0
-        rng = req.headers.get("Range", "")
-        if rng.startswith("bytes=") and rng[6:].rstrip("-").isdigit() and rng.endswith("-"):
-            start = min(int(rng[6:-1]), len(data))
-        body = data[start:]
-        headers = (("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"),) if start else ()
-        self.send(req, 206 if start else 200, body, "application/octet-stream", headers)
+        size = found.stat().st_size
+        m = _RANGE.match(req.headers.get("Range", ""))
+        start = int(m.group(1)) if m else 0
+        if start >= size > 0:
+            self.send(req, 416, b"range beyond the file\n", "text/plain", (("Content-Range", f"bytes */{size}"),))
+            return
+        req.send_response(206 if start else 200)
+        req.send_header("Content-Type", "application/octet-stream")
+        req.send_header("Content-Length", str(size - start))
+        for key, value in access.COMMON_HEADERS:
+            req.send_header(key, value)
+        if start:
+            req.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        req.end_headers()
+        self.stream_started(req)
+        t0, sent = time.monotonic(), 0
+        with open(found, "rb") as fh:
+            fh.seek(start)
+            while chunk := fh.read(1 << 16):
+                req.wfile.write(chunk)
+                sent += len(chunk)
+                if self.download_bps > 0:
+                    ahead = sent / self.download_bps - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
 
     def _page(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         self.send_page(req, PAGE)
