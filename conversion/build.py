@@ -110,7 +110,7 @@ def build(fp32: Path, *, data: str | None = None, val: str | None = None, precis
         m = read_meta(path, verify_checksum=False)
         write_sidecar(path, replace(m, extra={**m.extra, "precision_table": table}))
     if tensorrt:
-        from edge_app.engines import build_engines
+        from edge_app.inference.engines import build_engines
         build_engines(fp32, engine_dir or fp32.parent, images=images, log=log)
     return table
 

@@ -121,7 +121,7 @@ COMMANDS: dict[str, Command] = {
     "samples export": Command("the frames reviewed on /review as a VOC or COCO dataset (for calibrate --data, "
                               "train --data)", "edge_app.cli.samples:main", _samples_export_args),
     "service": Command("install or uninstall the systemd unit",
-                       "edge_app.service:main", _service_args),
+                       "edge_app.cli.service:main", _service_args),
 }
 
 

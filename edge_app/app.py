@@ -22,7 +22,7 @@ from .health import Health
 from .health.disk import DiskBudget
 from .health.memory import limit_arenas
 from .serve.guard import Limits
-from .labels import Sampler
+from .review.labels import Sampler
 from .review.api import Review
 from .review.samples import SampleStore
 from .rollout.agent import FleetAgent
@@ -30,14 +30,14 @@ from .rollout.api import ModelsApi
 from .rollout.manager import RolloutManager
 from .rollout.state import active_artifacts
 from .logs import CONSOLE, log_event, setup_logging
-from .notify import Notifier
+from .health.notify import Notifier
 from .outputs import OUTPUTS
 from .streams.api import StreamsApi
 from .streams.geometry import GeometryApi
 from .streams.batcher import Batcher
 from .streams.manager import StreamSet, describe, new_rolling
 from .streams.models import LiveModels
-from .telemetry import Telemetry
+from .streams.telemetry import Telemetry
 from .cli.errors import fail
 
 log = logging.getLogger("edge_app")

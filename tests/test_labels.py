@@ -10,11 +10,11 @@ import pytest
 from edge_app.config.schema import SourceConfig
 from edge_app.core.types import Detections
 from edge_app.inference.models import ModelResult
-from edge_app.labels import LabelsFile, build_label_hooks
-from edge_app.pipeline import Pipeline
-from edge_app.rolling import RollingMonitor
+from edge_app.review.labels import LabelsFile, build_label_hooks
+from edge_app.streams.pipeline import Pipeline
+from edge_app.review.rolling import RollingMonitor
 from edge_app.sources import open_source
-from edge_app.telemetry import Telemetry
+from edge_app.streams.telemetry import Telemetry
 from tests.gst_helpers import require_gst
 
 pytestmark = pytest.mark.slow

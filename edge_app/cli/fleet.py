@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..fleet.collector import Broker, FleetCollector
     from ..fleet.server import FleetServer
     from ..fleet.pgstore import open_store
-    from ..notify import Notifier
+    from ..health.notify import Notifier
 
     setup_logging(console=a.log_format)
     state = Path(a.state)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..serve import access
-from ..web import HttpService, Route
+from ..serve.web import HttpService, Route
 from .collector import FleetCollector
 from .store import FleetStore
 from ..serve.prometheus import fleet_metrics_text

@@ -307,7 +307,7 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
         check = artifacts.check_engine(engine, manifest, fp32, device)
         if device is not None and not check.usable:
             # Missing or stale for this device: build it now, before the service reports ready.
-            from ..engines import build_engine
+            from .engines import build_engine
             say = status or log.info
             say(f"model {spec.name}: {check.reason}; building the TensorRT {precision} engine")
             build_engine(fp32, artifacts.engine_precision(precision), spec.engine_dir, log=say,

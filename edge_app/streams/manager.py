@@ -17,11 +17,11 @@ from ..analytics.counting import Analytics
 from ..config.schema import AnalyticsConfig, AppConfig, StreamConfig
 from ..health import Health, assess
 from ..health.memory import release_memory
-from ..labels import LabelsFile, build_label_hooks
+from ..review.labels import LabelsFile, build_label_hooks
 from ..logs import log_event
-from ..rolling import RollingMonitor
+from ..review.rolling import RollingMonitor
 from ..sources import open_source
-from ..telemetry import Telemetry
+from .telemetry import Telemetry
 from .batcher import Batcher
 from .stream import Stream
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from ..core.types import Frame
 from ..logs import log_event
-from ..overlay import draw_detections, draw_geometry, draw_hud, draw_mask, draw_plain_boxes, draw_tracks
-from ..rolling import RollingMonitor
+from .overlay import draw_detections, draw_geometry, draw_hud, draw_mask, draw_plain_boxes, draw_tracks
+from ..review.rolling import RollingMonitor
 from ..sources import FrameSource, LatestSlot
-from ..telemetry import Telemetry
+from .telemetry import Telemetry
 
-log = logging.getLogger("edge_app.pipeline")
+log = logging.getLogger("edge_app.streams")
 
 
 @dataclass

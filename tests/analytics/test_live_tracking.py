@@ -10,10 +10,10 @@ import pytest
 from edge_app.analytics.counting import Analytics
 from edge_app.config.schema import AnalyticsConfig, LineConfig, TrackerConfig
 from edge_app.inference.models import ModelSpec, open_model
-from edge_app.pipeline import Pipeline, PipelineHooks
-from edge_app.rolling import RollingMonitor
+from edge_app.streams.pipeline import Pipeline, PipelineHooks
+from edge_app.review.rolling import RollingMonitor
 from edge_app.sources.synthetic import SyntheticSource
-from edge_app.telemetry import Telemetry
+from edge_app.streams.telemetry import Telemetry
 
 pytestmark = pytest.mark.slow
 

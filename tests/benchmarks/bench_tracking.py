@@ -315,10 +315,10 @@ def _pipeline_fps(tracking: bool, seconds: float) -> tuple[float, dict]:
     from edge_app.analytics.counting import Analytics
     from edge_app.config.schema import AnalyticsConfig, LineConfig, TrackerConfig
     from edge_app.inference.models import ModelSpec, open_model
-    from edge_app.pipeline import Pipeline
-    from edge_app.rolling import RollingMonitor
+    from edge_app.streams.pipeline import Pipeline
+    from edge_app.review.rolling import RollingMonitor
     from edge_app.sources.synthetic import SyntheticSource
-    from edge_app.telemetry import Telemetry
+    from edge_app.streams.telemetry import Telemetry
 
     demo = ROOT / "edge_app" / "demo"
     model = open_model(ModelSpec("detector", "detector", demo / "detector.onnx",

@@ -10,8 +10,8 @@ from edge_app.analytics.tracker import Tracker
 from edge_app.config.schema import TrackerConfig
 from edge_app.core.types import Detections, Frame, Tracks
 from edge_app.inference.models import ModelResult
-from edge_app.labels import Sampler
-from edge_app.rolling import RollingMonitor
+from edge_app.review.labels import Sampler
+from edge_app.review.rolling import RollingMonitor
 
 CLASSES = ("circle", "square")
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .core.types import Detections, SegMask, Tracks
+from ..core.types import Detections, SegMask, Tracks
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 

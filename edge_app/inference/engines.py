@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from .backends.base import BackendError
-from .backends.tensorrt import device_info as gpu_info
-from .backends.tensorrt import import_tensorrt
-from .core.artifact import ArtifactError, read_meta, sha256_file, write_atomic
-from .frames.preprocess import Preprocessor
-from .inference.artifacts import engine_paths, variant_path
+from ..backends.base import BackendError
+from ..backends.tensorrt import device_info as gpu_info
+from ..backends.tensorrt import import_tensorrt
+from ..core.artifact import ArtifactError, read_meta, sha256_file, write_atomic
+from ..frames.preprocess import Preprocessor
+from .artifacts import engine_paths, variant_path
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

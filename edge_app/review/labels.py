@@ -22,16 +22,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .core.artifact import write_atomic
-from .health.disk import DiskBudget
-from .core.types import Detections, Frame, FrameLabels, GroundTruth, SegMask
-from .datasets import DatasetError, read_coco
-from .datasets.voc import parse_voc_xml
-from .inference.models import ModelResult
-from .pipeline import PipelineHooks
+from ..core.artifact import write_atomic
+from ..health.disk import DiskBudget
+from ..core.types import Detections, Frame, FrameLabels, GroundTruth, SegMask
+from ..datasets import DatasetError, read_coco
+from ..datasets.voc import parse_voc_xml
+from ..inference.models import ModelResult
+from ..streams.pipeline import PipelineHooks
 from .rolling import RollingMonitor
 
-log = logging.getLogger("edge_app.labels")
+log = logging.getLogger("edge_app.review.labels")
 
 
 def _voc_labels(path: Path) -> FrameLabels:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .core.types import Frame
-from .rolling import RollingMonitor
-from .sources import FrameSource
-from .streams.batcher import Batcher
-from .streams.stream import PipelineHooks, Processed, Stream
+from ..core.types import Frame
+from ..review.rolling import RollingMonitor
+from ..sources import FrameSource
+from .batcher import Batcher
+from .stream import PipelineHooks, Processed, Stream
 from .telemetry import Telemetry
 
 __all__ = ["Pipeline", "PipelineHooks", "Processed"]

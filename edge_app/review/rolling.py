@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from .core.classes import IGNORE, align, index_map, mask_lut
-from .core.detection_metrics import DetectionMetrics
-from .core.segmentation_metrics import SegmentationMetrics
-from .core.tracking_metrics import TrackingMetrics
-from .core.types import Detections, FrameLabels, Tracks
+from ..core.classes import IGNORE, align, index_map, mask_lut
+from ..core.detection_metrics import DetectionMetrics
+from ..core.segmentation_metrics import SegmentationMetrics
+from ..core.tracking_metrics import TrackingMetrics
+from ..core.types import Detections, FrameLabels, Tracks
 
-log = logging.getLogger("edge_app.rolling")
+log = logging.getLogger("edge_app.review.rolling")
 _ALL = {"all": (0.0, 1e10)}
 
 

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .core.artifact import write_atomic
-from .cli.errors import fail
+from ..core.artifact import write_atomic
+from .errors import fail
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # edge_app/ (this module is edge_app/cli/service.py)
 REPO = PACKAGE.parent
 UNIT_TEMPLATE = REPO / "systemd" / "edge-app.service"
 UNIT_NAME = "edge-app.service"
@@ -43,8 +43,8 @@ def device_config(source: Path) -> str:
     """The shipped config adapted for /etc/edge-app: model and label paths absolute, writable paths in
     the service's state/cache/log folders, a file:// or replay:// source with a relative path made
     absolute. Comments and layout are kept (tomlkit); the result passes the schema."""
-    from .config import source_path
-    from .config.edit import edit_text
+    from ..config import source_path
+    from ..config.edit import edit_text
 
     base = source.resolve().parent
 

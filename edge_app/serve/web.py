@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from .core import bounded_json
-from .serve.prometheus import metrics_text
-from .serve import access
-from .serve.guard import ConnectionGuard, Limits
+from ..core import bounded_json
+from .prometheus import metrics_text
+from . import access
+from .guard import ConnectionGuard, Limits
 
-log = logging.getLogger("edge_app.web")
+log = logging.getLogger("edge_app.serve.web")
 PAGE = Path(__file__).with_name("page.html")
 
 
