@@ -31,7 +31,7 @@ def test_tensorrt_modules_type_check_against_stubs():
     except Exception:
         pytest.skip("tensorrt-stubs not installed (make test installs it with --no-deps)")
     r = subprocess.run([sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports",
-                        "edge_app/backends/tensorrt.py", "edge_app/engines.py"], cwd=ROOT, capture_output=True,
+                        "edge_app/backends/tensorrt.py", "edge_app/inference/engines.py"], cwd=ROOT, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
 
