@@ -56,6 +56,7 @@ top_k = {chosen['expected_with']['top_k']}
 kind = "segmenter"
 artifact = "{demo_segmenter}"
 precision = "{seg['recommended']}"
+backend = "{seg.get('recommended_backend') or 'auto'}"  # the one measured: backends differ in the last digits
 
 [output.http]
 port = {port}
