@@ -73,6 +73,20 @@ class PgFleetStore:
 
     # -- writing (one thread per instance) --------------------------------------------------------------
     def write(self, batch: Incoming) -> list[dict[str, Any]]:
+        """The batch in one transaction; a deadlock or serialization failure with another instance (the
+        database aborts one of them) is retried, up to 5 times."""
+        import psycopg
+
+        for attempt in range(5):
+            try:
+                return self._write_once(batch)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                if attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _write_once(self, batch: Incoming) -> list[dict[str, Any]]:
         now = time.time()
         with self._lock:
             if self._write.closed or self._write.broken:
@@ -134,6 +148,9 @@ class PgFleetStore:
                 continue
             docs[eid] = (device, doc)
             rows.append((eid, device, int(doc["seq"]), str(doc["type"]), doc.get("time"), text, at, now))
+        # sorted by id: two instances inserting overlapping batches take the unique index's locks in one
+        # order (in arrival order they deadlocked, PostgreSQL aborting one of the two)
+        rows.sort()
         cur.execute("INSERT INTO events (id, device, seq, type, time, body, received, stored) "
                     "SELECT * FROM UNNEST(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
                     "%s::float8[], %s::float8[]) ON CONFLICT (id) DO NOTHING RETURNING id",
