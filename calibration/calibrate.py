@@ -24,7 +24,7 @@ import numpy as np
 from edge_app.core.types import SegMask
 from edge_app.core.artifact import RUN_PRECISIONS, read_meta
 from edge_app.core.operating_point import DETECTOR, exact_threshold
-from edge_app.core.progress import add_progress_flag
+from edge_app.cli.progress import add_progress_flag
 from edge_app.datasets import Dataset, artifact_validation, load_image
 from edge_app.backends.cpu import cpu_info
 from edge_app.inference.artifacts import write_recommendation

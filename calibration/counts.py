@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_app.analytics.counting import Analytics
 from edge_app.config.shapes import parse_line, parse_zone
-from edge_app.analytics.mot import MotFormatError, MotRows, read_mot, read_seqinfo
+from edge_app.datasets.motchallenge import MotFormatError, MotRows, read_mot, read_seqinfo
 from edge_app.config.schema import AnalyticsConfig, LineConfig, ZoneConfig
 from edge_app.cli.errors import fail
 

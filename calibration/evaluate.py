@@ -15,7 +15,7 @@ import numpy as np
 from edge_app.core.classes import IGNORE, judged_classes, mask_lut, remap_truth
 from edge_app.core.detection_metrics import DetectionMetrics, DetectionReport
 from edge_app.core.operating_point import EVALUATION, keep_mask
-from edge_app.core.progress import progress as progress_bar
+from edge_app.cli.progress import progress as progress_bar
 from edge_app.core.task_metric import metric_name, metric_value
 from edge_app.core.segmentation_metrics import SegmentationMetrics, SegmentationReport
 from edge_app.core.types import Detections, GroundTruth

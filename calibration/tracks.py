@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.analytics.mot import MotFormatError, read_mot, read_seqinfo
+from edge_app.datasets.motchallenge import MotFormatError, read_mot, read_seqinfo
 from edge_app.cli.errors import fail
 
 METRIC_KEYS = ("HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW", "Frag", "MT", "ML",

@@ -22,7 +22,7 @@ import numpy as np
 
 from edge_app.core.artifact import PRECISIONS as ARTIFACT_PRECISIONS
 from edge_app.core.artifact import ArtifactMeta, read_meta, write_sidecar
-from edge_app.core.progress import add_progress_flag
+from edge_app.cli.progress import add_progress_flag
 from edge_app.datasets import Dataset, artifact_validation, load_image, open_dataset
 from edge_app.inference.artifacts import variant_path
 from edge_app.frames.tiles import TileSpec, add_tile_flags, crops_of, spec_from_flags

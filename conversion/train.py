@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import write_atomic
-from edge_app.core.progress import add_progress_flag
-from edge_app.core.progress import progress as progress_bar
+from edge_app.cli.progress import add_progress_flag
+from edge_app.cli.progress import progress as progress_bar
 from edge_app.core.task_metric import metric_name
 from edge_app.datasets import DatasetError, holdout, open_dataset
 

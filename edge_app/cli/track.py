@@ -21,10 +21,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..analytics.mot import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
+from ..datasets.motchallenge import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
-from ..core.progress import add_progress_flag, progress
+from .progress import add_progress_flag, progress
 from .errors import fail
 
 

@@ -28,7 +28,6 @@ from ..core.types import Detections, Frame, FrameLabels, GroundTruth, SegMask
 from ..datasets import DatasetError, read_coco
 from ..datasets.voc import parse_voc_xml
 from ..inference.models import ModelResult
-from ..streams.pipeline import PipelineHooks
 from .rolling import RollingMonitor
 
 log = logging.getLogger("edge_app.review.labels")
@@ -289,7 +288,3 @@ class Sampler:
                     shutil.move(str(path), str(self.inbox / "bad" / path.name))
         self.scored += n
         return n
-
-
-def build_label_hooks(labels_file: LabelsFile | None, sampler: Sampler | None) -> PipelineHooks:
-    return PipelineHooks(labels_for=labels_file, on_processed=sampler.on_processed if sampler else None)

@@ -17,13 +17,13 @@ from ..analytics.counting import Analytics
 from ..config.schema import AnalyticsConfig, AppConfig, StreamConfig
 from ..health import Health, assess
 from ..health.memory import release_memory
-from ..review.labels import LabelsFile, build_label_hooks
+from ..review.labels import LabelsFile
 from ..logs import log_event
 from ..review.rolling import RollingMonitor
 from ..sources import open_source
 from .telemetry import Telemetry
 from .batcher import Batcher
-from .stream import Stream
+from .stream import PipelineHooks, Stream
 
 log = logging.getLogger("edge_app.streams")
 
@@ -155,7 +155,7 @@ class StreamSet:
         analytics = Analytics(sc.analytics, trackers, sc.width, sc.height, cfg.events.track_update_s, groups,
                               class_groups)
         labels_file = LabelsFile.open(cfg.resolve(sc.labels_file)) if sc.labels_file else None
-        hooks = build_label_hooks(labels_file, sampler)
+        hooks = PipelineHooks.for_labels(labels_file, sampler)
         if sc.name == self.sampled and self.shadow is not None:
             hooks.on_processed = _with_shadow(hooks.on_processed, hooks.labels_for, self.shadow)
         hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}

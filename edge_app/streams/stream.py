@@ -40,6 +40,11 @@ class PipelineHooks:
     on_events: Callable[[list[dict[str, Any]]], None] | None = None  # analytics' events of a frame
     alphas: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def for_labels(cls, labels_file: Any = None, sampler: Any = None) -> "PipelineHooks":
+        """A stream's label lookup (``review.labels.LabelsFile``) and sampling (its ``Sampler``)."""
+        return cls(labels_for=labels_file, on_processed=sampler.on_processed if sampler else None)
+
 
 class RateLimited:
     """Log the first few occurrences, then one in a hundred."""

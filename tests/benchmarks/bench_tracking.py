@@ -65,7 +65,7 @@ def _ours(job: tuple[str, dict, str, str]) -> tuple[str, str, dict]:
 
 def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     from calibration.tracks import evaluate_tracks
-    from edge_app.analytics.mot import read_seqinfo
+    from edge_app.datasets.motchallenge import read_seqinfo
     name, seq, out = job
     d = MOT / seq
     info = read_seqinfo(d / "seqinfo.ini")
@@ -79,7 +79,7 @@ def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
 def _counts(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     """Count errors of one tracks file, for every line margin of proto.LINE_MARGINS."""
     from calibration.counts import evaluate_counts, truth_rows
-    from edge_app.analytics.mot import read_seqinfo
+    from edge_app.datasets.motchallenge import read_seqinfo
     from edge_app.config.schema import LineConfig
     name, seq, tracks = job
     d = MOT / seq

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from edge_app.analytics.mot import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
+from edge_app.datasets.motchallenge import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
 from edge_app.core.types import Tracks
 
 
