@@ -69,7 +69,7 @@ def test_labels_file_follows_a_looping_video_under_load(tmp_path):
     rolling.add_model("square", "detection", ("square",))
     seen = []
     hooks = PipelineHooks.for_labels(LabelsFile.open(labels), None)
-    hooks.on_processed = lambda frame, results: seen.append(frame.index)
+    hooks.on_processed = lambda frame, results, tracks: seen.append(frame.index)
     source = open_source(SourceConfig(f"file://{video}", width=W, height=H, loop=True, realtime=True))
     pipe = Pipeline(source, [BrightSquare()], [], rolling, Telemetry(), hooks, hud=False)
     pipe.start()

@@ -130,8 +130,8 @@ def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list
                     break  # the file ended and every frame was taken
                 continue
             result = detector.predict(frame.image)
-            analytics.update([result], frame.pts, frame.image)
-            frames.append((len(frames) + 1, result.tracks))
+            tracks = analytics.update([result], frame.pts, frame.image)
+            frames.append((len(frames) + 1, tracks[result.name]))
             if hasattr(bar, "update"):
                 bar.update(1)
     finally:

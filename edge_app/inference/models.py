@@ -43,7 +43,6 @@ class ModelResult:
     detections: Detections | None = None
     mask: SegMask | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    tracks: Tracks | None = None            # confirmed tracks, when the detector is tracked
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.artifact import write_atomic
 from ..health.disk import DiskBudget
-from ..core.types import Detections, Frame, FrameLabels, GroundTruth, SegMask
+from ..core.types import Detections, Frame, FrameLabels, GroundTruth, SegMask, Tracks
 from ..datasets import DatasetError, read_coco
 from ..datasets.voc import parse_voc_xml
 from ..inference.models import ModelResult
@@ -124,10 +124,12 @@ class Sampler:
         self._lock = threading.Lock()
 
     # -- saving -----------------------------------------------------------------------------------
-    def on_processed(self, frame: Frame, results: list[ModelResult]) -> str | None:
-        """Save the frame if it is due; returns its sample id (None when not saved)."""
+    def on_processed(self, frame: Frame, results: list[ModelResult],
+                     tracks: dict[str, Tracks] | None = None) -> str | None:
+        """Save the frame if it is due; returns its sample id (None when not saved). ``tracks``: {detector:
+        its confirmed tracks} of the frame (a track that found no detection: "disagree")."""
         self._seen += 1
-        reasons = self.reasons(results)
+        reasons = self.reasons(results, tracks)
         saved = None
         if self.every > 0 and (self._seen - 1) % self.every == 0:
             saved = self.save(frame, results, ["every", *reasons])
@@ -138,7 +140,7 @@ class Sampler:
             self.poll()
         return saved
 
-    def reasons(self, results: list[ModelResult]) -> list[str]:
+    def reasons(self, results: list[ModelResult], tracks: dict[str, Tracks] | None = None) -> list[str]:
         """Why this frame is worth labelling beyond 1 in N: "uncertain", "disagree" (maybe both)."""
         out = []
         if self.uncertain_margin > 0 and self.thresholds is not None:
@@ -149,7 +151,7 @@ class Sampler:
                                                                  + self.uncertain_margin).any()):
                     out.append("uncertain")
                     break
-        if self.disagreements and any(r.tracks is not None and r.tracks.missed > 0 for r in results):
+        if self.disagreements and any(t.missed > 0 for t in (tracks or {}).values()):
             out.append("disagree")
         return out
 

@@ -93,8 +93,10 @@ class RollingMonitor:
     def add_model(self, name: str, task: str, classes: tuple[str, ...]) -> None:
         self._models[name] = _ModelWindow(task, classes, self.iou, self.window_frames, self.max_dets)
 
-    def update(self, results: list[Any], labels: FrameLabels | None, now: float | None = None) -> None:
-        """Score one frame's model results (ModelResult list) against its labels."""
+    def update(self, results: list[Any], labels: FrameLabels | None, now: float | None = None,
+               tracks: dict[str, Tracks] | None = None) -> None:
+        """Score one frame's model results (ModelResult list) against its labels; ``tracks``: {detector:
+        its confirmed tracks} of the frame, scored as tracking (MOTA, IDF1) where labels carry identities."""
         if labels is None:
             return
         now = time.monotonic() if now is None else now
@@ -105,7 +107,7 @@ class RollingMonitor:
                 if w is None:
                     continue
                 if r.detections is not None:
-                    scored |= w.update_detection(r.detections, labels, now, getattr(r, "tracks", None))
+                    scored |= w.update_detection(r.detections, labels, now, (tracks or {}).get(r.name))
                 elif r.mask is not None:
                     scored |= w.update_mask(r.mask.labels, labels, now)
             if scored:

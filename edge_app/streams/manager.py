@@ -191,10 +191,10 @@ class StreamSet:
         return None if r is None else describe(r, time.monotonic())
 
 
-def _with_shadow(sample: Any, labels_for: Any, shadow: Any) -> Callable[[Any, list[Any]], None]:
+def _with_shadow(sample: Any, labels_for: Any, shadow: Any) -> Callable[..., None]:
     """The sampler's hook, then the candidates' (told the frame's labels and whether it was sampled)."""
-    def on_processed(frame: Any, results: list[Any]) -> None:
-        sid = sample(frame, results) if sample is not None else None
+    def on_processed(frame: Any, results: list[Any], tracks: dict[str, Any] | None = None) -> None:
+        sid = sample(frame, results, tracks) if sample is not None else None
         labels = frame.labels if frame.labels is not None else labels_for(frame) if labels_for is not None else None
         shadow(frame.image, frame.index, results, labels, sid)
     return on_processed
@@ -219,9 +219,10 @@ def describe(r: Running, now: float) -> dict[str, Any]:
             for box, score, cls in zip(res.detections.boxes.tolist(), res.detections.scores.tolist(),
                                        res.detections.classes.tolist()):
                 detections.append({"model": res.name, "class": res.classes[cls], "score": score, "box": box})
-        if res.tracks is not None:
-            for box, tid, score, cls in zip(res.tracks.boxes.tolist(), res.tracks.ids.tolist(),
-                                            res.tracks.scores.tolist(), res.tracks.classes.tolist()):
+        tr = s.latest_tracks.get(res.name)
+        if tr is not None:
+            for box, tid, score, cls in zip(tr.boxes.tolist(), tr.ids.tolist(), tr.scores.tolist(),
+                                            tr.classes.tolist()):
                 tracks.append({"model": res.name, "id": tid, "class": res.classes[cls], "score": score, "box": box})
     rolling = s.rolling.snapshot(max_age=0.5)
     return {"fps": t["fps"], "frames": t["counters"].get("frames_out", 0), "source": st.state,

@@ -37,7 +37,7 @@ def test_rolling_tracking_metrics_equal_trackeval_on_the_same_frames(tmp_path, d
     rolling = RollingMonitor(iou=0.5, window_frames=10_000, window_seconds=1e6)
     rolling.add_model("det", "detection", model.classes)
     seen = []
-    hooks = PipelineHooks(on_processed=lambda frame, results: seen.append((frame, results[0].tracks)))
+    hooks = PipelineHooks(on_processed=lambda frame, results, tracks: seen.append((frame, tracks[results[0].name])))
     source = SyntheticSource("synthetic://", width=640, height=480, fps=15, seed=4, max_frames=n, realtime=False)
     pipe = Pipeline(source, [model], [], rolling, Telemetry(), hooks, hud=False, analytics=analytics)
     pipe.start()
