@@ -130,7 +130,7 @@ class App:
                                batch_timeout_s=cfg.runtime.batch_timeout_ms / 1000.0 if batches else 0.0,
                                workers=cfg.runtime.inference_workers)
         self.streams = StreamSet(cfg, self.models, self.batcher, self._stream_outputs,
-                                 on_events=self._on_events if self.events is not None else None,
+                                 events=self.events,
                                  sampler=self.sampler, sampled=configs[0].name, shadow=self.rollout.on_frame)
         self.live.attach(self.batcher, self.streams)
         self.api = StreamsApi(self.streams)
@@ -175,11 +175,6 @@ class App:
         """The first stream (what the single-[source] form calls the source)."""
         runs = self.streams.all()
         return runs[0].stream if runs else None
-
-    def _on_events(self, stream: str) -> Any:
-        events = self.events
-        assert events is not None
-        return lambda evs: events.track_events(evs, stream=stream)
 
     def _thresholds(self, model: str) -> Any:
         """A detector's live per-class score thresholds (C,), None for other models."""

@@ -35,6 +35,8 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "edge_shadow_cpu_share": ("gauge", "CPU seconds per second the candidate used", ("model",)),
     "edge_shadow_runs": ("counter", "Frames the candidate ran on", ("model",)),
     "edge_shadow_skipped": ("counter", "Frames the candidate skipped", ("model", "reason")),
+    "edge_events_queued": ("gauge", "Events queued for the events thread (numbering, snapshots, outbox)", ()),
+    "edge_events_outbox": ("gauge", "Messages in the outbox not acknowledged by the broker yet", ()),
     "edge_fleet_device_online": ("gauge", "1 while the device is online (Last Will)", ()),
     "edge_fleet_last_seen_seconds": ("gauge", "Seconds since the device's last message", ()),
     "edge_fleet_events": ("counter", "Events stored from the device", ()),
@@ -96,6 +98,10 @@ def metrics_text(status: dict[str, Any]) -> bytes:
     for state in ("ok", "degraded", "failing"):
         e.add("edge_health", 1.0 if state == current else 0.0, state)
     rolling(e, status.get("rolling", {}))
+    ev = status.get("events")
+    if isinstance(ev, dict):
+        e.add("edge_events_queued", ev.get("queued", 0))
+        e.add("edge_events_outbox", ev.get("outbox", 0))
     streams = status.get("streams") or {status.get("stream", "main"): status}
     for name, st in streams.items():
         src = st.get("source")

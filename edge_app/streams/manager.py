@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from functools import partial
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..analytics.counting import Analytics
 from ..config.schema import AnalyticsConfig, AppConfig, StreamConfig
@@ -37,21 +38,28 @@ class Running:
     labels_file: LabelsFile | None
 
 
+class EventSink(Protocol):
+    """Where a stream's analytics events go (``events.device.DeviceEvents``)."""
+
+    def track_events(self, events: list[dict[str, Any]], stream: str = ...) -> None: ...
+
+
 class StreamSet:
     """The composition root's streams. ``outputs(cfg) -> list`` makes a stream's outputs (its MJPEG sink,
-    RTSP mount, recorder); ``on_events(name) -> callback`` routes its analytics' events; ``sampler`` and
+    RTSP mount, recorder); ``events``: the event sink, handed to each stream directly
+    (``track_events(events, stream=NAME)``: it queues them, off the inference thread); ``sampler`` and
     ``sampled`` (a stream name): frames of that stream are sampled for labelling."""
 
     def __init__(self, cfg: AppConfig, models: Sequence[Any], batcher: Batcher,
                  outputs: Callable[[StreamConfig], list[Any]],
-                 on_events: Callable[[str], Callable[[list[dict[str, Any]]], None]] | None = None,
+                 events: EventSink | None = None,
                  sampler: Any = None, sampled: str = "",
                  shadow: Callable[[Any, int, list[Any], Any, str | None], None] | None = None) -> None:
         """shadow(image, index, results, labels, sample id): every processed frame of the sampled stream,
         for the candidate models (``rollout.manager``)."""
         self.cfg, self.models, self.batcher = cfg, list(models), batcher
         self.shadow = shadow
-        self._outputs, self._on_events = outputs, on_events
+        self._outputs, self.events = outputs, events
         self.sampler, self.sampled = sampler, sampled
         self._running: dict[str, Running] = {}
         self._lock = threading.RLock()  # the HTTP API, SIGHUP and the main loop change the set
@@ -159,9 +167,9 @@ class StreamSet:
         if sc.name == self.sampled and self.shadow is not None:
             hooks.on_processed = _with_shadow(hooks.on_processed, hooks.labels_for, self.shadow)
         hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
-        if self._on_events is not None:
+        if self.events is not None:
             analytics.record_events = True
-            hooks.on_events = self._on_events(sc.name)
+            hooks.on_events = partial(self.events.track_events, stream=sc.name)
         source = open_source(sc, cfg.base_dir)
         outputs = self._outputs(sc)
         stream = Stream(sc.name, source, outputs, rolling, Telemetry(), hooks, analytics=analytics, models=runs,

@@ -131,7 +131,9 @@ class Stream:
                 if self.hooks.on_events is not None:
                     events = self.analytics.drain_events()
                     if events:
-                        self.hooks.on_events(events)
+                        te = time.perf_counter()
+                        self.hooks.on_events(events)  # queued: numbering, JPEGs, SQLite on the events thread
+                        self.telemetry.record("events", time.perf_counter() - te)
             except Exception as exc:  # a tracking fault loses this frame's tracks, never the stream
                 self.telemetry.count("frame_errors")
                 self.warn("stream %s: tracking failed on frame %d: %s", self.name, frame.index, exc)
