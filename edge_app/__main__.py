@@ -86,7 +86,7 @@ def _service_args(p: argparse.ArgumentParser) -> None:
 
 COMMANDS: dict[str, Command] = {
     "run": Command("run the live pipeline: capture, detect + segment, overlay, stream, rolling P/R",
-                   "edge_app.app:main", _run_args),
+                   "edge_app.cli.run:main", _run_args),
     "doctor": Command("what this machine can run: GStreamer elements, ONNX Runtime, TensorRT, cameras, "
                       "models, ports, disk (exit 0 when the config can run)", "edge_app.cli.doctor:main",
                       _doctor_args),

@@ -4,12 +4,10 @@ and label settings without dropping the stream) and talks to systemd (READY, WAT
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,10 +15,9 @@ from typing import Any
 
 from .config import AppConfig, ConfigError, StreamConfig, load_config, model_tiles
 from .events.device import DeviceEvents
-from .inference.models import ModelError, ModelSpec, open_model
+from .inference.models import ModelSpec, open_model
 from .health import Health
 from .health.disk import DiskBudget
-from .health.memory import limit_arenas
 from .serve.guard import Limits
 from .review.labels import Sampler
 from .review.api import Review
@@ -29,7 +26,7 @@ from .rollout.agent import FleetAgent
 from .rollout.api import ModelsApi
 from .rollout.manager import RolloutManager
 from .rollout.state import active_artifacts
-from .logs import CONSOLE, log_event, setup_logging
+from .logs import CONSOLE, log_event
 from .health.notify import Notifier
 from .outputs import OUTPUTS
 from .streams.api import StreamsApi
@@ -38,7 +35,6 @@ from .streams.batcher import Batcher
 from .streams.manager import StreamSet, describe, new_rolling
 from .streams.models import LiveModels
 from .streams.telemetry import Telemetry
-from .cli.errors import fail
 
 log = logging.getLogger("edge_app")
 console_log = logging.getLogger(CONSOLE)
@@ -409,30 +405,3 @@ class App:
                 counters[k] = counters.get(k, 0) + v
         log_event(log, logging.INFO, "stopped", seconds=round(time.monotonic() - t0, 2), counters=counters)
         self.notifier.close()
-
-
-def main(args: argparse.Namespace) -> int:
-    """``edge-app run [INPUT] [OUTPUT ...] [--model ARTIFACT ...]``: the config file, overridden by the
-    command line (``cli.overrides``); every problem named at once, exit 2."""
-    from .cli.overrides import run_config
-
-    given = getattr(args, "config", None)
-    try:
-        # an explicit --config must exist; the default config.toml may be absent when the command line
-        # names the input and the models (a config-less run, like jetson-inference's tools)
-        cfg = run_config(given or "config.toml", getattr(args, "input", None), getattr(args, "outputs", None),
-                         getattr(args, "model", None), required=given is not None,
-                         state_dir=getattr(args, "state_dir", None), lines=getattr(args, "line", None),
-                         zones=getattr(args, "zone", None))
-    except ConfigError as exc:
-        return fail("run", f"{exc}")
-    lg = cfg.logging
-    console = setup_logging(lg.level, cfg.state(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
-                            console=getattr(args, "log_format", "auto") or "auto")
-    limit_arenas()  # before any thread starts: streams that come and go must not grow the heap
-    try:
-        app = App(cfg, console, Path(given or "config.toml"))
-    except (ModelError, OSError, ValueError, RuntimeError) as exc:
-        log_event(log, logging.ERROR, "startup failed", error=str(exc))
-        return fail("run", f"{exc}")
-    return app.run(getattr(args, "max_seconds", None))

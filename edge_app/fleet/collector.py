@@ -22,7 +22,6 @@ it, unacknowledged, so the writer thread never dies of data and never drops a go
 """
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import re

@@ -21,7 +21,7 @@ from ..backends.tensorrt import device_info as tensorrt_device
 from ..core.artifact import ArtifactError, ArtifactMeta, read_meta
 from ..core.operating_point import DETECTOR
 from ..frames.preprocess import Preprocessor
-from ..core.types import Detections, SegMask, Tracks
+from ..core.types import Detections, SegMask
 from ..decoders import DetectionDecoder, SegmentationDecoder
 from . import artifacts, choice, classical, dispatch
 from ..frames.tiles import TileSpec, prepare

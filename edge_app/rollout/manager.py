@@ -19,7 +19,6 @@ import functools
 import logging
 import threading
 import time
-from functools import partial
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
