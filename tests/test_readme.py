@@ -41,7 +41,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -101,7 +101,7 @@ def get_json(url: str, token: str | None = None, timeout: float = 3) -> Any:
         return json.loads(r.read())
 
 
-def wait_for(what: str, probe: Callable[[], Any], seconds: float, procs: list["Background"] = ()) -> Any:
+def wait_for(what: str, probe: Callable[[], Any], seconds: float, procs: Sequence["Background"] = ()) -> Any:
     """probe() until it returns something truthy (exceptions count as not yet); fails naming ``what`` with
     the tail of every background process's log."""
     end, last = time.monotonic() + seconds, None
@@ -160,7 +160,8 @@ class Shell:
         cmd = self.sub(cmd)
         r = subprocess.run(["bash", "-c", cmd], cwd=self.clone, env=self.env, capture_output=True, text=True,
                            timeout=timeout)
-        assert r.returncode == 0, f"README command failed ({r.returncode}): {cmd}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        assert r.returncode == 0, \
+            f"README command failed ({r.returncode}): {cmd}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         return r
 
     def start(self, cmd: str, extra: str = "") -> Background:

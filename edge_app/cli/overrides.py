@@ -137,7 +137,7 @@ def footage_replaces_config(input: str | None, required: bool, cwd: Path) -> boo
     found in the current folder, e.g. a clone's root): the file's source-specific parts (lines and zones,
     frame size: the synthetic demo's) do not fit the footage, so this run does not take them, and the page's
     editor does not save into that file (its lines and zones are not this run's)."""
-    return bool(input) and not required and not input_uri(input, cwd).startswith("synthetic://")
+    return input is not None and input != "" and not required and not input_uri(input, cwd).startswith("synthetic://")
 
 
 def fit_geometry(data: dict[str, Any], models: set[str]) -> list[str]:
