@@ -45,7 +45,7 @@ from typing import Any, Callable, Sequence
 
 import pytest
 
-from tests.gst_helpers import free_port
+from tests.gst_helpers import free_port, require_gst
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -84,7 +84,8 @@ def commands(block: str) -> list[str]:
 
 def fresh_clone(dest: Path) -> Path:
     """This clone's files as a fresh clone would hold them (plus edits not committed yet), and make's .venv."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+    listed = subprocess.run(["git", "-c", "safe.directory=*", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=ROOT,
                             capture_output=True, check=True).stdout.decode().split("\0")
     for rel in filter(None, listed):
         src = ROOT / rel
@@ -135,6 +136,7 @@ class Shell:
     """One recipe's shell session in a fresh copy of the clone."""
 
     def __init__(self, tmp: Path) -> None:
+        require_gst()  # every recipe decodes a clip or an RTSP stream through GStreamer
         if not (ROOT / ".venv" / "bin" / "edge-app").is_file():
             pytest.skip("the recipes use .venv/bin/edge-app, which make run / make test create")
         if shutil.which("git") is None or not (ROOT / ".git").exists():
@@ -253,9 +255,8 @@ def test_recipe_b_the_parking_lot_and_the_detectors_weak_spot(shell):
 
 @pytest.mark.slow
 def test_recipe_c_an_rtsp_camera_as_a_service(shell):
-    from tests.gst_helpers import require_gst, start_rtsp_server
+    from tests.gst_helpers import start_rtsp_server
 
-    require_gst()
     write, check, install, start, journal = steps("service", 5)
     camera_port = free_port()
     shell.helpers.append(start_rtsp_server(camera_port))
