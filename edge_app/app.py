@@ -44,7 +44,7 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
     rt = cfg.runtime
     streams = len(cfg.stream_configs())
     # Several streams and workers: each worker's call on its own cores (data-parallel across streams) beats
-    # splitting every frame across all of them: 77 vs 62 fps with 4 streams on 2 cores (README). A backend
+    # splitting every frame across all of them: 77 vs 62 fps with 4 streams on 2 cores (docs/benchmarks.md). A backend
     # takes the model's threads and how many calls run at once, and splits them (threads / requests each).
     requests = 1 if streams == 1 else max(1, min(rt.inference_workers, rt.threads))
     specs = []

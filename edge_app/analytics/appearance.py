@@ -1,7 +1,7 @@
 """An appearance cue per box without a model: a colour histogram of the box's inner part (hue and
 saturation, plus brightness for the colourless), L2-normalised, so two boxes compare by a dot product.
 Cheap (a downscaled crop per box) and runtime-only (numpy + OpenCV); the tracker keeps a moving average
-per track. Whether it pays is measured on/off (README); it is off by default where it does not."""
+per track. Whether it pays is measured on/off (docs/tracking.md); it is off by default where it does not."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,6 @@
 """A ByteTrack-style multi-object tracker with OC-SORT's observation-centric cues: two-stage association,
 a Kalman constant-velocity motion model, birth after N hits, a lost buffer in seconds, per-class tracks,
-IoU gating, and what keeps identities through occlusion when it pays (chosen out-of-sample, README).
+IoU gating, and what keeps identities through occlusion when it pays (chosen out-of-sample, docs/tracking.md).
 
 Per frame (``update(detections, t, frame=None)``):
 0. with a frame, the camera's motion since the last one moves every track (``motion.py``);
@@ -41,7 +41,7 @@ class Tracker(BaseTracker):
 
     def __init__(self, settings: TrackerConfig | None = None, groups: np.ndarray | None = None) -> None:
         """settings: the detector's ``[models.NAME.tracker]`` table (defaults chosen leave-one-sequence-out
-        on the shared MOTChallenge public detections; see the README). groups: (C,) the class group of each
+        on the shared MOTChallenge public detections; see docs/tracking.md). groups: (C,) the class group of each
         class id (the detector's class_groups): classes of one group match one track (a car seen as a truck)."""
         self.s = settings or TrackerConfig()
         self.groups = None if groups is None else np.asarray(groups, np.int64)

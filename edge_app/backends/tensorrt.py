@@ -2,7 +2,7 @@
 
 ``tensorrt`` (from JetPack: python3-libnvinfer) and ``pycuda`` (the [jetson] extra) are imported only when
 an engine is opened. The backend owns its page-locked host buffers, device buffers and CUDA stream.
-Not executed on our CI machines (no GPU, no TensorRT); see the README.
+Not executed on our CI machines (no GPU, no TensorRT); see docs/verified.md.
 """
 from __future__ import annotations
 

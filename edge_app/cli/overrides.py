@@ -132,6 +132,14 @@ def real_world_models() -> dict[str, dict[str, Any]]:
     return {"coco": table}
 
 
+def footage_replaces_config(input: str | None, required: bool, cwd: Path) -> bool:
+    """Real footage named on the command line of a run whose config file the user did not name (config.toml
+    found in the current folder, e.g. a clone's root): the file's source-specific parts (lines and zones,
+    frame size: the synthetic demo's) do not fit the footage, so this run does not take them, and the page's
+    editor does not save into that file (its lines and zones are not this run's)."""
+    return input is not None and input != "" and not required and not input_uri(input, cwd).startswith("synthetic://")
+
+
 def fit_geometry(data: dict[str, Any], models: set[str]) -> list[str]:
     """--model replaced the config's models: lines and zones that name a model not run now are dropped
     (said on stderr, never a refusal of the run), and the detectors given are tracked when lines or zones
@@ -244,17 +252,20 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
                     section.update(tables.get(kind, {"enabled": False}))
             if "mqtt" in tables and isinstance(out.setdefault("mqtt", {}), dict):
                 out["mqtt"].update(tables["mqtt"])  # events are no video output: named, they go on; else as configured
+    if footage_replaces_config(input, required, cwd):
+        for section in [data.get("analytics")] + [s for s in data.get("streams", []) if isinstance(s, dict)]:
+            if isinstance(section, dict):  # the shapes scene's lines and zones do not fit other footage
+                section.pop("lines", None)
+                section.pop("zones", None)
+        if isinstance(data.get("source"), dict):  # nor its frame size: a file runs at its own (no letterbox)
+            data["source"] = {k: v for k, v in data["source"].items() if k not in ("width", "height")}
     if models:
         tables_m, errs = model_tables(models, cwd)
         problems += errs
         data["models"] = tables_m
         fit_geometry(data, set(tables_m))
-    elif input and not required and not input_uri(input, cwd).startswith("synthetic://"):
+    elif footage_replaces_config(input, required, cwd):
         data["models"] = real_world_models()
-        for section in [data.get("analytics")] + [s for s in data.get("streams", []) if isinstance(s, dict)]:
-            if isinstance(section, dict):  # the shapes scene's lines and zones do not fit other footage
-                section.pop("lines", None)
-                section.pop("zones", None)
     base = path.resolve().parent if path is not None and path.is_file() else cwd
     if state_dir is not None or base is cwd:  # a config-less run never writes into the current folder
         runtime = data.setdefault("runtime", {})

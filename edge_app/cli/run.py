@@ -18,7 +18,7 @@ log = logging.getLogger("edge_app")
 def main(args: argparse.Namespace) -> int:
     """``edge-app run [INPUT] [OUTPUT ...] [--model ARTIFACT ...]``: the config file, overridden by the
     command line (``cli.overrides``); every problem named at once, exit 2."""
-    from .overrides import run_config
+    from .overrides import footage_replaces_config, run_config
 
     given = getattr(args, "config", None)
     try:
@@ -35,7 +35,9 @@ def main(args: argparse.Namespace) -> int:
                             console=getattr(args, "log_format", "auto") or "auto")
     limit_arenas()  # before any thread starts: streams that come and go must not grow the heap
     try:
-        app = App(cfg, console, Path(given or "config.toml"))
+        # the file SIGHUP and the page's editor use; none when this run's footage replaced its source
+        own_file = not footage_replaces_config(getattr(args, "input", None), given is not None, Path.cwd())
+        app = App(cfg, console, Path(given or "config.toml") if own_file else None)
     except (ModelError, OSError, ValueError, RuntimeError) as exc:
         log_event(log, logging.ERROR, "startup failed", error=str(exc))
         return fail("run", f"{exc}")

@@ -2,7 +2,7 @@
 
 Times the three models in PyTorch CUDA, FP32 and FP16 (batch 1, CUDA events, median of 200 runs after
 warm-up), and the same models exported to ONNX in ONNX Runtime CPU on that machine for comparison.
-Writes bench/gpu.json (card, date, commit); `make bench` puts it in the README table, marked with the
+Writes bench/gpu.json (card, date, commit); `make bench` puts it in docs/benchmarks.md's table, marked with the
 card. Models come from conversion's builders at the sizes our artifacts use, with random weights
 (latency does not depend on the weight values): SSDLite320-MobileNetV3 (the exported graph: boxes +
 softmax scores), U-Net depth 4 / base 16 at 256x256, DeepLabv3-MobileNetV3 at 240x320 with 12 classes.

@@ -1,7 +1,7 @@
 """Precision table per model: FP32 against each FP16/INT8 artifact on this CPU: latency ratio and the
 task-metric delta on the validation split, and the artifact calibration recommends.
 Goals here: U-Net >= 1.9x, DeepLab >= 1.35x, the recommended artifact never slower than FP32, loss <= 1 point.
-Models: the three trained on the shared data (README: "Training on the shared data"), when present in
+Models: the three trained on the shared data (docs/benchmarks.md: "Training on the shared data"), when present in
 artifacts/{isbi-unet,camvid-deeplab,raccoon-ssd}; each is skipped with a message otherwise.
 Variants are built first when missing (edge-app build). Run: `python tests/benchmarks/bench_precision.py`."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`make bench`: every benchmark in one run; writes bench/results.json and regenerates the README's
-performance table from it (between the bench markers). Each benchmark prints its own summary line."""
+"""`make bench`: every benchmark in one run; writes bench/results.json and regenerates the performance
+table of docs/benchmarks.md from it (between the bench markers). Each benchmark prints its own summary line."""
 from __future__ import annotations
 
 import json
@@ -226,6 +226,24 @@ def gpu_table(gpu: dict | None) -> list[str]:
     return lines
 
 
+TABLE_PAGE = ROOT / "docs" / "benchmarks.md"  # the README links it; the table lives between the markers
+MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
+
+
+def write_table(page: Path, body: str) -> bool:
+    """Put ``body`` between the bench markers of ``page`` (temp file + rename: a crash leaves the old page);
+    everything outside the markers is kept. False when the page has no markers (nothing written)."""
+    text = page.read_text()
+    start, end = MARKERS
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    tmp = page.with_name(page.name + ".tmp")
+    tmp.write_text(head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1])
+    tmp.replace(page)
+    return True
+
+
 def main() -> int:
     import argparse
     p = argparse.ArgumentParser(description=__doc__)
@@ -259,12 +277,9 @@ def main() -> int:
         results["gpu"] = json.loads(gpu.read_text())
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        readme.write_text(head + start + "\n" + table(results) + "\n" + end + rest.split(end, 1)[1])
+    if not write_table(TABLE_PAGE, table(results)):
+        print(f"run_all: {TABLE_PAGE} has no {MARKERS[0]} ... {MARKERS[1]} markers; the table was not written",
+              file=sys.stderr)
     print(f"SUMMARY bench: {len(results['benchmarks'])} results in {results['seconds']:.0f} s -> {out}")
     return 0
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from edge_app.cli.overrides import input_uri, run_config
+from edge_app.cli.overrides import footage_replaces_config, input_uri, run_config
 from edge_app.config import ConfigError
 from tests.gst_helpers import free_port, require_gst
 from tests.test_app import http_get, write_config
@@ -186,6 +186,27 @@ def test_lines_and_zones_on_the_command_line(tmp_path):
     assert (line.name, line.units, line.points) == ("door", "normalized", ((0.7, 0.0), (0.7, 1.0)))
     assert zone.units == "pixels" and len(zone.points) == 4
     assert all(m.tracker.enabled for m in cfg.models.values() if m.kind == "detector")
+
+
+def test_footage_from_the_repository_root_runs_at_its_own_size(tmp_path):
+    # The README's recipes run from a clone's root, where config.toml (the synthetic demo, 640x480) is found
+    # without being named: a clip named on the command line runs at its own 768x432 (no letterbox: lines drawn
+    # at 0..1 of the frame fall on the picture, not on black bars); a config the user names keeps its size.
+    from tests.conftest import ROOT
+
+    clip = str(ROOT / "edge_app" / "demo" / "people.mp4")
+    config = tmp_path / "config.toml"
+    config.write_text('[source]\nuri = "synthetic://"\nwidth = 640\nheight = 480\n')
+    cfg = run_config(config, clip, required=False, cwd=tmp_path, lines=["door:0.7,0,0.7,1"])
+    assert (cfg.source.width, cfg.source.height) == (768, 432)
+    assert footage_replaces_config(clip, False, tmp_path)
+    coco = str(ROOT / "edge_app" / "demo" / "coco.onnx")
+    with_model = run_config(config, clip, models=[coco], required=False, cwd=tmp_path)
+    assert (with_model.source.width, with_model.source.height) == (768, 432)
+    named = run_config(config, clip, required=True, cwd=tmp_path)
+    assert (named.source.width, named.source.height) == (640, 480)
+    assert not footage_replaces_config(clip, True, tmp_path)
+    assert not footage_replaces_config("synthetic://", False, tmp_path)
 
 
 @pytest.mark.parametrize("lines, zones, message", [

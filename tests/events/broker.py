@@ -42,9 +42,12 @@ def make_certs(folder: Path) -> dict[str, Path]:
 
 
 class Broker:
-    """``Broker(tmp)``: plain port with user/password (anonymous refused), TLS port; start/stop/restart."""
+    """``Broker(tmp)``: plain port with user/password (anonymous refused), TLS port; start/stop/restart.
+    ``anonymous=True``: clients without a user name are let in too, as Debian's mosquitto does on loopback
+    out of the box (the README's fleet recipe uses ``mqtt://127.0.0.1:1883``)."""
 
-    def __init__(self, folder: Path, tls: bool = False) -> None:
+    def __init__(self, folder: Path, tls: bool = False, anonymous: bool = False) -> None:
+        self.anonymous = anonymous
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port, self.tls_port = free_port(), free_port() if tls else None
@@ -55,7 +58,8 @@ class Broker:
         # run as whoever runs the test (as root, mosquitto would drop to its own user, who cannot read pytest's
         # private temporary folders)
         conf = [f"user {pwd.getpwuid(os.getuid()).pw_name}", f"listener {self.port} 127.0.0.1",
-                "allow_anonymous false", f"password_file {passwd}", "persistence false", "per_listener_settings false"]
+                f"allow_anonymous {'true' if anonymous else 'false'}", f"password_file {passwd}", "persistence false",
+                "per_listener_settings false"]
         if tls:
             c = self.folder / "certs"
             conf += [f"listener {self.tls_port} 127.0.0.1", f"cafile {c / 'ca.crt'}", f"certfile {c / 'server.crt'}",
@@ -83,7 +87,7 @@ class Broker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{USER}:{PASSWORD}@127.0.0.1:{self.port}"
+        return f"mqtt://127.0.0.1:{self.port}" if self.anonymous else f"mqtt://{USER}:{PASSWORD}@127.0.0.1:{self.port}"
 
 
 class Subscriber:

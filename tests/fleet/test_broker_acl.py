@@ -1,4 +1,4 @@
-"""A device may speak only for itself, enforced by the broker too (the README's security section, run
+"""A device may speak only for itself, enforced by the broker too (docs/security.md, run
 here with a real Mosquitto): each device's user name is its device name, by password or by TLS client
 certificate (``use_identity_as_username``), and the ACL ``pattern write edge/%u/#`` lets it publish under
 its own topics only. A device that publishes as another is refused by the broker (MQTT 5: PUBACK "not
@@ -18,7 +18,7 @@ from tests.gst_helpers import free_port
 
 pytestmark = pytest.mark.slow
 
-# What the README tells an operator to put in the broker's ACL file.
+# What docs/security.md tells an operator to put in the broker's ACL file.
 ACL = """\
 # the fleet reads every device; nobody else reads or writes through this user
 user fleet

@@ -16,7 +16,7 @@ The devices run a weakened build of the demo detector (tests/rollout/builds.py).
 
 The fleet's store is PostgreSQL where Debian's server is installed (``make test`` installs it), else SQLite.
 
-Labelled-frame budget: the README states 100 labelled frames per decision; these devices decide on 40
+Labelled-frame budget: docs/rollouts.md states 100 labelled frames per decision; these devices decide on 40
 (``rollout.frames``; a 0.2 F1 gap is decided on 40 frames: tests/rollout/test_device.py), so each decision
 is asserted within [40, 100]. The phases' durations are printed (``pytest -s``)."""
 import hashlib
@@ -43,7 +43,7 @@ from tests.test_app import http_get
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "fleet-rollout-t0ken"
-FRAMES = 40          # labelled frames per decision on these devices (the README's budget: 100)
+FRAMES = 40          # labelled frames per decision on these devices (docs/rollouts.md's budget: 100)
 BUDGET = 100
 RATE_KIB_S = 2048    # the fleet's download rate: a 9 MB model takes ~4 s, time to kill a device mid-way
 
