@@ -186,7 +186,7 @@ def shape_tables(data: dict[str, Any], lines: list[str], zones: list[str]) -> li
     if not (lines or zones):
         return []
     if data.get("streams"):
-        return [f"--line/--zone: the config has [[streams]]; draw them on the page (its editor saves each "
+        return ["--line/--zone: the config has [[streams]]; draw them on the page (its editor saves each "
                 "stream's) or write [[streams.analytics.lines]]"]
     raw = data.get("source")
     source: dict[str, Any] = raw if isinstance(raw, dict) else {}

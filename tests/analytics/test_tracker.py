@@ -65,7 +65,6 @@ def test_the_lost_buffer_is_in_seconds(fps):
 
 def test_a_weak_detection_keeps_the_track_alive():
     s = TrackerSettings()
-    frames, scores = [], []
     t = Tracker(s)
     ids = []
     for f in range(30):

@@ -98,7 +98,6 @@ def run(devices: int, rate: float, seconds: float, hostile: float = 0.0, store: 
                                     "json", "--client-id", f"bench-fleet-{i}", *(["--store", pg.url] if pg else [])],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
                   for i, p in enumerate(ports)]
-        fleet = fleets[0]
         for p in ports:
             end = time.monotonic() + 30
             while time.monotonic() < end and ((_api(p) or {}).get("collector") or {}).get("state") != "connected":

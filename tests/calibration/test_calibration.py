@@ -295,7 +295,7 @@ def test_apply_int8_qdq_then_run(tmp_path, demo_detector):
     to_int8(art / "model.onnx", art / "model.int8-qdq.onnx", [make_sample(rng, 640, 480).image for _ in range(4)],
             recipe="int8-qdq")
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'# mine\n[models.det]\nkind = "detector"\nartifact = "det/model.onnx"   # my model\n'
+    cfg.write_text('# mine\n[models.det]\nkind = "detector"\nartifact = "det/model.onnx"   # my model\n'
                    'precision = "auto"\n[output.http]\nenabled = false\n')
     apply_to_config(cfg, "det", "int8-qdq", None)
     assert 'precision = "int8-qdq"' in cfg.read_text() and "# my model" in cfg.read_text()

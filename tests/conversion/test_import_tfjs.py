@@ -6,7 +6,6 @@ its parity against TensorFlow.js, and finds real people (the MOT17 frames, score
 ground truth; the woman of the demo clip seen from behind); broken model.json files are named and leave
 nothing behind. With the import venv, Node and the npm tarball (``make demo-coco``): the import itself.
 """
-import importlib.util
 import json
 import subprocess
 import sys

@@ -101,7 +101,7 @@ def test_build_writes_all_variants_and_the_gate_table(tiny_unet):
         assert path.stat().st_size > 0
     for row in table[1:]:
         assert {"value", "delta_points", "median_ms", "size_mb", "within_tolerance", "speedup_vs_fp32"} <= set(row)
-        assert isinstance(row["within_tolerance"], bool) and row["gate"] in ("passed", f"failed: loses more than 1.0 points")
+        assert isinstance(row["within_tolerance"], bool) and row["gate"] in ("passed", "failed: loses more than 1.0 points")
 
 
 def test_int8_that_fails_the_gate_is_rebuilt_with_sensitive_nodes_in_float(tiny_unet):

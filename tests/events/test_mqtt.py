@@ -109,7 +109,7 @@ def test_events_status_availability_and_discovery(tmp_path, broker):
         assert _wait(lambda: {"track_new", "counts"} <= {e["type"] for e in _events(sub)}, 60), _events(sub)[:3]
         status = _status(port)
     finally:
-        out = _stop(app)
+        _stop(app)
     time.sleep(0.5)
     sub.close()
     assert status["events"]["mqtt"]["state"] == "connected" and status["events"]["outbox"] < 50

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.events.broker import PASSWORD, USER, Broker, Subscriber, require_mosquitto
+from tests.events.broker import Broker, Subscriber, require_mosquitto
 from tests.events.test_mqtt import _app, _config, _stop
 from tests.gst_helpers import free_port
 from tests.test_app import http_get

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from ...core.artifact import ArtifactError, ArtifactMeta
-from ...core.boxes import cxcywh_to_xyxy
 
 
 class Head:

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ...core.artifact import ArtifactError, ArtifactMeta
-from .base import Head, cxcywh_to_xyxy, rows_above, sigmoid
+from ...core.boxes import cxcywh_to_xyxy
+from .base import Head, rows_above, sigmoid
 
 
 def one_hot_scores(score: np.ndarray, cls: np.ndarray, num_classes: int, where: str) -> np.ndarray:

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ...core.artifact import ArtifactError, ArtifactMeta
-from .base import Head, cxcywh_to_xyxy, rows_above
+from ...core.boxes import cxcywh_to_xyxy
+from .base import Head, rows_above
 
 LAYOUTS = ("anchor-free", "anchor-based")
 
