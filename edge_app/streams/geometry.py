@@ -19,6 +19,7 @@ Writes need the token like every write of the live server.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import threading
@@ -101,6 +102,15 @@ class GeometryApi:
             return
         except ValueError as exc:
             HttpService.send_json(req, HttpService.error_code(exc), {"error": str(exc), "problems": [str(exc)]})
+            return
+        except OSError as exc:
+            # e.g. the systemd unit's ProtectSystem=strict makes /etc read-only: say so, change nothing
+            problem = (f"cannot save into {self.path}: {exc.strerror or exc}; nothing was changed. Edit the file "
+                       "and reload (SIGHUP, `systemctl reload edge-app`), or make its folder writable to the "
+                       "service (docs/tracking.md)")
+            log.warning("stream %s: geometry not saved: %s", name, exc)
+            HttpService.send_json(req, 507 if exc.errno == errno.ENOSPC else 409,
+                                  {"error": problem, "problems": [problem]})
             return
         HttpService.send_json(req, 200, answer)
 

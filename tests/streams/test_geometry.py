@@ -128,6 +128,25 @@ def test_lines_and_zones_saved_into_the_file_and_counted_without_dropping_the_st
     assert config.read_text().endswith("# edited by hand\n")
 
 
+def test_a_config_that_cannot_be_written_is_refused_saying_so_and_nothing_changes(app):
+    """As under the unit's ProtectSystem=strict (/etc read-only): the write fails, the answer says where and
+    what to do, the running lines stay. (A directory where the check file goes fails as root too.)"""
+    port, config = app
+    blocker = config.with_name(f".{config.name}.geometry-check")
+    blocker.mkdir()
+    (blocker / "keep").write_text("x")
+    before = config.read_text()
+    g = _call(port, "GET", "/api/geometry/main")[1]
+    code, answer = _call(port, "POST", "/api/geometry/main",
+                         {"version": g["version"], "lines": [{"name": "new", "points": [[10, 10], [600, 10]]}],
+                          "zones": []})
+    assert code == 409, answer
+    assert f"cannot save into {config}" in answer["error"] and "nothing was changed" in answer["error"]
+    assert config.read_text() == before
+    assert list(_analytics(port)["lines"]) == ["middle"]
+    assert not [p for p in config.parent.iterdir() if p.name.endswith(".tmp")]  # no temp file left behind
+
+
 @pytest.mark.parametrize("lines, zones, token, code, names", [
     ([{"name": "a", "points": [[10, 10]]}], [], True, 400, "lines[0]"),                           # one point
     ([], [{"name": "z", "points": [[0, 0], [100, 100], [100, 0], [0, 100]]}], True, 400, "zones[0]"),  # crosses itself
