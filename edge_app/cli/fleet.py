@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..config import is_loopback
 from ..logs import LOG_FORMATS, log_event, setup_logging
+from .overrides import default_state_dir
 from .overrides import TOKEN_ENV
 from .errors import fail
 
@@ -38,8 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keepalive", type=int, default=30, help="MQTT keep-alive, s (default: %(default)s)")
     p.add_argument("--session-expiry", type=int, default=3600, help="how long the broker queues events while "
                    "the fleet is away, s (default: %(default)s)")
-    p.add_argument("--state", default="var/fleet", help="folder of fleet.sqlite and the artifact store "
-                   "(default: %(default)s)")
+    p.add_argument("--state", default="", help="folder of fleet.sqlite and the artifact store (default: "
+                   "fleet/ in systemd's StateDirectory or $XDG_STATE_HOME/edge-app, wherever it is started)")
     p.add_argument("--store", default="", help="postgresql://user:pass@host/db: one database shared by every "
                    "instance of the group (psycopg, the fleet extra); default: SQLite under --state")
     p.add_argument("--keep-events", type=int, default=200, help="recent events kept per device (default: %(default)s)")
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..health.notify import Notifier
 
     setup_logging(console=a.log_format)
-    state = Path(a.state)
+    # one place whatever the working folder: a fleet started from elsewhere must not start an empty one
+    state = Path(a.state) if a.state else default_state_dir() / "fleet"
     try:
         store = open_store(a.store, state, a.keep_events, int(a.snapshot_mb * 2**20))
     except Exception as exc:  # psycopg missing, the database unreachable or refusing the password

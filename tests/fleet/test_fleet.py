@@ -5,6 +5,7 @@ the broker's keep-alive notices); every event is stored exactly once; two instan
 split the load; a fleet killed with SIGKILL misses nothing (its persistent session); the token rule is
 the live page's. Bad and hostile messages: test_hostile.py."""
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -169,3 +170,21 @@ def test_two_instances_split_the_load_and_a_killed_fleet_misses_nothing(tmp_path
     assert ia | ib == expected
     assert len(ia) > total // 5 and len(ib) > total // 5, (len(ia), len(ib))   # both carried a share
     assert not ia & ib                                   # each event went to one instance
+
+
+def test_without_state_the_fleet_keeps_one_folder_wherever_it_is_started(tmp_path, broker):
+    """No --state: the XDG state folder (or the unit's StateDirectory), not the working folder, so a fleet
+    restarted from elsewhere finds its devices and rollouts again."""
+    xdg, elsewhere = tmp_path / "xdg", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "XDG_STATE_HOME": str(xdg), "PYTHONPATH": str(ROOT)}
+    env.pop("STATE_DIRECTORY", None)
+    p = subprocess.Popen([sys.executable, "-m", "edge_app", "fleet", "--broker", broker.url, "--http",
+                          f"127.0.0.1:{free_port()}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         cwd=elsewhere, env=env)
+    try:
+        assert _wait(lambda: (xdg / "edge-app" / "fleet" / "fleet.sqlite").is_file(), 30)
+        assert not (elsewhere / "var").exists() and list(elsewhere.iterdir()) == []
+    finally:
+        p.terminate()
+        p.communicate(timeout=20)
