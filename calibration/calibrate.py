@@ -35,7 +35,7 @@ from edge_app.inference.classical import METHODS
 
 from . import plots, report
 from .evaluate import DetectionRun, run_segmentation
-from .thresholds import CRITERIA, operating_point, write_thresholds
+from .thresholds import CRITERIA, operating_point, previous_thresholds, write_thresholds
 from .variants import TABLE_KEYS, compare, compare_engines, machine_description, recommend  # noqa: F401 (bench scripts)
 from edge_app.cli.errors import fail
 
@@ -53,11 +53,15 @@ def _none_nan(x: Any) -> Any:
 
 def detection_section(name: str, model: Any, run: DetectionRun, criterion: str, floor: float, folder: Path,
                       thresholds_file: Path, top_k: int = DETECTOR.top_k, max_detections: int = DETECTOR.max_detections,
-                      default: float = DETECTOR.score_threshold) -> dict[str, Any]:
-    """Thresholds for the classes the labels judge; the others keep ``default`` (the model's configured
+                      default: float = DETECTOR.score_threshold, keep_previous: bool = True) -> dict[str, Any]:
+    """Thresholds for the classes the labels judge; the others keep the threshold an earlier calibration of
+    this model wrote into ``thresholds_file`` (``keep_previous``), else ``default`` (the model's configured
     score_threshold), which the file leaves to the runtime by not naming them."""
     r = run.report()
-    chosen, best_iou, live, sweep = operating_point(model, run, criterion, floor, top_k, max_detections, default)
+    kept = previous_thresholds(thresholds_file, model.meta.onnx_sha256, model.classes) if keep_previous else {}
+    chosen, best_iou, live, sweep = operating_point(model, run, criterion, floor, top_k, max_detections, default,
+                                                    kept)
+    kept = {c: v for c, v in kept.items() if c not in chosen}
     expected = {c: {"precision": _none_nan(live.precision[i]), "recall": _none_nan(live.recall[i]),
                     "f1": _none_nan(live.f1[i]), "tp": int(live.tp[i]), "fp": int(live.fp[i]),
                     "labels": int(live.num_gt[i])} for i, c in enumerate(model.classes)}
@@ -67,14 +71,18 @@ def detection_section(name: str, model: Any, run: DetectionRun, criterion: str, 
                                 "expected_with": {"match_iou": 0.5, "top_k": top_k, "max_detections": max_detections,
                                                   "images": len(run.truths), "setting": model.spec.tiles.setting},
                                 "artifact": model.path.name, "precision": model.precision,
-                                "uncalibrated": {"classes": [c for c in model.classes if c not in chosen],
-                                                 "keep": "the model's score_threshold", "assumed": default}})
+                                "kept": {"classes": list(kept), "from": "an earlier calibration of this model "
+                                         "(these labels do not judge them)"},
+                                "uncalibrated": {"classes": [c for c in model.classes
+                                                             if c not in chosen and c not in kept],
+                                                 "keep": "the model's score_threshold", "assumed": default}},
+                     kept)
     png = f"{name}_pr.png"
     plots.pr_curves({c: r.curves[i] for i, c in enumerate(model.classes)}, chosen,
                     f"{name}: precision-recall at IoU 0.5 ({model.precision})", folder / png)
     per_class = [{"class": c, "AP": r.ap[i], "AP50": r.ap50[i], "AP_lecture50": r.ap_lecture[i],
-                  "threshold": exact_threshold(chosen[c].threshold if c in chosen else default),
-                  "source": "calibrated" if c in chosen else "default", **expected[c]}
+                  "threshold": exact_threshold(chosen[c].threshold if c in chosen else kept.get(c, default)),
+                  "source": "calibrated" if c in chosen else "kept" if c in kept else "default", **expected[c]}
                  for i, c in enumerate(model.classes)]
     return {"coco": r.stats_dict(), "per_class": per_class, "nms_sweep": sweep, "nms_iou": best_iou,
             "criterion": criterion, "thresholds_file": str(thresholds_file), "plots": [png]}
@@ -185,7 +193,8 @@ def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> d
     thresholds_file = Path(args.thresholds) if args.thresholds else fp32.with_name(f"{fp32.stem}.thresholds.json")
     if meta.task == "detection":
         section.update(detection_section(name, model, run, args.criterion, args.floor, folder, thresholds_file,
-                                         target.top_k, target.max_detections, target.score_threshold))
+                                         target.top_k, target.max_detections, target.score_threshold,
+                                         not args.forget_thresholds))
     else:
         section.update(segmentation_section(name, run, tuple(model.classes), folder))
         section["baselines"] = baselines(dataset, tuple(model.classes), args.limit, not args.no_progress)
@@ -266,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-speedup", type=float, default=MIN_SPEEDUP,
                    help="how much faster than FP32 another precision must be to be recommended")
     p.add_argument("--thresholds", help="thresholds file (default: <artifact>.thresholds.json)")
+    p.add_argument("--forget-thresholds", action="store_true", help="classes the labels do not judge go back "
+                   "to the model's score_threshold (default: they keep the thresholds file's earlier choice "
+                   "for this same model)")
     p.add_argument("--limit", type=int, help="at most this many images")
     p.add_argument("--apply", action="store_true", help="write the recommendation into the config")
     add_tile_flags(p)

@@ -68,15 +68,32 @@ def choose_thresholds(curves: Sequence[PRCurve], classes: tuple[str, ...], judge
             if judged[i] and curves[i].num_gt > 0 and len(curves[i].scores) > 0}
 
 
+def previous_thresholds(path: Path, onnx_sha256: str, classes: tuple[str, ...]) -> dict[str, float]:
+    """{class: threshold} an earlier calibration of this same model (same ONNX digest) wrote to ``path``:
+    what classes the new labels do not judge keep, so labelling cars does not undo the people's threshold.
+    {} when there is no such file, it is unreadable, or it was chosen for another version of the model."""
+    try:
+        data = json.loads(Path(path).read_text())
+        if data.get("onnx_sha256") != onnx_sha256:
+            return {}
+        return {str(c): exact_threshold(float(v)) for c, v in dict(data["score_thresholds"]).items()
+                if c in classes and 0.0 <= float(v) <= 1.0}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def operating_point(model: Any, run: DetectionRun, criterion: str, floor: float, top_k: int, max_detections: int,
-                    default: float = DETECTOR.score_threshold) -> tuple[dict[str, Choice], float, Any, list[dict[str, Any]]]:
+                    default: float = DETECTOR.score_threshold, kept: dict[str, float] | None = None
+                    ) -> tuple[dict[str, Choice], float, Any, list[dict[str, Any]]]:
     """Thresholds per class and the NMS IoU, chosen together, and the report of the runtime's own decode
     at that point. For each IoU of the sweep the network outputs are decoded again at the evaluation
     threshold (complete PR curves), thresholds are picked on those curves (``choose_thresholds``; the
-    classes left out run at ``default``, as the runtime will run them), then decoded as the runtime
+    classes left out run at their ``kept`` earlier threshold, else at ``default``, as the runtime will run
+    them), then decoded as the runtime
     will (its thresholds, top-k and detection cap): the F1 of that decode chooses the IoU.
     Returns (choices, nms_iou, live report at IoU 0.5, sweep rows)."""
     sweep, candidates = [], []
+    kept = kept or {}
     groups = model.decoder.class_groups
     for iou in NMS_SWEEP:  # re-decode the kept network outputs: no second pass through the model
         full = run.redecoded(DetectionDecoder(model.meta, score_threshold=EVAL_SCORE_THRESHOLD, iou_threshold=iou,
@@ -84,7 +101,7 @@ def operating_point(model: Any, run: DetectionRun, criterion: str, floor: float,
                                               class_groups=groups))
         chosen = choose_thresholds(full.report(iou_thresholds=(0.5,)).curves, model.classes, run.judged,
                                    criterion, floor)
-        thr = np.array([exact_threshold(chosen[c].threshold if c in chosen else default) for c in model.classes],
+        thr = np.array([exact_threshold(chosen[c].threshold if c in chosen else kept.get(c, default)) for c in model.classes],
                        np.float32)
         live = run.redecoded(DetectionDecoder(model.meta, score_threshold=thr, iou_threshold=iou, top_k=top_k,
                                               max_detections=max_detections, class_groups=groups)).report(
@@ -100,15 +117,17 @@ def operating_point(model: Any, run: DetectionRun, criterion: str, floor: float,
 
 def write_thresholds(path: Path, model: str, onnx_sha256: str, classes: tuple[str, ...],
                      choices: dict[str, Choice], nms_iou: float, criterion: str, expected: dict[str, Any],
-                     extra: dict[str, Any]) -> Path:
+                     extra: dict[str, Any], kept: dict[str, float] | None = None) -> Path:
     """The runtime's thresholds file. Thresholds are the chosen float32 scores exactly (the runtime keeps
     ``score >= threshold``); a class without a choice is not named, so the runtime keeps its configured
-    score_threshold for it; ``expected`` is what the runtime's own decode gives at this operating point
+    score_threshold for it (``kept``: an earlier calibration's threshold for a class these labels do not
+    judge, written again); ``expected`` is what the runtime's own decode gives at this operating point
     on the calibration images (per class P/R/F1, tp, fp, labels), so a live replay of those images
     reproduces it to the last detection."""
     data = {"model": model, "onnx_sha256": onnx_sha256, "criterion": criterion, "nms_iou": nms_iou,
             "rule": "score >= threshold",
-            "score_thresholds": {c: exact_threshold(choices[c].threshold) for c in classes if c in choices},
+            "score_thresholds": {c: exact_threshold(choices[c].threshold) if c in choices else (kept or {})[c]
+                                 for c in classes if c in choices or c in (kept or {})},
             "expected": expected, **extra}
     write_atomic(Path(path), json.dumps(data, indent=1, default=_json_default) + "\n")
     return Path(path)

@@ -349,3 +349,32 @@ def test_calibrate_leaves_unlabelled_classes_at_the_configured_threshold(tmp_pat
     got = dict(zip(model.classes, model.decoder.score_thresholds.tolist()))
     assert got["circle"] == pytest.approx(t["score_thresholds"]["circle"])
     assert got["square"] == pytest.approx(0.33) and got["triangle"] == pytest.approx(0.33)
+
+    # Labels of squares next (a user labelling cars after people): circle keeps its earlier threshold
+    # instead of falling back to 0.33; --forget-thresholds starts over.
+    squares = tmp_path / "squares"
+    (squares / "images").mkdir(parents=True)
+    (squares / "annotations").mkdir()
+    for i in range(16):
+        s = make_sample(rng, 320, 320)
+        cv2.imwrite(str(squares / "images" / f"{i:03d}.png"), s.image)
+        objects = [("square", [round(float(v)) for v in b]) for b, c in zip(s.truth.boxes, s.truth.classes)
+                   if CLASSES[c] == "square"]
+        (squares / "annotations" / f"{i:03d}.xml").write_text(voc_xml(f"{i:03d}.png", 320, 320, objects))
+
+    def again(*extra: str) -> dict:
+        r = subprocess.run([sys.executable, "-m", "edge_app", "calibrate", "--config", str(cfg), "--data",
+                            str(squares), "--thresholds", str(tmp_path / "t.json"), "--out",
+                            str(tmp_path / "report"), "--apply", "--no-progress", *extra],
+                           capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads((tmp_path / "t.json").read_text())
+
+    t2 = again()
+    assert set(t2["score_thresholds"]) == {"circle", "square"}
+    assert t2["score_thresholds"]["circle"] == t["score_thresholds"]["circle"]
+    assert t2["kept"]["classes"] == ["circle"] and t2["uncalibrated"]["classes"] == ["triangle"]
+    rows = {row["class"]: row for row in json.loads((tmp_path / "report" / "report.json").read_text())
+            ["models"][0]["per_class"]}
+    assert rows["circle"]["source"] == "kept" and rows["square"]["source"] == "calibrated"
+    assert list(again("--forget-thresholds")["score_thresholds"]) == ["square"]
