@@ -149,7 +149,7 @@ class GeometryApi:
             new = self._checked(r.config, lines, zones)
         self.streams.set_geometry(name, new)
         log.info("stream %s: %d lines and %d zones%s", name, len(new.lines), len(new.zones),
-                 f", saved to {saved}" if saved else " (this run only: no config file)")
+                 f", saved to {saved}" if saved else " (this run only: it has no config file of its own)")
         return {**self.describe(name), "saved_to": saved}
 
     def _in_file(self, name: str) -> bool:
