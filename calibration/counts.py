@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,16 @@ def _xyxy(xywh: np.ndarray) -> np.ndarray:
 
 def evaluate_counts(gt: str | Path, tracks: str | Path, lines: list[LineConfig], zones: list[ZoneConfig],
                     width: int, height: int, frame_rate: float = 30.0, max_gap_s: float = 10.0,
-                    anchor: str = "bottom_center") -> dict[str, Any]:
-    """Counts of ``tracks`` vs ``gt`` on the lines and zones (pixels of width x height, or normalised)."""
+                    anchor: str = "bottom_center", rule: AnalyticsConfig | None = None) -> dict[str, Any]:
+    """Counts of ``tracks`` vs ``gt`` on the lines and zones (pixels of width x height, or normalised).
+    rule: the counting settings besides the shapes (the counting memory, count_at_end; default: the
+    runtime's defaults, ``[analytics]``)."""
     gt, tracks = Path(gt), Path(tracks)
     g = truth_rows(gt)
     tr = read_mot(tracks)
     max_gap = max(1, int(round(max_gap_s * frame_rate)))
     check_ids(tracks, tr, max_gap)
-    cfg = AnalyticsConfig(anchor=anchor, lines=tuple(lines), zones=tuple(zones))
+    cfg = replace(rule or AnalyticsConfig(), anchor=anchor, lines=tuple(lines), zones=tuple(zones))
     # An identity unseen for longer than the allowed gap is gone (its zone visit ends), as live.
     an = Analytics(cfg, {}, width, height, forget_s=max_gap / frame_rate)
     last = max(g.frame_range()[1], tr.frame_range()[1], 0)
@@ -91,6 +94,7 @@ def evaluate_counts(gt: str | Path, tracks: str | Path, lines: list[LineConfig],
         an.count(_xyxy(tr.boxes[a:b]), tr.ids[a:b], np.zeros(b - a, np.int64), classes, t)
         a, b = gs[f - 1], gs[f]
         an.count(_xyxy(g.boxes[a:b]), g.ids[a:b], np.zeros(b - a, np.int64), classes, t, truth=True)
+    an.end_of_stream()
     snap = an.snapshot()
     out_lines, err, true_total = {}, 0, 0
     for name, l in snap["lines"].items():

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..config.schema import AnalyticsConfig, TrackerConfig
 from . import geometry
+from .memory import CountingMemory
 from .tracker import Tracker
 
 Key = tuple[str, int]  # (detector model, track id)
@@ -85,9 +86,15 @@ class Analytics:
         self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "", l.margin) for l in self.lines]
         self.truth_zones = [_Zone(z.name, z.polygon, z.classes, "", z.margin, z.settle_s, z.border) for z in self.zones]
         self._truth_seen: dict[Key, float] = {}
+        # The repairs of split identities (the counting memory, memory.py; count_at_end) are for tracks:
+        # the truth's identities are whole, and counted by the rule alone (a repair applied to them could
+        # only invent crossings, and would hide the same mistakes made on the tracks).
+        self.memory = CountingMemory(cfg.memory_s, cfg.memory_radius)
+        self.truth_memory = CountingMemory(0.0, 0.0)
         self.truth_frames = 0
         self._trails: dict[Key, collections.deque[tuple[float, float, float]]] = {}
         self._seen: dict[Key, float] = {}
+        self._names: dict[Key, str] = {}             # each live identity's class (a crossing counted at its end)
         self._t: float | None = None
         self._lock = threading.Lock()
         self.restarts = 0
@@ -160,9 +167,11 @@ class Analytics:
                 for tracker in self.trackers.values():
                     tracker.reset()
                 self._trails.clear()
+                self._end_lines(self._seen, self.memory, self.lines, trails=True, last=self._t)
                 for key in list(self._seen):
                     self._end_track(key, self._t)
                 self._seen.clear()
+                self._names.clear()
                 for line in self.lines + self.truth_lines:
                     line.last.clear()
                     line.counted.clear()
@@ -170,6 +179,8 @@ class Analytics:
                     zone.inside.clear()
                     zone.other_side.clear()
                 self._truth_seen.clear()
+                self.memory.clear()
+                self.truth_memory.clear()
                 self.restarts += 1
             self._t = t
             for r in results:
@@ -180,6 +191,20 @@ class Analytics:
                 self._count(r.name, r.tracks.boxes, r.tracks.ids, r.tracks.classes, r.classes, t,
                             self.lines, self.zones, trails=True)
             self._forget(t, self._seen, self.lines, self.zones, trails=True)
+
+    def end_of_stream(self) -> None:
+        """The recording ended: every identity still remembered ends now, for the lines (count_at_end);
+        zone occupancy stays as it was at the last frame."""
+        with self._lock:
+            self._end_lines(self._seen, self.memory, self.lines, trails=True, last=self._t)
+
+    def _end_lines(self, seen: dict[Key, float], memory: CountingMemory, lines: list[_Line], trails: bool,
+                   last: float | None = None) -> None:
+        """count_at_end for the identities that had vanished (those still seen at ``last`` have not ended)."""
+        if self.cfg.count_at_end and trails:
+            for key, t in list(seen.items()):
+                if last is None or t < last:
+                    self._at_end(key, memory, lines, trails)
 
     def update_truth(self, labels: Any, t: float) -> None:
         """Count the frame's labelled objects by their true identities (``FrameLabels.ids``)."""
@@ -243,8 +268,9 @@ class Analytics:
         names = [classes[c] if 0 <= c < len(classes) else str(c) for c in np.asarray(class_ids).tolist()]
         keys = [(model, int(i)) for i in np.asarray(ids).tolist()]
         seen = self._seen if trails else self._truth_seen
-        for key, p in zip(keys, points):
+        for key, p, name in zip(keys, points, names):
             seen[key] = t
+            self._names[key] = name
             if not trails:
                 continue
             trail = self._trails.setdefault(key, collections.deque())
@@ -253,6 +279,9 @@ class Analytics:
                 trail.popleft()
         heights = np.asarray(boxes, np.float64).reshape(-1, 4)
         heights = heights[:, 3] - heights[:, 1]
+        memory = self.memory if trails else self.truth_memory
+        for new, old in memory.step(keys, points, heights, t).items():
+            self._inherit(memory, new, old, lines)
         for line in lines:
             if line.model and line.model != model:
                 continue
@@ -268,13 +297,7 @@ class Analytics:
                 if prev is None or prev[0] == s:
                     continue
                 if geometry.crosses_segment(prev[1][None], p[None], line.a, line.b)[0]:
-                    direction = "in" if s < 0 else "out"
-                    if (key, direction) not in line.counted:
-                        line.counted.add((key, direction))
-                        line.counts[direction][name] += 1
-                        if trails:  # the tracks' counts are events; the truth's are not
-                            self._event("line_crossed", line=line.name, direction=direction, model=model,
-                                        track_id=key[1], **{"class": name}, point=[round(float(v), 1) for v in p])
+                    self._crossed(line, key, "in" if s < 0 else "out", name, p, trails)
         for zone in zones:
             if zone.model and zone.model != model:
                 continue
@@ -305,6 +328,50 @@ class Analytics:
                         self._event("zone_left", zone=zone.name, model=model, track_id=key[1], **{"class": name},
                                     dwell_s=round(dwell, 3))
 
+    def _crossed(self, line: _Line, key: Key, direction: str, name: str, p: np.ndarray, trails: bool) -> None:
+        """A crossing: counted once per identity and direction."""
+        if (key, direction) in line.counted:
+            return
+        line.counted.add((key, direction))
+        line.counts[direction][name] += 1
+        if trails:  # the tracks' counts are events; the truth's are not
+            self._event("line_crossed", line=line.name, direction=direction, model=key[0], track_id=key[1],
+                        **{"class": name}, point=[round(float(v), 1) for v in p])
+
+    @staticmethod
+    def _inherit(memory: CountingMemory, new: Key, old: Key, lines: list[_Line]) -> None:
+        """``new`` takes over the vanished ``old`` (the counting memory): its last side of each line and the
+        directions it crossed. The old key gives them up (were it found again, it would not count twice)."""
+        ended = (memory.last(old).ended if memory.last(old) is not None else None)
+        for line in lines:
+            if ended is not None:
+                last, dirs = ended.get(line.name, (None, ()))
+            else:
+                last = line.last.pop(old, None)
+                dirs = tuple(d for d in ("in", "out") if (old, d) in line.counted)
+            if last is not None:
+                line.last.setdefault(new, last)
+            line.counted.update((new, d) for d in dirs)
+
+    def _at_end(self, key: Key, memory: CountingMemory, lines: list[_Line], trails: bool) -> None:
+        """count_at_end: a track that ends on the other side of a line than its last clear side, past it
+        through the segment and moving away from it, has crossed (it was lost within the margin)."""
+        seen = memory.last(key)
+        if seen is None:
+            return
+        p, v = seen.point, seen.velocity()
+        for line in lines:
+            prev = line.last.get(key)
+            name = self._names.get(key, "")
+            if prev is None or (line.classes and name not in line.classes) or (line.model and line.model != key[0]):
+                continue
+            s = float(geometry.side(p[None], line.a, line.b)[0])
+            d = line.b - line.a
+            away = np.sign(d[0] * v[1] - d[1] * v[0]) == s  # its last velocity takes it further that way
+            if s != 0 and s != prev[0] and away and geometry.crosses_segment(prev[1][None], p[None], line.a, line.b)[0]:
+                line.last[key] = (s, p)
+                self._crossed(line, key, "in" if s < 0 else "out", name, p, trails)
+
     @staticmethod
     def _exit(zone: _Zone, key: Key, t: float) -> float:
         entered, name = zone.inside.pop(key)
@@ -320,11 +387,17 @@ class Analytics:
         longest = max(self.lost_s.values(), default=0.0) if self.forget_s is None else self.forget_s
         gone = [k for k, last in seen.items()
                 if t - last > (self.lost_s.get(k[0], longest) if self.forget_s is None else self.forget_s)]
+        memory = self.memory if trails else self.truth_memory
         for key in gone:
             del seen[key]
             if trails:
                 self._trails.pop(key, None)
                 self._end_track(key, t)
+            if self.cfg.count_at_end and trails:
+                self._at_end(key, memory, lines, trails)
+            self._names.pop(key, None)
+            memory.end(key, {line.name: (line.last.get(key), tuple(d for d in ("in", "out") if (key, d) in line.counted))
+                             for line in lines})
             for line in lines:
                 line.last.pop(key, None)
             for zone in zones:

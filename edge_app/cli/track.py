@@ -141,6 +141,7 @@ def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list
         raise ValueError(f"{video}: {source.stats.last_error}")
     seconds = time.perf_counter() - t0
     write_tracks(out, frames)
+    analytics.end_of_stream()
     snap = analytics.snapshot()
     return {"frames": len(frames), "dropped": int(source.stats.dropped), "fps": len(frames) / max(seconds, 1e-9),
             "tracks": analytics.trackers["detector"].confirmed_total, "size": [width, height], "frame_rate": rate,

@@ -330,6 +330,13 @@ class AnalyticsConfig:
     anchor: str = spec("bottom_center", choices=ANCHORS, doc="the point of a box that crosses lines and "
                        "stands in zones (bottom centre: where a person's feet are)")
     trail_s: float = spec(2.0, ge=0, le=60, doc="seconds of trail drawn behind each track")
+    memory_s: float = spec(0.0, ge=0, le=60, doc="counting memory: a new id that appears where an identity "
+                           "unseen for up to this long would be by now takes over its side of each line, so a "
+                           "person who crossed while hidden and came back under a new id counts (0 = off)")
+    memory_radius: float = spec(1.0, ge=0, le=10, doc="... within this many box heights of where the vanished "
+                                "one would be at its last velocity (grown with the square root of the gap in s)")
+    count_at_end: bool = spec(False, doc="a track that ends past a line (moving away from it, within the "
+                              "margin) counts its crossing when it ends")
     lines: tuple[LineConfig, ...] = spec(factory=tuple, doc="counting lines: [[analytics.lines]] tables")
     zones: tuple[ZoneConfig, ...] = spec(factory=tuple, doc="zones: [[analytics.zones]] tables")
 
