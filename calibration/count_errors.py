@@ -112,7 +112,9 @@ def decompose(gt: MotRows, tracks: MotRows, lines: list[LineConfig], width: int,
     """Misses and extras of the tracks' line counts against the truth's, by cause (module doc). Returns
     {"misses": {cause: n}, "extras": {cause: n}, "error": summed |count error| (as evaluate-counts),
     "true_crossings": n, "events": [...]} -- every miss and extra with its frame, id, line and direction."""
-    truth = crossings(gt, lines, width, height, frame_rate, forget_s, rule)
+    # the truth as evaluate-counts counts it: by the rule alone, its whole identities need no repair
+    bare = replace(rule or AnalyticsConfig(), memory_s=0.0, count_at_end=False)
+    truth = crossings(gt, lines, width, height, frame_rate, forget_s, bare)
     ours = crossings(tracks, lines, width, height, frame_rate, forget_s, rule)
     loose = crossings(tracks, [replace(l, margin=0.0) for l in lines], width, height, frame_rate, forget_s, rule)
     match = frame_matches(gt, tracks)
@@ -143,12 +145,12 @@ def decompose(gt: MotRows, tracks: MotRows, lines: list[LineConfig], width: int,
                                             frames_of, window, width, height, (rule or AnalyticsConfig()).anchor)})
     extras: list[dict[str, Any]] = []
     truth_keys = {(g, l, d) for _f, g, l, d in truth}
-    for k, (gid, f, tid, line, d) in enumerate(who):
+    for k, (owner, tf, tid, line, d) in enumerate(who):
         if taken[k]:
             continue
-        cause = "false_track" if gid is None else "double_count" if (gid, line, d) in truth_keys else "id_switch"
-        extras.append({"frame": f, "track_id": tid, "true_id": gid, "line": line, "direction": d, "cause": cause})
-    net = Counter()
+        cause = "false_track" if owner is None else "double_count" if (owner, line, d) in truth_keys else "id_switch"
+        extras.append({"frame": tf, "track_id": tid, "true_id": owner, "line": line, "direction": d, "cause": cause})
+    net: Counter[tuple[str, str]] = Counter()
     for e in extras:
         net[(e["line"], e["direction"])] += 1
     for m in misses:

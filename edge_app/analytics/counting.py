@@ -1,12 +1,8 @@
 """Lines and zones counted on confirmed tracks, per stream (``Analytics`` runs the trackers too).
 
-Lines: a crossing counts once per track and direction, only when the track's anchor moved from one side
-of the line to the other *through the segment itself* (not its extension), and the track was seen on
-both sides: the side is remembered per track as the last strict side with the anchor there, so jitter on
-the line, an anchor exactly on it, or a track that appears already past it never counts. "in" is the
-move to the left of the direction from the first point to the second (for a line drawn left to right:
-upwards on the screen), "out" the other way. Zones: occupancy now, entries, exits and dwell time per
-class; a track that disappears inside (lost past the tracker's buffer) is counted as an exit then.
+Lines: the rule of ``lines.py`` (once per identity and direction, through the segment, hysteresis), with
+the counting memory of ``memory.py`` for tracks (a new id continuing a vanished one keeps its sides).
+Zones: occupancy now, entries, exits and dwell time per class; a track that disappears inside (lost past the tracker's buffer) is counted as an exit then.
 A stream that starts again (a file looping: time goes back) resets the trackers; counts are kept.
 """
 from __future__ import annotations
@@ -20,24 +16,12 @@ import numpy as np
 
 from ..config.schema import AnalyticsConfig, TrackerConfig
 from . import geometry
+from . import lines as line_rule
+from .lines import Line as _Line
 from .memory import CountingMemory
 from .tracker import Tracker
 
 Key = tuple[str, int]  # (detector model, track id)
-
-
-@dataclass
-class _Line:
-    name: str
-    a: np.ndarray
-    b: np.ndarray
-    classes: frozenset[str]
-    model: str
-    margin: float = 0.0                 # share of the box height (hysteresis)
-    counts: dict[str, collections.Counter[str]] = field(default_factory=lambda: {"in": collections.Counter(),
-                                                                               "out": collections.Counter()})
-    last: dict[Key, tuple[float, np.ndarray]] = field(default_factory=dict)  # last strict side, anchor there
-    counted: set[tuple[Key, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -277,27 +261,14 @@ class Analytics:
             trail.append((t, float(p[0]), float(p[1])))
             while trail and t - trail[0][0] > self.cfg.trail_s:
                 trail.popleft()
-        heights = np.asarray(boxes, np.float64).reshape(-1, 4)
-        heights = heights[:, 3] - heights[:, 1]
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        heights = boxes[:, 3] - boxes[:, 1]
         memory = self.memory if trails else self.truth_memory
-        for new, old in memory.step(keys, points, heights, t).items():
-            self._inherit(memory, new, old, lines)
-        for line in lines:
-            if line.model and line.model != model:
-                continue
-            sides = geometry.side(points, line.a, line.b)
-            # Hysteresis: a side is taken only margin x the box height away from the line, so feet that
-            # jitter across it (a person walking along it, a detection box that breathes) never count.
-            away = geometry.line_distance(points, line.a, line.b) >= line.margin * heights
-            for key, p, s, name, clear in zip(keys, points, sides, names, away):
-                if line.classes and name not in line.classes or s == 0 or not clear:
-                    continue
-                prev = line.last.get(key)
-                line.last[key] = (float(s), p)
-                if prev is None or prev[0] == s:
-                    continue
-                if geometry.crosses_segment(prev[1][None], p[None], line.a, line.b)[0]:
-                    self._crossed(line, key, "in" if s < 0 else "out", name, p, trails)
+        for new, old in memory.step(keys, points, boxes, t).items():
+            seen_old = memory.last(old)
+            line_rule.inherit(lines, new, old, seen_old.ended if seen_old is not None else None)
+        crossed = line_rule.step(lines, model, keys, points, heights, names, start=self.cfg.count_at_start and trails)
+        self._crossed(crossed, trails)
         for zone in zones:
             if zone.model and zone.model != model:
                 continue
@@ -328,49 +299,18 @@ class Analytics:
                         self._event("zone_left", zone=zone.name, model=model, track_id=key[1], **{"class": name},
                                     dwell_s=round(dwell, 3))
 
-    def _crossed(self, line: _Line, key: Key, direction: str, name: str, p: np.ndarray, trails: bool) -> None:
-        """A crossing: counted once per identity and direction."""
-        if (key, direction) in line.counted:
-            return
-        line.counted.add((key, direction))
-        line.counts[direction][name] += 1
+    def _crossed(self, crossed: list[Any], trails: bool) -> None:
         if trails:  # the tracks' counts are events; the truth's are not
-            self._event("line_crossed", line=line.name, direction=direction, model=key[0], track_id=key[1],
-                        **{"class": name}, point=[round(float(v), 1) for v in p])
-
-    @staticmethod
-    def _inherit(memory: CountingMemory, new: Key, old: Key, lines: list[_Line]) -> None:
-        """``new`` takes over the vanished ``old`` (the counting memory): its last side of each line and the
-        directions it crossed. The old key gives them up (were it found again, it would not count twice)."""
-        ended = (memory.last(old).ended if memory.last(old) is not None else None)
-        for line in lines:
-            if ended is not None:
-                last, dirs = ended.get(line.name, (None, ()))
-            else:
-                last = line.last.pop(old, None)
-                dirs = tuple(d for d in ("in", "out") if (old, d) in line.counted)
-            if last is not None:
-                line.last.setdefault(new, last)
-            line.counted.update((new, d) for d in dirs)
+            for line, key, direction, name, p in crossed:
+                self._event("line_crossed", line=line.name, direction=direction, model=key[0], track_id=key[1],
+                            **{"class": name}, point=[round(float(v), 1) for v in p])
 
     def _at_end(self, key: Key, memory: CountingMemory, lines: list[_Line], trails: bool) -> None:
-        """count_at_end: a track that ends on the other side of a line than its last clear side, past it
-        through the segment and moving away from it, has crossed (it was lost within the margin)."""
+        """count_at_end (lines.at_end) for an identity that ended."""
         seen = memory.last(key)
-        if seen is None:
-            return
-        p, v = seen.point, seen.velocity()
-        for line in lines:
-            prev = line.last.get(key)
-            name = self._names.get(key, "")
-            if prev is None or (line.classes and name not in line.classes) or (line.model and line.model != key[0]):
-                continue
-            s = float(geometry.side(p[None], line.a, line.b)[0])
-            d = line.b - line.a
-            away = np.sign(d[0] * v[1] - d[1] * v[0]) == s  # its last velocity takes it further that way
-            if s != 0 and s != prev[0] and away and geometry.crosses_segment(prev[1][None], p[None], line.a, line.b)[0]:
-                line.last[key] = (s, p)
-                self._crossed(line, key, "in" if s < 0 else "out", name, p, trails)
+        if seen is not None:
+            self._crossed(line_rule.at_end(lines, key, key[0], self._names.get(key, ""), seen.point,
+                                           seen.velocity()), trails)
 
     @staticmethod
     def _exit(zone: _Zone, key: Key, t: float) -> float:
@@ -396,8 +336,7 @@ class Analytics:
             if self.cfg.count_at_end and trails:
                 self._at_end(key, memory, lines, trails)
             self._names.pop(key, None)
-            memory.end(key, {line.name: (line.last.get(key), tuple(d for d in ("in", "out") if (key, d) in line.counted))
-                             for line in lines})
+            memory.end(key, {line.name: line.state(key) for line in lines})
             for line in lines:
                 line.last.pop(key, None)
             for zone in zones:

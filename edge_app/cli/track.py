@@ -21,10 +21,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ..analytics.interpolate import fill_gaps
 from ..analytics.mot import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
 from ..core.progress import add_progress_flag, progress
+
+
+# Offline, a track's gaps (hidden, then found again) are filled up to this long: chosen leave-one-sequence-out
+# with the tracker's settings (README, "Tracking, lines and zones"); the live runtime cannot look ahead.
+INTERPOLATE_S = 0.0
 
 
 def settings_args(p: argparse.ArgumentParser) -> None:
@@ -50,7 +56,10 @@ def settings_from(a: argparse.Namespace) -> TrackerConfig:
 
 
 def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: TrackerConfig | None = None,
-        frame_rate: float | None = None, show_progress: bool = False) -> dict[str, float]:
+        frame_rate: float | None = None, show_progress: bool = False,
+        interpolate_s: float = INTERPOLATE_S) -> dict[str, float]:
+    """Track MOT detections into MOT tracks; ``interpolate_s``: fill gaps inside a track up to this long
+    with straight-line boxes (offline look-ahead; 0 = the live tracker's output as it is)."""
     rows = read_mot(detections)
     info_path = seqinfo or (detections.parent.parent / "seqinfo.ini")
     info = read_seqinfo(info_path) if info_path.is_file() else None
@@ -63,6 +72,7 @@ def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: Trac
     for f, det in progress(per_frame, len(per_frame), "track", show_progress):
         frames.append((f, tracker.update(det, (f - 1) / fps)))
     seconds = time.perf_counter() - t0
+    frames = fill_gaps(frames, int(round(interpolate_s * fps)))
     write_tracks(out, frames)
     return {"frames": len(frames), "tracks": tracker.confirmed_total, "ms_per_frame": 1e3 * seconds / max(len(frames), 1)}
 
@@ -166,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seqinfo", type=Path, help="seqinfo.ini (default: beside det/; gives frame rate and length)")
     p.add_argument("--out", required=True, type=Path, help="MOT-format tracks to write")
     p.add_argument("--frame-rate", type=float, help="frames per second (default: seqinfo's or the video's, else 30)")
+    p.add_argument("--interpolate-s", type=float, default=INTERPOLATE_S, help="with --detections: fill each track's "
+                   f"gaps up to this many seconds with straight-line boxes (offline look-ahead; default {INTERPOLATE_S})")
     settings_args(p)
     add_progress_flag(p)
     a = p.parse_args(argv)
@@ -175,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{a.input}: --model ARTIFACT is needed to detect objects in it")
     try:
         if a.detections is not None:
-            r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress)
+            r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress, a.interpolate_s)
             print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames, {r['ms_per_frame']:.2f} ms per frame")
             return 0
         result = run_video(a.input, a.model, a.out, a.line, a.zone, settings_from(a), a.thresholds, a.frame_rate,
