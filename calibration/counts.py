@@ -28,6 +28,12 @@ from edge_app.config.schema import AnalyticsConfig, LineConfig, ZoneConfig
 PEDESTRIAN = 1
 
 
+def _bool(v: str) -> bool:
+    if v.lower() not in ("1", "0", "true", "false", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"{v!r}: expected true or false")
+    return v.lower() in ("1", "true", "yes")
+
+
 def truth_rows(path: Path) -> MotRows:
     """The ground truth's counted rows: MOT16/17 (9 columns) pedestrians with conf != 0, MOT15 every row.
     Refuses a file without identities (a det.txt given as gt) naming it and its first row."""
@@ -137,6 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-gap-s", type=float, default=10.0,
                    help="an id unseen longer than this is refused as reused (default 10 s)")
     p.add_argument("--anchor", default="bottom_center", choices=("bottom_center", "center", "top_center"))
+    d = AnalyticsConfig()
+    p.add_argument("--memory-s", type=float, default=d.memory_s, help="the counting memory (as [analytics] "
+                   f"memory_s; default {d.memory_s}): a new id continuing a vanished one keeps its sides of the lines")
+    p.add_argument("--memory-radius", type=float, default=d.memory_radius,
+                   help=f"... within this many box heights of where it vanished (default {d.memory_radius})")
+    p.add_argument("--count-at-start", type=_bool, default=d.count_at_start, metavar="BOOL",
+                   help=f"as [analytics] count_at_start (default {d.count_at_start})")
+    p.add_argument("--count-at-end", type=_bool, default=d.count_at_end, metavar="BOOL",
+                   help=f"as [analytics] count_at_end (default {d.count_at_end})")
+    p.add_argument("--explain", action="store_true", help="also where the line count error comes from: every "
+                   "missed and extra crossing with its cause (calibration/count_errors.py)")
     a = p.parse_args(argv)
     try:
         info_path = a.seqinfo or a.gt.parent.parent / "seqinfo.ini"
@@ -156,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         lines = [parse_line(v, width, height, frame_from=where) for v in a.line]
         zones = [parse_zone(v, width, height, frame_from=where) for v in a.zone]
         rate = a.frame_rate or (info.frame_rate if info else 30.0)
-        result = evaluate_counts(a.gt, a.tracks, lines, zones, width, height, rate, a.max_gap_s, a.anchor)
+        rule = AnalyticsConfig(anchor=a.anchor, memory_s=a.memory_s, memory_radius=a.memory_radius,
+                               count_at_start=a.count_at_start, count_at_end=a.count_at_end)
+        result = evaluate_counts(a.gt, a.tracks, lines, zones, width, height, rate, a.max_gap_s, a.anchor, rule)
+        if a.explain and lines:
+            from .count_errors import decompose_files
+            result["explain"] = decompose_files(a.gt, a.tracks, lines, width, height, rate, a.max_gap_s, rule)
     except (MotFormatError, ValueError) as exc:
         print(f"edge-app evaluate-counts: {exc}", file=sys.stderr)
         return 2

@@ -124,7 +124,8 @@ class Tracker:
             return
         z = kalman.xyxy_to_xyah(det.boxes[dets])
         gap = t - self.seen[tracks]
-        self.mean[tracks], self.cov[tracks] = kalman.update(self.mean[tracks], self.cov[tracks], z)
+        self.mean[tracks], self.cov[tracks] = kalman.update(self.mean[tracks], self.cov[tracks], z,
+                                                            self.s.measurement_noise)
         if self.s.reupdate:  # found again after a gap: re-run the filter along the straight path
             for k in (gap > 1.5 * self.frame_dt).nonzero()[0]:
                 self._reupdate(int(tracks[k]), z[k], float(gap[k]))
@@ -196,7 +197,7 @@ class Tracker:
         z0 = self.last_z[i]
         for k in range(1, n + 1):
             mean, cov = kalman.predict(mean, cov, gap / n)
-            mean, cov = kalman.update(mean, cov, (z0 + (z - z0) * (k / n))[None])
+            mean, cov = kalman.update(mean, cov, (z0 + (z - z0) * (k / n))[None], self.s.measurement_noise)
         self.mean[i], self.cov[i] = mean[0], cov[0]
 
     def update(self, det: Detections, t: float, frame: np.ndarray | None = None) -> Tracks:

@@ -66,6 +66,9 @@ class TrackerConfig:
                                  "boxes grown by this share of their size per side (0 = off)")
     recover_last: bool = spec(False, doc="OC-SORT's observation-centric recovery: tracks still unmatched get one "
                               "more chance by the box where they were last seen")
+    measurement_noise: float = spec(1.0, gt=0, le=100, doc="the Kalman filter's detection noise, as a multiple "
+                                    "of SORT's (1/20 of the box height): higher trusts each box less and the "
+                                    "track's motion more")
     occluded_lost_s: float = spec(0.0, ge=0, le=600, doc="a lost track hidden behind a tracked object (its "
                                   "predicted box half covered by one whose bottom is lower: in front) is kept this "
                                   "long instead of lost_s (0 = lost_s for all)")

@@ -95,3 +95,21 @@ def test_bad_input_is_named(tmp_path, capsys, change, args, message):
         (gt.parent.parent / "seqinfo.ini").unlink()
     code, _r, err = _main(capsys, "--gt", gt, "--tracks", tracks, *args)
     assert code == 2 and message in err, err
+
+
+def test_the_counting_memory_and_the_explanation(tmp_path, capsys):
+    # id 2 split at the line (12, then 13 three frames later past it): the memory lets 13 continue 12
+    gt, tracks = _scene(tmp_path)
+    args = ["--gt", gt, "--tracks", tracks, "--line", "door:320,0,320,480", "--explain"]
+    _c, off, err = _main(capsys, *args, "--memory-s", "0")
+    assert off is not None, err
+    assert off["lines"]["door"]["in"] == 1 and off["lines"]["door"]["error"] == 1
+    assert off["explain"]["misses"]["fragmented_visible"] == 1 and off["explain"]["error"] == 1
+    _c, on, err = _main(capsys, *args, "--memory-s", "2", "--memory-radius", "1")
+    assert on is not None, err
+    assert on["lines"]["door"]["in"] == 2 and on["lines"]["door"]["error"] == 0
+    assert on["explain"]["matched"] == on["explain"]["true_crossings"] == 3
+    assert (on["track_ids"], on["true_ids"]) == (4, 3)   # the tracker's ids are untouched: counting only
+    with pytest.raises(SystemExit):
+        main([str(a) for a in args] + ["--count-at-end", "maybe"])
+    assert "argument --count-at-end: 'maybe': expected true or false" in capsys.readouterr().err
