@@ -113,7 +113,7 @@ def decompose(gt: MotRows, tracks: MotRows, lines: list[LineConfig], width: int,
     {"misses": {cause: n}, "extras": {cause: n}, "error": summed |count error| (as evaluate-counts),
     "true_crossings": n, "events": [...]} -- every miss and extra with its frame, id, line and direction."""
     # the truth as evaluate-counts counts it: by the rule alone, its whole identities need no repair
-    bare = replace(rule or AnalyticsConfig(), memory_s=0.0, count_at_end=False)
+    bare = replace(rule or AnalyticsConfig(), memory_s=0.0, count_at_start=False, count_at_end=False)
     truth = crossings(gt, lines, width, height, frame_rate, forget_s, bare)
     ours = crossings(tracks, lines, width, height, frame_rate, forget_s, rule)
     loose = crossings(tracks, [replace(l, margin=0.0) for l in lines], width, height, frame_rate, forget_s, rule)

@@ -66,7 +66,7 @@ class TrackerConfig:
                                  "boxes grown by this share of their size per side (0 = off)")
     recover_last: bool = spec(False, doc="OC-SORT's observation-centric recovery: tracks still unmatched get one "
                               "more chance by the box where they were last seen")
-    measurement_noise: float = spec(1.0, gt=0, le=100, doc="the Kalman filter's detection noise, as a multiple "
+    measurement_noise: float = spec(4.0, gt=0, le=100, doc="the Kalman filter's detection noise, as a multiple "
                                     "of SORT's (1/20 of the box height): higher trusts each box less and the "
                                     "track's motion more")
     occluded_lost_s: float = spec(0.0, ge=0, le=600, doc="a lost track hidden behind a tracked object (its "
@@ -314,7 +314,7 @@ class LineConfig:
                       "width and height")
     classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
     model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
-    margin: float = spec(0.1, ge=0, le=2, doc="hysteresis: a side counts only this far from the line (a share "
+    margin: float = spec(0.3, ge=0, le=2, doc="hysteresis: a side counts only this far from the line (a share "
                          "of the object's box height), so feet jittering across it never count")
 
 
@@ -339,10 +339,10 @@ class AnalyticsConfig:
     anchor: str = spec("bottom_center", choices=ANCHORS, doc="the point of a box that crosses lines and "
                        "stands in zones (bottom centre: where a person's feet are)")
     trail_s: float = spec(2.0, ge=0, le=60, doc="seconds of trail drawn behind each track")
-    memory_s: float = spec(0.0, ge=0, le=60, doc="counting memory: a new id that appears where an identity "
+    memory_s: float = spec(8.0, ge=0, le=60, doc="counting memory: a new id that appears where an identity "
                            "unseen for up to this long would be by now takes over its side of each line, so a "
                            "person who crossed while hidden and came back under a new id counts (0 = off)")
-    memory_radius: float = spec(1.0, ge=0, le=10, doc="... within this many box heights of where the vanished "
+    memory_radius: float = spec(0.5, ge=0, le=10, doc="... within this many box heights of where the vanished "
                                 "one would be at its last velocity (grown with the square root of the gap in s)")
     count_at_start: bool = spec(False, doc="a track first seen within a line's margin takes the side it is on "
                                 "as the one it came from (it crosses once clearly on the other side)")

@@ -195,8 +195,9 @@ def counts(work: Path, workers: int, seqs: list[str], fold: dict, index: dict[st
     for family, rules in counting.RULES.items():
         pick = counting.choose(per["ours"], seqs, rules)
         held = {s: per["ours"][s][counting.rule_key(pick[s])] for s in seqs}
-        changes[family] = {"MOT17": counting.share(held, [s for s in seqs if s in proto.MOT17]),
-                           "all": counting.share(held, seqs)}
+        m17 = [s for s in seqs if s in proto.MOT17]
+        changes[family] = {"MOT17": counting.share(held, m17), "all": counting.share(held, seqs),
+                           "MOT17_6": counting.share(held, m17, True), "all_6": counting.share(held, seqs, True)}
     tracks = {"ours": ours, **{a: {seq: str(work / f"{a}-{seq}.txt") for seq in seqs} for a in ANCHORS}}
     jobs = [(who, seq, t, [chosen[seq], counting.PLAIN]) for who, byseq in tracks.items() if who != "ours"
             for seq, t in byseq.items()]

@@ -4,9 +4,10 @@ one side only, one lost within the margin, one id jumping between two people, on
 by two ids, one track on nobody. Each is put down to its cause; the net error equals evaluate-counts'."""
 from calibration.count_errors import decompose_files
 from calibration.counts import evaluate_counts
-from edge_app.config.schema import LineConfig
+from edge_app.config.schema import AnalyticsConfig, LineConfig
 
 W, H, FPS = 1000, 800, 30
+BARE = AnalyticsConfig(memory_s=0.0)   # the rule without the counting memory: every split shows
 LINE = LineConfig(name="door", points=((500.0, 0.0), (500.0, 800.0)), margin=0.2)  # downwards: "in" = moving right
 
 
@@ -58,7 +59,7 @@ def _scene(tmp_path):
 
 def test_each_error_is_put_down_to_its_cause(tmp_path):
     gt, tracks = _scene(tmp_path)
-    r = decompose_files(gt, tracks, [LINE], W, H, FPS)
+    r = decompose_files(gt, tracks, [LINE], W, H, FPS, rule=BARE)
     assert r["true_crossings"] == 7                  # A, B, C, D, E in; K in and out
     assert r["matched"] == 3                         # A; K's first in (18) and its out (19)
     assert r["misses"] == {"never_tracked": 1, "hysteresis": 1, "fragmented_hidden": 1, "fragmented_visible": 0,
@@ -68,9 +69,13 @@ def test_each_error_is_put_down_to_its_cause(tmp_path):
     assert {(3, "never_tracked"), (2, "fragmented_hidden"), (4, "one_side_only"), (5, "hysteresis"),
             (7, "id_switch"), (8, "double_count"), (None, "false_track")} == causes
     # the net error is evaluate-counts': misses and extras of one direction cancel
-    e = evaluate_counts(gt, tracks, [LINE], [], W, H, FPS)
+    e = evaluate_counts(gt, tracks, [LINE], [], W, H, FPS, rule=BARE)
     # in: 6 true, 5 counted (A, K's first, and the three extras); out: K's, counted
     assert r["error"] == e["lines"]["door"]["error"] == 1
+    # with the counting memory (the default), 16 continues 15 (lost 0.3 box heights from where 16 appears):
+    # E's crossing counts; B's ids are 1.35 heights apart, beyond its reach
+    m = decompose_files(gt, tracks, [LINE], W, H, FPS)
+    assert m["matched"] == 4 and m["misses"]["hysteresis"] == 0 and m["misses"]["fragmented_hidden"] == 1
 
 
 def test_a_perfect_tracker_has_nothing_to_explain(tmp_path):
@@ -78,6 +83,6 @@ def test_a_perfect_tracker_has_nothing_to_explain(tmp_path):
     rows = [line.split(",") for line in gt.read_text().splitlines()]
     perfect = tmp_path / "perfect.txt"
     perfect.write_text("".join(",".join(r[:6] + ["0.9", "-1", "-1", "-1"]) + "\n" for r in rows))
-    r = decompose_files(gt, perfect, [LINE], W, H, FPS)
+    r = decompose_files(gt, perfect, [LINE], W, H, FPS, rule=BARE)
     assert r["matched"] == r["true_crossings"] == 7 and r["error"] == 0
     assert not any(r["misses"].values()) and not any(r["extras"].values())
