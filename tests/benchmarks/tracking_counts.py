@@ -71,9 +71,13 @@ def lines_of(seq: str, margin: float, at: tuple[float, ...] = (0.5,)) -> tuple[A
     return info, lines
 
 
+# every repair off unless a rule turns it on (the runtime's defaults may turn them on)
+BARE = {"memory_s": 0.0, "memory_radius": 0.5, "count_at_start": False, "count_at_end": False}
+
+
 def _analytics(rule: dict[str, Any]) -> Any:
     from edge_app.config.schema import AnalyticsConfig
-    return replace(AnalyticsConfig(), **{k: v for k, v in rule.items() if k != "margin"})
+    return replace(AnalyticsConfig(), **{**BARE, **{k: v for k, v in rule.items() if k != "margin"}})
 
 
 def count_job(job: tuple[str, str, str, list[dict[str, Any]]]) -> tuple[str, str, dict[str, dict]]:

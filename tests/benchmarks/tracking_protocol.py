@@ -56,9 +56,11 @@ INTERPOLATE_S = 5.0
 OFFLINE = {f"{v}+interpolate": {**VARIANTS[v], "interpolate_s": INTERPOLATE_S}
            for v in ("+freeze+direction+reupdate", "+fdr+noise2", "+fdr+noise4")}
 VARIANTS.update(OFFLINE)
-# keys added after the first round's grid: left out of a setting's name while off, so that its cached
-# results and tracks files (--reuse-grid) keep their names
+# keys added after the first round's grid, off unless a variant sets them (explicitly: a later default,
+# such as measurement_noise 4, must not change what a variant means); left out of a setting's name while
+# off, so that its cached results and tracks files (--reuse-grid) keep their names
 LATER = {"occluded_lost_s": 0.0, "recover_motion": 0.0, "measurement_noise": 1.0, "interpolate_s": 0.0}
+OFF.update(LATER)
 
 
 def offline(variant: str) -> bool:
