@@ -314,7 +314,7 @@ class LineConfig:
                       "width and height")
     classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
     model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
-    margin: float = spec(0.3, ge=0, le=2, doc="hysteresis: a side counts only this far from the line (a share "
+    margin: float = spec(0.2, ge=0, le=2, doc="hysteresis: a side counts only this far from the line (a share "
                          "of the object's box height), so feet jittering across it never count")
 
 
@@ -342,11 +342,11 @@ class AnalyticsConfig:
     memory_s: float = spec(8.0, ge=0, le=60, doc="counting memory: a new id that appears where an identity "
                            "unseen for up to this long would be by now takes over its side of each line, so a "
                            "person who crossed while hidden and came back under a new id counts (0 = off)")
-    memory_radius: float = spec(0.5, ge=0, le=10, doc="... within this many box heights of where the vanished "
+    memory_radius: float = spec(2.0, ge=0, le=10, doc="... within this many box heights of where the vanished "
                                 "one would be at its last velocity (grown with the square root of the gap in s)")
     count_at_start: bool = spec(False, doc="a track first seen within a line's margin takes the side it is on "
                                 "as the one it came from (it crosses once clearly on the other side)")
-    count_at_end: bool = spec(False, doc="a track that ends past a line (moving away from it, within the "
+    count_at_end: bool = spec(True, doc="a track that ends past a line (moving away from it, within the "
                               "margin) counts its crossing when it ends")
     lines: tuple[LineConfig, ...] = spec(factory=tuple, doc="counting lines: [[analytics.lines]] tables")
     zones: tuple[ZoneConfig, ...] = spec(factory=tuple, doc="zones: [[analytics.zones]] tables")

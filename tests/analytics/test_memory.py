@@ -20,7 +20,8 @@ def _box(x, y=400.0, h=100.0):
 
 def _count(tracks, truth=None, **rule):
     """tracks: per frame a list of (id, x[, h]); the same rule on ``truth`` (per frame (id, x)) if given."""
-    an = Analytics(AnalyticsConfig(lines=(LINE,), **rule), {}, W, H, forget_s=10.0)
+    bare = {"memory_s": 0.0, "count_at_start": False, "count_at_end": False}   # each repair on only when asked
+    an = Analytics(AnalyticsConfig(lines=(LINE,), **{**bare, **rule}), {}, W, H, forget_s=10.0)
     for f, objs in enumerate(tracks):
         boxes = np.array([_box(o[1], h=o[2] if len(o) > 2 else 100.0) for o in objs], np.float64).reshape(-1, 4)
         ids = np.array([o[0] for o in objs], np.int64)
