@@ -1,9 +1,11 @@
 """``edge-app evaluate-counts --gt gt.txt --tracks tracks.txt --line NAME:x1,y1,x2,y2 [--zone NAME:x,y,...]``:
 what the lines and zones count on MOT-format tracks against what the same rule (the runtime's
-``analytics.counting``, one rule) counts on the ground truth's identities. Prints one JSON object: per
-line the tracks' and the truth's in/out, per zone entries/exits, the summed |count error| as a share of
-the true crossings (and entries), and the ratio of track ids to true identities (split identities cross
-twice; missed ones never).
+``analytics.lines`` / ``analytics.counting``, one rule) counts on the ground truth's identities -- the
+truth without the repairs of split identities (the counting memory, count_at_start/end: true identities
+are whole; a repair could only invent crossings there). Prints one JSON object: per line the tracks' and
+the truth's in/out, per zone entries/exits, the summed |count error| as a share of the true crossings
+(and entries), and the ratio of track ids to true identities (split identities cross twice; missed ones
+never); ``--explain``: every missed and extra crossing with its cause (count_errors.py).
 
 Ground truth: MOTChallenge ``gt.txt`` (MOT16/17: rows with conf 0 and classes other than pedestrian are
 left out, as the benchmark does; MOT15: every row). The frame size (for normalised points and the checks)
