@@ -1,5 +1,5 @@
 """Tracking benchmarks, in one run, on the same machine (`python tests/benchmarks/bench_tracking.py
-[--part accuracy,frames,speed,live] [--workers 2] [--reuse-grid]`, about 30 minutes on 2 busy cores;
+[--part accuracy,frames,speed,live] [--workers 2] [--reuse-grid]`, about 40 minutes on 2 busy cores;
 `make anchors` first, or it makes the anchors' venvs itself):
 
 1. accuracy, the honest protocol (tracking_protocol.py): our tracker over a small grid (thresholds x
@@ -11,9 +11,12 @@
    OcSort. Everything scored by TrackEval (`edge-app evaluate-tracks`).
    Goals: out-of-sample mean HOTA and IDF1 on the four MOT17 sequences >= the best anchor's, and no
    sequence below `trackers`' ByteTrack.
-2. counts: on every sequence a vertical and a horizontal line through the median anchor of the true
-   boxes; `edge-app evaluate-counts`' rule on our out-of-sample tracks and each anchor's vs the truth:
-   summed |count error| / true crossings (goal <= 10 % and at most half of ByteTrack's), track ids / true ids.
+2. counts (tracking_counts.py): on every sequence a vertical and a horizontal line through the median
+   anchor of the true boxes; `edge-app evaluate-counts`' rule, its settings chosen leave-one-sequence-out
+   on our held-out tracks, on ours and each anchor's vs the truth: summed |count error| / true crossings
+   (goal <= 10 % and at most half of ByteTrack's), track ids / true ids, each rule change alone, and the
+   error taken apart by cause (calibration/count_errors.py). Offline rows: our tracks with gap filling
+   (edge-app track looks ahead) against the anchors' tracks given the same gap filling.
 3. speed: one update at 10 / 100 / 500 detections on the same generated frames, median ms, ours (the
    defaults) against `trackers`' ByteTrack (goal <= 0.5x at 100).
 4. live: the tracker's p50/p99 ms inside the pipeline (synthetic scene, demo detector, every frame as
