@@ -64,7 +64,7 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps 'tensorrt-stubs>=10.0' 2>&1 | grep -v "^WARNING: Location" || true
 	# TrackEval for edge-app evaluate-tracks; --no-deps: it asks for opencv-python (clashes with -headless)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps 'trackeval==1.3.0' 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import torch, torchvision, pycocotools, pytest, motmetrics, scipy, selenium, psycopg"
+	$(PY) -c "import torch, torchvision, pycocotools, pytest, motmetrics, scipy, selenium, psycopg, openvino"
 	$(PY) -c "import contextlib, io; f = io.StringIO(); c = contextlib.redirect_stdout(f); c.__enter__(); import trackeval"
 	touch $@
 

@@ -1,9 +1,10 @@
 """``edge-app calibrate``: how good is the artifact actually deployed, which precision, which thresholds.
 
-For each network model of the config (or ``--artifact``): every precision variant present (FP32, FP16,
-INT8 for CPU, TensorRT-style INT8) runs over a labelled dataset through the runtime's own code; the table
-gives the task metric, its delta against FP32, latency and size, flags INT8 beyond the tolerance and
-recommends the fastest artifact within it (at least --min-speedup faster than FP32, else FP32). Detection: COCO metrics, per-class AP, PR curves, the
+For each network model of the config (or ``--artifact``): every backend x precision that runs here (FP32,
+FP16, INT8 for CPU, TensorRT-style INT8 files on ONNX Runtime; FP32, BF16 where the CPU has it and the
+INT8 files on OpenVINO) runs over a labelled dataset through the runtime's own code (``variants``); the
+table gives the task metric, its delta against FP32 on ONNX Runtime, latency and size, flags those beyond
+the tolerance and recommends the fastest within it for this CPU (at least --min-speedup faster, else FP32). Detection: COCO metrics, per-class AP, PR curves, the
 lecture's AP, thresholds per class and an NMS sweep, written to the thresholds file the runtime loads.
 Segmentation: IoU/mIoU/Dice/pixel accuracy, the confusion matrix, and the classical baselines.
 ``--apply`` writes the choice into the config (precision and thresholds_file) and beside the artifact.
@@ -21,19 +22,22 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.types import SegMask
-from edge_app.core.artifact import PRECISIONS, read_meta
+from edge_app.core.artifact import RUN_PRECISIONS, read_meta
 from edge_app.core.operating_point import DETECTOR, exact_threshold
-from edge_app.core.progress import add_progress_flag
-from edge_app.core.task_metric import metric_name, metric_value
+from edge_app.cli.progress import add_progress_flag
 from edge_app.datasets import Dataset, artifact_validation, load_image
-from edge_app.inference.artifacts import ONNX_VARIANTS, variant_path, write_recommendation
+from edge_app.backends.cpu import cpu_info
+from edge_app.inference.artifacts import write_recommendation
+from edge_app.inference.choice import MIN_SPEEDUP
 from edge_app.inference.models import ClassicalModel, ModelSpec
-from edge_app.inference.tiles import TileSpec, add_tile_flags, spec_from_flags
+from edge_app.frames.tiles import TileSpec, add_tile_flags, spec_from_flags
 from edge_app.inference.classical import METHODS
 
 from . import plots, report
-from .evaluate import DetectionRun, measure_latencies, open_for_eval, run_detection, run_segmentation
+from .evaluate import DetectionRun, run_segmentation
 from .thresholds import CRITERIA, operating_point, write_thresholds
+from .variants import TABLE_KEYS, compare, compare_engines, machine_description, recommend  # noqa: F401 (bench scripts)
+from edge_app.cli.errors import fail
 
 def _dataset(meta: Any, data: str | None, split: str | None) -> Dataset:
     """--data, else the artifact's own validation data (its metadata says where that was)."""
@@ -41,116 +45,6 @@ def _dataset(meta: Any, data: str | None, split: str | None) -> Dataset:
     if ds is None:
         raise SystemExit(f"calibrate: no labelled data for {meta.model}: give --data")
     return ds
-
-
-def compare(fp32: Path, dataset: Dataset, tolerance: float, limit: int | None, progress: bool,
-            target: "Target | None" = None) -> tuple[list, dict]:
-    """Every precision variant present: task metric, delta vs FP32, latency, size. Returns (rows, runs)."""
-    rows: list[dict[str, Any]] = []
-    runs: dict[str, tuple[Any, Any]] = {}
-    probe = load_image(dataset.samples[0].image_path)
-    for precision in ONNX_VARIANTS:
-        path = variant_path(fp32, precision)
-        if not path.is_file():
-            continue
-        model = open_for_eval(path, tiles=target.tiles, class_groups=target.class_groups) if target else open_for_eval(path)
-        run: Any
-        n = len(model.classes)
-        if model.task == "detection":
-            run = run_detection(model, dataset, progress, limit, keep_raw=True)
-            r = run.report()
-            extra = {"mAP": r.map}
-        else:
-            run = r = run_segmentation(model, dataset, progress, limit)
-            extra = {"mIoU": r.miou}
-        metric, value = metric_name(model.task, n), metric_value(model.task, n, r)
-        runs[precision] = (model, run)
-        rows.append({"precision": precision, "file": path.name, "backend": "onnxruntime",
-                     "providers": list(getattr(model.backend, "providers", []) or ["CPUExecutionProvider"]),
-                     "metric": metric, "value": value, **extra, "size_mb": round(path.stat().st_size / 2**20, 2)})
-    # Timed together, taking turns, once every variant is loaded (see measure_latencies).
-    latency = measure_latencies({p: m for p, (m, _) in runs.items()}, probe)
-    for row in rows:
-        row.update(latency[row["precision"]])
-    base = rows[0]
-    for row in rows:
-        row["delta_points"] = round(100 * (row["value"] - base["value"]), 3)
-        row["within_tolerance"] = -row["delta_points"] <= tolerance
-        row["speedup_vs_fp32"] = round(base["median_ms"] / row["median_ms"], 3)
-    return rows, runs
-
-
-MIN_SPEEDUP = 1.05
-TABLE_KEYS = ("precision", "file", "metric", "value", "delta_points", "median_ms", "speedup_vs_fp32", "within_tolerance")
-
-
-def recommend(rows: list[dict[str, Any]], min_speedup: float = MIN_SPEEDUP) -> tuple[str, str]:
-    """The fastest variant within the metric tolerance; a variant must beat FP32 by ``min_speedup`` to
-    be chosen over it (a 1 % lead is timing noise on a shared machine, and FP32 is the reference).
-    Only a variant whose metric was measured and passed can be chosen (``within_tolerance is True``)."""
-    ok = [r for r in rows if r["precision"] == "fp32" or (r.get("within_tolerance") is True
-                                                          and r["speedup_vs_fp32"] >= min_speedup)]
-    best = min(ok, key=lambda r: r["median_ms"])
-    if best["precision"] == "fp32":
-        return "fp32", (f"no other precision is at least {min_speedup:.2f}x faster within the tolerance "
-                        "on this machine")
-    return best["precision"], (f"{best['speedup_vs_fp32']:.2f}x faster than FP32, "
-                               f"{best['delta_points']:+.2f} points")
-
-
-def compare_engines(fp32: Path, engine_dir: Path, dataset: Dataset, base: dict[str, Any], limit: int | None,
-                    progress: bool) -> tuple[list[dict[str, Any]], str]:
-    """TensorRT engines of this model, run over the same images where TensorRT is here; the note says
-    exactly what was compared (rows are shown beside the ONNX variants, not recommended: the runtime
-    picks an up-to-date engine of the configured precision by itself)."""
-    from edge_app.backends import create_backend
-    from edge_app.backends.tensorrt import device_info
-    from edge_app.inference.artifacts import check_engine, engine_paths
-    from edge_app.inference.models import ModelSpec, NetworkModel
-
-    found = [(p, *engine_paths(engine_dir, fp32, p)) for p in ("fp32", "fp16", "int8")]
-    present = [(p, e, m) for p, e, m in found if e.is_file()]
-    device = device_info()
-    if device is None:
-        return [], (f"TensorRT engines not compared: TensorRT/pycuda are not installed on this machine "
-                    f"({len(present)} engine file(s) in {engine_dir}); every row is ONNX Runtime on the CPU")
-    rows: list[dict[str, Any]] = []
-    meta = read_meta(fp32)
-    for precision, engine, manifest in present:
-        check = check_engine(engine, manifest, fp32, device)
-        if not check.usable:
-            rows.append({"precision": f"tensorrt-{precision}", "file": engine.name, "backend": "tensorrt",
-                         "skipped": check.reason})
-            continue
-        spec = ModelSpec(f"{fp32.stem}-trt-{precision}", "detector" if meta.task == "detection" else "segmenter",
-                         fp32, precision=precision, backend="tensorrt")
-        model = NetworkModel(spec, meta, create_backend("tensorrt", engine), engine, precision)
-        n = len(model.classes)
-        r: Any = (run_detection(model, dataset, progress, limit).report() if meta.task == "detection"
-                  else run_segmentation(model, dataset, progress, limit))
-        value = metric_value(meta.task, n, r)
-        rows.append({"precision": f"tensorrt-{precision}", "file": engine.name, "backend": "tensorrt",
-                     "gpu": device["gpu"], "metric": metric_name(meta.task, n), "value": value,
-                     "delta_points": round(100 * (value - base["value"]), 3)})
-        model.close()
-    return rows, (f"TensorRT {device['tensorrt']} on {device['gpu']}: {len(rows)} engine(s) of {engine_dir} "
-                  "run over the same images")
-
-
-def machine_description() -> str:
-    """The CPU a recommendation was measured on (INT8's speed-up depends on it: VNNI or not)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp") if f in flags]
-    import os
-    return f"{model}, {os.cpu_count()} cores{', ' + ' '.join(simd) if simd else ''}"
 
 
 def _none_nan(x: Any) -> Any:
@@ -232,24 +126,40 @@ def segmentation_section(name: str, run: Any, classes: tuple[str, ...], folder: 
             "per_class": per_class, "confusion": run.confusion.tolist(), "plots": [png]}
 
 
-def apply_to_config(config: Path, model: str, precision: str, thresholds: Path | None) -> None:
-    """Set precision (and thresholds_file) in the model's table of the config, keeping comments, layout
+def apply_to_config(config: Path, model: str, precision: str, thresholds: Path | None,
+                    backend: str | None = None) -> None:
+    """Set precision, backend (and thresholds_file) in the model's table of the config, keeping comments, layout
     and every other key (tomlkit edits the document, not its text); the result is checked against the
     schema before it replaces the file, so --apply never writes a config that ``edge-app run`` refuses."""
     from edge_app.config.edit import edit_config
 
-    if precision not in PRECISIONS:
-        raise SystemExit(f"calibrate --apply: precision {precision!r} is not one of {PRECISIONS}")
+    if precision not in RUN_PRECISIONS:
+        raise SystemExit(f"calibrate --apply: precision {precision!r} is not one of {RUN_PRECISIONS}")
     if thresholds is not None:  # relative to the config's folder when it lies below it (config paths are)
         try:
             thresholds = Path(thresholds).resolve().relative_to(config.resolve().parent)
         except ValueError:
             pass
-    updates = {"precision": precision, **({"thresholds_file": str(thresholds)} if thresholds else {})}
+    # The backend is written only where the config names another one: with backend = "auto" the runtime
+    # reads it from the recommendation file (and a config moved to a machine without OpenVINO still runs).
+    current = _configured_backend(config, model)
+    updates = {"precision": precision, **({"backend": backend} if backend and current not in ("auto", backend) else {}),
+               **({"thresholds_file": str(thresholds)} if thresholds else {})}
     try:
         edit_config(config, {("models", model): updates})
     except KeyError:
         raise SystemExit(f"calibrate --apply: no [models.{model}] table in {config}") from None
+
+
+def _configured_backend(config: Path, model: str) -> str:
+    from edge_app.config import ConfigError
+    from edge_app.config.loader import read_toml
+
+    try:
+        table = read_toml(Path(config)).get("models", {}).get(model, {})
+    except ConfigError:
+        return "auto"
+    return str(table.get("backend", "auto")) if isinstance(table, dict) else "auto"
 
 
 def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -259,16 +169,18 @@ def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> d
     if dataset.issues:
         print(dataset.issues.summary(), file=sys.stderr)
     rows, runs = compare(fp32, dataset, args.tolerance, args.limit, not args.no_progress, target)
-    chosen, why = recommend(rows, args.min_speedup)
+    best, why = recommend(rows, args.min_speedup)
+    chosen = best["precision"]
     for row in rows:
-        if row["precision"] != "fp32" and not row["within_tolerance"]:
+        if not row["within_tolerance"]:
             row["flag"] = f"loses {-row['delta_points']:.2f} points > tolerance {args.tolerance}"
-    model, run = runs[chosen]
+    model, run = runs[(best["backend"], chosen)]
     engines, engine_note = compare_engines(fp32, target.engine_dir or fp32.parent, dataset, rows[0], args.limit,
                                            not args.no_progress)
     images = len(dataset.samples[:args.limit] if args.limit else dataset.samples)
     section: dict[str, Any] = {"name": name, "task": meta.task, "artifact": str(fp32), "images": images,
-                               "precisions": rows, "recommended": chosen, "why": why, "engines": engines,
+                               "precisions": rows, "recommended": chosen, "recommended_backend": best["backend"],
+                               "why": why, "machine": machine_description(), "engines": engines,
                                "tensorrt": engine_note}
     thresholds_file = Path(args.thresholds) if args.thresholds else fp32.with_name(f"{fp32.stem}.thresholds.json")
     if meta.task == "detection":
@@ -278,14 +190,15 @@ def calibrate_model(target: Target, args: argparse.Namespace, folder: Path) -> d
         section.update(segmentation_section(name, run, tuple(model.classes), folder))
         section["baselines"] = baselines(dataset, tuple(model.classes), args.limit, not args.no_progress)
     if args.apply:
-        best = next(r for r in rows if r["precision"] == chosen)
+        cpu = cpu_info()
         write_recommendation(fp32, {
-            "precision": chosen, "why": why, "onnx_sha256": meta.onnx_sha256, "checked": True,
-            "metric": best["metric"], "value": best["value"], "delta_points": best["delta_points"],
-            "images": images, "machine": machine_description(),
+            "backend": best["backend"], "precision": chosen, "why": why, "onnx_sha256": meta.onnx_sha256,
+            "checked": True, "metric": best["metric"], "value": best["value"], "delta_points": best["delta_points"],
+            "images": images, "machine": cpu.describe(), "cpu": cpu.signature(),
             "table": [{k: r.get(k) for k in TABLE_KEYS} for r in rows]}, target.tiles.setting)
         if args.config_path is not None:
-            apply_to_config(args.config_path, name, chosen, thresholds_file if meta.task == "detection" else None)
+            apply_to_config(args.config_path, name, chosen, thresholds_file if meta.task == "detection" else None,
+                            best["backend"])
     return section
 
 
@@ -323,9 +236,9 @@ def _targets(args: argparse.Namespace) -> list[Target]:
 
 def _summary(section: dict[str, Any]) -> str:
     lines = [f"{section['name']} ({section['task']}, {section['images']} images): recommended "
-             f"{section['recommended']} — {section['why']}"]
+             f"{section['recommended_backend']} {section['recommended']} — {section['why']}"]
     for r in section["precisions"]:
-        lines.append(f"  {r['precision']:<9} {r['metric']} {r['value']:.4f} ({r['delta_points']:+.2f})  "
+        lines.append(f"  {r['backend']:<11} {r['precision']:<9} {r['metric']} {r['value']:.4f} ({r['delta_points']:+.2f})  "
                      f"{r['median_ms']:7.2f} ms  {r['size_mb']:6.2f} MB  {'' if r['within_tolerance'] else 'FLAG'}")
     if section["task"] == "detection":
         c = section["coco"]
@@ -361,13 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     args.config_path = None
     targets = _targets(args)
     if not targets:
-        print("calibrate: no detector or segmenter to calibrate", file=sys.stderr)
-        return 2
+        return fail("calibrate", "no detector or segmenter to calibrate")
     out = Path(args.out)
     with report.staged(out) as folder:
         sections = [calibrate_model(t, args, folder) for t in targets]
-        data = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{platform.node()} "
-                f"{platform.machine()} {platform.processor() or ''}".strip(), "data": args.data or "validation data",
+        data = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{platform.node()}: "
+                f"{machine_description()}", "data": args.data or "validation data",
                 "models": sections}
         report.write(folder, data)
     for s in sections:

@@ -20,6 +20,7 @@ from edge_app.core.detection_metrics import COCO_STAT_NAMES, DetectionMetrics
 from edge_app.datasets.coco import load_json
 
 from .evaluate import DetectionRun
+from edge_app.cli.errors import fail
 
 KEYS = COCO_STAT_NAMES[:9]
 
@@ -167,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                                 {c["id"] for c in gt["categories"]})
         result = coco_stats(gt, dets, a.backend)
     except CocoFileError as exc:
-        print(f"edge-app evaluate: {exc}", file=sys.stderr)
-        return 2
+        return fail("evaluate", f"{exc}")
     out = dict(zip(KEYS, result["stats"][:9]))
     out["per_class"] = result["per_class"]
     print(json.dumps(out))

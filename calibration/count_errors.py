@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.analytics import geometry
+from edge_app.core import geometry
 from edge_app.analytics.counting import Analytics
-from edge_app.analytics.mot import MotRows
+from edge_app.datasets.motchallenge import MotRows
 from edge_app.config.schema import AnalyticsConfig, LineConfig
 
 MISS_CAUSES = ("never_tracked", "hysteresis", "fragmented_hidden", "fragmented_visible", "one_side_only",
@@ -197,7 +197,7 @@ def _miss_cause(gid: int, f: int, line: LineConfig, d: str, truth_rows: tuple[np
 def decompose_files(gt: str | Path, tracks: str | Path, lines: list[LineConfig], width: int, height: int,
                     frame_rate: float, max_gap_s: float = 10.0, rule: AnalyticsConfig | None = None) -> dict[str, Any]:
     """decompose() on a ground truth and a tracks file (the rows evaluate-counts reads)."""
-    from edge_app.analytics.mot import read_mot
+    from edge_app.datasets.motchallenge import read_mot
 
     from .counts import truth_rows
     return decompose(truth_rows(Path(gt)), read_mot(Path(tracks)), lines, width, height, frame_rate, max_gap_s, rule)

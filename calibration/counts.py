@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from edge_app.analytics.counting import Analytics
-from edge_app.analytics.geometry import parse_line, parse_zone
-from edge_app.analytics.mot import MotFormatError, MotRows, read_mot, read_seqinfo
+from edge_app.config.shapes import parse_line, parse_zone
+from edge_app.datasets.motchallenge import MotFormatError, MotRows, read_mot, read_seqinfo
 from edge_app.config.schema import AnalyticsConfig, LineConfig, ZoneConfig
+from edge_app.cli.errors import fail
 
 PEDESTRIAN = 1
 
@@ -182,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             from .count_errors import decompose_files
             result["explain"] = decompose_files(a.gt, a.tracks, lines, width, height, rate, a.max_gap_s, rule)
     except (MotFormatError, ValueError) as exc:
-        print(f"edge-app evaluate-counts: {exc}", file=sys.stderr)
-        return 2
+        return fail("evaluate-counts", f"{exc}")
     print(json.dumps(result))
     return 0
 

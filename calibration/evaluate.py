@@ -15,13 +15,13 @@ import numpy as np
 from edge_app.core.classes import IGNORE, judged_classes, mask_lut, remap_truth
 from edge_app.core.detection_metrics import DetectionMetrics, DetectionReport
 from edge_app.core.operating_point import EVALUATION, keep_mask
-from edge_app.core.progress import progress as progress_bar
+from edge_app.cli.progress import progress as progress_bar
 from edge_app.core.task_metric import metric_name, metric_value
 from edge_app.core.segmentation_metrics import SegmentationMetrics, SegmentationReport
 from edge_app.core.types import Detections, GroundTruth
 from edge_app.datasets import Dataset, load_image, load_mask
 from edge_app.inference.models import NetworkModel, open_artifact
-from edge_app.inference.tiles import TileSpec
+from edge_app.frames.tiles import TileSpec
 
 EVAL_SCORE_THRESHOLD = EVALUATION.score_threshold
 
@@ -139,10 +139,11 @@ def measure_latencies(models: dict[str, NetworkModel], image: np.ndarray, rounds
 
 
 def open_for_eval(path: Path, threads: int = 2, spin: bool = False, tiles: TileSpec = TileSpec(),
-                  class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> NetworkModel:
-    """An artifact opened as the runtime would (its tiles and class groups too), with evaluation thresholds
-    (complete PR curves)."""
+                  class_groups: tuple[tuple[str, tuple[str, ...]], ...] = (), backend: str = "onnxruntime",
+                  precision: str | None = None) -> NetworkModel:
+    """An artifact opened as the runtime would (its tiles and class groups too; on ``backend``, computed at
+    ``precision``: default the file's own), with evaluation thresholds (complete PR curves)."""
     e = EVALUATION
     return open_artifact(Path(path), score_threshold=e.score_threshold, nms_iou=e.nms_iou, top_k=e.top_k,
                          max_detections=e.max_detections, threads=threads, spin=spin, tiles=tiles,
-                         class_groups=class_groups)
+                         class_groups=class_groups, backend=backend, precision=precision)

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.analytics.mot import MotFormatError, read_mot, read_seqinfo
+from edge_app.datasets.motchallenge import MotFormatError, read_mot, read_seqinfo
+from edge_app.cli.errors import fail
 
 METRIC_KEYS = ("HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW", "Frag", "MT", "ML",
                "CLR_TP", "CLR_FN", "CLR_FP")
@@ -108,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate_tracks(a.gt, a.tracks, a.seqinfo, a.benchmark)
     except MotFormatError as exc:
-        print(f"edge-app evaluate-tracks: {exc}", file=sys.stderr)
-        return 2
+        return fail("evaluate-tracks", f"{exc}")
     print(json.dumps(result))
     return 0
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import ArtifactMeta, read_meta, write_atomic
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.inference.artifacts import recommendation_path, variant_path
 
 from .extras import require
@@ -89,7 +89,7 @@ def make_dynamic(model: Any) -> tuple[Any, int]:
 
 
 def _inputs(meta: ArtifactMeta, count: int = 3) -> list[np.ndarray]:
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     rng = np.random.default_rng(0)
     pre = Preprocessor.from_meta(meta)

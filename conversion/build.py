@@ -22,10 +22,10 @@ import numpy as np
 
 from edge_app.core.artifact import PRECISIONS as ARTIFACT_PRECISIONS
 from edge_app.core.artifact import ArtifactMeta, read_meta, write_sidecar
-from edge_app.core.progress import add_progress_flag
+from edge_app.cli.progress import add_progress_flag
 from edge_app.datasets import Dataset, artifact_validation, load_image, open_dataset
 from edge_app.inference.artifacts import variant_path
-from edge_app.inference.tiles import TileSpec, add_tile_flags, crops_of, spec_from_flags
+from edge_app.frames.tiles import TileSpec, add_tile_flags, crops_of, spec_from_flags
 
 from . import quantize
 
@@ -36,7 +36,7 @@ def calibration_images(meta: ArtifactMeta, data: str | None, count: int, seed: i
     """Images from the training data (the artifact remembers where that was), ``count`` of them."""
     source = data or (meta.extra.get("training", {}).get("config", {}) or {}).get("data")
     if source in (None, "synthetic"):
-        from edge_app.synthetic import make_sample
+        from edge_app.datasets.synthetic import make_sample
         rng = np.random.default_rng(seed)
         return [make_sample(rng, meta.input_size[1], meta.input_size[0]).image for _ in range(count)]
     ds = open_dataset(source)
@@ -110,7 +110,7 @@ def build(fp32: Path, *, data: str | None = None, val: str | None = None, precis
         m = read_meta(path, verify_checksum=False)
         write_sidecar(path, replace(m, extra={**m.extra, "precision_table": table}))
     if tensorrt:
-        from edge_app.engines import build_engines
+        from edge_app.inference.engines import build_engines
         build_engines(fp32, engine_dir or fp32.parent, images=images, log=log)
     return table
 

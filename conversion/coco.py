@@ -45,7 +45,7 @@ def calibration_frames(videos: list[Path], out: Path, per_video: int = 32) -> di
     """Frames spread over the videos as JPEGs + a COCO file without labels (INT8 calibration images)."""
     import cv2
 
-    from .import_model import frames
+    from .importers.command import frames
 
     folder = out.with_suffix("")
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "data" / "videos")
     p.add_argument("--mot", type=Path, default=ROOT.parent / "shared" / "data" / "mot")
     a = p.parse_args(argv)
-    from .import_model import main as import_main
+    from .importers.command import main as import_main
     from .people import mot_people
 
     model = extract(a.tarball, ROOT / "var" / "import" / "nanodet")

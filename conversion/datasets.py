@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.datasets import Dataset, load_image, load_mask
-from edge_app.synthetic import CLASSES as SYN_CLASSES
-from edge_app.synthetic import MASK_CLASSES as SYN_MASK_CLASSES
-from edge_app.synthetic import make_sample
+from edge_app.datasets.synthetic import CLASSES as SYN_CLASSES
+from edge_app.datasets.synthetic import MASK_CLASSES as SYN_MASK_CLASSES
+from edge_app.datasets.synthetic import make_sample
 
 from . import augment
 from .extras import require

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import ArtifactMeta
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 
 from .datasets import Source
 from .seal import seal
@@ -61,7 +61,7 @@ def _parity_inputs(meta: ArtifactMeta, source: Source | None, count: int) -> lis
     if source is not None and len(source):
         idx = np.linspace(0, len(source) - 1, min(count, len(source))).astype(int)
         return [pre(source.item(int(i), with_mask=meta.task == "segmentation").image)[0] for i in idx]
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
     rng = np.random.default_rng(0)
     return [pre(make_sample(rng, meta.input_size[1], meta.input_size[0]).image)[0] for _ in range(count)]
 

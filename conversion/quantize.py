@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import META_KEY, ArtifactMeta, read_meta, sha256_file, write_sidecar
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 
 from .extras import require
 

@@ -1,6 +1,6 @@
 """A small-object detection set: mosaics of synthetic scenes, so every object is a few percent of the image.
 
-Each image is a ``grid`` x ``grid`` mosaic of seeded synthetic scenes (edge_app.synthetic, up to
+Each image is a ``grid`` x ``grid`` mosaic of seeded synthetic scenes (edge_app.datasets.synthetic, up to
 ``per_tile`` shapes each) drawn at ``tile`` px; with grid 4 and tile 160 the image is 640x640 and the
 shapes' scale sqrt(w h) is 0.06..0.15 of it (measured: median 0.09): 18..47 px once stretched to a 320x320 input, below
 SSDLite's first default box (scale 0.2 = 64 px) and around one cell of its stride-16 map. Written as a
@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_app.core.artifact import write_atomic
 from edge_app.datasets.voc import voc_xml
-from edge_app.synthetic import CLASSES, make_sample
+from edge_app.datasets.synthetic import CLASSES, make_sample
 
 
 def mosaic(rng: np.random.Generator, grid: int, tile: int, per_tile: int) -> tuple[np.ndarray, list]:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import write_atomic
-from edge_app.core.progress import add_progress_flag
-from edge_app.core.progress import progress as progress_bar
+from edge_app.cli.progress import add_progress_flag
+from edge_app.cli.progress import progress as progress_bar
 from edge_app.core.task_metric import metric_name
 from edge_app.datasets import DatasetError, holdout, open_dataset
 
@@ -32,6 +32,7 @@ from .losses import LOSSES, get_loss
 from .meta import make_meta
 from .models import MODEL_TASK, build_model, model_kwargs
 from .validate import validate_detection, validate_segmentation
+from edge_app.cli.errors import fail
 
 torch = require("torch")
 
@@ -143,7 +144,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         collate: Any = detection_collate
         loss_fn: Callable[..., Any] | None = None  # torchvision's SSD computes its own losses
     else:
-        from edge_app.core.preprocess import Preprocessor
+        from edge_app.frames.preprocess import Preprocessor
         train_set = SegmentationTorchSet(train_src, Preprocessor.from_meta(meta), train=True, seed=cfg.seed)
         collate = None
         loss_fn = get_loss(cfg.loss, train_src.ignore_index, cfg.cb_beta)
@@ -326,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("ssd: the SSDLite320 architecture has a fixed 320x320 input")
         result = train(cfg)
     except DatasetError as exc:
-        print(f"edge-app train: {exc}", file=sys.stderr)
-        return 2
+        return fail("train", f"{exc}")
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}, default=str))
     return 0

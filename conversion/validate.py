@@ -13,8 +13,8 @@ import numpy as np
 from edge_app.core.artifact import ArtifactMeta
 from edge_app.core.detection_metrics import DetectionMetrics
 from edge_app.core.operating_point import EVALUATION
-from edge_app.core.preprocess import Preprocessor
-from edge_app.core.progress import progress as progress_bar
+from edge_app.frames.preprocess import Preprocessor
+from edge_app.cli.progress import progress as progress_bar
 from edge_app.core.task_metric import metric_name, metric_value
 from edge_app.core.segmentation_metrics import SegmentationMetrics
 from edge_app.decoders import DetectionDecoder, SegmentationDecoder

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from .cli.errors import fail
 
 @dataclass(frozen=True)
 class Command:
@@ -85,7 +86,7 @@ def _service_args(p: argparse.ArgumentParser) -> None:
 
 COMMANDS: dict[str, Command] = {
     "run": Command("run the live pipeline: capture, detect + segment, overlay, stream, rolling P/R",
-                   "edge_app.app:main", _run_args),
+                   "edge_app.cli.run:main", _run_args),
     "doctor": Command("what this machine can run: GStreamer elements, ONNX Runtime, TensorRT, cameras, "
                       "models, ports, disk (exit 0 when the config can run)", "edge_app.cli.doctor:main",
                       _doctor_args),
@@ -96,7 +97,7 @@ COMMANDS: dict[str, Command] = {
     "export": Command("export a trained model to ONNX with its metadata and a parity check (needs [train])",
                       "conversion.export:main", _passthrough, passthrough=True),
     "import": Command("a pretrained TF Object Detection API SSD (.pb) as an ONNX artifact with our decoder, "
-                      "parity-checked against TensorFlow (needs [import])", "conversion.import_model:main",
+                      "parity-checked against TensorFlow (needs [import])", "conversion.importers.command:main",
                       _passthrough, passthrough=True),
     "build": Command("make FP16 / INT8 artifacts (accuracy-gated) and TensorRT engines from an FP32 ONNX",
                      "conversion.build:main", _passthrough, passthrough=True),
@@ -120,7 +121,7 @@ COMMANDS: dict[str, Command] = {
     "samples export": Command("the frames reviewed on /review as a VOC or COCO dataset (for calibrate --data, "
                               "train --data)", "edge_app.cli.samples:main", _samples_export_args),
     "service": Command("install or uninstall the systemd unit",
-                       "edge_app.service:main", _service_args),
+                       "edge_app.cli.service:main", _service_args),
 }
 
 
@@ -161,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler: Callable[[Any], int] = getattr(importlib.import_module(module), func)
     except ImportError as exc:  # e.g. torch missing for train: the message names the extra
-        print(f"edge-app {name}: {exc}", file=sys.stderr)
-        return 2
+        return fail(name, exc)
     return int(handler(extra if cmd.passthrough else args) or 0)
 
 

@@ -4,12 +4,10 @@ and label settings without dropping the stream) and talks to systemd (READY, WAT
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,25 +15,26 @@ from typing import Any
 
 from .config import AppConfig, ConfigError, StreamConfig, load_config, model_tiles
 from .events.device import DeviceEvents
-from .inference.models import ModelError, ModelSpec, open_model
+from .inference.models import ModelSpec, open_model
 from .health import Health
 from .health.disk import DiskBudget
-from .health.memory import limit_arenas
 from .serve.guard import Limits
-from .labels import Sampler
+from .review.labels import Sampler
 from .review.api import Review
 from .review.samples import SampleStore
+from .rollout.agent import FleetAgent
 from .rollout.api import ModelsApi
 from .rollout.manager import RolloutManager
 from .rollout.state import active_artifacts
-from .logs import CONSOLE, log_event, setup_logging
-from .notify import Notifier
+from .logs import CONSOLE, log_event
+from .health.notify import Notifier
 from .outputs import OUTPUTS
 from .streams.api import StreamsApi
 from .streams.geometry import GeometryApi
 from .streams.batcher import Batcher
 from .streams.manager import StreamSet, describe, new_rolling
-from .telemetry import Telemetry
+from .streams.models import LiveModels
+from .streams.telemetry import Telemetry
 
 log = logging.getLogger("edge_app")
 console_log = logging.getLogger(CONSOLE)
@@ -45,8 +44,9 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
     rt = cfg.runtime
     streams = len(cfg.stream_configs())
     # Several streams and workers: each worker's call on its own cores (data-parallel across streams) beats
-    # splitting every frame across all of them: 77 vs 62 fps with 4 streams on 2 cores (README).
-    threads = rt.threads if streams == 1 or rt.inference_workers == 1 else max(1, rt.threads // rt.inference_workers)
+    # splitting every frame across all of them: 77 vs 62 fps with 4 streams on 2 cores (README). A backend
+    # takes the model's threads and how many calls run at once, and splits them (threads / requests each).
+    requests = 1 if streams == 1 else max(1, min(rt.inference_workers, rt.threads))
     specs = []
     promoted = active_artifacts(cfg.resolve(cfg.rollout.state_dir))  # a promotion outlives a restart
     for name, m in cfg.models.items():
@@ -64,7 +64,7 @@ def model_specs(cfg: AppConfig) -> list[ModelSpec]:
             score_threshold=m.score_threshold, nms_iou=m.nms_iou,
             top_k=m.top_k, max_detections=m.max_detections,
             thresholds_file=thresholds,
-            method=m.method, classes=m.classes, threads=threads,
+            method=m.method, classes=m.classes, threads=rt.threads, requests=requests,
             engine_dir=cfg.state(cfg.runtime.engine_dir), max_batch=cfg.runtime.max_batch,
             opt_batch=min(cfg.runtime.max_batch, len(cfg.stream_configs())), tiles=model_tiles(cfg, name),
             class_groups=tuple((g, tuple(c)) for g, c in m.class_groups.items()), keep=tuple(m.keep)))
@@ -109,22 +109,15 @@ class App:
                        if self.sampler is not None and self.sampler.inbox is not None else None)
         self.events = DeviceEvents.from_config(cfg, self.disk)
         self.specs = {s.name: s for s in model_specs(cfg)}
-        self.rollout = RolloutManager(cfg, live=self._model, opener=self._open_as, swap=self.swap_model,
-                                      stats=self._model_stats, emit=self._emit,
+        self.live = LiveModels(self.models, self.specs, self._building)
+        self.rollout = RolloutManager(cfg, live=self.live.get, opener=self.live.open_as, swap=self.live.swap,
+                                      stats=self.live.stats, emit=self._emit,
                                       failing=lambda: "; ".join(self.health().reasons)
                                       if self.health().state == "failing" else "",
                                       samples_dir=self.sampler.dir if self.sampler is not None else None)
         if self.sampler is not None:
             self.sampler.on_labels = self.rollout.on_labels
-        self.agent = None  # a fleet's rollout commands, over the device's MQTT connection
-        if self.events is not None and self.events.mqtt is not None:
-            from .rollout.agent import FleetAgent
-            from .rollout.commands import Verifier
-
-            r = cfg.rollout
-            self.agent = FleetAgent(self.rollout, self.events.device,
-                                    Verifier(r.fleet_public_key, r.fleet_secret), r.fleet_token)
-            self.events.mqtt.subscribe_commands(self.agent.on_command)
+        self.agent = FleetAgent.over(self.rollout, self.events, cfg.rollout)  # a fleet's commands, over MQTT
         # no model runs a batch as one call: gathering frames would only add latency
         batches = any(getattr(m, "max_batch", 1) != 1 and getattr(m, "batching", False) for m in self.models)
         # frame by frame, a worker takes one frame at a time: a big batch run serially by one worker would
@@ -133,8 +126,9 @@ class App:
                                batch_timeout_s=cfg.runtime.batch_timeout_ms / 1000.0 if batches else 0.0,
                                workers=cfg.runtime.inference_workers)
         self.streams = StreamSet(cfg, self.models, self.batcher, self._stream_outputs,
-                                 on_events=self._on_events if self.events is not None else None,
+                                 events=self.events,
                                  sampler=self.sampler, sampled=configs[0].name, shadow=self.rollout.on_frame)
+        self.live.attach(self.batcher, self.streams)
         self.api = StreamsApi(self.streams)
         self.geometry = GeometryApi(self.streams, self.config_path)  # the page's line and zone editor
         self.models_api = ModelsApi(self.rollout, self._models_status, cfg.base_dir)
@@ -149,18 +143,26 @@ class App:
         self._reload = threading.Event()
 
     def _choose_batching(self, n: int) -> dict[str, Any]:
-        """Per model: one call per batch or one per frame (runtime.batching; "auto" measures it here)."""
+        """Per model: how several images reach its backend (``inference.dispatch``: one call, one call per
+        image, calls in flight) for the frames of ``n`` streams or one frame's tiles (runtime.batching;
+        "auto" measures the three here, on this CPU and backend)."""
         mode, out = self.cfg.runtime.batching, {}
+        fixed = {"on": "batch", "off": "frames", "requests": "requests"}
         for m in self.models:
-            if getattr(m, "max_batch", 1) == 1:
+            if not hasattr(m, "measure_modes"):
                 continue
-            if mode != "auto" or n < 2:
-                m.batching = mode != "off"
-                out[m.name] = {"batching": m.batching}
+            tiled = getattr(m, "tiled", False)
+            if mode != "auto":
+                m.mode = fixed[mode]
+                if m.mode == "requests" and getattr(m.backend, "requests", 1) < 2 and m.opener is not None:
+                    m.backend.close()
+                    m.backend = m.opener(max(2, min(self.cfg.runtime.threads, n)))
+                out[m.name] = {"mode": m.mode, "batching": m.batching}
                 continue
-            t = m.measure_batch(n)
-            m.batching = t["batch_ms"] * 1.05 < t["single_ms"]  # only a clear gain is worth the batch's latency
-            out[m.name] = {"batching": m.batching, "batch": n, **{k: round(v, 2) for k, v in t.items()}}
+            if n < 2 and not tiled:
+                continue
+            t = m.measure_modes(n)
+            out[m.name] = {"batching": m.batching, "streams": n, "backend": m.backend.name, **t}
             log_event(log, logging.INFO, "batching", model=m.name, **out[m.name])
         return out
 
@@ -170,52 +172,12 @@ class App:
         runs = self.streams.all()
         return runs[0].stream if runs else None
 
-    def _on_events(self, stream: str) -> Any:
-        events = self.events
-        assert events is not None
-        return lambda evs: events.track_events(evs, stream=stream)
-
     def _thresholds(self, model: str) -> Any:
         """A detector's live per-class score thresholds (C,), None for other models."""
         decoder = next((getattr(m, "decoder", None) for m in self.models if m.name == model), None)
         return getattr(decoder, "score_thresholds", None)
 
     # -- models and their candidates (edge_app.rollout) ------------------------------------------------
-    def _model(self, name: str) -> Any:
-        return next((m for m in self.models if m.name == name), None)
-
-    def _open_as(self, name: str, entry: dict[str, Any], threads: int) -> Any:
-        """Model ``name`` from another artifact (a candidate): the live spec with that artifact, its
-        thresholds and precision; ``threads`` 0 = the live model's own."""
-        import dataclasses
-
-        spec = dataclasses.replace(
-            self.specs[name], artifact=Path(entry["artifact"]), precision=entry.get("precision") or "auto",
-            thresholds_file=Path(entry["thresholds_file"]) if entry.get("thresholds_file") else None,
-            threads=threads or self.specs[name].threads)
-        model = open_model(spec, self._building)
-        if hasattr(model, "batching"):
-            model.batching = getattr(self._model(name), "batching", True)
-        return model
-
-    def swap_model(self, name: str, new: Any) -> Any:
-        """``new`` takes the place of model ``name`` between two batches (every list that holds it);
-        returns the replaced model, still open."""
-        old = self.batcher.swap(name, new)
-        for models in [self.models, self.streams.models] + [r.stream.models for r in self.streams.all()]:
-            for i, m in enumerate(models):
-                if m is old:
-                    models[i] = new
-        log.info("model %s swapped: %s", name, new.describe())
-        return old
-
-    def _model_stats(self, name: str) -> tuple[int, int, float | None]:
-        import numpy as np
-
-        seconds = list(self.batcher.model_seconds.get(name, ()))
-        return (self.batcher.model_frames[name], self.batcher.model_errors[name],
-                float(np.median(seconds)) if seconds else None)
-
     def _emit(self, kind: str, **fields: Any) -> None:
         if self.events is not None:
             self.events.bus.emit(kind, **fields)
@@ -443,32 +405,3 @@ class App:
                 counters[k] = counters.get(k, 0) + v
         log_event(log, logging.INFO, "stopped", seconds=round(time.monotonic() - t0, 2), counters=counters)
         self.notifier.close()
-
-
-def main(args: argparse.Namespace) -> int:
-    """``edge-app run [INPUT] [OUTPUT ...] [--model ARTIFACT ...]``: the config file, overridden by the
-    command line (``cli.overrides``); every problem named at once, exit 2."""
-    from .cli.overrides import run_config
-
-    given = getattr(args, "config", None)
-    try:
-        # an explicit --config must exist; the default config.toml may be absent when the command line
-        # names the input and the models (a config-less run, like jetson-inference's tools)
-        cfg = run_config(given or "config.toml", getattr(args, "input", None), getattr(args, "outputs", None),
-                         getattr(args, "model", None), required=given is not None,
-                         state_dir=getattr(args, "state_dir", None), lines=getattr(args, "line", None),
-                         zones=getattr(args, "zone", None))
-    except ConfigError as exc:
-        print(f"edge-app run: {exc}", file=sys.stderr)
-        return 2
-    lg = cfg.logging
-    console = setup_logging(lg.level, cfg.state(lg.file) if lg.file else None, lg.max_bytes, lg.backups,
-                            console=getattr(args, "log_format", "auto") or "auto")
-    limit_arenas()  # before any thread starts: streams that come and go must not grow the heap
-    try:
-        app = App(cfg, console, Path(given or "config.toml"))
-    except (ModelError, OSError, ValueError, RuntimeError) as exc:
-        log_event(log, logging.ERROR, "startup failed", error=str(exc))
-        print(f"edge-app run: {exc}", file=sys.stderr)
-        return 2
-    return app.run(getattr(args, "max_seconds", None))

@@ -12,7 +12,7 @@ import pytest
 
 def require_gst() -> None:
     try:
-        from edge_app.stream.gst import gst
+        from edge_app.gst import gst
         gst()
     except Exception as exc:  # GstUnavailable, or gi missing
         pytest.skip(f"GStreamer bindings unavailable: {exc}")

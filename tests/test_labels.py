@@ -10,11 +10,12 @@ import pytest
 from edge_app.config.schema import SourceConfig
 from edge_app.core.types import Detections
 from edge_app.inference.models import ModelResult
-from edge_app.labels import LabelsFile, build_label_hooks
-from edge_app.pipeline import Pipeline
-from edge_app.rolling import RollingMonitor
+from edge_app.review.labels import LabelsFile
+from edge_app.streams.stream import PipelineHooks
+from edge_app.streams.pipeline import Pipeline
+from edge_app.review.rolling import RollingMonitor
 from edge_app.sources import open_source
-from edge_app.telemetry import Telemetry
+from edge_app.streams.telemetry import Telemetry
 from tests.gst_helpers import require_gst
 
 pytestmark = pytest.mark.slow
@@ -67,8 +68,8 @@ def test_labels_file_follows_a_looping_video_under_load(tmp_path):
     rolling = RollingMonitor(iou=0.5, window_frames=10_000, window_seconds=1e6)
     rolling.add_model("square", "detection", ("square",))
     seen = []
-    hooks = build_label_hooks(LabelsFile.open(labels), None)
-    hooks.on_processed = lambda frame, results: seen.append(frame.index)
+    hooks = PipelineHooks.for_labels(LabelsFile.open(labels), None)
+    hooks.on_processed = lambda frame, results, tracks: seen.append(frame.index)
     source = open_source(SourceConfig(f"file://{video}", width=W, height=H, loop=True, realtime=True))
     pipe = Pipeline(source, [BrightSquare()], [], rolling, Telemetry(), hooks, hud=False)
     pipe.start()

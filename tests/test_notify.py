@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from edge_app.notify import Notifier
+from edge_app.health.notify import Notifier
 from tests.gst_helpers import free_port, require_gst, start_rtsp_server
 from tests.test_app import Running, http_get, write_config
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_app.core.types import Detections, SegMask
-from edge_app.overlay import draw_detections, draw_hud, draw_mask, label_layout, palette
+from edge_app.streams.overlay import draw_detections, draw_hud, draw_mask, label_layout, palette
 
 GOLDEN = Path(__file__).with_name("golden")
 
@@ -104,7 +104,7 @@ def test_overlapping_labels_both_readable_in_pixels():
 
 def test_labels_are_sized_to_the_frame():
     # issue 24: labels were as large on a 480x360 frame as on 1080p, hiding their neighbours
-    from edge_app.overlay import text_scale
+    from edge_app.streams.overlay import text_scale
 
     small, hd = np.zeros((360, 480, 3), np.uint8), np.zeros((1080, 1920, 3), np.uint8)
     assert text_scale(small)[0] == 0.35 and text_scale(hd)[0] == 0.75

@@ -3,11 +3,11 @@ import numpy as np
 
 from edge_app.core.types import Detections, Frame
 from edge_app.inference.models import ModelResult
-from edge_app.overlay import palette
-from edge_app.pipeline import Pipeline
-from edge_app.rolling import RollingMonitor
+from edge_app.streams.overlay import palette
+from edge_app.streams.pipeline import Pipeline
+from edge_app.review.rolling import RollingMonitor
 from edge_app.sources.synthetic import SyntheticSource
-from edge_app.telemetry import Telemetry
+from edge_app.streams.telemetry import Telemetry
 
 
 def test_a_box_under_the_hud_stays_visible():

@@ -10,9 +10,9 @@ import pytest
 from edge_app.core.segmentation_metrics import SegmentationMetrics
 from edge_app.core.types import Detections, FrameLabels, GroundTruth, SegMask
 from edge_app.inference.models import ModelResult
-from edge_app.labels import Sampler
-from edge_app.rolling import RollingMonitor
-from edge_app.synthetic import make_sample, write_dataset
+from edge_app.review.labels import Sampler
+from edge_app.review.rolling import RollingMonitor
+from edge_app.datasets.synthetic import make_sample, write_dataset
 
 
 def write_synthetic_voc(root: Path, n: int, seed: int = 5) -> Path:

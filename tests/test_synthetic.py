@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 
 from edge_app.datasets import open_dataset
-from edge_app.synthetic import make_sample, validation_dir
+from edge_app.datasets.synthetic import make_sample, validation_dir
 
 
 def test_mask_and_boxes_agree():

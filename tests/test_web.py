@@ -7,7 +7,7 @@ import numpy as np
 
 from edge_app.core.types import Frame
 from edge_app.outputs.http import HttpOutput
-from edge_app.web import FrameHub
+from edge_app.serve.web import FrameHub
 
 
 def _image(i: int) -> np.ndarray:

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import ArtifactMeta, sha256_file
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.decoders.heads.layout import detect
 
 from ..extras import require
 from ..seal import seal
-from . import graph
+from . import graph, parsers
 from .tfjs import per_channel
 
 # ultralytics' predictors: RGB on 0..1, letterbox with grey (114) borders; RT-DETR's stretches the image
@@ -92,6 +92,7 @@ def import_onnx(model: Path, out: Path, classes: list[str] | None, images: list[
     if missing:
         raise OnnxImportError(f"{model}: its preprocessing is not in the file; give {', '.join('--' + k for k in missing)}")
     graph.rename(proto, {inputs[0].name: "images", **{name: role for role, name in lay.outputs.items()}})
+    cleaned = parsers.clean(proto)  # what TensorRT's parser and OpenVINO's frontend take: constants folded
     background = lay.head == "ssd" and lay.classes == len(classes) + 1
     meta = ArtifactMeta(
         task="detection", classes=tuple(classes), input_size=size, input_name="images", color=pre["color"],
@@ -101,7 +102,7 @@ def import_onnx(model: Path, out: Path, classes: list[str] | None, images: list[
         extra={"source": {"file": model.name, "sha256": sha256_file(model), "format": "onnx", "licence": licence,
                           "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
                           "metadata": {k: v for k, v in props.items() if len(v) < 2000}},
-               "head_reason": lay.reason, "import": {"ops": graph.ops(proto)}})
+               "head_reason": lay.reason, "import": {"ops": graph.ops(proto), **cleaned}})
     final = out if out.suffix == ".onnx" else out / "model.onnx"
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp")
@@ -125,13 +126,14 @@ def import_onnx(model: Path, out: Path, classes: list[str] | None, images: list[
         if not diff <= tolerance:
             raise OnnxImportError(f"{model}: the imported graph differs from the file by {diff:.3g} > {tolerance:g}")
         meta = replace(meta, extra={**meta.extra, "import": {**meta.extra["import"], "batch": batch,
+                                                             "openvino": parsers.openvino_accepts(tmp),
                                                              "parity": {"reference": "the file itself, ONNX Runtime",
                                                                         "frames": len(xs), "max_abs": diff}}})
         seal(tmp, final, meta)
     finally:
         tmp.unlink(missing_ok=True)
     return {"onnx": str(final), "head": lay.head, "why": lay.reason, "classes": len(classes), "input_size": list(size),
-            "batch": batch, "parity_max_abs": diff}
+            "batch": batch, "parity_max_abs": diff, "openvino": meta.extra["import"]["openvino"]}
 
 
 def _measured_shapes(model: Path, declared: dict[str, tuple]) -> dict[str, tuple]:

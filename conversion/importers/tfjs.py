@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.core.artifact import ArtifactMeta, sha256_file
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.decoders.heads.layout import detect
 
 from ..extras import require

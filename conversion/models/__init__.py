@@ -3,13 +3,28 @@ ssdlite-mobilenet-v2 and deeplabv3-mobilenet-v2 (MobileNetV2 trunk: the imported
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-MODEL_TASK = {"ssd": "detection", "unet": "segmentation", "deeplabv3": "segmentation",
-              "ssdlite-mobilenet-v2": "detection", "deeplabv3-mobilenet-v2": "segmentation"}
-# The architecture name each artifact's metadata carries.
-ARCHITECTURE = {"ssd": "ssdlite320_mobilenet_v3_large", "unet": "unet", "deeplabv3": "deeplabv3_mobilenet_v3_large",
-                "ssdlite-mobilenet-v2": "ssdlite_mobilenet_v2", "deeplabv3-mobilenet-v2": "deeplabv3_mobilenet_v2"}
+
+@dataclass(frozen=True)
+class ModelKind:
+    task: str          # "detection" | "segmentation"
+    architecture: str  # the name the artifact's metadata carries
+    builder: str       # "module:function" of this package, imported when a model is built (torch)
+
+
+# The one registry of the models `edge-app train` builds.
+MODELS: dict[str, ModelKind] = {
+    "ssd": ModelKind("detection", "ssdlite320_mobilenet_v3_large", "ssd:build_ssd"),
+    "unet": ModelKind("segmentation", "unet", "unet:UNet"),
+    "deeplabv3": ModelKind("segmentation", "deeplabv3_mobilenet_v3_large", "deeplab:build_deeplabv3"),
+    "ssdlite-mobilenet-v2": ModelKind("detection", "ssdlite_mobilenet_v2", "ssdlite_v2:build_ssdlite_v2"),
+    "deeplabv3-mobilenet-v2": ModelKind("segmentation", "deeplabv3_mobilenet_v2",
+                                        "deeplab:build_deeplabv3_mobilenet_v2"),
+}
+MODEL_TASK = {name: k.task for name, k in MODELS.items()}
+ARCHITECTURE = {name: k.architecture for name, k in MODELS.items()}
 
 
 def model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
@@ -29,14 +44,10 @@ def model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
 
 def build_model(name: str, num_classes: int, **kwargs: Any) -> Any:
     """A torch model for ``name``; num_classes counts what the head predicts (SSD: incl. background)."""
-    from .deeplab import build_deeplabv3, build_deeplabv3_mobilenet_v2
-    from .ssd import build_ssd
-    from .ssdlite_v2 import build_ssdlite_v2
-    from .unet import UNet
+    import importlib
 
-    builders: dict[str, Callable[..., Any]] = {"ssd": build_ssd, "unet": UNet, "deeplabv3": build_deeplabv3,
-                                               "ssdlite-mobilenet-v2": build_ssdlite_v2,
-                                               "deeplabv3-mobilenet-v2": build_deeplabv3_mobilenet_v2}
-    if name not in builders:
-        raise ValueError(f"unknown model {name!r}: expected one of {sorted(builders)}")
-    return builders[name](num_classes=num_classes, **kwargs)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: expected one of {sorted(MODELS)}")
+    module, function = MODELS[name].builder.split(":")
+    builder: Callable[..., Any] = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return builder(num_classes=num_classes, **kwargs)

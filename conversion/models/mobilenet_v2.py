@@ -3,7 +3,7 @@
 The trunk is ``torchvision.models.mobilenet_v2().features`` kept as the attribute ``features``, so a model
 that holds it as ``backbone.features`` has state-dict keys ``backbone.features.N...``; conversion.transfer
 strips ``backbone.`` and the keys of an imported ``backbone.npz`` (``features.N...``, see
-conversion.import_backbone) or of a torchvision ImageNet checkpoint fall onto it by name.
+conversion.importers.backbone) or of a torchvision ImageNet checkpoint fall onto it by name.
 
 Block indices (width 1.0, stride of each block's output for a 320x320 input):
 features.0 stem s2 | 1 s2 | 2-3 s4 | 4-6 s8 | 7-13 s16 (7 downsamples) | 14-17 s32 (14 downsamples) |

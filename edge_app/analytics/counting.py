@@ -2,7 +2,8 @@
 
 Lines: the rule of ``lines.py`` (once per identity and direction, through the segment, hysteresis), with
 the counting memory of ``memory.py`` for tracks (a new id continuing a vanished one keeps its sides).
-Zones: occupancy now, entries, exits and dwell time per class; a track that disappears inside (lost past the tracker's buffer) is counted as an exit then.
+Zones: occupancy now, entries, exits and dwell time per class; a track that disappears inside (lost past
+the tracker's buffer) is counted as an exit then.
 A stream that starts again (a file looping: time goes back) resets the trackers; counts are kept.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..config.schema import AnalyticsConfig, TrackerConfig
-from . import geometry
+from ..core.types import Tracks
+from ..core import geometry
 from . import lines as line_rule
 from .lines import Line as _Line
 from .memory import CountingMemory
@@ -141,9 +143,10 @@ class Analytics:
         if self.record_events:  # nobody listening: nothing kept (the frames of snapshots least of all)
             self._pending.append({"kind": kind, **fields})
 
-    def update(self, results: list[Any], t: float, image: np.ndarray | None = None) -> None:
-        """Track each tracked detector's detections of this frame (``r.tracks`` is set) and count;
-        ``image``: the frame, kept for the best-scoring moment of each track (its snapshot)."""
+    def update(self, results: list[Any], t: float, image: np.ndarray | None = None) -> dict[str, Tracks]:
+        """Track each tracked detector's detections of this frame and count; returns {detector: its
+        confirmed tracks}, beside the model results (never written into them). ``image``: the frame, kept
+        for the best-scoring moment of each track (its snapshot)."""
         frame = image                                # the tracker's (camera motion, appearance)
         image = image if self.record_events else None
         with self._lock:
@@ -167,14 +170,16 @@ class Analytics:
                 self.truth_memory.clear()
                 self.restarts += 1
             self._t = t
+            out: dict[str, Tracks] = {}
             for r in results:
                 if r.name not in self.trackers or r.detections is None:
                     continue
-                r.tracks = self.trackers[r.name].update(r.detections, t, frame)
-                self._follow(r.name, r.tracks, r.classes, t, image)
-                self._count(r.name, r.tracks.boxes, r.tracks.ids, r.tracks.classes, r.classes, t,
+                tracks = out[r.name] = self.trackers[r.name].update(r.detections, t, frame)
+                self._follow(r.name, tracks, r.classes, t, image)
+                self._count(r.name, tracks.boxes, tracks.ids, tracks.classes, r.classes, t,
                             self.lines, self.zones, trails=True)
             self._forget(t, self._seen, self.lines, self.zones, trails=True)
+            return out
 
     def end_of_stream(self) -> None:
         """The recording ended: every identity still remembered ends now, for the lines (count_at_end);

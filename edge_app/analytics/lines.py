@@ -21,7 +21,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from . import geometry
+from ..core import geometry
 
 Crossing = tuple["Line", Hashable, str, str, np.ndarray]  # line, key, direction, class, anchor
 

@@ -27,6 +27,7 @@ from ..config.schema import TrackerConfig
 from ..core.types import Detections, Tracks
 from . import kalman
 from .association import _lsap, assign, candidate_pairs, covered, direction_consistency, expand, overlaps, pair_iou
+from .base import BaseTracker
 
 __all__ = ["Tracker", "assign", "candidate_pairs", "overlaps", "pair_iou"]
 
@@ -35,7 +36,7 @@ _PER_TRACK = ("mean", "cov", "ids", "classes", "scores", "hits", "state", "seen"
               "last_cov", "heading", "emb")
 
 
-class Tracker:
+class Tracker(BaseTracker):
     """One stream's tracker: ``update(detections, t, frame=None) -> Tracks`` (confirmed, updated this frame)."""
 
     def __init__(self, settings: TrackerConfig | None = None, groups: np.ndarray | None = None) -> None:

@@ -54,7 +54,7 @@ class Row:
 
 def _gst() -> Any:
     try:
-        from ..stream.gst import gst
+        from ..gst import gst
         return gst()
     except Exception:  # GstUnavailable, or gi missing altogether
         return None
@@ -118,6 +118,7 @@ def runtime_rows(cfg: AppConfig | None) -> list[Row]:
     except ImportError:
         rows.append(Row("pycuda", "fail" if wants_trt else "missing", "missing: pip install -e '.[jetson]' "
                         "(needed with TensorRT)"))
+    rows += openvino_rows(cfg)
     from ..backends.tensorrt import device_info
     info = device_info()
     gpu = info["gpu"] if info else None
@@ -125,6 +126,53 @@ def runtime_rows(cfg: AppConfig | None) -> list[Row]:
         gpu = "an NVIDIA GPU (nvidia-smi present; TensorRT/pycuda not usable)"
     rows.append(Row("GPU", "ok" if info else "missing", gpu or "none found: inference runs on the CPU"))
     return rows
+
+
+# What each CPU feature means for our backends (present), and what its absence costs.
+CPU_FEATURES = {
+    "AVX2": ("the baseline of every x86 backend build", "x86 backends run their slowest generic code"),
+    "AVX-512 VNNI": ("INT8 dot products in one instruction: INT8 models gain most",
+                     "no 512-bit INT8 dot products: INT8 gains less"),
+    "AVX-VNNI": ("INT8 dot products on 256-bit vectors", "no 256-bit VNNI (AVX-512 VNNI covers it where present)"),
+    "AMX": ("Intel's matrix tiles for INT8 and BF16: OpenVINO's fastest path", "no AMX tiles (Intel Xeon 4th gen "
+            "and later have them)"),
+    "BF16": ("bfloat16 compute: precision bf16 on backend openvino", "precision bf16 is not available here"),
+}
+
+
+def cpu_rows(cfg: AppConfig | None) -> list[Row]:
+    """The CPU and the features that decide which backend x precision is fastest on it."""
+    from ..backends.cpu import cpu_info
+
+    cpu = cpu_info()
+    rows = [Row("CPU", "ok", cpu.describe())]
+    wants_bf16 = [n for n, m in (cfg.models.items() if cfg is not None else []) if m.enabled and m.precision == "bf16"]
+    x86 = bool(cpu.flags & {"sse2", "avx"})
+    for feature, (have_it, lack_it) in CPU_FEATURES.items():
+        if feature != "BF16" and not x86:
+            continue  # an Arm CPU (a Jetson): the x86 rows say nothing
+        have = cpu.has(feature)
+        verdict = "ok" if have else ("fail" if feature == "BF16" and wants_bf16 else "missing")
+        detail = have_it if have else lack_it + (f"; models {', '.join(wants_bf16)} ask precision bf16: use fp32 "
+                                                 "or int8" if verdict == "fail" else "")
+        rows.append(Row(f"CPU {feature}", verdict, detail))
+    return rows
+
+
+def openvino_rows(cfg: AppConfig | None) -> list[Row]:
+    from ..backends import openvino as ovb
+
+    wants = [n for n, m in (cfg.models.items() if cfg is not None else []) if m.enabled and m.backend == "openvino"]
+    version = ovb.version()
+    if version is None:
+        need = f"; models {', '.join(wants)} ask backend openvino" if wants else ""
+        return [Row("OpenVINO", "fail" if wants else "missing", f"missing: {ovb.EXTRA}{need} (models run on ONNX "
+                    "Runtime without it)")]
+    try:
+        caps = ", ".join(ovb.core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception as exc:  # a broken install: say so, nothing else depends on this row
+        return [Row("OpenVINO", "fail" if wants else "missing", f"{version} installed but not usable: {exc}")]
+    return [Row("OpenVINO", "ok", f"{version}, CPU plugin: {caps}")]
 
 
 def camera_rows() -> list[Row]:
@@ -168,14 +216,18 @@ def model_rows(cfg: AppConfig) -> list[Row]:
         except ArtifactError as exc:
             rows.append(Row(f"model {name}", "fail", str(exc)))
             continue
-        precision = m.precision
-        if precision == "auto":
-            setting = model_tiles(cfg, name).setting if meta.task == "detection" else artifacts.WHOLE_FRAME
-            precision = artifacts.recommended_precision(path, meta.onnx_sha256, setting) or "fp32"
+        from ..inference.choice import resolve
+        setting = model_tiles(cfg, name).setting if meta.task == "detection" else artifacts.WHOLE_FRAME
+        try:
+            picked = resolve(m.backend if m.backend != "tensorrt" else "auto", m.precision, path, meta.onnx_sha256,
+                             timer=_untimed, setting=setting)
+            backend, precision, why = picked.backend, picked.precision, picked.why
+        except _Remeasure as later:
+            backend, precision, why = "onnxruntime", "fp32", str(later)
         variant = artifacts.variant_path(path, precision)
         verdict = "ok" if variant.is_file() else "fail"
         rows.append(Row(f"model {name}", verdict, f"{meta.model or meta.task} {', '.join(meta.classes)}; runs "
-                        f"{precision} ({variant.name}{'' if variant.is_file() else ' MISSING: edge-app build ' + str(path)})"))
+                        f"{precision} on {backend} ({variant.name}{'' if variant.is_file() else ' MISSING: edge-app build ' + str(path)}; {why})"))
         engine, manifest = artifacts.engine_paths(cfg.state(cfg.runtime.engine_dir), path,
                                                   artifacts.engine_precision(precision))
         from ..backends.tensorrt import device_info
@@ -185,6 +237,16 @@ def model_rows(cfg: AppConfig) -> list[Row]:
                         f"{state}: {check.reason}" + ("" if check.usable else
                                                        " (edge-app build --tensorrt on the device; ONNX Runtime meanwhile)")))
     return rows
+
+
+class _Remeasure(Exception):
+    pass
+
+
+def _untimed(fp32: Path, keys: Any, *_: Any) -> Any:
+    """doctor does not time models: where the runtime would re-measure, it says so."""
+    raise _Remeasure(f"recommendation made on another CPU: the runtime times {len(keys)} candidates at start "
+                     "(fp32 on onnxruntime until then)")
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -245,7 +307,7 @@ def diagnose(config: str | Path) -> list[Row]:
     except ConfigError as exc:
         rows.append(Row("config", "fail", f"{exc.source}: " + "; ".join(exc.problems)))
         cfg = _lenient(Path(config))  # the rest is still checked: what else would be missing
-    rows += gstreamer_rows(cfg) + runtime_rows(cfg) + camera_rows()
+    rows += gstreamer_rows(cfg) + runtime_rows(cfg) + cpu_rows(cfg) + camera_rows()
     if cfg is not None:
         rows += model_rows(cfg) + system_rows(cfg)
     return rows

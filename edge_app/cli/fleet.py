@@ -12,7 +12,6 @@ import argparse
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from ..config import is_loopback
 from ..logs import LOG_FORMATS, log_event, setup_logging
 from .overrides import TOKEN_ENV
+from .errors import fail
 
 log = logging.getLogger("edge_app.fleet")
 
@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="or a shared HMAC-SHA256 secret (without the cryptography package)")
     p.add_argument("--url", default="", help="the fleet's address as devices reach it, for downloads "
                    "(default: http://HOST:PORT of --http)")
+    p.add_argument("--download-kib-s", type=float, default=0, help="KiB per second each artifact download may "
+                   "take (0 = unlimited; a fleet on thin links keeps the devices' own traffic going)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default="auto", help="console log format")
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds (tests, benchmarks)")
     return p.parse_args(argv)
@@ -71,31 +73,30 @@ def main(argv: list[str] | None = None) -> int:
         host, port = _http(a.http)
         if not is_loopback(host) and not a.token:
             raise ValueError(f"--http {a.http}: a bind beyond loopback requires --token (or ${TOKEN_ENV})")
-        from ..events.mqtt import parse_url
+        from ..core.uri import parse_url
 
         parse_url(a.broker)
         if a.keep_events < 1:
             raise ValueError(f"--keep-events {a.keep_events}: expected at least 1")
+        if a.download_kib_s < 0:
+            raise ValueError(f"--download-kib-s {a.download_kib_s}: expected 0 (unlimited) or more")
     except ValueError as exc:
-        print(f"edge-app fleet: {exc}", file=sys.stderr)
-        return 2
+        return fail("fleet", f"{exc}")
     try:
         import paho.mqtt.client  # noqa: F401
     except ImportError:
-        print("edge-app fleet: needs paho-mqtt >= 2 (pip install -e .)", file=sys.stderr)
-        return 2
+        return fail("fleet", "needs paho-mqtt >= 2 (pip install -e .)")
     from ..fleet.collector import Broker, FleetCollector
     from ..fleet.server import FleetServer
     from ..fleet.pgstore import open_store
-    from ..notify import Notifier
+    from ..health.notify import Notifier
 
     setup_logging(console=a.log_format)
     state = Path(a.state)
     try:
         store = open_store(a.store, state, a.keep_events, int(a.snapshot_mb * 2**20))
     except Exception as exc:  # psycopg missing, the database unreachable or refusing the password
-        print(f"edge-app fleet: --store {a.store.split('@')[-1]}: {exc}", file=sys.stderr)
-        return 2
+        return fail("fleet", f"--store {a.store.split('@')[-1]}: {exc}")
     collector = FleetCollector(Broker(a.broker, a.ca, a.cert, a.key, a.client_id, a.keepalive, a.session_expiry),
                                store, prefix=a.prefix, group=a.group)
     rollouts = None
@@ -112,15 +113,15 @@ def main(argv: list[str] | None = None) -> int:
             signer = Signer(private_key=key.read_bytes())
         else:
             signer = Signer(secret=a.command_secret)
-        rollouts = Rollouts(state, ArtifactStore(state / "artifacts"), signer,
+        rollouts = Rollouts(store, ArtifactStore(state / "artifacts"), signer,
                             lambda topic, payload: collector.client.publish(topic, payload, qos=1, retain=True),
-                            store.devices, a.url or f"http://{host}:{port}", a.prefix)
+                            a.url or f"http://{host}:{port}", a.prefix, legacy=state / "rollouts.json")
         log_event(log, logging.INFO, "fleet_rollouts", alg=signer.alg, public_key=signer.public_key)
     try:
-        server = FleetServer(store, collector, host=host, port=port, token=a.token, rollouts=rollouts)
+        server = FleetServer(store, collector, host=host, port=port, token=a.token, rollouts=rollouts,
+                             download_bps=a.download_kib_s * 1024)
     except OSError as exc:
-        print(f"edge-app fleet: cannot listen on {a.http}: {exc}", file=sys.stderr)
-        return 2
+        return fail("fleet", f"cannot listen on {a.http}: {exc}")
     collector.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

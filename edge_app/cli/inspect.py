@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..core.artifact import PRECISIONS, ArtifactError, read_meta
 from ..inference import artifacts
+from .errors import fail
 
 
 def _variants(fp32: Path, sha: str) -> list[dict[str, Any]]:
@@ -132,16 +132,19 @@ def render(d: dict[str, Any]) -> str:
         # the variant's own name (int8 and int8-qdq both run as an INT8 engine: the file tells them apart)
         name = (file[len(stem) + 1:-len(".onnx")] if file.startswith(stem + ".") else "") or row.get("precision", "?")
         gate = row.get("gate") or ("passed" if row.get("within_tolerance") else "")
-        delta = "baseline" if name == "fp32" or row.get("delta_points") is None else f"{row['delta_points']:+.2f} pts"
+        base = name == "fp32" and row.get("backend", "onnxruntime") == "onnxruntime"
+        delta = "baseline" if base or row.get("delta_points") is None else f"{row['delta_points']:+.2f} pts"
         where = "" if not file or file in on_disk else " (not on disk: edge-app build makes it)"
-        lines.append(f"    {name:<9} {row.get('metric', '')} {_fmt(row.get('value', ''))} {delta}, "
+        lines.append(f"    {row.get('backend', '') + ' ' if row.get('backend') else ''}{name:<9} "
+                     f"{row.get('metric', '')} {_fmt(row.get('value', ''))} {delta}, "
                      f"{row.get('median_ms')} ms, {row.get('speedup_vs_fp32', 1):.2f}x {gate}{where}")
     if r and table and not r.get("table"):
         lines.append("    (the recommendation below is calibrate's own run: edge-app calibrate --apply records its "
                      "table here too)")
     by = (r or {}).get("by_setting") or {"": r} if r else {}
     for setting, e in by.items():  # one per setting measured (whole frame, tiles): each runs its own
-        lines.append(f"  recommended precision{' on ' + setting if setting else ''}: {e.get('precision')} "
+        lines.append(f"  recommended precision{' on ' + setting if setting else ''}: "
+                     f"{e.get('backend', 'onnxruntime')} {e.get('precision')} "
                      f"({e.get('why')}; measured: {e.get('checked', False)}, on {e.get('machine', 'unknown CPU')})")
     if not r:
         lines.append("  recommended precision: none (calibrate --apply)")
@@ -170,7 +173,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         d = describe(Path(args.artifact), Path(args.engine_dir) if args.engine_dir else None)
     except (ArtifactError, OSError, json.JSONDecodeError) as exc:
-        print(f"edge-app inspect: {exc}", file=sys.stderr)
-        return 2
+        return fail("inspect", f"{exc}")
     print(json.dumps(d, indent=1, default=str) if args.json else render(d))
     return 0

@@ -28,7 +28,8 @@ from ..core.uri import as_uri
 
 ALL_INTERFACES = "0.0.0.0"
 TOKEN_ENV = "EDGE_APP_HTTP_TOKEN"
-OUTPUT_FORMS = "http://HOST:PORT, rtsp://HOST:PORT/PATH or file:///PATH.mp4 (HOST '@' = all interfaces)"
+OUTPUT_FORMS = ("http://HOST:PORT, rtsp://HOST:PORT/PATH, file:///PATH.mp4 (HOST '@' = all interfaces) or "
+                "mqtt://[USER:PASS@]BROKER[:PORT][/PREFIX] (events for a fleet)")
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -73,9 +74,12 @@ def output_tables(values: list[str], cwd: Path) -> tuple[dict[str, dict[str, Any
                     continue
                 tables["record"] = {"enabled": True, "directory": str(target.resolve().parent),
                                     "file": target.name}
-            elif scheme in ("mqtt", "mqtts"):
-                problems.append(f"OUTPUT {value!r}: there is no MQTT output in this version yet; expected "
-                                f"{OUTPUT_FORMS}")
+            elif scheme in ("mqtt", "mqtts"):  # events (and the retained status) to a broker, for a fleet
+                from ..core.uri import parse_url
+                parse_url(value.split("/", 3)[0] + "//" + rest.split("/", 1)[0])  # checks the host and port
+                prefix = rest.split("/", 1)[1].strip("/") if "/" in rest else ""
+                tables["mqtt"] = {"enabled": True, "url": value.rsplit("/", 1)[0] if prefix else value,
+                                  **({"topic_prefix": prefix} if prefix else {})}
             else:
                 problems.append(f"OUTPUT {value!r}: expected {OUTPUT_FORMS}")
         except ValueError as exc:  # urlsplit: a port that is not a number
@@ -169,14 +173,15 @@ def shape_tables(data: dict[str, Any], lines: list[str], zones: list[str]) -> li
     """--line / --zone (``NAME:x1,y1,x2,y2``, pixels or 0..1 of the frame; the parser of edge-app track and
     evaluate-counts) into the source's [analytics] of ``data`` (frame size already resolved); the detectors
     that run are tracked. Returns the problems, naming the argument."""
-    from ..analytics.geometry import parse_shape
+    from ..config.shapes import parse_shape
 
     if not (lines or zones):
         return []
     if data.get("streams"):
         return [f"--line/--zone: the config has [[streams]]; draw them on the page (its editor saves each "
                 "stream's) or write [[streams.analytics.lines]]"]
-    source = data.get("source") if isinstance(data.get("source"), dict) else {}
+    raw = data.get("source")
+    source: dict[str, Any] = raw if isinstance(raw, dict) else {}
     width, height = int(source.get("width", 640)), int(source.get("height", 480))
     analytics = data.setdefault("analytics", {})
     problems = []
@@ -237,6 +242,8 @@ def run_config(config: str | Path | None, input: str | None = None, outputs: lis
                     # a named output keeps the config's other settings (token, allow_remote, quality,
                     # bitrate, segment length); one not named is off for this run
                     section.update(tables.get(kind, {"enabled": False}))
+            if "mqtt" in tables and isinstance(out.setdefault("mqtt", {}), dict):
+                out["mqtt"].update(tables["mqtt"])  # events are no video output: named, they go on; else as configured
     if models:
         tables_m, errs = model_tables(models, cwd)
         problems += errs

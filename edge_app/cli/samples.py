@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError, load_config
+from .errors import fail
 
 
 def main(args: argparse.Namespace) -> int:
@@ -20,14 +21,12 @@ def main(args: argparse.Namespace) -> int:
         try:
             cfg = load_config(args.config)
         except (ConfigError, OSError) as exc:
-            print(f"edge-app samples export: {exc} (or name the folder with --samples)", file=sys.stderr)
-            return 2
+            return fail("samples export", f"{exc} (or name the folder with --samples)")
         samples = cfg.state(cfg.labels.samples_dir)
     try:
         done = export(samples, Path(args.out), args.format)
     except (ValueError, FileExistsError, OSError) as exc:
-        print(f"edge-app samples export: {exc}", file=sys.stderr)
-        return 2
+        return fail("samples export", f"{exc}")
     print(json.dumps(done))
     seg = " (masks: --task segmentation)" if done["masks"] else ""
     print(f"{done['samples']} reviewed frames, {done['boxes']} boxes, {done['masks']} masks -> {done['out']}\n"

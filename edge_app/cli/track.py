@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..analytics.interpolate import fill_gaps
-from ..analytics.mot import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
+from ..datasets.motchallenge import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
-from ..core.progress import add_progress_flag, progress
+from .progress import add_progress_flag, progress
+from .errors import fail
 
 
 # Offline, a track's gaps (hidden, then found again) are filled up to this long: every fold of the
@@ -122,7 +122,7 @@ def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list
     ahead; the counts are the live rule's, frame by frame); returns the counts (Analytics.snapshot()) with
     frame and timing figures."""
     from ..analytics.counting import Analytics
-    from ..analytics.geometry import parse_line, parse_zone
+    from ..config.shapes import parse_line, parse_zone
     from ..config.schema import AnalyticsConfig
     from ..inference.models import ModelSpec, open_model
     if thresholds is None and model.with_suffix(".thresholds.json").is_file():
@@ -145,8 +145,8 @@ def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list
                     break  # the file ended and every frame was taken
                 continue
             result = detector.predict(frame.image)
-            analytics.update([result], frame.pts, frame.image)
-            frames.append((len(frames) + 1, result.tracks))
+            tracks = analytics.update([result], frame.pts, frame.image)
+            frames.append((len(frames) + 1, tracks[result.name]))
             if hasattr(bar, "update"):
                 bar.update(1)
     finally:
@@ -199,13 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         result = run_video(a.input, a.model, a.out, a.line, a.zone, settings_from(a), a.thresholds, a.frame_rate,
                            a.anchor, not a.no_progress, a.interpolate_s)
     except (MotFormatError, ValueError) as exc:
-        print(f"edge-app track: {exc}", file=sys.stderr)
-        return 2
+        return fail("track", f"{exc}")
     except Exception as exc:  # a model that cannot load names itself (ModelError)
         if type(exc).__name__ != "ModelError":
             raise
-        print(f"edge-app track: {exc}", file=sys.stderr)
-        return 2
+        return fail("track", f"{exc}")
     text = json.dumps(result)
     if a.counts:
         from ..core.artifact import write_atomic

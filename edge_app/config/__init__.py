@@ -152,10 +152,10 @@ def validate(cfg: AppConfig, data: dict[str, Any] | None = None) -> list[str]:
         import base64
         import binascii
         try:
-            raw = base64.b64decode(r.fleet_public_key, validate=True)
+            key = base64.b64decode(r.fleet_public_key, validate=True)
         except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
+            key = b""
+        if len(key) != 32:
             problems.append(f"rollout.fleet_public_key = {r.fleet_public_key[:20]!r}...: expected the base64 of an "
                             "Ed25519 public key (32 bytes; `edge-app fleet` logs it and serves /api/rollouts/key)")
     return problems
@@ -237,7 +237,7 @@ def _validate_events(cfg: AppConfig) -> list[str]:
     m = cfg.output.mqtt
     if not m.enabled:
         return []
-    from ..events.mqtt import parse_url
+    from ..core.uri import parse_url
 
     problems = []
     try:
@@ -263,7 +263,7 @@ def _validate_events(cfg: AppConfig) -> list[str]:
 def analytics_problems(cfg: AppConfig, a: AnalyticsConfig, key0: str, width: int, height: int,
                         runs: set[str] | None = None) -> list[str]:
     """Lines and zones: names unique and URL-safe, geometry sound inside the frame, models tracked."""
-    from ..analytics.geometry import problems as geometry_problems
+    from ..core.geometry import problems as geometry_problems
 
     problems: list[str] = []
     tracked = {n for n, m in cfg.models.items() if m.enabled and m.kind == "detector" and m.tracker.enabled
@@ -302,6 +302,10 @@ def _validate_model(cfg: AppConfig, name: str, model: ModelConfig) -> list[str]:
             path = cfg.resolve(model.artifact)
             if not path.is_file():
                 problems.append(f"{key}.artifact = {model.artifact!r}: {path} does not exist")
+    from ..backends import PRECISIONS as BACKEND_PRECISIONS
+    if model.precision != "auto" and model.backend != "auto" and model.precision not in BACKEND_PRECISIONS[model.backend]:
+        problems.append(f"{key}.precision = {model.precision!r}: backend {model.backend!r} runs "
+                        f"{', '.join(BACKEND_PRECISIONS[model.backend])}")
     if model.thresholds_file and not cfg.resolve(model.thresholds_file).is_file():
         problems.append(f"{key}.thresholds_file = {model.thresholds_file!r}: "
                         f"{cfg.resolve(model.thresholds_file)} does not exist")
@@ -327,7 +331,7 @@ def _frame_sizes(cfg: AppConfig, name: str) -> set[tuple[int, int]]:
 
 def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) -> list[str]:
     """Tiles, roi and class groups: against the frames of the streams that run it and the artifact's classes."""
-    from ..inference.tiles import spec_problems
+    from ..frames.tiles import spec_problems
 
     problems: list[str] = []
     if len(model.tiles) != 2 or min(model.tiles) < 1:
@@ -376,7 +380,7 @@ def _detector_problems(cfg: AppConfig, name: str, model: ModelConfig, key: str) 
 def model_tiles(cfg: AppConfig, name: str) -> Any:
     """A model's tiles as the runtime takes them: roi in normalised coordinates (pixel points of the config
     divided by the frame size of the streams that run it; config check makes sure there is one)."""
-    from ..inference.tiles import TileSpec
+    from ..frames.tiles import TileSpec
 
     m = cfg.models[name]
     if len(m.tiles) != 2:

@@ -9,15 +9,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.artifact import PRECISIONS as ARTIFACT_PRECISIONS
+from ..core.artifact import RUN_PRECISIONS
 from ..core.operating_point import DETECTOR
 from .loader import spec
+from ..sources.registry import SCHEMES
 
-SOURCE_SCHEMES = ("v4l2", "csi", "rtsp", "rtsps", "file", "test", "replay", "synthetic")
+SOURCE_SCHEMES = SCHEMES  # the source registry's schemes (sources/registry.py): a scheme is added there once
 MODEL_KINDS = ("detector", "segmenter", "classical")
 CLASSICAL_METHODS = ("otsu", "adaptive", "kmeans", "canny")
-PRECISIONS = ("auto",) + ARTIFACT_PRECISIONS
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+PRECISIONS = ("auto",) + RUN_PRECISIONS
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,13 @@ class ModelConfig:
                          "normalisation); relative to this file; unused by classical")
     enabled: bool = spec(True, doc="load and run this model")
     precision: str = spec("auto", choices=PRECISIONS,
-                          doc="artifact precision: fp32, fp16, int8 (ONNX Runtime CPU style), int8-qdq (TensorRT "
-                          "style); auto = calibration's recommendation for the setting the model runs (whole "
-                          "frame or its tiles), else fp32")
+                          doc="artifact precision: fp32, bf16 (the FP32 file computed in bfloat16: openvino on a CPU "
+                          "with BF16), fp16, int8 (ONNX Runtime CPU style), int8-qdq (TensorRT style); auto = "
+                          "calibration's recommendation for this CPU (re-measured on another CPU) and for the "
+                          "setting the model runs (whole frame or its tiles), else fp32")
     backend: str = spec("auto", choices=BACKENDS,
-                        doc="auto = TensorRT when an up-to-date engine exists, else ONNX Runtime")
+                        doc="onnxruntime, openvino (the [openvino] extra) or tensorrt; auto = TensorRT when an "
+                        "up-to-date engine exists, else calibration's recommendation for this CPU, else ONNX Runtime")
     score_threshold: float = spec(DETECTOR.score_threshold, ge=0, le=1, doc="detections scoring at least this "
                                   "are kept (per-class values from thresholds_file win)")
     nms_iou: float = spec(DETECTOR.nms_iou, gt=0, le=1, doc="class-aware NMS IoU threshold")
@@ -264,8 +267,10 @@ class RuntimeConfig:
     inference_workers: int = spec(2, ge=1, le=16, doc="threads running the models, each on other streams' "
                                   "frames (with several streams, two overlap one frame's Python work with "
                                   "another's inference, as two processes would, with one copy of each model)")
-    batching: str = spec("auto", choices=("auto", "on", "off"), doc="run a batch as one call: on; off (frame "
-                         "by frame); auto = measured at start for each model, on where it is faster per frame")
+    batching: str = spec("auto", choices=("auto", "on", "off", "requests"), doc="how several images of a model "
+                         "(frames of several streams, tiles of a frame) reach its backend: on = one call (dynamic "
+                         "batch); off = one call each, in turn; requests = one call each, several in flight "
+                         "(threads split); auto = measured at start for each model and backend, the fastest")
     batch_timeout_ms: float = spec(10.0, ge=0, le=1000, doc="wait this long for the other streams' frames "
                                    "before running a partial batch (nvstreammux's batched-push-timeout)")
 
@@ -279,7 +284,8 @@ class RolloutConfig:
     shadow_every: int = spec(10, ge=0, doc="the candidate runs on every sampled frame and on at most 1 in N of "
                              "the others (0 = sampled frames only)")
     shadow_share: float = spec(0.25, gt=0, le=4, doc="CPU budget of the candidate: seconds of CPU per second "
-                               "(0.25 = a quarter of one core), measured; its thread also runs at the lowest priority")
+                               "(0.25 = a quarter of one core), measured with its thread's CPU clock (normal priority: a lower one "
+                               "made the live threads wait for the GIL it held)")
     frames: int = spec(100, ge=5, le=100000, doc="labelled frames scored by both models before the decision")
     margin: float = spec(0.02, ge=0, le=1, doc="promote when the candidate is not worse than the current by more "
                          "than this (F1 for detectors, mIoU for segmenters)")

@@ -20,6 +20,11 @@ TASKS = ("detection", "segmentation")
 # recommendations and --apply all come from this one list. int8 = ONNX Runtime CPU style, int8-qdq =
 # TensorRT style (explicit quantization); both become an INT8 TensorRT engine.
 PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
+# Precisions a backend computes from another precision's file (no file of their own): bf16 is the FP32
+# file computed in bfloat16 (OpenVINO on a CPU with AVX-512 BF16 or AMX).
+COMPUTED_FROM = {"bf16": "fp32"}
+# What a model can be run at (the config's choices, calibrate's rows and recommendations).
+RUN_PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int8-qdq")
 
 
 class ArtifactError(Exception):
@@ -155,15 +160,61 @@ def read_meta(model_path: Path, verify_checksum: bool = True) -> ArtifactMeta:
     return read_embedded_meta(model_path)
 
 
-def read_embedded_meta(model_path: Path) -> ArtifactMeta:
-    """Metadata stored inside an ONNX file, read through ONNX Runtime (no onnx package needed)."""
-    import onnxruntime as ort
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(data):
+            raise ValueError("truncated varint")
+        b = data[i]
+        value |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            return value, i
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
 
+
+def _fields(data: bytes) -> Any:
+    """(field number, wire type, value) of a protobuf message: int for varints, bytes for length-delimited."""
+    i = 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        number, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire == 2:
+            size, i = _varint(data, i)
+            if i + size > len(data):
+                raise ValueError("truncated field")
+            value, i = data[i:i + size], i + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, i = data[i:i + size], i + size
+        else:
+            raise ValueError(f"wire type {wire}")
+        yield number, wire, value
+
+
+def onnx_metadata(model_path: Path) -> dict[str, str]:
+    """``metadata_props`` of an ONNX file (ModelProto field 14: key 1, value 2), read from the protobuf
+    itself: no onnx package, no runtime session (core stays numpy-only). ValueError on a broken file."""
+    out: dict[str, str] = {}
+    for number, wire, value in _fields(Path(model_path).read_bytes()):
+        if number == 14 and wire == 2:
+            entry = {n: v for n, w, v in _fields(value) if w == 2}
+            out[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
+    return out
+
+
+def read_embedded_meta(model_path: Path) -> ArtifactMeta:
+    """Metadata stored inside an ONNX file (its ``metadata_props``)."""
     try:
-        sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for corrupt files
-        raise ArtifactError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
-    raw = sess.get_modelmeta().custom_metadata_map.get(META_KEY)
+        props = onnx_metadata(model_path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{model_path}: not a loadable ONNX model ({exc})") from None
+    raw = props.get(META_KEY)
     if raw is None:
         raise ArtifactError(f"{model_path}: no '{META_KEY}' metadata and no sidecar {sidecar_path(model_path)}")
     return ArtifactMeta.from_dict(json.loads(raw), f"{model_path} metadata")

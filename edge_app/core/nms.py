@@ -30,20 +30,37 @@ _PAIR_CHUNK = 1 << 20
 # First block of ranks: a fraction of the remaining boxes, at least this many.
 _BLOCK_FRACTION = 8
 _MIN_BLOCK = 64
-# After this many waves the rest is resolved sequentially (long suppression chains are rare).
-_MAX_WAVES = 64
+# Two vectorised waves settle most pairs (every box no kept box outranks, and what it overlaps); the few
+# pairs left are resolved in one pass in rank order on Python ints (no numpy call per box).
+_MAX_WAVES = 2
+# Up to this many boxes: one dense IoU matrix (at most 128 x 128) instead of the sweep: fewer numpy calls,
+# which is what a few boxes cost (a tile's candidates after the score threshold).
+_DENSE = 128
+# Up to this many boxes: one block (the sweep's pairs over all of them) instead of blocks of ranks.
+_ONE_BLOCK = 384
+# Kept x later boxes up to this many pairs: the later boxes a block's winners drop, through a dense matrix.
+_DENSE_PAIRS = 16384
 _ULPS = 8 * float(np.finfo(np.float32).eps)
+_TINY = np.float32(np.finfo(np.float32).smallest_subnormal)
+_UPPER = [np.triu(np.ones((n, n), bool), 1) for n in range(_DENSE + 1)]  # i outranks j, per size
 
 
-def _iou_above(x1p, y1p, x2p, y2p, x1q, y1q, x2q, y2q, t: float) -> np.ndarray:
-    """Elementwise float32 IoU > t, computed as torchvision's CPU kernel does (all arrays (P,))."""
-    w = np.maximum(np.float32(0), np.minimum(x2p, x2q) - np.maximum(x1p, x1q))
-    h = np.maximum(np.float32(0), np.minimum(y2p, y2q) - np.maximum(y1p, y1q))
-    inter = w * h
-    union = (x2p - x1p) * (y2p - y1p) + (x2q - x1q) * (y2q - y1q) - inter
-    # union <= 0 only for degenerate boxes, whose inter is 0: torchvision's 0/0 or 0/negative is
-    # never above t either.
-    ovr = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+def _iou_above(x1p, y1p, x2p, y2p, x1q, y1q, x2q, y2q, t: float, ap=None, aq=None) -> np.ndarray:
+    """Elementwise float32 IoU > t, computed as torchvision's CPU kernel does (arrays (P,), or broadcasting
+    (K, 1) against (M,)); ``ap``, ``aq``: the boxes' areas, when computed once per box already."""
+    w = np.minimum(x2p, x2q)
+    w -= np.maximum(x1p, x1q)
+    np.maximum(w, np.float32(0), out=w)
+    h = np.minimum(y2p, y2q)
+    h -= np.maximum(y1p, y1q)
+    np.maximum(h, np.float32(0), out=h)
+    inter = np.multiply(w, h, out=w)
+    # (area_p + area_q) - inter, in that order, as the C++ kernel: the same float32 rounding
+    union = ((x2p - x1p) * (y2p - y1p) if ap is None else ap) + ((x2q - x1q) * (y2q - y1q) if aq is None else aq)
+    union -= inter
+    # union <= 0 only for degenerate boxes, whose inter is 0: torchvision's 0/0 or 0/negative is never
+    # above t, nor is 0 / the smallest positive float (any positive union is at least that: unchanged).
+    ovr = np.divide(inter, np.maximum(union, _TINY, out=union), out=inter)
     # C++ compares the float IoU with the double threshold; the same decision in float32 terms:
     t32 = np.float32(t)
     return ovr >= t32 if float(t32) > float(t) else ovr > t32
@@ -108,6 +125,11 @@ def _suppressed_by(kept: np.ndarray, gk: np.ndarray, later: np.ndarray, gl: np.n
     out = np.zeros(len(later), bool)
     if len(kept) == 0 or len(later) == 0:
         return out
+    if len(kept) * len(later) <= _DENSE_PAIRS:
+        k1, k2, l1, l2 = kept[:, None, 0], kept[:, None, 2], later[:, 0], later[:, 2]
+        hit = _iou_above(k1, kept[:, None, 1], k2, kept[:, None, 3], l1, later[:, 1], l2, later[:, 3], t,
+                         (k2 - k1) * (kept[:, None, 3] - kept[:, None, 1]), (l2 - l1) * (later[:, 3] - later[:, 1]))
+        return (hit & (gk[:, None] == gl[None, :])).any(axis=0)
     kx1 = kept[:, 0].astype(np.float64)
     lx1 = later[:, 0].astype(np.float64)
     wl = np.maximum(later[:, 2] - later[:, 0], np.float32(0)).astype(np.float64)
@@ -157,13 +179,39 @@ def _greedy(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         # Pairs from a root are settled; pairs touching a dropped box can no longer matter.
         live = ~root & keep[src] & keep[dst]
         src, dst = src[live], dst[live]
-    # A long chain of suppressions: finish one box at a time, in rank order.
+    if len(src) == 0:
+        return keep
+    # The rest in rank order: a box's fate is final once every pair that could drop it (a smaller src) is seen.
     by = np.argsort(src, kind="stable")
-    src, dst = src[by], dst[by]
-    starts = np.searchsorted(src, np.arange(n + 1))
-    for box in np.unique(src).tolist():
-        if keep[box]:
-            keep[dst[starts[box]:starts[box + 1]]] = False
+    dead = bytearray((~keep).tobytes())
+    last, alive = -1, True
+    for a, z in zip(src[by].tolist(), dst[by].tolist()):
+        if a != last:
+            last, alive = a, not dead[a]
+        if alive:
+            dead[z] = 1
+    return np.frombuffer(bytes(dead), np.uint8) == 0
+
+
+def _dense(b: np.ndarray, groups: np.ndarray, t: float) -> np.ndarray:
+    """Greedy NMS of a few boxes (score order) through their full IoU matrix: (n,) bool keep mask.
+
+    The greedy result is the fixed point of keep[j] = no kept i < j overlaps j: iterated from "all kept",
+    each round settles at least one more rank of the suppression chains (a handful on real clusters), two
+    numpy calls a round instead of a Python step per box."""
+    n = len(b)
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    area = (x2 - x1) * (y2 - y1)
+    over = _iou_above(x1[:, None], y1[:, None], x2[:, None], y2[:, None], x1, y1, x2, y2, t, area[:, None], area)
+    over &= groups[:, None] == groups[None, :]
+    over &= _UPPER[n]
+    keep = np.ones(n, bool)
+    hit = np.empty(n, bool)
+    for _ in range(n):
+        np.logical_or.reduce(over, axis=0, where=keep[:, None], out=hit)
+        if not (hit == keep).any():  # keep == ~hit: the fixed point
+            break
+        np.logical_not(hit, out=keep)
     return keep
 
 
@@ -182,18 +230,23 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     if not 0.0 <= iou_threshold <= 1.0:
         raise ValueError(f"batched_nms: iou_threshold must be in [0, 1], got {iou_threshold}")
     t = float(iou_threshold)
-    slack = _ULPS * max(float(np.abs(b).max(initial=0.0)), 1.0)
     order = np.argsort(-s, kind="stable")  # descending score, ties by index
     rb, rc = b[order], c[order]
+    if len(b) <= _DENSE:
+        return order[_dense(rb, rc, t)]
+    slack = _ULPS * max(float(np.abs(b).max(initial=0.0)), 1.0)
     rest = np.arange(len(b))  # ranks still undecided, ascending
     kept: list[np.ndarray] = []
-    sparse = False
+    sparse = len(b) <= _ONE_BLOCK
     while len(rest):
         small = sparse or len(rest) <= _MIN_BLOCK
         m = len(rest) if small else max(_MIN_BLOCK, len(rest) // _BLOCK_FRACTION)
         block, rest = rest[:m], rest[m:]
-        src, dst = _pairs_within(rb[block], rc[block], t, slack)
-        winners = block[_greedy(m, src, dst)]
+        if m <= _DENSE:
+            winners = block[_dense(rb[block], rc[block], t)]
+        else:
+            src, dst = _pairs_within(rb[block], rc[block], t, slack)
+            winners = block[_greedy(m, src, dst)]
         kept.append(winners)
         if len(rest):
             rest = rest[~_suppressed_by(rb[winners], rc[winners], rb[rest], rc[rest], t, slack)]

@@ -7,7 +7,7 @@ is taken as the relative path ``relative/path``, resolved against the config fil
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 LOCAL_SCHEMES = ("file", "replay")
 
@@ -67,3 +67,14 @@ def as_uri(value: str, base: Path) -> str:
         return f"v4l2://{value}"
     path = (Path(base) / Path(value).expanduser()).resolve()
     return f"replay://{path}" if path.is_dir() else f"file://{path}"
+
+
+def parse_url(url: str) -> tuple[bool, str, int, str, str]:
+    """(tls, host, port, user, password) of an MQTT broker URL, mqtt://[user:pass@]host[:port] or
+    mqtts://... (the device's output, the fleet, the command line: one parser)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"{url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
+    tls = parts.scheme == "mqtts"
+    return (tls, parts.hostname, parts.port or (8883 if tls else 1883), unquote(parts.username or ""),
+            unquote(parts.password or ""))

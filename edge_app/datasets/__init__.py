@@ -119,7 +119,7 @@ def artifact_validation(meta: Any, data: str | Path | None = None, split: str | 
         return open_dataset(data, split, task=meta.task)
     cfg = meta.extra.get("training", {}).get("config", {}) or {}
     if cfg.get("data") == "synthetic":
-        from ..synthetic import validation_dir
+        from .synthetic import validation_dir
         root = validation_dir(cfg, meta.input_size[1], meta.input_size[0])
         return open_dataset(root, task=meta.task).with_classes(tuple(meta.classes))
     return validation_of(cfg, meta.task, tuple(meta.classes))

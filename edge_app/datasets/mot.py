@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analytics.mot import MotFormatError, read_mot, read_seqinfo
+from .motchallenge import MotFormatError, read_mot, read_seqinfo
 from ..core.types import GroundTruth
 from .base import Dataset, DatasetError, LabelIssues, Sample
 

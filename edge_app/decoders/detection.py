@@ -1,7 +1,7 @@
 """Detection outputs -> Detections, for every head family: the head (``heads``) turns the network's
 outputs into candidate boxes and per-class scores, then the same steps for all: per-class thresholds,
 top-k, class-aware NMS (classes of one group as one; none for NMS-free families), the detection cap,
-boxes back to frame pixels; for a tiled frame (``inference.tiles``) every tile so, then merged
+boxes back to frame pixels; for a tiled frame (``frames.tiles``) every tile so, then merged
 (``merge``). NMS runs here, in the core, never in the graph.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 from ..core.artifact import ArtifactMeta
 from ..core.nms import postprocess_detections
 from ..core.operating_point import DETECTOR
-from ..core.preprocess import Letterbox
+from ..frames.preprocess import Letterbox
 from ..core.types import Detections
-from ..inference.tiles import Tiled
+from ..frames.tiles import Tiled
 from .heads import open_head
 from .merge import merge_tiles
 

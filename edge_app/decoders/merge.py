@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analytics.geometry import inside_polygon
+from ..core.geometry import inside_polygon
 from ..core.nms import batched_nms
 from ..core.types import Detections
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from ..core.artifact import ArtifactMeta
-from ..core.preprocess import Letterbox
+from ..frames.preprocess import Letterbox
 from ..core.types import SegMask
 
 

@@ -139,7 +139,7 @@ class DeviceEvents:
 
     def _report_disk(self) -> None:
         b = self.bus
-        if b.waiting:
+        if b.waiting and b.write_error:
             self.disk.problem("events", f"{b.waiting} waiting in memory, the outbox cannot write: {b.write_error}")
         else:
             self.disk.clear("events")
@@ -153,7 +153,7 @@ class DeviceEvents:
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"device": self.device, "events": dict(self.bus.counts), "outbox": len(self.outbox),
-                               "outbox_dropped": self.outbox.dropped, "waiting": self.bus.waiting,
+                               "outbox_dropped": self.outbox.dropped, "waiting": self.bus.waiting, "queued": self.bus.waiting,
                                "last_seq": self.outbox.last_seq}
         if self.mqtt is not None:
             out["mqtt"] = self.mqtt.describe()

@@ -19,22 +19,12 @@ import socket
 import threading
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from ..config.schema import MqttConfig
+from ..core.uri import parse_url
 from .outbox import Outbox
 
 log = logging.getLogger("edge_app.mqtt")
-
-
-def parse_url(url: str) -> tuple[bool, str, int, str, str]:
-    """(tls, host, port, user, password) of mqtt://[user:pass@]host[:port] or mqtts://..."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"{url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
-    tls = parts.scheme == "mqtts"
-    return (tls, parts.hostname, parts.port or (8883 if tls else 1883), unquote(parts.username or ""),
-            unquote(parts.password or ""))
 
 
 def device_name(configured: str) -> str:

@@ -22,7 +22,6 @@ it, unacknowledged, so the writer thread never dies of data and never drops a go
 """
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import re
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..events import schema
-from ..events.mqtt import parse_url
+from ..core.uri import parse_url
 from .store import FleetStore, Incoming
 
 log = logging.getLogger("edge_app.fleet")

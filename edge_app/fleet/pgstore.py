@@ -9,6 +9,8 @@ transaction; per device only the newest ``keep_events`` are kept; snapshots unde
 and status take the newest by time (``GREATEST``), whichever instance wrote last. Needs psycopg 3 (the
 ``fleet`` extra); a database that cannot be reached or write is ``psycopg.OperationalError``, which the
 collector treats as the SQLite store's "cannot write": the batch is kept, unacknowledged, and retried.
+Rollouts are rows too: every instance sees them, and ``update_rollout`` locks the row (``FOR UPDATE SKIP
+LOCKED``), so one instance at a time moves a rollout on and the others skip it for that tick.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from .store import Incoming
+from .store import Incoming, RolloutChange
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS devices (device TEXT PRIMARY KEY, online BOOLEAN NOT NULL DEFAULT FALSE, "
@@ -30,6 +32,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS snapshots (event_id TEXT NOT NULL, kind TEXT NOT NULL, jpeg BYTEA NOT NULL, "
     "received DOUBLE PRECISION NOT NULL, PRIMARY KEY (event_id, kind))",
     "CREATE INDEX IF NOT EXISTS snapshots_by_arrival ON snapshots (received)",
+    "CREATE TABLE IF NOT EXISTS rollouts (id TEXT PRIMARY KEY, state TEXT NOT NULL, created DOUBLE PRECISION NOT "
+    "NULL, updated DOUBLE PRECISION, body TEXT NOT NULL)",
 )
 
 
@@ -69,6 +73,20 @@ class PgFleetStore:
 
     # -- writing (one thread per instance) --------------------------------------------------------------
     def write(self, batch: Incoming) -> list[dict[str, Any]]:
+        """The batch in one transaction; a deadlock or serialization failure with another instance (the
+        database aborts one of them) is retried, up to 5 times."""
+        import psycopg
+
+        for attempt in range(5):
+            try:
+                return self._write_once(batch)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                if attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _write_once(self, batch: Incoming) -> list[dict[str, Any]]:
         now = time.time()
         with self._lock:
             if self._write.closed or self._write.broken:
@@ -130,6 +148,9 @@ class PgFleetStore:
                 continue
             docs[eid] = (device, doc)
             rows.append((eid, device, int(doc["seq"]), str(doc["type"]), doc.get("time"), text, at, now))
+        # sorted by id: two instances inserting overlapping batches take the unique index's locks in one
+        # order (in arrival order they deadlocked, PostgreSQL aborting one of the two)
+        rows.sort()
         cur.execute("INSERT INTO events (id, device, seq, type, time, body, received, stored) "
                     "SELECT * FROM UNNEST(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
                     "%s::float8[], %s::float8[]) ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -195,6 +216,43 @@ class PgFleetStore:
     def snapshot(self, event_id: str, kind: str) -> bytes | None:
         rows = self._query("SELECT jpeg FROM snapshots WHERE event_id = %s AND kind = %s", (event_id, kind))
         return bytes(rows[0][0]) if rows else None
+
+    # -- rollouts ------------------------------------------------------------------------------------
+    def rollouts(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._query("SELECT body FROM rollouts ORDER BY created DESC")]
+
+    def add_rollout(self, doc: dict[str, Any]) -> None:
+        self._transaction(lambda cur: cur.execute(
+            "INSERT INTO rollouts (id, state, created, updated, body) VALUES (%s, %s, %s, %s, %s)",
+            (doc["id"], doc["state"], doc["created"], time.time(), json.dumps(doc, sort_keys=True))))
+
+    def update_rollout(self, rid: str, change: RolloutChange) -> dict[str, Any] | None:
+        """``change(doc)`` -> the new document or None; a rollout another instance holds now is skipped."""
+        def run(cur: Any) -> dict[str, Any] | None:
+            cur.execute("SELECT body FROM rollouts WHERE id = %s FOR UPDATE SKIP LOCKED", (rid,))
+            row = cur.fetchone()
+            new = change(json.loads(row[0])) if row else None
+            if new is not None:
+                cur.execute("UPDATE rollouts SET state = %s, updated = %s, body = %s WHERE id = %s",
+                            (new["state"], time.time(), json.dumps(new, sort_keys=True), rid))
+            return new
+        return self._transaction(run)
+
+    def _transaction(self, run: Any) -> Any:
+        with self._lock:
+            if self._write.closed or self._write.broken:
+                self._reconnect()
+            try:
+                with self._write.cursor() as cur:
+                    out = run(cur)
+                self._write.commit()
+            except BaseException:
+                try:
+                    self._write.rollback()
+                except Exception:
+                    pass
+                raise
+        return out
 
     def close(self) -> None:
         with self._lock:

@@ -6,16 +6,20 @@ page's (``web.authorised``): beyond loopback a token is required, on every reque
 from __future__ import annotations
 
 import json
+import re
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from ..web import HttpService, Route
+from ..serve import access
+from ..serve.web import HttpService, Route
 from .collector import FleetCollector
 from .store import FleetStore
+from ..serve.prometheus import fleet_metrics_text
 
 PAGE = Path(__file__).with_name("page.html")
+_RANGE = re.compile(r"^bytes=(\d{1,15})-$")
 
 
 def fleet_view(store: FleetStore, collector: FleetCollector | None, events: int = 50,
@@ -30,72 +34,13 @@ def fleet_view(store: FleetStore, collector: FleetCollector | None, events: int 
             "events": store.recent_events(events, device)}
 
 
-def metrics_text(view: dict[str, Any]) -> bytes:
-    """Prometheus exposition of the fleet view, built at scrape time (labels: device, model, line, zone)."""
-    from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    class Snapshot:
-        def collect(self) -> Any:
-            online = GaugeMetricFamily("edge_fleet_device_online", "1 while the device is online (Last Will)",
-                                       labels=["device"])
-            seen = GaugeMetricFamily("edge_fleet_last_seen_seconds", "Seconds since the device's last message",
-                                     labels=["device"])
-            events = CounterMetricFamily("edge_fleet_events", "Events stored from the device", labels=["device"])
-            fps = GaugeMetricFamily("edge_fps", "Frames per second (the device's last status)", labels=["device"])
-            playing = GaugeMetricFamily("edge_source_playing", "1 while the device's source delivers frames",
-                                        labels=["device"])
-            rolling = GaugeMetricFamily("edge_rolling", "Rolling precision/recall against sampled labels",
-                                        labels=["device", "model", "metric"])
-            lines = CounterMetricFamily("edge_line_crossings", "Tracks that crossed a line (totals)",
-                                        labels=["device", "line", "direction"])
-            zones = CounterMetricFamily("edge_zone_entries", "Tracks that entered a zone (totals)",
-                                        labels=["device", "zone"])
-            for d in view["devices"]:
-                name = d["device"]
-                online.add_metric([name], 1.0 if d["online"] else 0.0)
-                if d["age_s"] is not None:
-                    seen.add_metric([name], d["age_s"])
-                events.add_metric([name], d["events"])
-                s = d["status"] or {}
-                if s.get("fps") is not None:
-                    fps.add_metric([name], float(s["fps"]))
-                if s.get("source"):
-                    playing.add_metric([name], 1.0 if s["source"].get("state") == "playing" else 0.0)
-                for model, r in (s.get("rolling") or {}).items():
-                    for key in ("precision", "recall", "f1", "miou"):
-                        if r.get(key) is not None:
-                            rolling.add_metric([name, model, key], float(r[key]))
-                counts = s.get("counts") or {}
-                for line, c in (counts.get("lines") or {}).items():
-                    lines.add_metric([name, line, "in"], c.get("total_in", 0))
-                    lines.add_metric([name, line, "out"], c.get("total_out", 0))
-                for zone, z in (counts.get("zones") or {}).items():
-                    zones.add_metric([name, zone], z.get("total", 0))
-            yield from (online, seen, events, fps, playing, rolling, lines, zones)
-            c = view.get("collector") or {}
-            if c.get("lag_ms"):
-                lag = GaugeMetricFamily("edge_fleet_event_lag_ms", "Event time to stored here (newest events)",
-                                        labels=["quantile"])
-                for q in ("p50", "p99"):
-                    lag.add_metric([q], c["lag_ms"][q])
-                yield lag
-            rej = CounterMetricFamily("edge_fleet_rejected", "Messages refused (not the schema, or not the "
-                                      "sender's own), by reason", labels=["reason"])
-            for reason, n in sorted((c.get("rejected_by") or {}).items()):
-                rej.add_metric([reason], n)
-            yield rej
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Snapshot())
-    return generate_latest(registry)
-
-
 class FleetServer(HttpService):
     def __init__(self, store: FleetStore, collector: FleetCollector | None, *, host: str = "127.0.0.1",
-                 port: int = 8090, token: str = "", rollouts: Any = None) -> None:
-        """rollouts: ``fleet.rollouts.Rollouts`` (``/api/rollouts``, ``/artifacts/<sha256>``), or None."""
+                 port: int = 8090, token: str = "", rollouts: Any = None, download_bps: float = 0.0) -> None:
+        """rollouts: ``fleet.rollouts.Rollouts`` (``/api/rollouts``, ``/artifacts/<sha256>``), or None;
+        download_bps: bytes per second each artifact download may take (0: as fast as the link goes)."""
         self.store, self.collector, self.rollouts = store, collector, rollouts
+        self.download_bps = float(download_bps)
         super().__init__(host=host, port=port, token=token, name="fleet-http")
 
     def routes(self) -> dict[str, Route]:
@@ -126,19 +71,38 @@ class FleetServer(HttpService):
         self.send_json(req, 200, {"alg": getattr(signer, "alg", None), "public_key": getattr(signer, "public_key", "")})
 
     def _artifact(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
-        """A stored artifact file by its sha256, whole or from a byte (``Range: bytes=N-``: a resumed download)."""
+        """A stored artifact file by its sha256, whole or from a byte (``Range: bytes=N-``: a resumed
+        download), streamed from the file at most ``download_bps`` (a fleet on thin links: devices' video
+        uploads keep their share); a long download is a stream, not held to the request deadline."""
         found = self.rollouts.artifacts.path(path.rsplit("/", 1)[-1]) if self.rollouts is not None else None
         if found is None:
             self.send(req, 404, b"no such artifact\n", "text/plain")
             return
-        data = found.read_bytes()
-        start = 0
-        rng = req.headers.get("Range", "")
-        if rng.startswith("bytes=") and rng[6:].rstrip("-").isdigit() and rng.endswith("-"):
-            start = min(int(rng[6:-1]), len(data))
-        body = data[start:]
-        headers = (("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"),) if start else ()
-        self.send(req, 206 if start else 200, body, "application/octet-stream", headers)
+        size = found.stat().st_size
+        m = _RANGE.match(req.headers.get("Range", ""))
+        start = int(m.group(1)) if m else 0
+        if start >= size > 0:
+            self.send(req, 416, b"range beyond the file\n", "text/plain", (("Content-Range", f"bytes */{size}"),))
+            return
+        req.send_response(206 if start else 200)
+        req.send_header("Content-Type", "application/octet-stream")
+        req.send_header("Content-Length", str(size - start))
+        for key, value in access.COMMON_HEADERS:
+            req.send_header(key, value)
+        if start:
+            req.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        req.end_headers()
+        self.stream_started(req)
+        t0, sent = time.monotonic(), 0
+        with open(found, "rb") as fh:
+            fh.seek(start)
+            while chunk := fh.read(1 << 16):
+                req.wfile.write(chunk)
+                sent += len(chunk)
+                if self.download_bps > 0:
+                    ahead = sent / self.download_bps - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
 
     def _page(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         self.send_page(req, PAGE)
@@ -154,7 +118,7 @@ class FleetServer(HttpService):
         self.send(req, 200, json.dumps(self._view(query), default=str).encode(), "application/json")
 
     def _metrics(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
-        self.send(req, 200, metrics_text(self._view(query)), "text/plain; version=0.0.4")
+        self.send(req, 200, fleet_metrics_text(self._view(query)), "text/plain; version=0.0.4")
 
     def _snapshot(self, req: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
         parts = path.split("/")  # ["", "snapshot", id, kind]

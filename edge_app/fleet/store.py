@@ -9,6 +9,10 @@ One writer (the collector's thread) writes a whole ``Incoming`` batch in one tra
 of statements: each statement releases the GIL, and under load the MQTT thread makes every re-acquire
 cost up to a switch interval (5 ms), so statements per message, not bytes, set the fleet's throughput.
 The web threads read through the same connection under a lock.
+
+Rollouts (``fleet.rollouts``) live here too, one row per rollout with its document as JSON, so a fleet
+restarted (or another instance on the same PostgreSQL store) carries on with them; ``update_rollout``
+changes one in a transaction of its own.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS snapshots (event_id TEXT NOT NULL, kind TEXT NOT NULL, jpeg BLOB NOT NULL, "
     "received REAL NOT NULL, PRIMARY KEY (event_id, kind))",
     "CREATE INDEX IF NOT EXISTS snapshots_by_arrival ON snapshots (received)",
+    "CREATE TABLE IF NOT EXISTS rollouts (id TEXT PRIMARY KEY, state TEXT NOT NULL, created REAL NOT NULL, "
+    "updated REAL, body TEXT NOT NULL)",
 )
+RolloutChange = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 
 @dataclass
@@ -200,6 +208,35 @@ class FleetStore:
             row = self._db.execute("SELECT jpeg FROM snapshots WHERE event_id = ? AND kind = ?",
                                    (event_id, kind)).fetchone()
         return bytes(row[0]) if row else None
+
+    # -- rollouts ------------------------------------------------------------------------------------
+    def rollouts(self) -> list[dict[str, Any]]:
+        """Every rollout's document, newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM rollouts ORDER BY created DESC").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def add_rollout(self, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO rollouts (id, state, created, updated, body) VALUES (?, ?, ?, ?, ?)",
+                             (doc["id"], doc["state"], doc["created"], time.time(), json.dumps(doc, sort_keys=True)))
+
+    def update_rollout(self, rid: str, change: RolloutChange) -> dict[str, Any] | None:
+        """``change(doc)`` -> the new document (written in the same transaction) or None (unchanged)."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT body FROM rollouts WHERE id = ?", (rid,)).fetchone()
+                new = change(json.loads(row[0])) if row else None
+                if new is not None:
+                    db.execute("UPDATE rollouts SET state = ?, updated = ?, body = ? WHERE id = ?",
+                               (new["state"], time.time(), json.dumps(new, sort_keys=True), rid))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return new
 
     def close(self) -> None:
         with self._lock:

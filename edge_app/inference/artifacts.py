@@ -9,25 +9,25 @@ version, GPU, compute capability, ONNX sha256, precision, build flags). ``calibr
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.artifact import PRECISIONS, ArtifactError, ArtifactMeta, sha256_file, write_atomic
-
-log = logging.getLogger("edge_app.models")
+from ..core.artifact import COMPUTED_FROM, PRECISIONS, ArtifactError, ArtifactMeta, sha256_file, write_atomic
 
 ONNX_VARIANTS = {p: "{stem}.onnx" if p == "fp32" else f"{{stem}}.{p}.onnx" for p in PRECISIONS}
 
 
 def engine_precision(precision: str) -> str:
-    """The TensorRT engine a precision runs as: both INT8 recipes make an INT8 engine."""
-    return "int8" if precision.startswith("int8") else precision
+    """The TensorRT engine a precision runs as: both INT8 recipes make an INT8 engine; bf16 (a CPU
+    precision) the FP32 one."""
+    return "int8" if precision.startswith("int8") else COMPUTED_FROM.get(precision, precision)
 
 
 def variant_path(fp32_onnx: Path, precision: str) -> Path:
+    """The file a precision runs from (bf16: the FP32 file, computed in bfloat16 by the backend)."""
     fp32_onnx = Path(fp32_onnx)
+    precision = COMPUTED_FROM.get(precision, precision)
     if precision not in ONNX_VARIANTS:
         raise ArtifactError(f"unknown precision {precision!r}: expected one of {sorted(ONNX_VARIANTS)}")
     return fp32_onnx.with_name(ONNX_VARIANTS[precision].format(stem=fp32_onnx.stem))
@@ -61,38 +61,14 @@ def write_recommendation(fp32_onnx: Path, entry: dict[str, Any], setting: str = 
 
 
 def recommended_precision(fp32_onnx: Path, fp32_sha256: str | None = None, setting: str = WHOLE_FRAME) -> str | None:
-    """calibrate's choice for this model run as ``setting`` (``TileSpec.setting``), or None: none made,
+    """calibrate's precision for this model run as ``setting`` (``TileSpec.setting``), or None: none made,
     made for another version of it, or measured on another setting (a tiled model never runs an INT8
-    that was gated on whole frames: it runs FP32 and the log says to calibrate it with its tiles)."""
-    path = recommendation_path(fp32_onnx)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        by = data.get("by_setting") or {}
-        if setting in by:
-            data = by[setting]
-        elif data.get("setting", WHOLE_FRAME) != setting:
-            made = sorted(set(by) | {data.get("setting", WHOLE_FRAME)})
-            log.warning("%s was measured on %s, this model runs %s: ignored, running fp32 (run edge-app "
-                        "calibrate --apply with the model's tiles)", path, " and ".join(made), setting)
-            return None
-        precision = str(data["precision"])
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise ArtifactError(f"{path}: unreadable precision recommendation ({exc})") from None
-    made_for = data.get("onnx_sha256")
-    if fp32_sha256 and made_for and made_for != fp32_sha256:
-        log.warning("%s was made for another version of %s: ignored (run edge-app calibrate again)",
-                    path, fp32_onnx)
-        return None
-    if precision not in PRECISIONS:
-        raise ArtifactError(f"{path}: precision {precision!r} is not one of {PRECISIONS}")
-    if precision != "fp32" and data.get("checked") is not True:
-        # auto never runs a variant whose accuracy nobody measured (a build without validation data)
-        log.warning("%s recommends %s without a measured metric: ignored, running fp32 (run edge-app "
-                    "calibrate --apply)", path, precision)
-        return None
-    return precision
+    that was gated on whole frames: it runs FP32 and the log says to calibrate it with its tiles);
+    ``choice.read_recommendation`` reads the whole entry (backend, CPU, candidates)."""
+    from .choice import read_recommendation
+
+    rec = read_recommendation(fp32_onnx, fp32_sha256, setting)
+    return rec.precision if rec is not None else None
 
 
 def gate_setting(variant_meta: ArtifactMeta) -> str | None:

@@ -15,15 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import BackendError, create_backend
+from ..backends import BackendError, create_backend, installed
+from ..backends.cpu import cpu_info
 from ..backends.tensorrt import device_info as tensorrt_device
 from ..core.artifact import ArtifactError, ArtifactMeta, read_meta
 from ..core.operating_point import DETECTOR
-from ..core.preprocess import Preprocessor
-from ..core.types import Detections, SegMask, Tracks
+from ..frames.preprocess import Preprocessor
+from ..core.types import Detections, SegMask
 from ..decoders import DetectionDecoder, SegmentationDecoder
-from . import artifacts, classical
-from .tiles import TileSpec, prepare
+from . import artifacts, choice, classical, dispatch
+from ..frames.tiles import TileSpec, prepare
 
 log = logging.getLogger("edge_app.models")
 
@@ -42,7 +43,6 @@ class ModelResult:
     detections: Detections | None = None
     mask: SegMask | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    tracks: Tracks | None = None            # confirmed tracks, when the detector is tracked
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ class ModelSpec:
     method: str = "kmeans"
     classes: tuple[str, ...] = ("background", "foreground")
     threads: int = 2
+    requests: int = 1    # backend calls in flight at once (several streams: one per inference worker)
     engine_dir: Path = Path("var/engines")
     max_batch: int = 1   # a TensorRT engine built here: the profile's largest batch ...
     opt_batch: int = 1   # ... and the one it is tuned for (the number of streams)
@@ -90,8 +91,20 @@ class NetworkModel:
         else:
             self.decoder = SegmentationDecoder(meta)
         self.thresholds_source = "config"
-        self.batching = True  # a batch as one backend call (where the batch axis allows); see measure_batch
+        self.mode = "batch"  # how several images reach the backend (dispatch.MODES); see measure_modes
+        # the backend opened again with n calls in flight (measure_modes compares); None: not possible
+        self.opener: Callable[[int], Any] | None = None
+        self.why = ""        # why this backend x precision (choice.resolve)
         self.reload_thresholds()
+
+    @property
+    def batching(self) -> bool:
+        """A batch of frames as one backend call (what the Batcher gathers frames for)."""
+        return self.mode == "batch" and self.max_batch != 1
+
+    @batching.setter
+    def batching(self, on: bool) -> None:
+        self.mode = "batch" if on else "frames"
 
     def reload_thresholds(self) -> None:
         """Per-class thresholds from calibration's file, if configured (SIGHUP calls this again)."""
@@ -133,12 +146,9 @@ class NetworkModel:
         return prepare(self.pre, frame, self.spec.tiles) if self.tiled else self.pre(frame)
 
     def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The backend on (B, 3, h, w): one call where the batch axis allows B, else in chunks it takes."""
-        limit = self.max_batch
-        if limit is None or len(x) <= limit:
-            return self.backend.infer({self.meta.input_name: x})
-        parts = [self.backend.infer({self.meta.input_name: x[at:at + limit]}) for at in range(0, len(x), limit)]
-        return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+        """The backend on (B, 3, h, w), as ``mode`` says: one call (in chunks the batch axis takes), one
+        call per image, or calls in flight (``dispatch``)."""
+        return dispatch.run(self.backend, self.meta.input_name, x, self.mode, self.max_batch)
 
     def predict(self, frame: np.ndarray) -> ModelResult:
         t0 = time.perf_counter()
@@ -159,37 +169,50 @@ class NetworkModel:
         """Frames one backend call may take: None = any number (a dynamic batch axis), 1 = a fixed one."""
         return getattr(self.backend, "max_batch", 1)
 
-    def measure_batch(self, n: int, rounds: int = 3) -> dict[str, float]:
-        """Milliseconds per frame of one call with ``n`` frames vs ``n`` calls (medians of interleaved
-        rounds on a blank frame of the model's input size: convolutions take as long on any pixels)."""
-        h, w = self.meta.input_size
-        images = [np.zeros((h, w, 3), np.uint8)] * n
-        self.batching = True
-        self._run_batch(images)  # warm-up: the session allocates its buffers for this batch size
-        batched, single = [], []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            self._run_batch(images)
-            t1 = time.perf_counter()
-            for image in images:
-                self.predict(image)
-            t2 = time.perf_counter()
-            batched.append((t1 - t0) / n)
-            single.append((t2 - t1) / n)
-        return {"batch_ms": float(np.median(batched)) * 1e3, "single_ms": float(np.median(single)) * 1e3}
+    def measure_modes(self, n: int, rounds: int = 3) -> dict[str, Any]:
+        """Milliseconds per image of each way of running ``n`` images (``dispatch.MODES``: one call, one
+        call per image, calls in flight), on blank images of the model's input size (convolutions take as
+        long on any pixels) or, tiled, on one frame's tiles; the fastest is kept (``dispatch.choose``), the
+        backend reopened for it where it needs calls in flight. Returns {mode: ms per image, "mode": chosen}."""
+        if self.tiled:
+            frame = np.zeros((720, 1280, 3), np.uint8)
+            x, _ = self.prepare(frame)
+        else:
+            h, w = self.meta.input_size
+            x = np.concatenate([self.pre(np.zeros((h, w, 3), np.uint8))[0]] * n, axis=0)
+        threads = max(self.spec.threads, 1)
+        modes = dispatch.candidates(self.max_batch, threads)
+        spread = None
+        if "requests" in modes:
+            in_flight = min(len(x), threads)
+            if getattr(self.backend, "requests", 1) >= 2:
+                spread = self.backend
+            elif self.opener is not None and len(x) >= 2:
+                spread = self.opener(in_flight)
+            else:
+                modes.remove("requests")
+        name = self.meta.input_name
+        def work(mode: str) -> Callable[[], Any]:
+            backend = spread if mode == "requests" else self.backend
+            return lambda: dispatch.run(backend, name, x, mode, self.max_batch)
+
+        seconds = dispatch.measure({m: work(m) for m in modes}, rounds)
+        chosen = dispatch.choose(seconds)
+        if chosen == "requests" and spread is not self.backend:
+            self.backend.close()
+            self.backend = spread
+        elif spread is not None and spread is not self.backend:
+            spread.close()
+        self.mode = chosen
+        return {**{m: round(t / len(x) * 1e3, 2) for m, t in seconds.items()}, "images": len(x), "mode": chosen}
 
     def predict_batch(self, images: list[np.ndarray]) -> list[ModelResult]:
         """Results for each image (H, W, 3) BGR: the preprocessed tensors stacked into (N, 3, h, w) and run
         in one backend call (chunks of ``max_batch``); an artifact with a fixed batch of 1 runs frame by
         frame. Per-frame timings share the batch's preprocess and inference time equally."""
-        limit = self.max_batch
-        if len(images) <= 1 or limit == 1 or not self.batching or self.tiled:  # a tiled frame is a batch already
+        if len(images) <= 1 or self.mode == "frames" or self.tiled:  # a tiled frame is a batch already
             return [self.predict(image) for image in images]
-        step = len(images) if limit is None else limit
-        out: list[ModelResult] = []
-        for at in range(0, len(images), step):
-            out += self._run_batch(images[at:at + step])
-        return out
+        return self._run_batch(images)
 
     def _run_batch(self, images: list[np.ndarray]) -> list[ModelResult]:
         n = len(images)
@@ -197,7 +220,7 @@ class NetworkModel:
         prepared = [self.pre(image) for image in images]
         x = np.concatenate([p[0] for p in prepared], axis=0)
         t1 = time.perf_counter()
-        outputs = self.backend.infer({self.meta.input_name: x})
+        outputs = self.infer(x)
         t2 = time.perf_counter()
         results = []
         for i, (_, geo) in enumerate(prepared):
@@ -215,13 +238,14 @@ class NetworkModel:
         limit = self.max_batch
         if limit == 1:
             return "1"
-        return ("dynamic" if limit is None else f"1..{limit}") + ("" if self.batching else " (frame by frame)")
+        return ("dynamic" if limit is None else f"1..{limit}") + ("" if self.batching else f" ({self.mode})")
 
     def describe(self) -> str:
         tiles = f", {self.spec.tiles.describe()}" if self.tiled else ""
         head = f" ({self.meta.head} head)" if self.task == "detection" else ""
         return (f"{self.name}: {self.meta.model or self.task}{head} {self.precision} on {self.backend.name} "
-                f"({self.path}), batch {self._batch_word()}{tiles}, thresholds from {self.thresholds_source}")
+                f"({self.path}{'; ' + self.why if self.why else ''}), batch {self._batch_word()}{tiles}, thresholds "
+                f"from {self.thresholds_source}")
 
     def close(self) -> None:
         self.backend.close()
@@ -251,10 +275,27 @@ class ClassicalModel:
         pass
 
 
+def _check_request(spec: ModelSpec) -> None:
+    """Bad backend x precision asks, named by their config keys (what the config check cannot know:
+    packages and CPU features of this machine)."""
+    key = f"models.{spec.name}"
+    if spec.backend == "openvino" and not installed("openvino"):
+        raise ModelError(f'{key}.backend = "openvino": OpenVINO is not installed: pip install -e \'.[openvino]\' '
+                         f'(or use backend = "onnxruntime")')
+    if spec.precision == "bf16":
+        if spec.backend in ("onnxruntime", "tensorrt"):
+            raise ModelError(f'{key}.precision = "bf16": runs on backend "openvino" only, not {spec.backend}')
+        cpu = cpu_info()
+        if not cpu.has("BF16"):
+            raise ModelError(f'{key}.precision = "bf16": this CPU ({cpu.model}) has no BF16 (AVX-512 BF16 or AMX: '
+                             f'cpuinfo flag avx512_bf16 / amx_bf16); use fp32 or int8')
+
+
 def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) -> NetworkModel:
     fp32 = spec.artifact
     assert fp32 is not None
     fp32_meta = read_meta(fp32)
+    _check_request(spec)
     precision = spec.precision
     setting = spec.tiles.setting if fp32_meta.task == "detection" else artifacts.WHOLE_FRAME
     if precision == "auto":
@@ -265,7 +306,7 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
         check = artifacts.check_engine(engine, manifest, fp32, device)
         if device is not None and not check.usable:
             # Missing or stale for this device: build it now, before the service reports ready.
-            from ..engines import build_engine
+            from .engines import build_engine
             say = status or log.info
             say(f"model {spec.name}: {check.reason}; building the TensorRT {precision} engine")
             build_engine(fp32, artifacts.engine_precision(precision), spec.engine_dir, log=say,
@@ -273,11 +314,16 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
             check = artifacts.check_engine(engine, manifest, fp32, device)
         if device is not None and check.usable:
             meta = fp32_meta
-            return NetworkModel(spec, meta, create_backend("tensorrt", engine), engine, precision)
+            return NetworkModel(spec, meta, create_backend("tensorrt", engine), engine,
+                                artifacts.engine_precision(precision))
         if spec.backend == "tensorrt":
             why = "TensorRT/pycuda are not installed" if device is None else check.reason
             raise ModelError(f"model {spec.name}: backend tensorrt refused: {why}; build the engine with "
                              f"`edge-app build --tensorrt {fp32}` or use backend = \"onnxruntime\"")
+    h, w = fp32_meta.input_size
+    picked = choice.resolve(spec.backend, spec.precision, fp32, fp32_meta.onnx_sha256, threads=spec.threads,
+                            input_shape=(1, 3, h, w), setting=setting)
+    backend_name, precision = picked.backend, picked.precision
     variant = artifacts.variant_path(fp32, precision)
     if not variant.is_file():
         raise ModelError(f"model {spec.name}: {precision} artifact {variant} not found (make it with "
@@ -290,13 +336,18 @@ def _open_network(spec: ModelSpec, status: Callable[[str], None] | None = None) 
         log.warning("model %s: %s was built from another version of %s; running FP32 (rebuild with "
                     "`edge-app build`)", spec.name, variant, fp32)
         variant, meta, precision = fp32, fp32_meta, "fp32"
-    gated = artifacts.gate_setting(meta) if precision != "fp32" else None
+    gated = artifacts.gate_setting(meta) if precision not in ("fp32", "bf16") else None
     if gated is not None and gated != setting:  # configured by hand: run it, but not silently
         log.warning("model %s: %s was calibrated and gated on %s, this model runs %s: its accuracy there is "
                     "unmeasured (edge-app build --tiles ... then calibrate, or precision = \"auto\")",
                     spec.name, variant.name, gated, setting)
-    backend = create_backend("onnxruntime", variant, threads=spec.threads)
-    return NetworkModel(spec, meta, backend, variant, precision)
+
+    def opener(requests: int) -> Any:
+        return create_backend(backend_name, variant, threads=spec.threads, precision=precision, requests=requests)
+
+    model = NetworkModel(spec, meta, opener(spec.requests), variant, precision)
+    model.opener, model.why = opener, picked.why
+    return model
 
 
 def _network(expected_task: str) -> Callable[..., NetworkModel]:
@@ -322,23 +373,33 @@ def open_model(spec: ModelSpec, status: Callable[[str], None] | None = None) -> 
     try:
         return MODEL_KINDS[spec.kind](spec, status)
     except (ArtifactError, BackendError) as exc:
-        raise ModelError(f"model {spec.name}: {exc}") from None
+        raise ModelError(f"model {spec.name} (models.{spec.name}.backend = \"{spec.backend}\"): {exc}") from None
 
 
 def open_artifact(path: Path, *, name: str | None = None, score_threshold: float = DETECTOR.score_threshold,
                   nms_iou: float = DETECTOR.nms_iou, top_k: int = DETECTOR.top_k,
                   max_detections: int = DETECTOR.max_detections, threads: int = 2,
                   spin: bool = False, tiles: TileSpec = TileSpec(),
-                  class_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> NetworkModel:
-    """One specific ONNX file on ONNX Runtime (calibration compares precisions file by file);
-    ``spin``: let idle inference threads spin (the lowest latency of a model running alone)."""
+                  class_groups: tuple[tuple[str, tuple[str, ...]], ...] = (), backend: str = "onnxruntime",
+                  precision: str | None = None, requests: int = 1) -> NetworkModel:
+    """One specific ONNX file on one backend (calibration compares backend x precision file by file);
+    ``precision``: what the backend computes (default: the file's own; "bf16" on the FP32 file);
+    ``spin``: let idle ONNX Runtime threads spin (the lowest latency of a model running alone)."""
     try:
         meta = read_meta(path)
-        backend = create_backend("onnxruntime", path, threads=threads, spin=spin)
+        run_at = precision or meta.precision
+        extra = {"spin": spin} if backend == "onnxruntime" else {}
+
+        def opener(n: int) -> Any:
+            return create_backend(backend, path, threads=threads, precision=run_at, requests=n, **extra)
+
+        opened = opener(requests)
     except (ArtifactError, BackendError) as exc:
         raise ModelError(str(exc)) from None
     kind = "detector" if meta.task == "detection" else "segmenter"
-    spec = ModelSpec(name or Path(path).stem, kind, Path(path), precision=meta.precision, backend="onnxruntime",
-                     score_threshold=score_threshold, nms_iou=nms_iou, top_k=top_k,
+    spec = ModelSpec(name or Path(path).stem, kind, Path(path), precision=run_at, backend=backend,
+                     score_threshold=score_threshold, nms_iou=nms_iou, top_k=top_k, requests=requests,
                      max_detections=max_detections, threads=threads, tiles=tiles, class_groups=class_groups)
-    return NetworkModel(spec, meta, backend, Path(path), meta.precision)
+    model = NetworkModel(spec, meta, opened, Path(path), run_at)
+    model.opener = opener
+    return model

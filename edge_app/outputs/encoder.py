@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stream.gst import caps, gst, has_element, make
+from ..gst import caps, gst, has_element, make
 
 
 def frame_caps(width: int, height: int, fps: float) -> Any:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.types import Frame
 from ..serve.guard import Limits
-from ..web import FrameHub, LiveServer
+from ..serve.web import FrameHub, LiveServer
 
 
 class HttpOutput:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.types import Frame
 from ..health.disk import DiskBudget, free_bytes
-from ..stream.gst import gst, make
+from ..gst import gst, make
 from .encoder import frame_caps, h264_elements, link_all, push
 
 log = logging.getLogger("edge_app.record")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core.types import Frame
-from ..stream.gst import gst, main_loop, make
+from ..gst import gst, main_loop, make
 from .encoder import frame_caps, h264_elements, link_all, push
 
 log = logging.getLogger("edge_app.rtsp")

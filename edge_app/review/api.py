@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.bounded_json import Bounds
-from ..web import HttpService, Route
+from ..serve.web import HttpService, Route
 from .samples import ReviewError, SampleStore
 
 log = logging.getLogger("edge_app.review")

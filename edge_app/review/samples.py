@@ -37,6 +37,7 @@ class SampleStore:
     def __init__(self, samples_dir: Path, inbox: Path, max_boxes: int = 1000) -> None:
         """max_boxes: the most boxes one review may carry (``labels.max_boxes``)."""
         self.dir, self.inbox, self.max_boxes = Path(samples_dir), Path(inbox), max_boxes
+        self._briefs: dict[str, dict[str, Any]] = {}
 
     # -- reading ----------------------------------------------------------------------------------
     def path_of(self, sample_id: str, suffix: str) -> Path:
@@ -74,32 +75,43 @@ class SampleStore:
     def summary(self, limit: int = 200, run: str | None = None, stream: str | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` samples (of one ``run`` and ``stream`` when given): id, frame, time, run,
         stream, reasons, reviewed, predicted box count."""
-        rows = []
+        rows: list[dict[str, Any]] = []
         for sid in self.ids():
             if len(rows) >= limit:
                 break
+            brief = self._brief(sid)
+            if brief is None or (run is not None and brief["run"] != run) or \
+                    (stream is not None and brief["stream"] != stream):
+                continue
+            rows.append({**brief, "reviewed": (self.dir / f"{sid}.review.json").is_file()})
+        return rows
+
+    def _brief(self, sid: str) -> dict[str, Any] | None:
+        """What the queue shows of a sample, read once (a saved sample's record never changes; the page
+        asks every few seconds and a store holds thousands)."""
+        brief = self._briefs.get(sid)
+        if brief is None:
             try:
                 rec = json.loads((self.dir / f"{sid}.json").read_text())
             except (OSError, ValueError):  # removed by the disk cap meanwhile, or half-gone
-                continue
-            if (run is not None and rec.get("run", "") != run) or (stream is not None and rec.get("stream", "") != stream):
-                continue
+                return None
             boxes = sum(len(e.get("boxes", [])) for e in rec.get("models", {}).values())
-            rows.append({"id": sid, "frame": rec.get("frame"), "time": int(sid.split("-")[0]) / 1000,
-                         "run": rec.get("run", ""), "stream": rec.get("stream", ""),
-                         "reasons": rec.get("reasons", ["every"]), "predicted_boxes": boxes,
-                         "reviewed": (self.dir / f"{sid}.review.json").is_file()})
-        return rows
+            brief = {"id": sid, "frame": rec.get("frame"), "time": int(sid.split("-")[0]) / 1000,
+                     "run": rec.get("run", ""), "stream": rec.get("stream", ""),
+                     "reasons": rec.get("reasons", ["every"]), "predicted_boxes": boxes}
+            if len(self._briefs) > 100_000:
+                self._briefs.clear()
+            self._briefs[sid] = brief
+        return brief
 
     def facets(self) -> list[dict[str, Any]]:
         """Each (run, stream) that has samples, newest run first, with its sample and reviewed counts."""
         seen: dict[tuple[str, str], dict[str, Any]] = {}
         for sid in self.ids():
-            try:
-                rec = json.loads((self.dir / f"{sid}.json").read_text())
-            except (OSError, ValueError):
+            brief = self._brief(sid)
+            if brief is None:
                 continue
-            key = (rec.get("run", ""), rec.get("stream", ""))
+            key = (brief["run"], brief["stream"])
             f = seen.setdefault(key, {"run": key[0], "stream": key[1], "samples": 0, "reviewed": 0})
             f["samples"] += 1
             f["reviewed"] += (self.dir / f"{sid}.review.json").is_file()

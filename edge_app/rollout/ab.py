@@ -107,6 +107,7 @@ class PairedScore:
         self.latency_s: dict[str, list[float]] = {"current": [], "candidate": []}
         self.unpaired = 0
         self._lock = threading.Lock()
+        self._numbers: tuple[int, dict[str, Any]] | None = None  # the last bootstrap and its frame count
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -150,15 +151,24 @@ class PairedScore:
         return _f1(x) if self.task == "detection" else _miou(x)
 
     def bootstrap(self) -> dict[str, Any]:
-        """Point values and intervals: each model's metric, the difference (candidate - current)."""
+        """Point values and intervals: each model's metric, the difference (candidate - current). Computed
+        once per frame count (a status read many times a second costs one bootstrap per new frame)."""
         a, b = self.arrays()
         n = len(a)
         if n == 0:
             return {"frames": 0}
+        cached = self._numbers
+        if cached is not None and cached[0] == n:
+            return cached[1]
         rng = np.random.default_rng(self.rule.seed + n)
-        draws = rng.multinomial(n, np.full(n, 1.0 / n), size=self.rule.resamples).astype(np.float64)  # (R, n)
-        sa = np.tensordot(draws, a, axes=(1, 0))  # (R, C, k): the resampled sums
-        sb = np.tensordot(draws, b, axes=(1, 0))
+        # (R, n): how often each frame is drawn in each resample. Frame indices drawn uniformly and counted
+        # with one bincount: the multinomial itself, ~8x faster than rng.multinomial (14 ms at n = 100).
+        r = self.rule.resamples
+        picks = rng.integers(0, n, size=(r, n)) + np.arange(r)[:, None] * n
+        draws = np.bincount(picks.ravel(), minlength=r * n).reshape(r, n).astype(np.float64)
+        # (R, C, k): the resampled sums, one float matrix product each (BLAS; int64 took numpy's slow path)
+        sa = (draws @ a.reshape(n, -1).astype(np.float64)).reshape(r, *a.shape[1:])
+        sb = (draws @ b.reshape(n, -1).astype(np.float64)).reshape(r, *b.shape[1:])
         va, vb = self._value(sa), self._value(sb)
         d = vb - va
         alpha = 1 - self.rule.confidence
@@ -169,9 +179,11 @@ class PairedScore:
             return [round(float(np.percentile(x, lo)), 4), round(float(np.percentile(x, hi)), 4)] if x.size else None
 
         point_a, point_b = float(self._value(a.sum(0))), float(self._value(b.sum(0)))
-        return {"frames": n, "metric": self.metric, "current": _r(point_a), "candidate": _r(point_b),
-                "delta": _r(point_b - point_a), "current_interval": q(va), "candidate_interval": q(vb),
-                "delta_interval": q(d), "confidence": self.rule.confidence}
+        out = {"frames": n, "metric": self.metric, "current": _r(point_a), "candidate": _r(point_b),
+               "delta": _r(point_b - point_a), "current_interval": q(va), "candidate_interval": q(vb),
+               "delta_interval": q(d), "confidence": self.rule.confidence}
+        self._numbers = (n, out)
+        return out
 
     def per_class(self) -> dict[str, Any]:
         """Per class, per model: P, R, F1 with Wilson intervals of P and R (detectors), IoU (segmenters)."""
@@ -205,10 +217,11 @@ class PairedScore:
         return {k: (round(float(np.median(v)) * 1000, 2) if v else None) for k, v in self.latency_s.items()}
 
     def decide(self) -> tuple[str | None, dict[str, Any]]:
-        """("promote" | "reject", numbers) once the rule's frames are in; (None, numbers) before."""
+        """("promote" | "reject", numbers) once the rule's frames are in; (None, {"frames"}) before (no
+        bootstrap: the manager asks twice a second, and the numbers before the decision are the status')."""
+        if len(self) < self.rule.frames:
+            return None, {"frames": len(self)}
         numbers = self.bootstrap()
-        if numbers["frames"] < self.rule.frames:
-            return None, numbers
         interval = numbers.get("delta_interval")
         if interval is None:
             return "reject", {**numbers, "reason": "no frame could be scored for both models"}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.bounded_json import Bounds
-from ..web import HttpService, Route
+from ..serve.web import HttpService, Route
 from .manager import RolloutManager
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")

@@ -15,57 +15,28 @@ Every step is an event through the durable outbox (``model_candidate``, ``model_
 """
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config.schema import AppConfig
-from ..core.artifact import read_meta, sha256_file, write_atomic
-from ..core.types import Detections, FrameLabels
-from ..inference.models import ModelResult
+from ..core.artifact import read_meta, sha256_file
+from ..core.types import FrameLabels
 from ..logs import log_event
 from .ab import PairedScore, Rule, Watch
+from .candidate import Candidate, thresholds_beside
+from .predictions import load_prediction, save_prediction
+from .report import brief, describe
 from .shadow import Job, ShadowRunner
 from .state import JsonState
 
 log = logging.getLogger("edge_app.rollout")
-FINAL = ("rejected", "rolled_back", "failed", "cancelled", "kept")
-
-
-def thresholds_beside(artifact: Path) -> Path | None:
-    """``<model>.thresholds.json`` beside an artifact (what calibrate writes), if there."""
-    p = Path(artifact).with_suffix(".thresholds.json")
-    return p if p.is_file() else None
-
-
-@dataclass
-class Candidate:
-    name: str
-    entry: dict[str, Any]                  # artifact, thresholds_file, precision, sha256
-    origin: str = "api"                    # config | api | fleet
-    rollout: str = ""                      # the fleet's rollout id
-    command: str = ""                      # the fleet command that started it
-    state: str = "shadow"
-    since: float = field(default_factory=time.time)
-    model: Any = None
-    runner: ShadowRunner | None = None
-    score: PairedScore | None = None
-    decision: dict[str, Any] | None = None
-    reason: str = ""
-    previous: Any = None                   # the replaced live model, open until the watch is over
-    previous_entry: dict[str, Any] | None = None
-    watch: Watch | None = None
-    promoted_at: float = 0.0
-    baseline: dict[str, float] = field(default_factory=dict)
-    scored_samples: set[str] = field(default_factory=set)
-    progress: dict[str, Any] = field(default_factory=dict)  # a download's bytes
 
 
 class RolloutManager:
@@ -145,11 +116,13 @@ class RolloutManager:
         except Exception as exc:
             raise ValueError(f"model {name}: candidate {artifact} cannot be opened: {exc}") from None
         with self._lock:
-            self.cancel(name, "replaced by a new candidate", quiet=True)
+            old = self.candidates.get(name)
+            if not (old is not None and command and old.command == command and old.state == "downloading"):
+                self.cancel(name, "replaced by a new candidate", quiet=True)  # (its own download: carried on)
             cand = Candidate(name, entry, origin, rollout, command, model=model)
             cand.score = PairedScore(current.task, tuple(current.classes), self.cfg.rolling.iou, self.rule)
             cand.runner = ShadowRunner(model, self.settings.shadow_share, self.settings.shadow_every,
-                                       lambda job, res, s, c=cand: self._shadow_result(c, job, res, s),
+                                       functools.partial(self._shadow_result, cand),
                                        name=f"shadow-{name}")
             self.candidates[name] = cand
         log_event(log, logging.INFO, "model_candidate", model=name, artifact=str(artifact), origin=origin,
@@ -159,9 +132,46 @@ class RolloutManager:
         self._changed(cand)
         return cand
 
+    def downloading(self, name: str, rollout: str, command: str, size: int, artifact: str = "") -> Candidate:
+        """A fleet artifact on its way (``state`` downloading, ``download`` {bytes, size, error}): the fleet
+        sees the device working on its command before the candidate runs. Kept across tries of one command."""
+        with self._lock:
+            cand = self.candidates.get(name)
+            if cand is None or cand.command != command or cand.state != "downloading":
+                self.cancel(name, "replaced by a new candidate", quiet=True)
+                cand = Candidate(name, {"artifact": artifact, "sha256": ""}, "fleet", rollout, command,
+                                 state="downloading")
+                cand.progress = {"bytes": 0, "size": size, "error": ""}
+                self.candidates[name] = cand
+        self._changed(cand)
+        return cand
+
+    def download_failed(self, name: str, command: str, reason: str, final: bool) -> None:
+        """A try failed: said in ``download.error`` (retried later), or the command ``failed`` (final)."""
+        cand = self.candidates.get(name)
+        if cand is None or cand.command != command or cand.state != "downloading":
+            return
+        cand.progress["error"] = reason
+        if final:
+            cand.state, cand.reason = "failed", reason
+        self._changed(cand)
+
+    def restore(self, name: str, command: str, record: dict[str, Any]) -> None:
+        """The outcome of a fleet command finished before a restart (rejected, promoted, ...), so this
+        device's status still answers the rollout that asked; nothing runs."""
+        if name not in self.candidates:
+            self.candidates[name] = Candidate(name, {"artifact": record.get("artifact", ""),
+                                                     "sha256": record.get("sha256", "")}, "fleet",
+                                              record.get("rollout", ""), command, state=record["state"],
+                                              since=float(record.get("at") or time.time()),
+                                              reason=record.get("reason", ""))
+
     def cancel(self, name: str, reason: str = "cancelled", quiet: bool = False) -> bool:
         with self._lock:
             cand = self.candidates.get(name)
+            if cand is not None and cand.state == "promoted" and reason.startswith("replaced"):
+                self._keep(cand, "the watch ended early: a new candidate replaces it")  # it is the live model
+                return False
             if cand is None or cand.state not in ("shadow", "decided", "downloading"):
                 return False
             self._end_shadow(cand)
@@ -203,7 +213,7 @@ class RolloutManager:
                 continue
             if cand.state != "shadow" or cand.score is None or sample_id in cand.scored_samples:
                 continue
-            saved = self._load_prediction(sample_id, cand.name)
+            saved = load_prediction(self.samples_dir, sample_id, cand.name) if self.samples_dir else None
             if saved is None:
                 cand.score.unpaired += 1
                 continue
@@ -214,42 +224,9 @@ class RolloutManager:
         assert cand.score is not None
         cand.score.record_latency("candidate", seconds)
         if job.sample_id is not None and self.samples_dir is not None:
-            self._save_prediction(job.sample_id, cand.name, result)
+            save_prediction(self.samples_dir, job.sample_id, cand.name, result)
         if job.labels is not None and cand.score.add(job.current, result, job.labels) and job.sample_id:
             cand.scored_samples.add(job.sample_id)
-
-    def _prediction_path(self, sample_id: str, name: str) -> Path:
-        assert self.samples_dir is not None
-        return self.samples_dir / f"{sample_id}.{name}.candidate.json"
-
-    def _save_prediction(self, sample_id: str, name: str, r: Any) -> None:
-        entry: dict[str, Any] = {"task": r.task, "classes": list(r.classes)}
-        if r.detections is not None:
-            entry.update(boxes=r.detections.boxes.tolist(), scores=r.detections.scores.tolist(),
-                         labels=r.detections.classes.tolist())
-        if r.mask is not None:
-            import cv2
-            entry["mask_png"] = cv2.imencode(".png", r.mask.labels.astype(np.uint8))[1].tobytes().hex()
-        try:
-            write_atomic(self._prediction_path(sample_id, name), json.dumps(entry))
-        except OSError as exc:  # a full disk costs this pair, never the stream
-            log.warning("rollout: candidate prediction of %s not saved: %s", sample_id, exc)
-
-    def _load_prediction(self, sample_id: str, name: str) -> ModelResult | None:
-        if self.samples_dir is None:
-            return None
-        try:
-            e = json.loads(self._prediction_path(sample_id, name).read_text())
-        except (OSError, ValueError):
-            return None
-        r = ModelResult(name, e["task"], tuple(e["classes"]))
-        if "boxes" in e:
-            r.detections = Detections(np.array(e["boxes"], np.float32).reshape(-1, 4), e["scores"], e["labels"])
-        if "mask_png" in e:
-            import cv2
-            from ..core.types import SegMask
-            r.mask = SegMask(cv2.imdecode(np.frombuffer(bytes.fromhex(e["mask_png"]), np.uint8), cv2.IMREAD_UNCHANGED))
-        return r
 
     # -- decisions, swaps and the watch (the manager's thread) ---------------------------------------
     def _loop(self) -> None:
@@ -284,7 +261,7 @@ class RolloutManager:
         d = cand.decision or {}
         log_event(log, logging.WARNING, "model_rejected", model=name, reason=reason, frames=d.get("frames"))
         self.emit("model_rejected", model=name, artifact=cand.entry["artifact"], sha256=cand.entry["sha256"],
-                  frames=int(d.get("frames", 0)), reason=reason, rollout=cand.rollout, numbers=_brief(d))
+                  frames=int(d.get("frames", 0)), reason=reason, rollout=cand.rollout, numbers=brief(d))
         self._changed(cand)
 
     def promote(self, name: str) -> None:
@@ -318,7 +295,7 @@ class RolloutManager:
         log_event(log, logging.INFO, "model_promoted", model=name, artifact=cand.entry["artifact"], reason=cand.reason)
         self.emit("model_promoted", model=name, artifact=cand.entry["artifact"], sha256=cand.entry["sha256"],
                   frames=int(d.get("frames", 0)), delta=float(d.get("delta") or 0.0), rollout=cand.rollout,
-                  numbers=_brief(d))
+                  numbers=brief(d))
         self._changed(cand)
 
     def _watch(self, cand: Candidate) -> None:
@@ -344,12 +321,15 @@ class RolloutManager:
         watched = time.monotonic() - cand.promoted_at >= s.watch_s
         labelled = cand.watch is None or s.watch_frames == 0 or cand.watch.verdict() == "kept"
         if watched and labelled:
-            cand.state, cand.reason = "kept", "the watch passed"
-            if cand.previous is not None:
-                cand.previous.close()
-                cand.previous = None
-            log_event(log, logging.INFO, "model_kept", model=cand.name)
-            self._changed(cand)
+            self._keep(cand, "the watch passed")
+
+    def _keep(self, cand: Candidate, reason: str) -> None:
+        cand.state, cand.reason = "kept", reason
+        if cand.previous is not None:
+            cand.previous.close()
+            cand.previous = None
+        log_event(log, logging.INFO, "model_kept", model=cand.name, reason=reason)
+        self._changed(cand)
 
     def rollback(self, name: str, reason: str) -> None:
         """Back to the previous model (still open), its artifact and thresholds."""
@@ -386,36 +366,7 @@ class RolloutManager:
     # -- status --------------------------------------------------------------------------------------
     def describe(self, name: str, compact: bool = False) -> dict[str, Any] | None:
         cand = self.candidates.get(name)
-        if cand is None:
-            return None
-        out: dict[str, Any] = {"state": cand.state, "artifact": cand.entry.get("artifact"),
-                               "sha256": cand.entry.get("sha256"), "origin": cand.origin, "rollout": cand.rollout,
-                               "since": round(cand.since, 3), "reason": cand.reason, "needed": self.rule.frames,
-                               "rule": {"frames": self.rule.frames, "margin": self.rule.margin,
-                                        "confidence": self.rule.confidence}}
-        if cand.progress:
-            out["download"] = dict(cand.progress)
-        if cand.score is not None:
-            numbers = cand.decision or cand.score.bootstrap()
-            out.update({k: numbers.get(k) for k in ("frames", "metric", "current", "candidate", "delta",
-                                                    "current_interval", "candidate_interval", "delta_interval")})
-            out["frames"] = numbers.get("frames", 0)
-            out["decision"] = ({"verdict": cand.decision["verdict"], "reason": cand.decision.get("reason")}
-                               if cand.decision else None)
-            lat = cand.score.latency_ms()
-            live = self.stats(name)[2]
-            out["latency_ms"] = {"current": round(live * 1000, 2) if live else None, "candidate": lat["candidate"]}
-            out["per_class"] = cand.score.per_class()
-            out["unpaired"] = cand.score.unpaired
-        if compact:
-            out["per_class"] = {c: {side: {k: v.get(k) for k in ("precision", "recall", "f1", "iou") if k in v}
-                                    for side, v in row.items()} for c, row in (out.get("per_class") or {}).items()}
-        if cand.runner is not None and cand.state in ("shadow", "decided"):
-            out["shadow"] = cand.runner.describe()
-        if cand.watch is not None:
-            out["watch"] = {"frames": len(cand.watch), "needed": cand.watch.frames, "value": cand.watch.value(),
-                            "floor": cand.watch.floor}
-        return out
+        return None if cand is None else describe(cand, self.rule, self.stats(name)[2], compact)
 
     def close(self) -> None:
         self._stop.set()
@@ -426,6 +377,3 @@ class RolloutManager:
             if cand.previous is not None:
                 cand.previous.close()
 
-
-def _brief(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: d.get(k) for k in ("metric", "current", "candidate", "delta", "delta_interval", "current_interval")}

@@ -3,40 +3,28 @@ csi://, rtsp://. ``open_source`` builds the right one from the validated ``[sour
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import importlib
 from pathlib import Path
 
-from ..config.schema import SourceConfig
+from typing import TYPE_CHECKING, Any
+
 from ..core.uri import absolute_uri, scheme_of
 from .base import FrameSource, LatestSlot, SourceStats
+from .registry import SOURCES
+
+if TYPE_CHECKING:
+    from ..config.schema import SourceConfig
 
 __all__ = ["FrameSource", "LatestSlot", "SourceConfig", "SourceStats", "open_source"]
 
 
-def _gst(s: SourceConfig) -> FrameSource:
-    from .gstreamer import GstSource
-
-    return GstSource(s)
-
-
-def _synthetic(s: SourceConfig) -> FrameSource:
-    from .synthetic import SyntheticSource
-
-    return SyntheticSource(s.uri, width=s.width, height=s.height, fps=s.fps, seed=s.seed, realtime=s.realtime)
-
-
-def _replay(s: SourceConfig) -> FrameSource:
-    from ..core.uri import local_path
-    from .replay import ReplaySource
-
-    path = local_path(s.uri)
-    assert path is not None
-    return ReplaySource(s.uri, path, fps=s.fps, loop=s.loop, realtime=s.realtime, size=(s.width, s.height))
-
-
-SOURCES: dict[str, Callable[[SourceConfig], FrameSource]] = {
-    "synthetic": _synthetic, "replay": _replay, "test": _gst, "file": _gst, "v4l2": _gst, "csi": _gst,
-    "rtsp": _gst, "rtsps": _gst}
+def __getattr__(name: str) -> Any:
+    # config's schema reads this package's registry (its source schemes): importing the schema here, at
+    # import time, would be a cycle; ``edge_app.sources.SourceConfig`` is still there for callers
+    if name == "SourceConfig":
+        from ..config.schema import SourceConfig
+        return SourceConfig
+    raise AttributeError(name)
 
 
 def open_source(settings: SourceConfig, base_dir: Path = Path(".")) -> FrameSource:
@@ -46,4 +34,7 @@ def open_source(settings: SourceConfig, base_dir: Path = Path(".")) -> FrameSour
     if scheme not in SOURCES:
         raise ValueError(f"{settings.uri}: unknown source scheme '{scheme}' (expected one of {sorted(SOURCES)})")
     settings = dataclasses.replace(settings, uri=absolute_uri(settings.uri, Path(base_dir).resolve()))
-    return SOURCES[scheme](settings)
+    module, function = SOURCES[scheme].split(":")
+    build = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    source: FrameSource = build(settings)
+    return source

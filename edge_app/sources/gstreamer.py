@@ -26,7 +26,7 @@ import numpy as np
 from ..config.schema import SourceConfig
 from ..core.types import Frame
 from ..core.uri import local_path
-from ..stream.gst import caps, gst, has_element, make
+from ..gst import caps, gst, has_element, make
 from .base import Backoff, FrameSource
 
 log = logging.getLogger("edge_app.source")
@@ -268,3 +268,8 @@ class GstSource(FrameSource):
             index = int(round(buf.pts * info.fps_n / (info.fps_d * G.Gst.SECOND)))
         self._count += 1
         return Frame(image, index, float(pts), now, None, self.uri)
+
+
+def build(settings: SourceConfig) -> "GstSource":
+    """The registry's builder (sources/registry.py) for test://, file://, v4l2://, csi://, rtsp(s)://."""
+    return GstSource(settings)

@@ -16,7 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..config.schema import SourceConfig
 from ..core.types import Frame, FrameLabels, GroundTruth
+from ..core.uri import local_path
 from ..datasets import DatasetError, load_image, load_mask, open_dataset
 from .base import FrameSource, Pacer
 
@@ -110,3 +112,11 @@ class ReplaySource(FrameSource):
                 self.stats.state = "ended"
                 return
             self.stats.loops += 1
+
+
+def build(settings: SourceConfig) -> ReplaySource:
+    """The registry's builder (sources/registry.py) for replay://."""
+    path = local_path(settings.uri)
+    assert path is not None
+    return ReplaySource(settings.uri, path, fps=settings.fps, loop=settings.loop, realtime=settings.realtime,
+                        size=(settings.width, settings.height))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
+from ..config.schema import SourceConfig
 from ..core.types import Frame, FrameLabels
-from ..synthetic import CLASSES, MASK_CLASSES, SyntheticVideo
+from ..datasets.synthetic import CLASSES, MASK_CLASSES, SyntheticVideo
 from .base import FrameSource, Pacer
 
 
@@ -38,3 +39,9 @@ class SyntheticSource(FrameSource):
                 break
         if not self.stopping:
             self.stats.state = "ended"
+
+
+def build(settings: SourceConfig) -> SyntheticSource:
+    """The registry's builder (sources/registry.py) for synthetic://."""
+    return SyntheticSource(settings.uri, width=settings.width, height=settings.height, fps=settings.fps,
+                           seed=settings.seed, realtime=settings.realtime)

@@ -17,7 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 
 from ..config import ConfigError, parse_stream
-from ..web import HttpService, Route
+from ..serve.web import HttpService, Route
 from .manager import StreamSet
 
 log = logging.getLogger("edge_app.streams")

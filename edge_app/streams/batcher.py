@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..core.types import Frame
-from ..telemetry import Telemetry
+from .telemetry import Telemetry
 from .stream import RateLimited, Stream
 
 log = logging.getLogger("edge_app.batcher")

@@ -30,7 +30,7 @@ from ..config import ConfigError, load_config
 from ..config.edit import edit_text
 from ..config.schema import AnalyticsConfig
 from ..core.artifact import write_atomic
-from ..web import HttpService, Route
+from ..serve.web import HttpService, Route
 from .manager import StreamSet
 
 log = logging.getLogger("edge_app.streams")

@@ -7,23 +7,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from functools import partial
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..analytics.counting import Analytics
 from ..config.schema import AnalyticsConfig, AppConfig, StreamConfig
 from ..health import Health, assess
 from ..health.memory import release_memory
-from ..labels import LabelsFile, build_label_hooks
+from ..review.labels import LabelsFile
 from ..logs import log_event
-from ..rolling import RollingMonitor
+from ..review.rolling import RollingMonitor
 from ..sources import open_source
-from ..telemetry import Telemetry
+from .telemetry import Telemetry
 from .batcher import Batcher
-from .stream import Stream
+from .stream import PipelineHooks, Stream
 
 log = logging.getLogger("edge_app.streams")
 
@@ -37,21 +38,28 @@ class Running:
     labels_file: LabelsFile | None
 
 
+class EventSink(Protocol):
+    """Where a stream's analytics events go (``events.device.DeviceEvents``)."""
+
+    def track_events(self, events: list[dict[str, Any]], stream: str = ...) -> None: ...
+
+
 class StreamSet:
     """The composition root's streams. ``outputs(cfg) -> list`` makes a stream's outputs (its MJPEG sink,
-    RTSP mount, recorder); ``on_events(name) -> callback`` routes its analytics' events; ``sampler`` and
+    RTSP mount, recorder); ``events``: the event sink, handed to each stream directly
+    (``track_events(events, stream=NAME)``: it queues them, off the inference thread); ``sampler`` and
     ``sampled`` (a stream name): frames of that stream are sampled for labelling."""
 
     def __init__(self, cfg: AppConfig, models: Sequence[Any], batcher: Batcher,
                  outputs: Callable[[StreamConfig], list[Any]],
-                 on_events: Callable[[str], Callable[[list[dict[str, Any]]], None]] | None = None,
+                 events: EventSink | None = None,
                  sampler: Any = None, sampled: str = "",
                  shadow: Callable[[Any, int, list[Any], Any, str | None], None] | None = None) -> None:
         """shadow(image, index, results, labels, sample id): every processed frame of the sampled stream,
         for the candidate models (``rollout.manager``)."""
         self.cfg, self.models, self.batcher = cfg, list(models), batcher
         self.shadow = shadow
-        self._outputs, self._on_events = outputs, on_events
+        self._outputs, self.events = outputs, events
         self.sampler, self.sampled = sampler, sampled
         self._running: dict[str, Running] = {}
         self._lock = threading.RLock()  # the HTTP API, SIGHUP and the main loop change the set
@@ -155,13 +163,13 @@ class StreamSet:
         analytics = Analytics(sc.analytics, trackers, sc.width, sc.height, cfg.events.track_update_s, groups,
                               class_groups)
         labels_file = LabelsFile.open(cfg.resolve(sc.labels_file)) if sc.labels_file else None
-        hooks = build_label_hooks(labels_file, sampler)
+        hooks = PipelineHooks.for_labels(labels_file, sampler)
         if sc.name == self.sampled and self.shadow is not None:
             hooks.on_processed = _with_shadow(hooks.on_processed, hooks.labels_for, self.shadow)
         hooks.alphas = {name: m.alpha for name, m in cfg.models.items()}
-        if self._on_events is not None:
+        if self.events is not None:
             analytics.record_events = True
-            hooks.on_events = self._on_events(sc.name)
+            hooks.on_events = partial(self.events.track_events, stream=sc.name)
         source = open_source(sc, cfg.base_dir)
         outputs = self._outputs(sc)
         stream = Stream(sc.name, source, outputs, rolling, Telemetry(), hooks, analytics=analytics, models=runs,
@@ -191,10 +199,10 @@ class StreamSet:
         return None if r is None else describe(r, time.monotonic())
 
 
-def _with_shadow(sample: Any, labels_for: Any, shadow: Any) -> Callable[[Any, list[Any]], None]:
+def _with_shadow(sample: Any, labels_for: Any, shadow: Any) -> Callable[..., None]:
     """The sampler's hook, then the candidates' (told the frame's labels and whether it was sampled)."""
-    def on_processed(frame: Any, results: list[Any]) -> None:
-        sid = sample(frame, results) if sample is not None else None
+    def on_processed(frame: Any, results: list[Any], tracks: dict[str, Any] | None = None) -> None:
+        sid = sample(frame, results, tracks) if sample is not None else None
         labels = frame.labels if frame.labels is not None else labels_for(frame) if labels_for is not None else None
         shadow(frame.image, frame.index, results, labels, sid)
     return on_processed
@@ -219,9 +227,10 @@ def describe(r: Running, now: float) -> dict[str, Any]:
             for box, score, cls in zip(res.detections.boxes.tolist(), res.detections.scores.tolist(),
                                        res.detections.classes.tolist()):
                 detections.append({"model": res.name, "class": res.classes[cls], "score": score, "box": box})
-        if res.tracks is not None:
-            for box, tid, score, cls in zip(res.tracks.boxes.tolist(), res.tracks.ids.tolist(),
-                                            res.tracks.scores.tolist(), res.tracks.classes.tolist()):
+        tr = s.latest_tracks.get(res.name)
+        if tr is not None:
+            for box, tid, score, cls in zip(tr.boxes.tolist(), tr.ids.tolist(), tr.scores.tolist(),
+                                            tr.classes.tolist()):
                 tracks.append({"model": res.name, "id": tid, "class": res.classes[cls], "score": score, "box": box})
     rolling = s.rolling.snapshot(max_age=0.5)
     return {"fps": t["fps"], "frames": t["counters"].get("frames_out", 0), "source": st.state,

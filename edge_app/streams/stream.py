@@ -13,14 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.types import Frame
+from ..core.types import Frame, Tracks
 from ..logs import log_event
-from ..overlay import draw_detections, draw_geometry, draw_hud, draw_mask, draw_plain_boxes, draw_tracks
-from ..rolling import RollingMonitor
+from .overlay import draw_detections, draw_geometry, draw_hud, draw_mask, draw_plain_boxes, draw_tracks
+from ..review.rolling import RollingMonitor
 from ..sources import FrameSource, LatestSlot
-from ..telemetry import Telemetry
+from .telemetry import Telemetry
+from ..analytics.counting import Analytics
+from ..inference.base import Model
+from ..outputs.base import Output
 
-log = logging.getLogger("edge_app.pipeline")
+log = logging.getLogger("edge_app.streams")
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Processed:
     frame: Frame
     results: list[Any]
     done_at: float
+    tracks: dict[str, Tracks] = field(default_factory=dict)   # detector -> its confirmed tracks
 
 
 @dataclass
@@ -35,10 +39,15 @@ class PipelineHooks:
     """Optional per-frame callbacks: label lookup (labels file), sampling (label inbox)."""
 
     labels_for: Callable[[Frame], Any] | None = None
-    on_processed: Callable[[Frame, list[Any]], None] | None = None
+    on_processed: Callable[[Frame, list[Any], dict[str, Tracks]], Any] | None = None  # + the frame's tracks
     on_output: Callable[[Frame], None] | None = None
     on_events: Callable[[list[dict[str, Any]]], None] | None = None  # analytics' events of a frame
     alphas: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def for_labels(cls, labels_file: Any = None, sampler: Any = None) -> "PipelineHooks":
+        """A stream's label lookup (``review.labels.LabelsFile``) and sampling (its ``Sampler``)."""
+        return cls(labels_for=labels_file, on_processed=sampler.on_processed if sampler else None)
 
 
 class RateLimited:
@@ -57,9 +66,9 @@ class RateLimited:
 class Stream:
     """A named stream. ``models``: the shared models, only read here (names for the HUD's timings)."""
 
-    def __init__(self, name: str, source: FrameSource, outputs: Sequence[Any], rolling: RollingMonitor,
+    def __init__(self, name: str, source: FrameSource, outputs: Sequence[Output], rolling: RollingMonitor,
                  telemetry: Telemetry, hooks: PipelineHooks | None = None, hud: bool = True,
-                 analytics: Any = None, models: Sequence[Any] = (), fps: float = 15.0,
+                 analytics: Analytics | None = None, models: Sequence[Model] = (), fps: float = 15.0,
                  runs: frozenset[str] | None = None) -> None:
         """runs: the names of the models run on this stream's frames (None = every model)."""
         self.name, self.source, self.runs = name, source, runs
@@ -75,6 +84,7 @@ class Stream:
         self.first_output = threading.Event()
         self.output_beat = time.monotonic()
         self.latest_results: list[Any] = []
+        self.latest_tracks: dict[str, Tracks] = {}
         self.started = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -109,18 +119,21 @@ class Stream:
         """Tracking, counting, labels and sampling for one frame's model results; then to the outputs.
         Every per-frame fault is logged, counted and skipped."""
         self.telemetry.count("frames_in")
+        tracks: dict[str, Tracks] = {}
         for r in results:
             for stage, seconds in r.timings.items():
                 self.telemetry.record(f"{r.name}.{stage}", seconds)
         if self.analytics is not None and self.analytics.enabled:
             t0 = time.perf_counter()
             try:
-                self.analytics.update(results, frame.pts, frame.image)
+                tracks = self.analytics.update(results, frame.pts, frame.image)
                 self.analytics.update_truth(frame.labels, frame.pts)
                 if self.hooks.on_events is not None:
                     events = self.analytics.drain_events()
                     if events:
-                        self.hooks.on_events(events)
+                        te = time.perf_counter()
+                        self.hooks.on_events(events)  # queued: numbering, JPEGs, SQLite on the events thread
+                        self.telemetry.record("events", time.perf_counter() - te)
             except Exception as exc:  # a tracking fault loses this frame's tracks, never the stream
                 self.telemetry.count("frame_errors")
                 self.warn("stream %s: tracking failed on frame %d: %s", self.name, frame.index, exc)
@@ -130,17 +143,17 @@ class Stream:
             labels = self.hooks.labels_for(frame)
         if labels is not None:
             try:
-                self.rolling.update(results, labels)
+                self.rolling.update(results, labels, tracks=tracks)
             except Exception as exc:
                 self.telemetry.count("label_errors")
                 self.warn("stream %s: labels of frame %d could not be scored: %s", self.name, frame.index, exc)
         if self.hooks.on_processed is not None:
             try:
-                self.hooks.on_processed(frame, results)
+                self.hooks.on_processed(frame, results, tracks)
             except Exception as exc:
                 self.warn("stream %s: sampling frame %d failed: %s", self.name, frame.index, exc)
-        self.latest_results = results
-        self._processed.put(Processed(frame, results, time.monotonic()))
+        self.latest_results, self.latest_tracks = results, tracks
+        self._processed.put(Processed(frame, results, time.monotonic(), tracks))
 
     # -- the stream's own thread -------------------------------------------------------------------
     def _output_loop(self) -> None:
@@ -152,7 +165,7 @@ class Stream:
             assert isinstance(item, Processed)
             t0 = time.perf_counter()
             try:
-                image = self.annotate(item.frame, item.results)
+                image = self.annotate(item.frame, item.results, item.tracks)
             except Exception as exc:
                 self.telemetry.count("frame_errors")
                 self.warn("stream %s: overlay failed on frame %d: %s", self.name, item.frame.index, exc)
@@ -175,24 +188,25 @@ class Stream:
             if self.hooks.on_output is not None:
                 self.hooks.on_output(item.frame)
 
-    def annotate(self, frame: Frame, results: list[Any]) -> Any:
+    def annotate(self, frame: Frame, results: list[Any], tracks: dict[str, Tracks] | None = None) -> Any:
         """The frame (H, W, 3) BGR with masks, lines/zones, the HUD, then boxes and tracks on top."""
         image = frame.image.copy()
         for r in results:
             if r.mask is not None:
                 draw_mask(image, r.mask, r.classes, self.hooks.alphas.get(r.name, 0.45))
-        tracked = self.analytics is not None and self.analytics.enabled
-        if tracked:
-            draw_geometry(image, self.analytics.geometry())
+        tracks = tracks or {}
+        analytics = self.analytics if self.analytics is not None and self.analytics.enabled else None
+        if analytics is not None:
+            draw_geometry(image, analytics.geometry())
         if self.hud:  # under the boxes: a detection in the top-left corner keeps its label readable
             draw_hud(image, self.hud_lines())
-        trails = self.analytics.trails() if tracked else {}
+        trails = analytics.trails() if analytics is not None else {}
         for r in results:
-            if r.tracks is not None:
+            if r.name in tracks:
                 # a tracked detector: detections thin and unlabelled, confirmed tracks with their ids
                 if r.detections is not None:
                     draw_plain_boxes(image, r.detections.boxes)
-                draw_tracks(image, r.tracks, r.classes, {k[1]: v for k, v in trails.items() if k[0] == r.name})
+                draw_tracks(image, tracks[r.name], r.classes, {k[1]: v for k, v in trails.items() if k[0] == r.name})
             elif r.detections is not None:
                 draw_detections(image, r.detections, r.classes)
         return image

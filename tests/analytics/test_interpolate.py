@@ -3,7 +3,7 @@ the straight-line boxes numpy's interp gives, none across ids or past the limit;
 import numpy as np
 
 from edge_app.analytics.interpolate import fill_gaps
-from edge_app.analytics.mot import read_mot
+from edge_app.datasets.motchallenge import read_mot
 from edge_app.cli.track import main
 from edge_app.core.types import Tracks
 

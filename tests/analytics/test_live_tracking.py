@@ -10,10 +10,10 @@ import pytest
 from edge_app.analytics.counting import Analytics
 from edge_app.config.schema import AnalyticsConfig, LineConfig, TrackerConfig
 from edge_app.inference.models import ModelSpec, open_model
-from edge_app.pipeline import Pipeline, PipelineHooks
-from edge_app.rolling import RollingMonitor
+from edge_app.streams.pipeline import Pipeline, PipelineHooks
+from edge_app.review.rolling import RollingMonitor
 from edge_app.sources.synthetic import SyntheticSource
-from edge_app.telemetry import Telemetry
+from edge_app.streams.telemetry import Telemetry
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_rolling_tracking_metrics_equal_trackeval_on_the_same_frames(tmp_path, d
     rolling = RollingMonitor(iou=0.5, window_frames=10_000, window_seconds=1e6)
     rolling.add_model("det", "detection", model.classes)
     seen = []
-    hooks = PipelineHooks(on_processed=lambda frame, results: seen.append((frame, results[0].tracks)))
+    hooks = PipelineHooks(on_processed=lambda frame, results, tracks: seen.append((frame, tracks[results[0].name])))
     source = SyntheticSource("synthetic://", width=640, height=480, fps=15, seed=4, max_frames=n, realtime=False)
     pipe = Pipeline(source, [model], [], rolling, Telemetry(), hooks, hud=False, analytics=analytics)
     pipe.start()

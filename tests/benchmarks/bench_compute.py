@@ -33,7 +33,7 @@ def _t(fn) -> float:
 
 def main() -> int:
     from calibration.evaluate import measure_latencies, open_for_eval
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     path = ROOT / "edge_app" / "demo" / "detector.onnx"
     image = make_sample(np.random.default_rng(0), 640, 480).image

@@ -89,10 +89,10 @@ def bare_fps(ms: list, frames: list[np.ndarray]) -> float:
 def live_fps(ms: list, size: tuple[int, int], seconds: float) -> dict:
     """The whole pipeline on the file (every frame, as fast as it goes) with one MJPEG viewer."""
     from edge_app.outputs.http import HttpOutput
-    from edge_app.pipeline import Pipeline
-    from edge_app.rolling import RollingMonitor
+    from edge_app.streams.pipeline import Pipeline
+    from edge_app.review.rolling import RollingMonitor
     from edge_app.sources import SourceConfig, open_source
-    from edge_app.telemetry import Telemetry
+    from edge_app.streams.telemetry import Telemetry
 
     source = open_source(SourceConfig(f"file://{VIDEO}", width=size[0], height=size[1], loop=True,
                                       realtime=False))
@@ -145,10 +145,10 @@ def latency(minutes: float) -> dict:
     """A 30 fps live test source for ``minutes``: every stage's latency and the frame age over the whole
     run (after a 5 s warm-up), and the trend of the per-minute median frame age."""
     from edge_app.outputs.http import HttpOutput
-    from edge_app.pipeline import Pipeline
-    from edge_app.rolling import RollingMonitor
+    from edge_app.streams.pipeline import Pipeline
+    from edge_app.review.rolling import RollingMonitor
     from edge_app.sources import SourceConfig, open_source
-    from edge_app.telemetry import Telemetry
+    from edge_app.streams.telemetry import Telemetry
 
     class Recording(Telemetry):
         """Keeps every sample with its time (the runtime keeps a bounded window)."""

@@ -37,12 +37,13 @@ def main() -> int:
         rows, _ = compare(fp32, ds, 1.0, 60, False)
         chosen, why = recommend(rows)
         for r in rows:
-            print(f"{name:>15} {r['precision']:<9} {r['metric']} {r['value']:.4f} ({r['delta_points']:+.2f} pts) "
-                  f"{r['median_ms']:7.2f} ms  x{r['speedup_vs_fp32']:.2f}")
-        print(f"{name:>15} recommended: {chosen} ({why})")
-        results.append({"model": name, "rows": rows, "recommended": chosen})
-    best = {r["model"]: max(x["speedup_vs_fp32"] for x in r["rows"] if x["precision"] == "int8") for r in results
-            if any(x["precision"] == "int8" for x in r["rows"])}
+            print(f"{name:>15} {r['backend']:<11} {r['precision']:<9} {r['metric']} {r['value']:.4f} "
+                  f"({r['delta_points']:+.2f} pts) {r['median_ms']:7.2f} ms  x{r['speedup_vs_fp32']:.2f}")
+        print(f"{name:>15} recommended: {chosen['backend']} {chosen['precision']} ({why})")
+        results.append({"model": name, "rows": rows, "recommended": f"{chosen['backend']} {chosen['precision']}"})
+    best = {r["model"]: max(x["speedup_vs_fp32"] for x in r["rows"] if x["precision"] == "int8"
+                            and x["backend"] == "onnxruntime") for r in results
+            if any(x["precision"] == "int8" and x["backend"] == "onnxruntime" for x in r["rows"])}
     print("SUMMARY precision: INT8 (ORT) speed-up vs FP32 " + ", ".join(f"{k} x{v:.2f}" for k, v in best.items()))
     print(json.dumps({"benchmark": "precision", "models": results}))
     return 0

@@ -110,7 +110,7 @@ def _wait(pred, seconds: float) -> bool:
 
 
 def _truths(seed: int, last: int) -> list:
-    from edge_app.synthetic import CLASSES, SyntheticVideo
+    from edge_app.datasets.synthetic import CLASSES, SyntheticVideo
 
     video = SyntheticVideo(W, H, seed)
     out = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,7 +55,7 @@ def bench_batch(models: Path, rounds: int = 7) -> dict:
     import numpy as np
 
     from edge_app.inference.models import open_artifact
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     rng = np.random.default_rng(0)
     images = [make_sample(rng, 640, 480).image for _ in range(8)]
@@ -156,14 +157,26 @@ def running(folder: Path, groups: list[tuple[list[dict], str]]) -> Iterator[list
             p.stop()
 
 
-def per_stream_fps(procs: list[Proc], seconds: float, warm: float = 4.0) -> dict[str, float]:
-    """Frames per second of every stream of every process over the same window."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_stream_fps(procs: list[Proc], seconds: float, warm: float = 4.0, cpu: list | None = None) -> dict[str, float]:
+    """Frames per second of every stream of every process over the same window; ``cpu`` receives the
+    CPU seconds the processes used in it (on a shared machine, frames per CPU second is what the
+    processes' own work costs, whatever share of the cores the scheduler gave them)."""
     time.sleep(warm)
     t0 = time.monotonic()
     first = [{n: s["frames"] for n, s in p.status()["streams"].items()} for p in procs]
+    c0 = sum(cpu_seconds(p.proc.pid) for p in procs)
     time.sleep(seconds)
     last = [{n: s["frames"] for n, s in p.status()["streams"].items()} for p in procs]
+    c1 = sum(cpu_seconds(p.proc.pid) for p in procs)
     dt = time.monotonic() - t0
+    if cpu is not None:
+        cpu.append(c1 - c0)
     return {f"{i}:{n}": (last[i][n] - first[i][n]) / dt for i in range(len(procs)) for n in first[i]}
 
 
@@ -172,25 +185,35 @@ def clip(name: str) -> dict:
             "loop": True}
 
 
-def bench_scale(folder: Path, models: Path, seconds: float, rounds: int = 3) -> dict:
+def bench_scale(folder: Path, models: Path, seconds: float, rounds: int = 3,
+                counts: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
     """Alternating runs (one process, N processes, one, ...): the machine's drift hits both alike; medians."""
     rows = []
-    for n in (1, 2, 4, 8):
+    for n in counts:
         streams = [clip(f"s{i}") for i in range(n)]
-        ones, manys = [], []
+        ones, manys, cpu_one, cpu_many = [], [], [], []
         for _ in range(rounds):
             with running(folder, [(streams, person(models))]) as procs:
-                ones.append(sum(per_stream_fps(procs, seconds).values()))
+                ones.append(sum(per_stream_fps(procs, seconds, cpu=cpu_one).values()))
             with running(folder, [([s], person(models)) for s in streams]) as procs:
-                manys.append(sum(per_stream_fps(procs, seconds).values()))
+                manys.append(sum(per_stream_fps(procs, seconds, cpu=cpu_many).values()))
         one, many = statistics.median(ones), statistics.median(manys)
+        # frames per CPU second, each run's own
+        eff_one = statistics.median(f * seconds / c for f, c in zip(ones, cpu_one) if c > 0)
+        eff_many = statistics.median(f * seconds / c for f, c in zip(manys, cpu_many) if c > 0)
         rows.append({"streams": n, "one_process_fps": round(one, 2), "n_processes_fps": round(many, 2),
+                     "one_process_frames_per_cpu_s": round(eff_one, 2), "n_processes_frames_per_cpu_s": round(eff_many, 2),
+                     "cpu_ratio": round(eff_one / eff_many, 3), "cpu_s_one": [round(c, 1) for c in cpu_one],
+                     "cpu_s_n": [round(c, 1) for c in cpu_many],
                      "ratio": round(one / many, 3) if many else None, "rounds": rounds,
                      "one_runs": [round(x, 1) for x in ones], "n_runs": [round(x, 1) for x in manys]})
         print(f"scale: {n} streams: one process {one:.1f} fps, {n} processes {many:.1f} fps (medians of {rounds}: "
-              f"{[round(x, 1) for x in ones]} vs {[round(x, 1) for x in manys]}): x{one / many:.2f}", flush=True)
+              f"{[round(x, 1) for x in ones]} vs {[round(x, 1) for x in manys]}): x{one / many:.2f}; frames per CPU "
+              f"second {eff_one:.1f} vs {eff_many:.1f}: x{eff_one / eff_many:.2f} (CPU s {[round(c, 1) for c in cpu_one]} "
+              f"vs {[round(c, 1) for c in cpu_many]})", flush=True)
+    from edge_app.backends.cpu import cpu_info
     return {"benchmark": "streams_scale", "rows": rows, "model": "person (imported SSDLite-MobileNetV2)",
-            "source": "people.mp4, realtime = false"}
+            "source": "people.mp4, realtime = false", "cpu": cpu_info().describe()}
 
 
 def bench_fairness(folder: Path, models: Path, seconds: float) -> dict:
@@ -228,6 +251,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=12.0, help="measurement window of each run")
     p.add_argument("--part", default="batch,scale,fairness,memory")
     p.add_argument("--rounds", type=int, default=3, help="alternating runs of each side of the scale part")
+    p.add_argument("--streams", default="1,2,4,8", help="stream counts of the scale part")
     a = p.parse_args()
     parts = a.part.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -237,7 +261,7 @@ def main() -> int:
         if "batch" in parts:
             results.append(bench_batch(models))
         if "scale" in parts:
-            results.append(bench_scale(folder, models, a.seconds, a.rounds))
+            results.append(bench_scale(folder, models, a.seconds, a.rounds, tuple(int(x) for x in a.streams.split(","))))
         if "fairness" in parts:
             results.append(bench_fairness(folder, models, a.seconds))
         if "memory" in parts:

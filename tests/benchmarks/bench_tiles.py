@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 from calibration.calibrate import machine_description  # noqa: E402
 from calibration.evaluate import open_for_eval, run_detection  # noqa: E402
 from conversion.people import mot_people  # noqa: E402
-from edge_app.core.progress import progress  # noqa: E402
+from edge_app.cli.progress import progress  # noqa: E402
 from edge_app.datasets import load_image, open_dataset  # noqa: E402
-from edge_app.inference.tiles import TileSpec  # noqa: E402
+from edge_app.frames.tiles import TileSpec  # noqa: E402
 
 SETTINGS = {"full frame": TileSpec(), "2x2": TileSpec(2, 2, 0.2, False), "3x2": TileSpec(3, 2, 0.2, False),
             "3x2 + full": TileSpec(3, 2, 0.2, True)}

@@ -71,7 +71,7 @@ def _ours(job: tuple[str, dict, str, str]) -> tuple[str, str, dict]:
 
 def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     from calibration.tracks import evaluate_tracks
-    from edge_app.analytics.mot import read_seqinfo
+    from edge_app.datasets.motchallenge import read_seqinfo
     name, seq, out = job
     d = MOT / seq
     info = read_seqinfo(d / "seqinfo.ini")
@@ -86,7 +86,7 @@ def _interpolated(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     """An anchor's tracks with our offline interpolation (the same look-ahead, for a fair offline row)."""
     from calibration.tracks import evaluate_tracks
     from edge_app.analytics.interpolate import fill_gaps
-    from edge_app.analytics.mot import read_mot, read_seqinfo, write_tracks
+    from edge_app.datasets.motchallenge import read_mot, read_seqinfo, write_tracks
     from edge_app.core.types import Tracks
     name, seq, src = job
     d = MOT / seq
@@ -373,10 +373,10 @@ def _pipeline_fps(tracking: bool, seconds: float) -> tuple[float, dict]:
     from edge_app.analytics.counting import Analytics
     from edge_app.config.schema import AnalyticsConfig, LineConfig, TrackerConfig
     from edge_app.inference.models import ModelSpec, open_model
-    from edge_app.pipeline import Pipeline
-    from edge_app.rolling import RollingMonitor
+    from edge_app.streams.pipeline import Pipeline
+    from edge_app.review.rolling import RollingMonitor
     from edge_app.sources.synthetic import SyntheticSource
-    from edge_app.telemetry import Telemetry
+    from edge_app.streams.telemetry import Telemetry
 
     demo = ROOT / "edge_app" / "demo"
     model = open_model(ModelSpec("detector", "detector", demo / "detector.onnx",

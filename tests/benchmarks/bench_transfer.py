@@ -7,7 +7,7 @@ they run one after the other):
 - DeepLabv3-MobileNetV2 (output stride 16) on CamVid train -> val at 240x320 (mIoU, 'Unlabelled' ignored).
 
 "pretrained" = ``--weights backbone.npz`` (edge-app import's mapping of the TF SSDLite graph's
-FeatureExtractor, see conversion/import_backbone.py), fine-tuned with the backbone at 0.1x the head's
+FeatureExtractor, see conversion/importers/backbone.py), fine-tuned with the backbone at 0.1x the head's
 learning rate; "scratch" = the same model from random weights, every layer at the full rate. The code
 under test is copied first (var/bench-transfer/code) so that edits to the checkout during the hour-long
 run cannot change later arms. Writes bench/transfer.json (per-epoch validation metrics and wall time per

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = [["bench_nms.py"], ["bench_coco.py"], ["bench_compute.py"], ["bench_precision.py"],
            ["bench_pipeline.py", "--minutes", "{minutes}"], ["bench_tracking.py"], ["bench_events.py"],
-           ["bench_fleet.py", "--hostile", "0.01"], ["bench_review.py"], ["bench_streams.py"]]
+           ["bench_fleet.py", "--hostile", "0.01"], ["bench_review.py"], ["bench_streams.py"], ["bench_spread.py"]]
 TRACKING = ("tracking_accuracy", "tracking_frames", "tracking_speed", "tracking_live")
 
 
@@ -39,8 +39,14 @@ def table(results: dict) -> str:
         kind = r["benchmark"]
         if kind == "nms":
             for row in r["rows"]:
+                runs = f"; runs {', '.join(f'{x:.2f}' for x in row['ratio_runs'])}" if row.get("ratio_runs") else ""
                 lines.append(f"| NMS {row['distribution']} {row['boxes']} boxes | ours/torchvision {row['ratio']:.2f}x "
-                             f"({row['ours_ms']:.2f} vs {row['torchvision_ms']:.2f} ms) | <= 1.0 |")
+                             f"({row['ours_ms']:.2f} vs {row['torchvision_ms']:.2f} ms{runs}) | <= 1.0 |")
+        elif kind == "spread":
+            for row in r["rows"]:
+                lines.append(f"| 3x2 + full tiled frame vs the whole frame, {row['backend']} {row['precision']} (coco) | "
+                             f"one call {row['batch_ratio']:.2f}x, in turn {row['frames_ratio']:.2f}x, in flight "
+                             f"{row['requests_ratio']:.2f}x (whole frame {row['full_ms']:.1f} ms) | <= 5 |")
         elif kind == "coco":
             fast = next(x for x in r["rows"] if x["backend"] == "faster_coco_eval")
             lines.append(f"| COCO eval, {r['images']} images | faster-coco-eval {fast['speedup']:.2f}x pycocotools | >= 2.5x |")
@@ -52,7 +58,8 @@ def table(results: dict) -> str:
         elif kind == "precision":
             for m in r["models"]:
                 for row in m["rows"][1:]:
-                    lines.append(f"| {m['model']} {row['precision']} vs fp32 | x{row['speedup_vs_fp32']:.2f}, "
+                    lines.append(f"| {m['model']} {row.get('backend', 'onnxruntime')} {row['precision']} vs fp32 | "
+                                 f"x{row['speedup_vs_fp32']:.2f}, "
                                  f"{row['metric']} {row['delta_points']:+.2f} pts | recommended {m['recommended']} |")
         elif kind == "pipeline_efficiency":
             lines.append(f"| pipeline efficiency (file as fast as it goes, det+seg, overlay, MJPEG to a viewer; medians of 3 alternating runs) | {r['pipeline_fps']:.2f} / "
@@ -91,7 +98,9 @@ def streams_table(benchmarks: list[dict]) -> list[str]:
         lines += [f"Aggregate fps, {sc['source']}, {sc['model']}: N streams in one process vs N processes of one "
                   "stream (goal: >= 1.2x at N = 4):", "",
                   "| streams | one process fps | N processes fps | ratio |", "|---|---|---|---|"]
-        lines += [f"| {r['streams']} | {r['one_process_fps']:.1f} | {r['n_processes_fps']:.1f} | {r['ratio']:.2f} |"
+        lines += [f"| {r['streams']} | {r['one_process_fps']:.1f} | {r['n_processes_fps']:.1f} | {r['ratio']:.2f}"
+                  + (f" (frames per CPU second {r['one_process_frames_per_cpu_s']:.1f} vs "
+                     f"{r['n_processes_frames_per_cpu_s']:.1f}: {r['cpu_ratio']:.2f})" if "cpu_ratio" in r else "") + " |"
                   for r in sc["rows"]]
     if "streams_batch" in by:
         lines += ["", "Inference per frame, one call with a batch of N vs N single calls (ONNX Runtime CPU, dynamic-batch "

@@ -55,7 +55,7 @@ def lines_of(seq: str, margin: float, at: tuple[float, ...] = (0.5,)) -> tuple[A
     """(seqinfo, [vertical, horizontal] through each quantile ``at`` of the anchors of the sequence's true
     boxes); the median's are named vertical and horizontal."""
     from calibration.counts import truth_rows
-    from edge_app.analytics.mot import read_seqinfo
+    from edge_app.datasets.motchallenge import read_seqinfo
     from edge_app.config.schema import LineConfig
     d = MOT / seq
     info = read_seqinfo(d / "seqinfo.ini")

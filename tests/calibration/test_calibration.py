@@ -182,6 +182,18 @@ def test_calibrate_detector_writes_report_thresholds_and_runtime_uses_them(tmp_p
     rep = json.loads((tmp_path / "report" / "report.json").read_text())
     m = rep["models"][0]
     assert m["task"] == "detection" and m["precisions"][0]["precision"] == "fp32"
+    # backend x precision side by side: every row says both; FP32 on ONNX Runtime is the reference
+    from edge_app.backends import installed
+    from edge_app.backends.cpu import cpu_info
+    pairs = {(r["backend"], r["precision"]) for r in m["precisions"]}
+    assert m["precisions"][0]["backend"] == "onnxruntime" and ("openvino", "fp32") in pairs or not installed("openvino")
+    if installed("openvino") and cpu_info().has("BF16"):
+        assert ("openvino", "bf16") in pairs
+    rec = json.loads((art / "model.precision.json").read_text())
+    assert rec["cpu"] == cpu_info().signature() and rec["machine"] == cpu_info().describe()
+    assert {(c["backend"], c["precision"]) for c in rec["table"]} == pairs
+    assert (rec["backend"], rec["precision"]) == (m["recommended_backend"], m["recommended"])
+    assert "backend =" not in cfg.read_text()  # auto: the runtime takes the backend from the recommendation
     assert 0 < m["coco"]["AP50"] <= 1 and len(m["per_class"]) == 3
     html = (tmp_path / "report" / "report.html").read_text()
     assert "data:image/png;base64," in html and "Precisions side by side" in html
@@ -195,6 +207,7 @@ def test_calibrate_detector_writes_report_thresholds_and_runtime_uses_them(tmp_p
     spec = model_specs(load_config(cfg))[0]
     model = open_model(spec)
     assert str(art / "model.thresholds.json") in model.describe()
+    assert (model.backend.name, model.precision) == (rec["backend"], rec["precision"])
     np.testing.assert_allclose(model.decoder.score_thresholds,
                                [thresholds["score_thresholds"][c] for c in model.classes], rtol=1e-6)
 
@@ -203,7 +216,7 @@ def test_latencies_taken_in_turns_rank_models(demo_detector, demo_segmenter):
     # Variants are timed taking turns (one noisy minute falls on all of them): every model gets its
     # figures, and the demo U-Net segmenter (~20 ms here) is slower than the SSDLite detector (~8 ms).
     from calibration.evaluate import measure_latencies, open_for_eval
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     models = {"det": open_for_eval(demo_detector), "seg": open_for_eval(demo_segmenter)}
     image = make_sample(np.random.default_rng(0), 640, 480).image
@@ -214,26 +227,43 @@ def test_latencies_taken_in_turns_rank_models(demo_detector, demo_segmenter):
     assert lat["seg"]["median_ms"] > lat["det"]["median_ms"]
 
 
-def _row(precision, ms, ok=True):
-    return {"precision": precision, "median_ms": ms, "within_tolerance": ok, "speedup_vs_fp32": 10.0 / ms,
-            "delta_points": 0.0 if ok else -3.0}
+def _row(precision, ms, ok=True, backend="onnxruntime"):
+    return {"backend": backend, "precision": precision, "median_ms": ms, "within_tolerance": ok,
+            "speedup_vs_fp32": 10.0 / ms, "delta_points": 0.0 if ok else -3.0}
 
 
 @pytest.mark.parametrize("rows, chosen", [
-    ([_row("fp32", 10), _row("int8", 9.9)], "fp32"),                         # 1 % faster: noise, FP32 stays
-    ([_row("fp32", 10), _row("int8", 8.0)], "int8"),                         # clearly faster, within tolerance
-    ([_row("fp32", 10), _row("int8", 5.0, ok=False), _row("fp16", 9.0)], "fp16"),  # INT8 loses too much
-    ([_row("fp32", 10), _row("int8", 12.0)], "fp32"),                        # slower
+    ([_row("fp32", 10), _row("int8", 9.9)], "onnxruntime fp32"),               # 1 % faster: noise, FP32 stays
+    ([_row("fp32", 10), _row("int8", 8.0)], "onnxruntime int8"),               # clearly faster, within tolerance
+    ([_row("fp32", 10), _row("int8", 5.0, ok=False), _row("fp16", 9.0)], "onnxruntime fp16"),  # INT8 loses too much
+    ([_row("fp32", 10), _row("int8", 12.0)], "onnxruntime fp32"),              # slower
+    # backends side by side: OpenVINO BF16 fastest within the tolerance; its INT8 faster but out of it
+    ([_row("fp32", 10), _row("int8", 8.0), _row("fp32", 9.0, backend="openvino"),
+      _row("bf16", 6.0, backend="openvino"), _row("int8", 4.0, ok=False, backend="openvino")], "openvino bf16"),
 ])
 def test_recommendation_needs_a_real_speedup_within_tolerance(rows, chosen):
     from calibration.calibrate import recommend
-    assert recommend(rows)[0] == chosen
+    best, why = recommend(rows)
+    assert f"{best['backend']} {best['precision']}" == chosen
+    assert why.startswith("no other") == (chosen == "onnxruntime fp32")
 
 
 def test_an_unchecked_variant_is_never_recommended():
     from calibration.calibrate import recommend
     rows = [_row("fp32", 10), {**_row("int8", 5.0), "within_tolerance": None, "delta_points": None}]
-    assert recommend(rows)[0] == "fp32"
+    assert recommend(rows)[0]["precision"] == "fp32"
+
+
+def test_apply_writes_the_backend_only_over_another_explicit_one(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[models.a]\nkind = "classical"\n[models.b]\nkind = "classical"\nbackend = "onnxruntime"\n'
+                   '[models.c]\nkind = "classical"\nbackend = "openvino"\n')
+    for name in ("a", "b", "c"):
+        apply_to_config(cfg, name, "bf16", None, "openvino")
+    text = cfg.read_text()
+    assert '[models.a]\nkind = "classical"\nprecision = "bf16"\n' in text            # auto stays auto
+    assert '[models.b]\nkind = "classical"\nbackend = "openvino"\nprecision = "bf16"' in text  # bf16 needs it
+    assert text.count('backend = "openvino"') == 2
 
 
 def test_apply_refuses_what_the_schema_refuses(tmp_path):
@@ -255,7 +285,7 @@ def test_apply_int8_qdq_then_run(tmp_path, demo_detector):
     from edge_app.app import model_specs
     from edge_app.config import load_config
     from edge_app.inference.models import open_model
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
 
     art = tmp_path / "det"
     art.mkdir()
@@ -288,7 +318,7 @@ def test_calibrate_leaves_unlabelled_classes_at_the_configured_threshold(tmp_pat
     from edge_app.config import load_config
     from edge_app.datasets.voc import voc_xml
     from edge_app.inference.models import open_model
-    from edge_app.synthetic import CLASSES, make_sample
+    from edge_app.datasets.synthetic import CLASSES, make_sample
 
     data = tmp_path / "circles"
     (data / "images").mkdir(parents=True)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from edge_app.synthetic import write_dataset
+from edge_app.datasets.synthetic import write_dataset
 from tests.test_app import Running, free_port, http_get
 
 pytestmark = pytest.mark.slow
@@ -56,6 +56,7 @@ top_k = {chosen['expected_with']['top_k']}
 kind = "segmenter"
 artifact = "{demo_segmenter}"
 precision = "{seg['recommended']}"
+backend = "{seg.get('recommended_backend') or 'auto'}"  # the one measured: backends differ in the last digits
 
 [output.http]
 port = {port}

@@ -34,7 +34,7 @@ def _track(tmp_path, d, *flags):
 
 def _motmetrics(gt_path, tracks_path):
     mm = pytest.importorskip("motmetrics")
-    from edge_app.analytics.mot import read_mot
+    from edge_app.datasets.motchallenge import read_mot
     gt, tr = read_mot(gt_path), read_mot(tracks_path)
     keep = gt.conf != 0  # the MOTChallenge rule: zero-marked ground truth is not scored
 

@@ -49,7 +49,7 @@ def test_model_from_the_artifact_alone(tmp_path, demo_detector):
 @pytest.mark.parametrize("args, message", [
     (("ftp://cam", [], []), "INPUT 'ftp://cam': expected a source URI"),
     (("test://", ["gopher://x"], []), "OUTPUT 'gopher://x': expected http://HOST:PORT"),
-    (("test://", ["mqtt://broker/edge"], []), "no MQTT output in this version yet"),
+    (("test://", ["mqtt://broker:port"], []), "OUTPUT 'mqtt://broker:port'"),
     (("test://", ["http://@:8080"], []), "output.http.host = '0.0.0.0': binding beyond loopback requires"),
     (("test://", ["rtsp://@:8554/live"], []), "output.rtsp.host = '0.0.0.0'"),
     (("test://", ["file:///tmp/out.avi"], []), "expected a video file name ending in .mp4"),
@@ -202,3 +202,11 @@ def test_bad_lines_and_zones_on_the_command_line_are_named(tmp_path, lines, zone
         run_config(tmp_path / "none.toml", str(ROOT / "edge_app" / "demo" / "people.mp4"), required=False,
                    cwd=tmp_path, lines=lines, zones=zones)
     assert any(message in p for p in info.value.problems), info.value.problems
+
+
+def test_an_mqtt_output_sends_the_events_to_a_broker(tmp_path):
+    cfg = run_config(tmp_path / "none.toml", "test://", ["http://127.0.0.1:8080", "mqtt://edge:pw@10.0.0.5:1884/shop"],
+                     required=False, cwd=tmp_path)
+    m = cfg.output.mqtt
+    assert m.enabled and m.url == "mqtt://edge:pw@10.0.0.5:1884" and m.topic_prefix == "shop"
+    assert cfg.output.http.enabled

@@ -32,7 +32,7 @@ def people_run(tmp_path_factory):
 def test_every_frame_of_the_clip_is_tracked(people_run):
     r, out = people_run
     assert r["frames"] == 300 and r["dropped"] == 0 and r["size"] == [768, 432]
-    from edge_app.analytics.mot import read_mot
+    from edge_app.datasets.motchallenge import read_mot
     rows = read_mot(out)
     assert len(rows.frames) > 50 and rows.frames.max() <= 300
 

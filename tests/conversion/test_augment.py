@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conversion import augment
-from edge_app.synthetic import make_sample
+from edge_app.datasets.synthetic import make_sample
 
 
 def _item(seed):

@@ -21,11 +21,11 @@ torch = pytest.importorskip("torch", reason="the train extra (torch) is needed")
 torchvision = pytest.importorskip("torchvision", reason="the train extra (torchvision) is needed")
 
 from conversion import transfer  # noqa: E402
-from conversion.import_backbone import expected_keys  # noqa: E402
+from conversion.importers.backbone import expected_keys  # noqa: E402
 from conversion.models import build_model  # noqa: E402
 from conversion.train import TrainConfig, train  # noqa: E402
 from edge_app.inference.models import open_artifact  # noqa: E402
-from edge_app.synthetic import SyntheticVideo  # noqa: E402
+from edge_app.datasets.synthetic import SyntheticVideo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PB = ROOT / "var" / "import" / "pedestrian_ssdlite.pb"
@@ -144,7 +144,7 @@ def test_the_imported_backbone_reproduces_tensorflows_activations(tmp_path):
     for size in (289, 300):
         x = (cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) * (2 / 255) - 1)[None]
         np.save(tmp_path / "x.npy", x)
-        r = subprocess.run([TF_PYTHON, "-m", "conversion.import_backbone", str(PB), "--out", str(tmp_path / "b.npz"),
+        r = subprocess.run([TF_PYTHON, "-m", "conversion.importers.backbone", str(PB), "--out", str(tmp_path / "b.npz"),
                             "--probe", str(tmp_path / "x.npy"), "--probe-out", str(tmp_path / "a.npz"),
                             "--probe-names", ",".join(names)], capture_output=True, text=True, env=env, cwd=ROOT)
         assert r.returncode == 0, r.stderr[-2000:]

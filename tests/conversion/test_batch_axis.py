@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from edge_app.core.artifact import read_meta, sha256_file
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.inference.models import ModelSpec, open_model
 
 ROOT = Path(__file__).resolve().parents[2]

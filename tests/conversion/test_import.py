@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 import pytest
 
-from conversion.import_model import label_map, match
-from conversion.import_tf import ALLOWED_OPS
+from conversion.importers.command import label_map, match
+from conversion.importers.tf_graph import ALLOWED_OPS
 from conversion.people import GRAPH_SHA256, SELFIE_SHA256
 from edge_app.core.artifact import read_meta
 from edge_app.core.boxes import iou_matrix
@@ -200,7 +200,7 @@ def test_the_mobilenet_v2_backbone_is_mapped_tensor_by_tensor(tmp_path):
     features.0..18 is left unfilled. Activation parity with torch: tests/conversion/test_backbone.py."""
     import tensorflow as tf
 
-    from conversion.import_backbone import SCOPE, expected_keys
+    from conversion.importers.backbone import SCOPE, expected_keys
 
     r = subprocess.run([sys.executable, "-m", "edge_app", "import", str(GRAPH), "--out", str(tmp_path),
                         "--backbone-only"], capture_output=True, text=True, cwd=ROOT)
@@ -232,7 +232,7 @@ def test_the_mobilenet_v2_backbone_is_mapped_tensor_by_tensor(tmp_path):
 def test_a_graph_without_mobilenet_v2_has_no_backbone_to_map():
     import tensorflow as tf
 
-    from conversion.import_backbone import BackboneError, map_backbone
+    from conversion.importers.backbone import BackboneError, map_backbone
 
     g = tf.Graph()
     with g.as_default():

@@ -52,7 +52,7 @@ def test_the_coco_detector_says_where_it_comes_from_and_is_a_plain_static_graph(
 
 
 def test_a_tiled_frame_runs_as_one_batch_and_gives_what_each_tile_gives_alone():
-    from edge_app.inference.tiles import TileSpec, prepare
+    from edge_app.frames.tiles import TileSpec, prepare
 
     model = open_artifact(COCO, tiles=TileSpec(3, 2, 0.2, True))
     assert model.max_batch is None  # dynamic
@@ -88,7 +88,7 @@ def test_person_ap50_on_the_mot17_frames_full_and_tiled(tmp_path):
     from calibration.evaluate import open_for_eval, run_detection
     from conversion.people import mot_people
     from edge_app.datasets import open_dataset
-    from edge_app.inference.tiles import TileSpec
+    from edge_app.frames.tiles import TileSpec
 
     data = tmp_path / "person.json"
     mot_people(sorted(MOT.glob("MOT17-*-mini")), data, "person")

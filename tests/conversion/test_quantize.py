@@ -15,7 +15,7 @@ from conversion.train import TrainConfig, train  # noqa: E402
 from edge_app.core.artifact import read_embedded_meta, read_meta  # noqa: E402
 from edge_app.inference.artifacts import variant_path  # noqa: E402
 from edge_app.inference.models import open_artifact  # noqa: E402
-from edge_app.synthetic import make_sample  # noqa: E402
+from edge_app.datasets.synthetic import make_sample  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -138,7 +138,7 @@ def test_build_without_validation_data_is_unchecked_not_passed(tiny_unet, tmp_pa
     # an artifact that records no validation data (trained elsewhere), and no --val-data
     write_sidecar(model, replace(meta, extra={**meta.extra, "training": {"config": {"data": str(tmp_path / "gone")}}}))
     data = tmp_path / "calib"
-    from edge_app.synthetic import write_dataset
+    from edge_app.datasets.synthetic import write_dataset
     write_dataset(data, 6, width=96, height=64)
     logs = []
     table = build(model, data=str(data), precisions=("int8",), count=4, log=logs.append, progress=False)
@@ -152,7 +152,7 @@ def test_build_on_tiles_calibrates_on_tiles_and_records_the_setting(tmp_path, de
     import shutil
 
     from edge_app.inference.artifacts import gate_setting
-    from edge_app.inference.tiles import TileSpec
+    from edge_app.frames.tiles import TileSpec
 
     for suffix in (".onnx", ".json"):
         shutil.copy(demo_detector.with_suffix(suffix), tmp_path / f"det{suffix}")

@@ -15,7 +15,7 @@ from conversion.models import build_model  # noqa: E402
 from conversion.train import TrainConfig, train  # noqa: E402
 from edge_app.core.artifact import read_embedded_meta, read_meta  # noqa: E402
 from edge_app.inference.models import open_artifact  # noqa: E402
-from edge_app.synthetic import SyntheticVideo  # noqa: E402
+from edge_app.datasets.synthetic import SyntheticVideo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def test_val_set_missing_a_class_keeps_every_label_on_its_class(tmp_path):
     """Class ids follow names: a validation set that lacks one class must not shift the others' ids
     (it did: ids came from each set's own sorted names, then the training names were pasted over)."""
     from edge_app.datasets import open_dataset
-    from edge_app.synthetic import write_dataset
+    from edge_app.datasets.synthetic import write_dataset
     from conversion.train import _sources
 
     train_dir = write_dataset(tmp_path / "train", 12, seed=1, width=160, height=120)

@@ -136,7 +136,7 @@ def test_unknown_layout_is_an_error(tmp_path):
 
 
 def test_with_classes_matches_by_name_and_counts_what_it_drops(tmp_path):
-    from edge_app.synthetic import write_dataset
+    from edge_app.datasets.synthetic import write_dataset
     from edge_app.datasets import DatasetError, open_dataset
     root = write_dataset(tmp_path / "d", 6, seed=3, width=96, height=64)
     ds = open_dataset(root)

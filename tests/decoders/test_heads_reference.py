@@ -17,7 +17,7 @@ import pytest
 
 from edge_app.core.artifact import ArtifactMeta
 from edge_app.core.boxes import iou_matrix
-from edge_app.core.preprocess import Preprocessor
+from edge_app.frames.preprocess import Preprocessor
 from edge_app.decoders import DetectionDecoder
 from edge_app.decoders.heads.layout import detect
 

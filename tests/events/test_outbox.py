@@ -42,6 +42,7 @@ def test_two_threads_emitting_keep_the_outbox_in_sequence_order(tmp_path):
         t.start()
     for t in threads:
         t.join()
+    assert bus.flush(30)            # the events thread stores what was queued
     seqs = [json.loads(r[2])["seq"] for r in box.pending(limit=1000)]
     assert seqs == list(range(1, 601))
 
@@ -76,3 +77,26 @@ def test_bad_mqtt_settings_are_named(tmp_path, mqtt, message):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert any(message in p for p in info.value.problems), info.value.problems
+
+
+def test_events_queued_off_the_emitting_thread_are_all_stored_at_close(tmp_path):
+    # issue 25: JPEG encoding and the outbox insert left the inference thread for the events thread; a
+    # stop (SIGTERM -> close) right after a burst must still store every queued event, in order
+    import numpy as np
+
+    from edge_app.events.snapshots import SnapshotStore
+
+    box = Outbox(tmp_path / "o.sqlite")
+    bus = EventBus("cam1", "main", box, topic_prefix="edge/cam1", snapshots=SnapshotStore(tmp_path / "snaps"))
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    for i in range(120):
+        bus.emit("track_end", snapshot=(frame, np.array([10, 10, 200, 300], np.float32)), model="det",
+                 track_id=i, score=0.9, box=[10, 10, 200, 300], duration_s=1.0, **{"class": "person"})
+    assert bus.waiting > 0          # the emitter did not wait for them
+    bus.close()
+    rows = box.pending(limit=1000)
+    events = [json.loads(r[2]) for r in rows if r[1].endswith("/events")]
+    assert [e["seq"] for e in events] == list(range(1, 121))
+    # memory is bounded: beyond KEEP_PICTURES queued, the older queued events lose their pictures, never
+    # themselves; the newest always keep theirs
+    assert all(e.get("snapshot") for e in events[-EventBus.KEEP_PICTURES:])

@@ -21,7 +21,7 @@ import time
 import cv2
 import numpy as np
 
-from edge_app.events.mqtt import parse_url
+from edge_app.core.uri import parse_url
 from edge_app.events.schema import make_event
 
 

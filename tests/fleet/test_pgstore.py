@@ -92,3 +92,37 @@ def test_two_instances_writing_overlapping_batches_store_each_event_once(pg):
     assert len(a.event_ids()) == 4000
     a.close()
     b.close()
+
+
+def test_rollouts_are_shared_and_one_instance_at_a_time_moves_one_on(pg):
+    """Two instances see one rollout; while one holds it (its step runs), the other skips it (SKIP LOCKED)
+    instead of moving it on twice; afterwards the other sees the change."""
+    from edge_app.fleet.pgstore import PgFleetStore
+    import psycopg
+    with psycopg.connect(pg.url, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS rollouts")
+    a = _fresh(pg)
+    b = PgFleetStore(pg.url)
+    doc = {"id": "r1-abc", "state": "running", "phase": "canary", "created": 1.0, "issued": []}
+    a.add_rollout(doc)
+    assert [r["id"] for r in b.rollouts()] == ["r1-abc"]
+    holding, release = threading.Event(), threading.Event()
+
+    def slow_step(d):
+        holding.set()
+        release.wait(30)
+        return {**d, "phase": "rest"}
+
+    t = threading.Thread(target=a.update_rollout, args=("r1-abc", slow_step))
+    t.start()
+    assert holding.wait(30)
+    called = []
+    assert b.update_rollout("r1-abc", lambda d: called.append(d) or {**d, "phase": "twice"}) is None
+    assert called == []                                   # skipped, not waited on nor applied
+    release.set()
+    t.join(30)
+    assert b.rollouts()[0]["phase"] == "rest"
+    assert b.update_rollout("r1-abc", lambda d: {**d, "state": "done"})["state"] == "done"
+    assert a.rollouts()[0]["state"] == "done"
+    a.close()
+    b.close()

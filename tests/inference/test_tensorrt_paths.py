@@ -31,7 +31,7 @@ def test_tensorrt_modules_type_check_against_stubs():
     except Exception:
         pytest.skip("tensorrt-stubs not installed (make test installs it with --no-deps)")
     r = subprocess.run([sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports",
-                        "edge_app/backends/tensorrt.py", "edge_app/engines.py"], cwd=ROOT, capture_output=True,
+                        "edge_app/backends/tensorrt.py", "edge_app/inference/engines.py"], cwd=ROOT, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -88,7 +88,7 @@ def test_configured_tensorrt_backend_is_refused_with_advice(tmp_path, demo_detec
 
 @pytest.mark.skipif(not _has_real_tensorrt(), reason="needs TensorRT and a GPU (a Jetson); not available on CI")
 def test_engine_build_and_run_on_device(tmp_path, demo_detector):
-    from edge_app.engines import build_engine
+    from edge_app.inference.engines import build_engine
     engine = build_engine(demo_detector, "fp16", tmp_path)
     backend = create_backend("tensorrt", engine)
     assert backend.output_names
@@ -103,8 +103,8 @@ def _model_dir(tmp_path, demo_detector):
 
 
 def test_int8_engine_without_qdq_is_calibrated_on_the_images(tmp_path, demo_detector):
-    from edge_app.engines import plan_engine
-    from edge_app.synthetic import make_sample
+    from edge_app.inference.engines import plan_engine
+    from edge_app.datasets.synthetic import make_sample
     import numpy as np
     onnx = _model_dir(tmp_path, demo_detector)
     images = [make_sample(np.random.default_rng(i), 640, 480).image for i in range(3)]
@@ -114,13 +114,13 @@ def test_int8_engine_without_qdq_is_calibrated_on_the_images(tmp_path, demo_dete
     assert len(plan.batches) == 3
     assert all(b.shape == (1, 3, *meta.input_size) and b.dtype == np.float32 for b in plan.batches)
     # the runtime's own preprocessing, not a copy of it
-    from edge_app.core.preprocess import Preprocessor
+    from edge_app.frames.preprocess import Preprocessor
     np.testing.assert_array_equal(plan.batches[1], Preprocessor.from_meta(meta)(images[1])[0])
 
 
 def test_int8_engine_without_images_or_cache_is_refused_not_built_blind(tmp_path, demo_detector):
     from edge_app.core.artifact import ArtifactError
-    from edge_app.engines import plan_engine
+    from edge_app.inference.engines import plan_engine
     onnx = _model_dir(tmp_path, demo_detector)
     with pytest.raises(ArtifactError, match="needs calibration: no QDQ model"):
         plan_engine(onnx, "int8", tmp_path, images=None, has_flags=True, typed=False)
@@ -138,7 +138,7 @@ def test_int8_engine_without_images_or_cache_is_refused_not_built_blind(tmp_path
     ("int8", True, "model.int8-qdq.onnx", ("STRONGLY_TYPED",)),
 ])
 def test_engine_plan_sources_and_flags(tmp_path, demo_detector, precision, typed, source, flags):
-    from edge_app.engines import plan_engine
+    from edge_app.inference.engines import plan_engine
     onnx = _model_dir(tmp_path, demo_detector)
     for variant in ("model.fp16.onnx", "model.int8-qdq.onnx"):
         (tmp_path / variant).write_bytes(b"variant")
@@ -150,7 +150,7 @@ def test_build_passes_its_calibration_images_to_the_engine_builds(tmp_path, demo
     """`edge-app build --tensorrt` hands the calibration images on (they were dropped before): the engine
     builder itself needs TensorRT, so here it is replaced by a recorder at that one boundary."""
     pytest.importorskip("onnx", reason="the train extra makes the variants")
-    import edge_app.engines as engines
+    import edge_app.inference.engines as engines
     from conversion.build import build
     onnx = _model_dir(tmp_path, demo_detector)
     seen = {}

@@ -13,7 +13,7 @@ from edge_app.core.nms import postprocess_detections
 from edge_app.core.types import Detections
 from edge_app.decoders.detection import group_ids
 from edge_app.decoders.merge import merge_tiles
-from edge_app.inference.tiles import TileSpec, tile_rects
+from edge_app.frames.tiles import TileSpec, tile_rects
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -77,14 +77,14 @@ def det_dir(tmp_path):
 
 
 def _det(folder, precision="auto", tiles=None):
-    from edge_app.inference.tiles import TileSpec
+    from edge_app.frames.tiles import TileSpec
     return ModelSpec("det", "detector", folder / "person.onnx", precision=precision, backend="onnxruntime",
                      tiles=tiles or TileSpec())
 
 
 def test_a_tiled_model_never_runs_a_precision_measured_on_whole_frames(det_dir, caplog):
     from edge_app.inference.artifacts import write_recommendation
-    from edge_app.inference.tiles import TileSpec
+    from edge_app.frames.tiles import TileSpec
 
     sha = read_meta(det_dir / "person.onnx").onnx_sha256
     write_recommendation(det_dir / "person.onnx", {"precision": "int8", "checked": True, "onnx_sha256": sha})
@@ -106,7 +106,7 @@ def test_a_tiled_model_never_runs_a_precision_measured_on_whole_frames(det_dir, 
 
 
 def test_int8_configured_by_hand_on_tiles_says_what_it_was_gated_on(det_dir, caplog):
-    from edge_app.inference.tiles import TileSpec
+    from edge_app.frames.tiles import TileSpec
 
     with caplog.at_level(logging.WARNING):
         model = open_model(_det(det_dir, "int8", TileSpec(2, 2, 0.2, True)))
@@ -122,7 +122,7 @@ def test_thresholds_chosen_on_another_setting_are_flagged(det_dir, caplog):
     from dataclasses import replace
     from pathlib import Path
 
-    from edge_app.inference.tiles import TileSpec
+    from edge_app.frames.tiles import TileSpec
 
     shipped = Path(__file__).resolve().parents[2] / "edge_app" / "demo" / "person.thresholds.json"
     spec = replace(_det(det_dir, "fp32"), thresholds_file=shipped)  # calibrated on whole frames

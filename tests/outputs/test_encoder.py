@@ -26,7 +26,7 @@ def test_jetson_chain_feeds_nvvidconv_a_documented_raw_format():
 def test_the_cpu_part_of_the_jetson_chain_makes_bgrx_from_our_frames():
     require_gst()
     from edge_app.outputs.encoder import frame_caps, link_all, push
-    from edge_app.stream.gst import caps, gst, make
+    from edge_app.gst import caps, gst, make
     Gst = gst().Gst
     chain = h264_chain(2000, 30, jetson=True)
     cpu = chain[:chain.index(next(c for c in chain if c[0] == "nvvidconv"))]  # up to nvvidconv

@@ -4,9 +4,9 @@ import numpy as np
 
 from edge_app.core.types import Detections, Frame
 from edge_app.inference.models import ModelResult
-from edge_app.labels import Sampler
+from edge_app.review.labels import Sampler
 from edge_app.review.samples import SampleStore
-from edge_app.rolling import RollingMonitor
+from edge_app.review.rolling import RollingMonitor
 
 
 def _save(sampler: Sampler, n: int) -> None:

@@ -10,16 +10,17 @@ from edge_app.analytics.tracker import Tracker
 from edge_app.config.schema import TrackerConfig
 from edge_app.core.types import Detections, Frame, Tracks
 from edge_app.inference.models import ModelResult
-from edge_app.labels import Sampler
-from edge_app.rolling import RollingMonitor
+from edge_app.review.labels import Sampler
+from edge_app.review.rolling import RollingMonitor
 
 CLASSES = ("circle", "square")
 
 
 def _result(scores, missed=0):
+    """A frame's detector result, and its tracks beside it (missed: confirmed tracks with no detection)."""
     det = Detections(np.array([[10, 10, 50, 50]] * len(scores), np.float32).reshape(-1, 4), scores, [0] * len(scores))
-    tracks = Tracks(np.zeros((0, 4)), [], [], [], missed=missed)
-    return ModelResult("det", "detection", CLASSES, detections=det, tracks=tracks)
+    return ModelResult("det", "detection", CLASSES, detections=det), {"det": Tracks(np.zeros((0, 4)), [], [], [],
+                                                                                   missed=missed)}
 
 
 def _reasons(folder):
@@ -39,8 +40,8 @@ def test_uncertain_and_disagreeing_frames_are_saved_with_their_reasons_under_a_c
               ([0.52], 2),    # 4: both
               ([0.51], 0)]    # 5: uncertain, but past the cap of 3 a minute
     for i, (scores, missed) in enumerate(frames):
-        sampler.on_processed(Frame(np.zeros((60, 80, 3), np.uint8), i, i / 10, time.monotonic()),
-                             [_result(scores, missed)])
+        result, tracks = _result(scores, missed)
+        sampler.on_processed(Frame(np.zeros((60, 80, 3), np.uint8), i, i / 10, time.monotonic()), [result], tracks)
         time.sleep(0.002)  # distinct sample ids (milliseconds)
     assert _reasons(tmp_path / "s") == [(0, ["every"]), (2, ["uncertain"]), (3, ["disagree"]),
                                         (4, ["uncertain", "disagree"])]

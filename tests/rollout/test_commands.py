@@ -6,6 +6,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 
 import pytest
 
@@ -25,8 +26,8 @@ def fleet(tmp_path):
     store.devices = lambda: [{"device": "cam1", "status": {}}, {"device": "cam2", "status": {}}]  # type: ignore
     published: list[tuple[str, bytes]] = []
     signer = Signer(private_key=bytes(range(32))) if have_ed25519() else Signer(secret="s3")
-    rollouts = Rollouts(tmp_path, ArtifactStore(tmp_path / "artifacts"), signer,
-                        lambda t, p: published.append((t, p)), store.devices, "http://127.0.0.1:0")
+    rollouts = Rollouts(store, ArtifactStore(tmp_path / "artifacts"), signer,
+                        lambda t, p: published.append((t, p)), "http://127.0.0.1:0")
     server = FleetServer(store, None, port=0, token=TOKEN, rollouts=rollouts)
     rollouts.url = f"http://127.0.0.1:{server.port}"
     yield server, rollouts, published, signer
@@ -131,3 +132,67 @@ def test_a_truncated_answer_is_refused_and_resumed_later(tmp_path):
     t.join()
     assert dest.read_bytes() == data
     sock.close()
+
+
+def _status(store, device: str, state: str | None = None, rollout: str = "") -> None:
+    from edge_app.fleet.store import Incoming
+    cand = {"state": state, "rollout": rollout} if state else None
+    doc = {"device": device, "models": {"detector": {"candidate": cand}}}
+    store.write(Incoming(status={device: (json.dumps(doc), time.time())}))
+
+
+def test_rollouts_live_in_the_store_go_canary_then_rest_and_survive_a_new_instance(tmp_path):
+    store = FleetStore(tmp_path / "fleet.sqlite")
+    for d in ("cam1", "cam2", "cam3", "cam4", "other"):
+        _status(store, d)
+    published: list[str] = []
+    signer = Signer(secret="s3")
+
+    def fleet():  # a fleet (re)started on the same store
+        return Rollouts(store, ArtifactStore(tmp_path / "artifacts"), signer,
+                        lambda t, p: published.append(t), "http://127.0.0.1:1")
+
+    art = builds.copy(tmp_path / "a" / "detector.onnx")
+    r = fleet().start({"model": "detector", "artifact": str(art), "group": "cam", "canary": 0.25})
+    rid = r["id"]
+    assert r["canary"] == ["cam1"] and r["devices"] == ["cam1", "cam2", "cam3", "cam4"]
+    assert published == ["edge/cam1/command"] and r["by_state"] == {"issued": ["cam1"], "waiting": ["cam2", "cam3", "cam4"]}
+    again = fleet()                                       # the fleet killed and started again: the store knows it
+    again.republish()
+    assert published[-1] == "edge/cam1/command"
+    _status(store, "cam1", "shadow", rid)
+    again.tick()
+    assert again.all()[0]["phase"] == "canary" and len(published) == 2   # nothing for the rest yet
+    _status(store, "cam1", "promoted", rid)
+    again.tick()
+    assert again.all()[0]["phase"] == "rest" and published[2:] == ["edge/cam2/command", "edge/cam3/command",
+                                                                     "edge/cam4/command"]
+    _status(store, "cam2", "kept", rid)
+    _status(store, "cam3", "rejected", rid)
+    again.tick()
+    assert again.all()[0]["state"] == "running"          # cam4 has not answered
+    _status(store, "cam4", "promoted", rid)
+    fleet().tick()
+    view = fleet().all()[0]
+    assert view["state"] == "done" and [h[1] for h in view["history"]] == ["canary", "rest", "done"]
+    assert view["by_state"] == {"promoted": ["cam1", "cam4"], "kept": ["cam2"], "rejected": ["cam3"]}
+    # a canary that rejects halts the rollout: the rest never get it
+    n = len(published)
+    r2 = fleet().start({"model": "detector", "artifact": r["digest"], "devices": ["cam2", "cam3"], "canary": 0.5})
+    _status(store, "cam2", "rejected", r2["id"])
+    fleet().tick()
+    assert published[n:] == ["edge/cam2/command"] and fleet().all()[0]["state"] == "halted"
+    with pytest.raises(ValueError, match="not known"):
+        fleet().start({"model": "detector", "artifact": r["digest"], "devices": ["nosuch"]})
+
+
+def test_rollouts_of_an_earlier_json_file_move_into_the_store(tmp_path):
+    store = FleetStore(tmp_path / "fleet.sqlite")
+    old = {"r1-abc": {"id": "r1-abc", "model": "detector", "digest": "0" * 64, "manifest": {}, "devices": ["cam1"],
+                      "canary": ["cam1"], "phase": "canary", "issued": ["cam1"], "state": "running", "created": 1.0}}
+    legacy = tmp_path / "rollouts.json"
+    legacy.write_text(json.dumps(old))
+    Rollouts(store, ArtifactStore(tmp_path / "artifacts"), Signer(secret="s3"), lambda t, p: None,
+             "http://127.0.0.1:1", legacy=legacy)
+    assert [r["id"] for r in store.rollouts()] == ["r1-abc"] and not legacy.exists()
+    assert legacy.with_suffix(".json.imported").is_file()

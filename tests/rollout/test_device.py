@@ -17,7 +17,10 @@ pytestmark = pytest.mark.slow
 TOKEN = "rollout-t0ken"
 
 
-def _config(tmp: Path, current: Path, candidate: Path | None, port: int, extra: str = "", frames: int = 40) -> Path:
+def _config(tmp: Path, current: Path, candidate: Path | None, port: int,
+            extra: str = "max_latency_ratio = 10.0", frames: int = 40) -> Path:
+    """extra: the [rollout] keys of the test (by default latency is no reason to roll back: on a shared
+    machine a promoted model's p50 moved 2.4x with other jobs; the latency test sets its own ratio)."""
     cand = f'[models.detector.candidate]\nartifact = "{candidate}"\n' if candidate else ""
     text = f"""
 [source]

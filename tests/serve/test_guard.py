@@ -16,7 +16,7 @@ import pytest
 
 from edge_app.core.bounded_json import BoundError
 from edge_app.serve.guard import Limits
-from edge_app.web import HttpService, LiveServer
+from edge_app.serve.web import HttpService, LiveServer
 
 pytestmark = pytest.mark.slow
 

@@ -56,7 +56,7 @@ def test_replay_skips_corrupt_image(tmp_path):
             "<object><name>a</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax>"
             "</bndbox></object></annotation>")
     (tmp_path / "images" / "1.jpg").write_bytes(b"\xff\xd8 truncated")
-    src = open_source(SourceConfig(f"replay://{tmp_path}", fps=200, loop=False)).start()
+    src = open_source(SourceConfig(f"replay://{tmp_path}", fps=200, loop=False, realtime=False)).start()  # every frame
     frames = read_frames(src, 0.5)
     src.stop()
     assert len(frames) == 2

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from edge_app.inference.models import ModelResult, open_artifact
-from edge_app.rolling import RollingMonitor
+from edge_app.review.rolling import RollingMonitor
 from edge_app.sources.synthetic import SyntheticSource
 from edge_app.streams.batcher import Batcher
 from edge_app.streams.stream import Stream
-from edge_app.telemetry import Telemetry
+from edge_app.streams.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "edge_app" / "demo"
@@ -31,7 +31,7 @@ def dynamic_detector(tmp_path_factory):
 
 
 def frames(n: int, seed: int = 3) -> list[np.ndarray]:
-    from edge_app.synthetic import make_sample
+    from edge_app.datasets.synthetic import make_sample
     rng = np.random.default_rng(seed)
     return [make_sample(rng, 640, 480).image for _ in range(n)]
 

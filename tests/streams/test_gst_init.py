@@ -9,7 +9,7 @@ from tests.gst_helpers import require_gst
 
 SCRIPT = """
 import threading
-from edge_app.stream.gst import gst
+from edge_app.gst import gst
 barrier, errors, got = threading.Barrier(8), [], []
 def start():
     barrier.wait()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.service import device_config, render_unit
+from edge_app.cli.service import device_config, render_unit
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (apt systemd)")

@@ -1,1 +1,0 @@
-"""GStreamer capture and outputs. ``gst.py`` is the only module that imports ``gi``."""
