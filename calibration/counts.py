@@ -1,9 +1,11 @@
 """``edge-app evaluate-counts --gt gt.txt --tracks tracks.txt --line NAME:x1,y1,x2,y2 [--zone NAME:x,y,...]``:
 what the lines and zones count on MOT-format tracks against what the same rule (the runtime's
-``analytics.counting``, one rule) counts on the ground truth's identities. Prints one JSON object: per
-line the tracks' and the truth's in/out, per zone entries/exits, the summed |count error| as a share of
-the true crossings (and entries), and the ratio of track ids to true identities (split identities cross
-twice; missed ones never).
+``analytics.lines`` / ``analytics.counting``, one rule) counts on the ground truth's identities -- the
+truth without the repairs of split identities (the counting memory, count_at_start/end: true identities
+are whole; a repair could only invent crossings there). Prints one JSON object: per line the tracks' and
+the truth's in/out, per zone entries/exits, the summed |count error| as a share of the true crossings
+(and entries), and the ratio of track ids to true identities (split identities cross twice; missed ones
+never); ``--explain``: every missed and extra crossing with its cause (count_errors.py).
 
 Ground truth: MOTChallenge ``gt.txt`` (MOT16/17: rows with conf 0 and classes other than pedestrian are
 left out, as the benchmark does; MOT15: every row). The frame size (for normalised points and the checks)
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,12 @@ from edge_app.config.schema import AnalyticsConfig, LineConfig, ZoneConfig
 from edge_app.cli.errors import fail
 
 PEDESTRIAN = 1
+
+
+def _bool(v: str) -> bool:
+    if v.lower() not in ("1", "0", "true", "false", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"{v!r}: expected true or false")
+    return v.lower() in ("1", "true", "yes")
 
 
 def truth_rows(path: Path) -> MotRows:
@@ -72,14 +81,16 @@ def _xyxy(xywh: np.ndarray) -> np.ndarray:
 
 def evaluate_counts(gt: str | Path, tracks: str | Path, lines: list[LineConfig], zones: list[ZoneConfig],
                     width: int, height: int, frame_rate: float = 30.0, max_gap_s: float = 10.0,
-                    anchor: str = "bottom_center") -> dict[str, Any]:
-    """Counts of ``tracks`` vs ``gt`` on the lines and zones (pixels of width x height, or normalised)."""
+                    anchor: str = "bottom_center", rule: AnalyticsConfig | None = None) -> dict[str, Any]:
+    """Counts of ``tracks`` vs ``gt`` on the lines and zones (pixels of width x height, or normalised).
+    rule: the counting settings besides the shapes (the counting memory, count_at_end; default: the
+    runtime's defaults, ``[analytics]``)."""
     gt, tracks = Path(gt), Path(tracks)
     g = truth_rows(gt)
     tr = read_mot(tracks)
     max_gap = max(1, int(round(max_gap_s * frame_rate)))
     check_ids(tracks, tr, max_gap)
-    cfg = AnalyticsConfig(anchor=anchor, lines=tuple(lines), zones=tuple(zones))
+    cfg = replace(rule or AnalyticsConfig(), anchor=anchor, lines=tuple(lines), zones=tuple(zones))
     # An identity unseen for longer than the allowed gap is gone (its zone visit ends), as live.
     an = Analytics(cfg, {}, width, height, forget_s=max_gap / frame_rate)
     last = max(g.frame_range()[1], tr.frame_range()[1], 0)
@@ -92,6 +103,7 @@ def evaluate_counts(gt: str | Path, tracks: str | Path, lines: list[LineConfig],
         an.count(_xyxy(tr.boxes[a:b]), tr.ids[a:b], np.zeros(b - a, np.int64), classes, t)
         a, b = gs[f - 1], gs[f]
         an.count(_xyxy(g.boxes[a:b]), g.ids[a:b], np.zeros(b - a, np.int64), classes, t, truth=True)
+    an.end_of_stream()
     snap = an.snapshot()
     out_lines, err, true_total = {}, 0, 0
     for name, l in snap["lines"].items():
@@ -134,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-gap-s", type=float, default=10.0,
                    help="an id unseen longer than this is refused as reused (default 10 s)")
     p.add_argument("--anchor", default="bottom_center", choices=("bottom_center", "center", "top_center"))
+    d = AnalyticsConfig()
+    p.add_argument("--memory-s", type=float, default=d.memory_s, help="the counting memory (as [analytics] "
+                   f"memory_s; default {d.memory_s}): a new id continuing a vanished one keeps its sides of the lines")
+    p.add_argument("--memory-radius", type=float, default=d.memory_radius,
+                   help=f"... within this many box heights of where it vanished (default {d.memory_radius})")
+    p.add_argument("--count-at-start", type=_bool, default=d.count_at_start, metavar="BOOL",
+                   help=f"as [analytics] count_at_start (default {d.count_at_start})")
+    p.add_argument("--count-at-end", type=_bool, default=d.count_at_end, metavar="BOOL",
+                   help=f"as [analytics] count_at_end (default {d.count_at_end})")
+    p.add_argument("--explain", action="store_true", help="also where the line count error comes from: every "
+                   "missed and extra crossing with its cause (calibration/count_errors.py)")
     a = p.parse_args(argv)
     try:
         info_path = a.seqinfo or a.gt.parent.parent / "seqinfo.ini"
@@ -153,7 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         lines = [parse_line(v, width, height, frame_from=where) for v in a.line]
         zones = [parse_zone(v, width, height, frame_from=where) for v in a.zone]
         rate = a.frame_rate or (info.frame_rate if info else 30.0)
-        result = evaluate_counts(a.gt, a.tracks, lines, zones, width, height, rate, a.max_gap_s, a.anchor)
+        rule = AnalyticsConfig(anchor=a.anchor, memory_s=a.memory_s, memory_radius=a.memory_radius,
+                               count_at_start=a.count_at_start, count_at_end=a.count_at_end)
+        result = evaluate_counts(a.gt, a.tracks, lines, zones, width, height, rate, a.max_gap_s, a.anchor, rule)
+        if a.explain and lines:
+            from .count_errors import decompose_files
+            result["explain"] = decompose_files(a.gt, a.tracks, lines, width, height, rate, a.max_gap_s, rule)
     except (MotFormatError, ValueError) as exc:
         return fail("evaluate-counts", f"{exc}")
     print(json.dumps(result))

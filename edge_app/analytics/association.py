@@ -127,3 +127,19 @@ def direction_consistency(track_dir: np.ndarray, last_centre: np.ndarray, det_ce
     cos = np.clip((d * track_dir).sum(axis=1), -1.0, 1.0)
     known = (np.abs(track_dir).sum(axis=1) > 0) & (norm > 1e-6)
     return np.where(known, (np.pi / 2 - np.arccos(cos)) / np.pi, 0.0)
+
+
+def covered(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each xyxy box of a (N, 4): the largest share of its area inside one box of b (M, 4), and that
+    box's index (-1: none) -> (N,), (N,)."""
+    share, by = np.zeros(len(a)), np.full(len(a), -1, np.int64)
+    r, c = candidate_pairs(a, b)
+    if len(r) == 0:
+        return share, by
+    w = np.minimum(a[r, 2], b[c, 2]) - np.maximum(a[r, 0], b[c, 0])
+    h = np.minimum(a[r, 3], b[c, 3]) - np.maximum(a[r, 1], b[c, 1])
+    area = np.maximum((a[r, 2] - a[r, 0]) * (a[r, 3] - a[r, 1]), 1e-9)
+    f = np.clip(w, 0, None) * np.clip(h, 0, None) / area
+    order = np.argsort(f, kind="stable")  # the largest share per row written last
+    share[r[order]], by[r[order]] = f[order], c[order]
+    return share, by

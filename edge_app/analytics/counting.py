@@ -1,12 +1,9 @@
 """Lines and zones counted on confirmed tracks, per stream (``Analytics`` runs the trackers too).
 
-Lines: a crossing counts once per track and direction, only when the track's anchor moved from one side
-of the line to the other *through the segment itself* (not its extension), and the track was seen on
-both sides: the side is remembered per track as the last strict side with the anchor there, so jitter on
-the line, an anchor exactly on it, or a track that appears already past it never counts. "in" is the
-move to the left of the direction from the first point to the second (for a line drawn left to right:
-upwards on the screen), "out" the other way. Zones: occupancy now, entries, exits and dwell time per
-class; a track that disappears inside (lost past the tracker's buffer) is counted as an exit then.
+Lines: the rule of ``lines.py`` (once per identity and direction, through the segment, hysteresis), with
+the counting memory of ``memory.py`` for tracks (a new id continuing a vanished one keeps its sides).
+Zones: occupancy now, entries, exits and dwell time per class; a track that disappears inside (lost past
+the tracker's buffer) is counted as an exit then.
 A stream that starts again (a file looping: time goes back) resets the trackers; counts are kept.
 """
 from __future__ import annotations
@@ -21,23 +18,12 @@ import numpy as np
 from ..config.schema import AnalyticsConfig, TrackerConfig
 from ..core.types import Tracks
 from ..core import geometry
+from . import lines as line_rule
+from .lines import Line as _Line
+from .memory import CountingMemory
 from .tracker import Tracker
 
 Key = tuple[str, int]  # (detector model, track id)
-
-
-@dataclass
-class _Line:
-    name: str
-    a: np.ndarray
-    b: np.ndarray
-    classes: frozenset[str]
-    model: str
-    margin: float = 0.0                 # share of the box height (hysteresis)
-    counts: dict[str, collections.Counter[str]] = field(default_factory=lambda: {"in": collections.Counter(),
-                                                                               "out": collections.Counter()})
-    last: dict[Key, tuple[float, np.ndarray]] = field(default_factory=dict)  # last strict side, anchor there
-    counted: set[tuple[Key, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -86,9 +72,15 @@ class Analytics:
         self.truth_lines = [_Line(l.name, l.a, l.b, l.classes, "", l.margin) for l in self.lines]
         self.truth_zones = [_Zone(z.name, z.polygon, z.classes, "", z.margin, z.settle_s, z.border) for z in self.zones]
         self._truth_seen: dict[Key, float] = {}
+        # The repairs of split identities (the counting memory, memory.py; count_at_end) are for tracks:
+        # the truth's identities are whole, and counted by the rule alone (a repair applied to them could
+        # only invent crossings, and would hide the same mistakes made on the tracks).
+        self.memory = CountingMemory(cfg.memory_s, cfg.memory_radius)
+        self.truth_memory = CountingMemory(0.0, 0.0)
         self.truth_frames = 0
         self._trails: dict[Key, collections.deque[tuple[float, float, float]]] = {}
         self._seen: dict[Key, float] = {}
+        self._names: dict[Key, str] = {}             # each live identity's class (a crossing counted at its end)
         self._t: float | None = None
         self._lock = threading.Lock()
         self.restarts = 0
@@ -162,9 +154,11 @@ class Analytics:
                 for tracker in self.trackers.values():
                     tracker.reset()
                 self._trails.clear()
+                self._end_lines(self._seen, self.memory, self.lines, trails=True, last=self._t)
                 for key in list(self._seen):
                     self._end_track(key, self._t)
                 self._seen.clear()
+                self._names.clear()
                 for line in self.lines + self.truth_lines:
                     line.last.clear()
                     line.counted.clear()
@@ -172,6 +166,8 @@ class Analytics:
                     zone.inside.clear()
                     zone.other_side.clear()
                 self._truth_seen.clear()
+                self.memory.clear()
+                self.truth_memory.clear()
                 self.restarts += 1
             self._t = t
             out: dict[str, Tracks] = {}
@@ -184,6 +180,20 @@ class Analytics:
                             self.lines, self.zones, trails=True)
             self._forget(t, self._seen, self.lines, self.zones, trails=True)
             return out
+
+    def end_of_stream(self) -> None:
+        """The recording ended: every identity still remembered ends now, for the lines (count_at_end);
+        zone occupancy stays as it was at the last frame."""
+        with self._lock:
+            self._end_lines(self._seen, self.memory, self.lines, trails=True, last=self._t)
+
+    def _end_lines(self, seen: dict[Key, float], memory: CountingMemory, lines: list[_Line], trails: bool,
+                   last: float | None = None) -> None:
+        """count_at_end for the identities that had vanished (those still seen at ``last`` have not ended)."""
+        if self.cfg.count_at_end and trails:
+            for key, t in list(seen.items()):
+                if last is None or t < last:
+                    self._at_end(key, memory, lines, trails)
 
     def update_truth(self, labels: Any, t: float) -> None:
         """Count the frame's labelled objects by their true identities (``FrameLabels.ids``)."""
@@ -247,38 +257,23 @@ class Analytics:
         names = [classes[c] if 0 <= c < len(classes) else str(c) for c in np.asarray(class_ids).tolist()]
         keys = [(model, int(i)) for i in np.asarray(ids).tolist()]
         seen = self._seen if trails else self._truth_seen
-        for key, p in zip(keys, points):
+        for key, p, name in zip(keys, points, names):
             seen[key] = t
+            self._names[key] = name
             if not trails:
                 continue
             trail = self._trails.setdefault(key, collections.deque())
             trail.append((t, float(p[0]), float(p[1])))
             while trail and t - trail[0][0] > self.cfg.trail_s:
                 trail.popleft()
-        heights = np.asarray(boxes, np.float64).reshape(-1, 4)
-        heights = heights[:, 3] - heights[:, 1]
-        for line in lines:
-            if line.model and line.model != model:
-                continue
-            sides = geometry.side(points, line.a, line.b)
-            # Hysteresis: a side is taken only margin x the box height away from the line, so feet that
-            # jitter across it (a person walking along it, a detection box that breathes) never count.
-            away = geometry.line_distance(points, line.a, line.b) >= line.margin * heights
-            for key, p, s, name, clear in zip(keys, points, sides, names, away):
-                if line.classes and name not in line.classes or s == 0 or not clear:
-                    continue
-                prev = line.last.get(key)
-                line.last[key] = (float(s), p)
-                if prev is None or prev[0] == s:
-                    continue
-                if geometry.crosses_segment(prev[1][None], p[None], line.a, line.b)[0]:
-                    direction = "in" if s < 0 else "out"
-                    if (key, direction) not in line.counted:
-                        line.counted.add((key, direction))
-                        line.counts[direction][name] += 1
-                        if trails:  # the tracks' counts are events; the truth's are not
-                            self._event("line_crossed", line=line.name, direction=direction, model=model,
-                                        track_id=key[1], **{"class": name}, point=[round(float(v), 1) for v in p])
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        heights = boxes[:, 3] - boxes[:, 1]
+        memory = self.memory if trails else self.truth_memory
+        for new, old in memory.step(keys, points, boxes, t).items():
+            seen_old = memory.last(old)
+            line_rule.inherit(lines, new, old, seen_old.ended if seen_old is not None else None)
+        crossed = line_rule.step(lines, model, keys, points, heights, names, start=self.cfg.count_at_start and trails)
+        self._crossed(crossed, trails)
         for zone in zones:
             if zone.model and zone.model != model:
                 continue
@@ -309,6 +304,19 @@ class Analytics:
                         self._event("zone_left", zone=zone.name, model=model, track_id=key[1], **{"class": name},
                                     dwell_s=round(dwell, 3))
 
+    def _crossed(self, crossed: list[Any], trails: bool) -> None:
+        if trails:  # the tracks' counts are events; the truth's are not
+            for line, key, direction, name, p in crossed:
+                self._event("line_crossed", line=line.name, direction=direction, model=key[0], track_id=key[1],
+                            **{"class": name}, point=[round(float(v), 1) for v in p])
+
+    def _at_end(self, key: Key, memory: CountingMemory, lines: list[_Line], trails: bool) -> None:
+        """count_at_end (lines.at_end) for an identity that ended."""
+        seen = memory.last(key)
+        if seen is not None:
+            self._crossed(line_rule.at_end(lines, key, key[0], self._names.get(key, ""), seen.point,
+                                           seen.velocity()), trails)
+
     @staticmethod
     def _exit(zone: _Zone, key: Key, t: float) -> float:
         entered, name = zone.inside.pop(key)
@@ -324,11 +332,16 @@ class Analytics:
         longest = max(self.lost_s.values(), default=0.0) if self.forget_s is None else self.forget_s
         gone = [k for k, last in seen.items()
                 if t - last > (self.lost_s.get(k[0], longest) if self.forget_s is None else self.forget_s)]
+        memory = self.memory if trails else self.truth_memory
         for key in gone:
             del seen[key]
             if trails:
                 self._trails.pop(key, None)
                 self._end_track(key, t)
+            if self.cfg.count_at_end and trails:
+                self._at_end(key, memory, lines, trails)
+            self._names.pop(key, None)
+            memory.end(key, {line.name: line.state(key) for line in lines})
             for line in lines:
                 line.last.pop(key, None)
             for zone in zones:

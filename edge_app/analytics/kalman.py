@@ -91,12 +91,14 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt: float) -> tuple[np.ndarray, n
     return mean, flat.reshape(-1, 3, 4)
 
 
-def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Correct N tracks with their measurements z (N, 4): four scalar Kalman updates per track."""
+def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray, noise: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Correct N tracks with their measurements z (N, 4): four scalar Kalman updates per track. noise: the
+    measurement's standard deviation as a multiple of SORT's (1/20 of the box height): above 1 the filter
+    trusts a detection less and its motion more (smoother velocities through jittery boxes)."""
     if len(mean) == 0:
         return mean, cov
     pp, pv, vv = cov[:, PP], cov[:, PV], cov[:, VV]
-    s = pp + mean[:, 3:4] ** 2 * _R_H + _R_C
+    s = pp + (mean[:, 3:4] ** 2 * _R_H + _R_C) * (noise * noise)
     kp, kv = pp / s, pv / s
     innovation = np.asarray(z, np.float64) - mean[:, :4]
     mean = mean.copy()

@@ -26,7 +26,7 @@ import numpy as np
 from ..config.schema import TrackerConfig
 from ..core.types import Detections, Tracks
 from . import kalman
-from .association import _lsap, assign, candidate_pairs, direction_consistency, expand, overlaps, pair_iou
+from .association import _lsap, assign, candidate_pairs, covered, direction_consistency, expand, overlaps, pair_iou
 from .base import BaseTracker
 
 __all__ = ["Tracker", "assign", "candidate_pairs", "overlaps", "pair_iou"]
@@ -125,7 +125,8 @@ class Tracker(BaseTracker):
             return
         z = kalman.xyxy_to_xyah(det.boxes[dets])
         gap = t - self.seen[tracks]
-        self.mean[tracks], self.cov[tracks] = kalman.update(self.mean[tracks], self.cov[tracks], z)
+        self.mean[tracks], self.cov[tracks] = kalman.update(self.mean[tracks], self.cov[tracks], z,
+                                                            self.s.measurement_noise)
         if self.s.reupdate:  # found again after a gap: re-run the filter along the straight path
             for k in (gap > 1.5 * self.frame_dt).nonzero()[0]:
                 self._reupdate(int(tracks[k]), z[k], float(gap[k]))
@@ -149,6 +150,46 @@ class Tracker(BaseTracker):
             self.state[grown] = TRACKED
             self.confirmed_total += len(grown)
 
+    def _match_motion(self, tracks: np.ndarray, det_idx: np.ndarray, det: Detections) -> tuple[np.ndarray, np.ndarray]:
+        """recover_motion: lost tracks vs detections by the distance of the detection's centre from the
+        predicted one, in the track's box heights, gated at recover_motion; like heights (within 1.5x), same
+        class, and not behind the track's observed heading."""
+        if len(tracks) == 0 or len(det_idx) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        centre = (det.boxes[det_idx, 0:2] + det.boxes[det_idx, 2:4]) / 2
+        dh = (det.boxes[det_idx, 3] - det.boxes[det_idx, 1]).astype(np.float64)
+        th = self.mean[tracks, 3]
+        dist = np.hypot(*(centre[None] - self.mean[tracks, None, 0:2]).transpose(2, 0, 1)) / th[:, None]
+        ratio = dh[None] / th[:, None]
+        g = self.groups
+        ct, cd = self.classes[tracks][:, None], det.classes[det_idx][None]
+        same = (ct == cd) if g is None else (g[ct] == g[cd])
+        ok = (dist <= self.s.recover_motion) & (ratio >= 1 / 1.5) & (ratio <= 1.5) & same
+        r, c = ok.nonzero()
+        if len(r) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        heading = self.heading[tracks[r]]
+        norm = np.hypot(heading[:, 0], heading[:, 1])[:, None]
+        unit = np.where(norm > 0.5, heading / np.maximum(norm, 1e-6), 0.0)
+        ahead = direction_consistency(unit, self.last_z[tracks[r], 0:2], centre[c]) >= 0
+        r, c = r[ahead], c[ahead]
+        sim = 1.0 - dist[r, c] / (self.s.recover_motion + 1e-9)
+        mr, mc = assign(r, c, np.clip(sim, 1e-6, None), len(tracks), len(det_idx))
+        return tracks[mr], det_idx[mc]
+
+    def _behind(self, boxes: np.ndarray, matched: np.ndarray) -> np.ndarray:
+        """(T,) lost tracks whose predicted box (boxes: (T, 4)) is at least half inside the box of a track
+        matched this frame that stands in front of it (its bottom edge lower in the image)."""
+        out = np.zeros(len(self), bool)
+        lost = (self.state == LOST).nonzero()[0]
+        front = (matched & (self.state == TRACKED)).nonzero()[0]
+        if len(lost) == 0 or len(front) == 0:
+            return out
+        share, by = covered(boxes[lost], boxes[front])
+        ok = by >= 0
+        out[lost[ok]] = (share[ok] >= 0.5) & (boxes[front[by[ok]], 3] >= boxes[lost[ok], 3])
+        return out
+
     def _reupdate(self, i: int, z: np.ndarray, gap: float) -> None:
         """OC-SORT's ORU for track i: from the filter as it was at the last observation, predict and
         correct frame by frame on virtual observations interpolated to the new one ``z`` (4,)."""
@@ -157,7 +198,7 @@ class Tracker(BaseTracker):
         z0 = self.last_z[i]
         for k in range(1, n + 1):
             mean, cov = kalman.predict(mean, cov, gap / n)
-            mean, cov = kalman.update(mean, cov, (z0 + (z - z0) * (k / n))[None])
+            mean, cov = kalman.update(mean, cov, (z0 + (z - z0) * (k / n))[None], self.s.measurement_noise)
         self.mean[i], self.cov[i] = mean[0], cov[0]
 
     def update(self, det: Detections, t: float, frame: np.ndarray | None = None) -> Tracks:
@@ -211,6 +252,12 @@ class Tracker(BaseTracker):
                                  s.match_iou, s.fuse_score)
             matched[t5], used[d5] = True, True
             t4, d4 = np.concatenate([t4, t5]), np.concatenate([d4, d5])
+        # 3c. lost tracks still unmatched, by motion: a detection near where the filter puts them, of a like
+        # size, not behind their heading (an object that moved further than the IoU gate allows while hidden)
+        if s.recover_motion > 0:
+            t6, d6 = self._match_motion(((before == LOST) & ~matched).nonzero()[0], high[~used[high]], det)
+            matched[t6], used[d6] = True, True
+            t4, d4 = np.concatenate([t4, t6]), np.concatenate([d4, d6])
         # 4. tentative tracks vs the high-score detections left
         t3, d3 = self._match(boxes, (before == TENTATIVE).nonzero()[0], high[~used[high]], det,
                              s.tentative_iou, s.fuse_score)
@@ -218,8 +265,11 @@ class Tracker(BaseTracker):
         self.state[(before == TRACKED) & ~matched] = LOST
         all_t, all_d = np.concatenate([t1, t2, t4, t3]), np.concatenate([d1, d2, d4, d3])
         self._apply(all_t, all_d, det, t, det_emb)
-        # tentative tracks that missed die; lost tracks past the buffer end
-        dead = ((before == TENTATIVE) & ~matched) | ((self.state == LOST) & (t - self.seen > s.lost_s))
+        # tentative tracks that missed die; lost tracks past the buffer end (a longer one behind another object)
+        past = (self.state == LOST) & (t - self.seen > s.lost_s)
+        if s.occluded_lost_s > s.lost_s and past.any():
+            past &= ~(self._behind(boxes, matched) & (t - self.seen <= s.occluded_lost_s))
+        dead = ((before == TENTATIVE) & ~matched) | past
         out_idx = (matched & (self.state == TRACKED)).nonzero()[0]
         if s.report == "detection":  # the box the detector saw this frame, with the track's identity
             box_of = np.zeros((len(self), 4))

@@ -10,6 +10,9 @@ Two forms:
   (a video file, or a folder ``replay://`` reads: a MOTChallenge sequence with img1/, images with labels),
   every frame in order and none dropped (``source.realtime = false``), so a user can count a recording.
   Prints the counts as one JSON object (also ``--counts FILE``).
+Both write the tracks file at the end, so unlike the live runtime they may look ahead: a track's gaps (an
+object hidden, then found again) are filled with straight-line boxes (``--interpolate-s``; 0 = the live
+tracker's output as it is). The counts are the live rule's either way.
 """
 from __future__ import annotations
 
@@ -20,11 +23,17 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ..analytics.interpolate import fill_gaps
 from ..datasets.motchallenge import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
 from .progress import add_progress_flag, progress
 from .errors import fail
+
+
+# Offline, a track's gaps (hidden, then found again) are filled up to this long: every fold of the
+# leave-one-sequence-out chose it (README, "Tracking, lines and zones"); the live runtime cannot look ahead.
+INTERPOLATE_S = 5.0
 
 
 def settings_args(p: argparse.ArgumentParser) -> None:
@@ -50,7 +59,10 @@ def settings_from(a: argparse.Namespace) -> TrackerConfig:
 
 
 def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: TrackerConfig | None = None,
-        frame_rate: float | None = None, show_progress: bool = False) -> dict[str, float]:
+        frame_rate: float | None = None, show_progress: bool = False,
+        interpolate_s: float = INTERPOLATE_S) -> dict[str, float]:
+    """Track MOT detections into MOT tracks; ``interpolate_s``: fill gaps inside a track up to this long
+    with straight-line boxes (offline look-ahead; 0 = the live tracker's output as it is)."""
     rows = read_mot(detections)
     info_path = seqinfo or (detections.parent.parent / "seqinfo.ini")
     info = read_seqinfo(info_path) if info_path.is_file() else None
@@ -63,6 +75,7 @@ def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: Trac
     for f, det in progress(per_frame, len(per_frame), "track", show_progress):
         frames.append((f, tracker.update(det, (f - 1) / fps)))
     seconds = time.perf_counter() - t0
+    frames = fill_gaps(frames, int(round(interpolate_s * fps)))
     write_tracks(out, frames)
     return {"frames": len(frames), "tracks": tracker.confirmed_total, "ms_per_frame": 1e3 * seconds / max(len(frames), 1)}
 
@@ -102,9 +115,12 @@ def _source_of(path: Path, fps: float | None) -> tuple[Any, int, int, float, int
 
 def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list[str],
               settings: TrackerConfig | None = None, thresholds: Path | None = None, fps: float | None = None,
-              anchor: str = "bottom_center", show_progress: bool = False) -> dict[str, Any]:
+              anchor: str = "bottom_center", show_progress: bool = False,
+              interpolate_s: float = INTERPOLATE_S) -> dict[str, Any]:
     """Detector, tracker and counting of the live runtime over every frame of a recording; MOT tracks to
-    ``out``; returns the counts (Analytics.snapshot()) with frame and timing figures."""
+    ``out`` (their gaps filled up to ``interpolate_s``: the file is written at the end, so it may look
+    ahead; the counts are the live rule's, frame by frame); returns the counts (Analytics.snapshot()) with
+    frame and timing figures."""
     from ..analytics.counting import Analytics
     from ..config.shapes import parse_line, parse_zone
     from ..config.schema import AnalyticsConfig
@@ -140,7 +156,8 @@ def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list
     if source.stats.last_error and not frames:
         raise ValueError(f"{video}: {source.stats.last_error}")
     seconds = time.perf_counter() - t0
-    write_tracks(out, frames)
+    write_tracks(out, fill_gaps(frames, int(round(interpolate_s * rate))))
+    analytics.end_of_stream()
     snap = analytics.snapshot()
     return {"frames": len(frames), "dropped": int(source.stats.dropped), "fps": len(frames) / max(seconds, 1e-9),
             "tracks": analytics.trackers["detector"].confirmed_total, "size": [width, height], "frame_rate": rate,
@@ -165,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seqinfo", type=Path, help="seqinfo.ini (default: beside det/; gives frame rate and length)")
     p.add_argument("--out", required=True, type=Path, help="MOT-format tracks to write")
     p.add_argument("--frame-rate", type=float, help="frames per second (default: seqinfo's or the video's, else 30)")
+    p.add_argument("--interpolate-s", type=float, default=INTERPOLATE_S, help="fill each track's gaps in --out up to "
+                   f"this many seconds with straight-line boxes (offline look-ahead; 0 = as live; default {INTERPOLATE_S})")
     settings_args(p)
     add_progress_flag(p)
     a = p.parse_args(argv)
@@ -174,11 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{a.input}: --model ARTIFACT is needed to detect objects in it")
     try:
         if a.detections is not None:
-            r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress)
+            r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress, a.interpolate_s)
             print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames, {r['ms_per_frame']:.2f} ms per frame")
             return 0
         result = run_video(a.input, a.model, a.out, a.line, a.zone, settings_from(a), a.thresholds, a.frame_rate,
-                           a.anchor, not a.no_progress)
+                           a.anchor, not a.no_progress, a.interpolate_s)
     except (MotFormatError, ValueError) as exc:
         return fail("track", f"{exc}")
     except Exception as exc:  # a model that cannot load names itself (ModelError)

@@ -67,6 +67,15 @@ class TrackerConfig:
                                  "boxes grown by this share of their size per side (0 = off)")
     recover_last: bool = spec(False, doc="OC-SORT's observation-centric recovery: tracks still unmatched get one "
                               "more chance by the box where they were last seen")
+    measurement_noise: float = spec(4.0, gt=0, le=100, doc="the Kalman filter's detection noise, as a multiple "
+                                    "of SORT's (1/20 of the box height): higher trusts each box less and the "
+                                    "track's motion more")
+    occluded_lost_s: float = spec(0.0, ge=0, le=600, doc="a lost track hidden behind a tracked object (its "
+                                  "predicted box half covered by one whose bottom is lower: in front) is kept this "
+                                  "long instead of lost_s (0 = lost_s for all)")
+    recover_motion: float = spec(0.0, ge=0, le=5, doc="lost tracks still unmatched get a last chance by motion: a "
+                                 "high-score detection of a like size within this many box heights of the predicted "
+                                 "centre, not behind the track's heading (0 = off)")
     freeze_lost_size: bool = spec(True, doc="a lost track's predicted box keeps its size (its size velocity is "
                                   "dropped), as ByteTrack and BoT-SORT do")
     camera_motion: str = spec("flow", choices=("off", "flow"), doc="camera-motion compensation from the "
@@ -311,7 +320,7 @@ class LineConfig:
                       "width and height")
     classes: tuple[str, ...] = spec(factory=tuple, doc="classes counted ([] = all)")
     model: str = spec("", doc="the detector whose tracks are counted (\"\" = every tracked detector)")
-    margin: float = spec(0.1, ge=0, le=2, doc="hysteresis: a side counts only this far from the line (a share "
+    margin: float = spec(0.2, ge=0, le=2, doc="hysteresis: a side counts only this far from the line (a share "
                          "of the object's box height), so feet jittering across it never count")
 
 
@@ -336,6 +345,15 @@ class AnalyticsConfig:
     anchor: str = spec("bottom_center", choices=ANCHORS, doc="the point of a box that crosses lines and "
                        "stands in zones (bottom centre: where a person's feet are)")
     trail_s: float = spec(2.0, ge=0, le=60, doc="seconds of trail drawn behind each track")
+    memory_s: float = spec(8.0, ge=0, le=60, doc="counting memory: a new id that appears where an identity "
+                           "unseen for up to this long would be by now takes over its side of each line, so a "
+                           "person who crossed while hidden and came back under a new id counts (0 = off)")
+    memory_radius: float = spec(2.0, ge=0, le=10, doc="... within this many box heights of where the vanished "
+                                "one would be at its last velocity (grown with the square root of the gap in s)")
+    count_at_start: bool = spec(False, doc="a track first seen within a line's margin takes the side it is on "
+                                "as the one it came from (it crosses once clearly on the other side)")
+    count_at_end: bool = spec(True, doc="a track that ends past a line (moving away from it, within the "
+                              "margin) counts its crossing when it ends")
     lines: tuple[LineConfig, ...] = spec(factory=tuple, doc="counting lines: [[analytics.lines]] tables")
     zones: tuple[ZoneConfig, ...] = spec(factory=tuple, doc="zones: [[analytics.zones]] tables")
 

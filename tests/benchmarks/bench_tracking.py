@@ -1,5 +1,5 @@
 """Tracking benchmarks, in one run, on the same machine (`python tests/benchmarks/bench_tracking.py
-[--part accuracy,frames,speed,live] [--workers 2] [--reuse-grid]`, about 30 minutes on 2 busy cores;
+[--part accuracy,frames,speed,live] [--workers 2] [--reuse-grid]`, about 40 minutes on 2 busy cores;
 `make anchors` first, or it makes the anchors' venvs itself):
 
 1. accuracy, the honest protocol (tracking_protocol.py): our tracker over a small grid (thresholds x
@@ -11,9 +11,12 @@
    OcSort. Everything scored by TrackEval (`edge-app evaluate-tracks`).
    Goals: out-of-sample mean HOTA and IDF1 on the four MOT17 sequences >= the best anchor's, and no
    sequence below `trackers`' ByteTrack.
-2. counts: on every sequence a vertical and a horizontal line through the median anchor of the true
-   boxes; `edge-app evaluate-counts`' rule on our out-of-sample tracks and each anchor's vs the truth:
-   summed |count error| / true crossings (goal <= 10 % and at most half of ByteTrack's), track ids / true ids.
+2. counts (tracking_counts.py): on every sequence a vertical and a horizontal line through the median
+   anchor of the true boxes; `edge-app evaluate-counts`' rule, its settings chosen leave-one-sequence-out
+   on our held-out tracks, on ours and each anchor's vs the truth: summed |count error| / true crossings
+   (goal <= 10 % and at most half of ByteTrack's), track ids / true ids, each rule change alone, and the
+   error taken apart by cause (calibration/count_errors.py). Offline rows: our tracks with gap filling
+   (edge-app track looks ahead) against the anchors' tracks given the same gap filling.
 3. speed: one update at 10 / 100 / 500 detections on the same generated frames, median ms, ours (the
    defaults) against `trackers`' ByteTrack (goal <= 0.5x at 100).
 4. live: the tracker's p50/p99 ms inside the pipeline (synthetic scene, demo detector, every frame as
@@ -35,6 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
+import tracking_counts as counting  # noqa: E402
 import tracking_protocol as proto  # noqa: E402
 from anchor_trackers import ANCHORS  # noqa: E402
 
@@ -58,7 +62,9 @@ def _ours(job: tuple[str, dict, str, str]) -> tuple[str, str, dict]:
     from edge_app.config.schema import TrackerConfig
     name, settings, seq, out = job
     d = MOT / seq
-    run(d / "det" / "det.txt", Path(out), settings=TrackerConfig(enabled=True, **settings))
+    settings = dict(settings)
+    interpolate_s = settings.pop("interpolate_s", 0.0)  # offline look-ahead: not a tracker setting
+    run(d / "det" / "det.txt", Path(out), settings=TrackerConfig(enabled=True, **settings), interpolate_s=interpolate_s)
     m = evaluate_tracks(d / "gt" / "gt.txt", out)
     return name, seq, {k: m[k] for k in METRICS}
 
@@ -76,28 +82,26 @@ def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     return name, seq, {**{k: m[k] for k in METRICS}, "ms": float(proc.stdout.strip().splitlines()[-1])}
 
 
-def _counts(job: tuple[str, str, str]) -> tuple[str, str, dict]:
-    """Count errors of one tracks file, for every line margin of proto.LINE_MARGINS."""
-    from calibration.counts import evaluate_counts, truth_rows
-    from edge_app.datasets.motchallenge import read_seqinfo
-    from edge_app.config.schema import LineConfig
-    name, seq, tracks = job
+def _interpolated(job: tuple[str, str, str]) -> tuple[str, str, dict]:
+    """An anchor's tracks with our offline interpolation (the same look-ahead, for a fair offline row)."""
+    from calibration.tracks import evaluate_tracks
+    from edge_app.analytics.interpolate import fill_gaps
+    from edge_app.datasets.motchallenge import read_mot, read_seqinfo, write_tracks
+    from edge_app.core.types import Tracks
+    name, seq, src = job
     d = MOT / seq
     info = read_seqinfo(d / "seqinfo.ini")
-    g = truth_rows(d / "gt" / "gt.txt")
-    # the main flows: a vertical and a horizontal line through the median anchor (bottom centre) of the truth
-    mx = float(np.median(g.boxes[:, 0] + g.boxes[:, 2] / 2))
-    my = float(np.median(g.boxes[:, 1] + g.boxes[:, 3]))
-    mx, my = min(max(mx, 1.0), info.width - 1.0), min(max(my, 1.0), info.height - 1.0)
-    out = {}
-    for margin in proto.LINE_MARGINS:
-        lines = [LineConfig(name="vertical", points=((mx, 0.0), (mx, float(info.height))), margin=margin),
-                 LineConfig(name="horizontal", points=((0.0, my), (float(info.width), my)), margin=margin)]
-        r = evaluate_counts(d / "gt" / "gt.txt", tracks, lines, [], info.width, info.height, info.frame_rate,
-                            max_gap_s=60.0)
-        out[str(margin)] = {"error": sum(l["error"] for l in r["lines"].values()), "true": r["true_crossings"],
-                            "track_ids": r["track_ids"], "true_ids": r["true_ids"], "lines": r["lines"]}
-    return name, seq, out
+    rows = read_mot(src)
+    starts = np.searchsorted(rows.frames, np.arange(1, info.length + 2))
+    frames = []
+    for f in range(1, info.length + 1):
+        a, b = starts[f - 1], starts[f]
+        xyxy = np.concatenate([rows.boxes[a:b, :2], rows.boxes[a:b, :2] + rows.boxes[a:b, 2:]], axis=1)
+        frames.append((f, Tracks(xyxy, rows.ids[a:b], np.zeros(b - a, np.int64), rows.conf[a:b].astype(np.float32))))
+    out = src.replace(".txt", "-interpolated.txt")
+    write_tracks(out, fill_gaps(frames, int(round(proto.INTERPOLATE_S * info.frame_rate))))
+    m = evaluate_tracks(d / "gt" / "gt.txt", out)
+    return name, seq, {k: m[k] for k in METRICS}
 
 
 def _pool(workers: int):
@@ -123,6 +127,7 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
             results[k][seq] = m
             if n % 70 == 0 or n == len(jobs):
                 print(f"  {n}/{len(jobs)} runs, {time.time() - t0:.0f} s", flush=True)
+                cache.write_text(json.dumps(results))  # an interrupted run keeps what it did (--reuse-grid)
         cache.write_text(json.dumps(results))
         anchors: dict[str, dict[str, dict]] = {a: {} for a in ANCHORS}
         acache = work / "anchors.json"
@@ -132,6 +137,15 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
         for a, seq, m in pool.map(_anchor, ajobs):
             anchors[a][seq] = m
         acache.write_text(json.dumps(anchors))
+        # the anchors with our offline interpolation: what the same look-ahead gives them
+        anchors_interp: dict[str, dict[str, dict]] = {a: {} for a in ANCHORS}
+        icache = work / "anchors-interpolated.json"
+        if reuse and icache.is_file():
+            anchors_interp.update({a: v for a, v in json.loads(icache.read_text()).items() if a in ANCHORS})
+        ijobs = [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs if seq not in anchors_interp[a]]
+        for a, seq, m in pool.map(_interpolated, ijobs):
+            anchors_interp[a][seq] = m
+        icache.write_text(json.dumps(anchors_interp))
     print(f"grid and anchors: {time.time() - t0:.0f} s", flush=True)
 
     # each change on its own, out-of-sample: LOSO over its variant's thresholds only
@@ -141,40 +155,81 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
         fold = proto.loso(results, cands, seqs)
         changes[variant] = {m: proto.mean([fold["held_out"][s] for s in seqs if s in proto.MOT17], m) for m in ("HOTA", "IDF1")}
         changes[variant].update({f"{m}_all": proto.mean(list(fold["held_out"].values()), m) for m in ("HOTA", "IDF1")})
-    # the whole grid: what the defaults are, and the honest numbers
-    everything = list(names)
-    fold = proto.loso(results, everything, seqs)
+    # the nested test of each second-round change: the first round's grid with its variant added, LOSO
+    nested = {}
+    for variant in [None] + proto.ROUND2:
+        vs = proto.ROUND1 + ([variant] if variant else [])
+        f = proto.loso(results, [k for k, (v, _) in names.items() if v in vs], seqs)
+        nested[variant or "first round"] = {
+            **{m: proto.mean([f["held_out"][s] for s in seqs if s in proto.MOT17], m) for m in ("HOTA", "IDF1")},
+            **{f"{m}_all": proto.mean(list(f["held_out"].values()), m) for m in ("HOTA", "IDF1")},
+            "score_all": sum(proto.score(m) for m in f["held_out"].values()) / len(seqs)}
+    # the whole grid of kept changes: the live defaults (variants the runtime can run), and the honest
+    # numbers; offline (edge-app track over a file: those variants and the ones that look ahead)
+    live = [k for k, (v, _) in names.items() if v in proto.LIVE_CANDIDATES]
+    fold = proto.loso(results, live, seqs)
     default = proto.default_of(fold)
-    tuned = proto.in_sample(results, everything, seqs)
+    tuned = proto.in_sample(results, live, seqs)
+    offline = [k for k, (v, _) in names.items() if v in proto.OFFLINE_CANDIDATES]
+    ofold = proto.loso(results, offline, seqs)
+    odefault = proto.default_of(ofold)
+    otuned = proto.in_sample(results, offline, seqs)
     rows = []
     for seq in seqs:
         rows.append({"sequence": seq, "out_of_sample": fold["held_out"][seq], "chosen": fold["chosen"][seq],
                      "in_sample": results[tuned][seq], "default": results[default][seq],
-                     "anchors": {a: anchors[a][seq] for a in ANCHORS}})
-    r = {"benchmark": "tracking_accuracy", "sequences": seqs, "rows": rows, "changes": changes,
+                     "offline_out_of_sample": ofold["held_out"][seq], "offline_chosen": ofold["chosen"][seq],
+                     "offline_in_sample": results[otuned][seq],
+                     "anchors": {a: anchors[a][seq] for a in ANCHORS},
+                     "anchors_interpolated": {a: anchors_interp[a][seq] for a in ANCHORS}})
+    r = {"benchmark": "tracking_accuracy", "sequences": seqs, "rows": rows, "changes": changes, "nested": nested,
+         "kept": proto.KEPT,
          "default": {"variant": names[default][0], **names[default][1]}, "in_sample_setting": tuned,
          "folds_choosing_default": sum(c == default for c in fold["chosen"].values()),
-         "grid_size": len(names)}
-    # counts on the held-out tracks (each sequence tracked with the setting chosen without it) and the anchors'
-    cjobs = [("ours", seq, str(work / f"grid-{index[fold['chosen'][seq]]}-{seq}.txt")) for seq in seqs]
-    cjobs += [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs]
-    per: dict[str, dict[str, dict]] = {}
-    with _pool(workers) as pool:
-        for who, seq, c in pool.map(_counts, cjobs):
-            per.setdefault(who, {})[seq] = c
-    # the line margin (hysteresis) is the counting rule's one setting: chosen leave-one-sequence-out on
-    # our tracks (the least summed error on the other six), then applied to every tracker on the held-out one
-    margin_of = {}
-    for seq in seqs:
-        others = [s for s in seqs if s != seq]
-        margin_of[seq] = min(per["ours"][seqs[0]], key=lambda m: (
-            sum(per["ours"][o][m]["error"] for o in others) / max(1, sum(per["ours"][o][m]["true"] for o in others)), m))
-    r["line_margin_chosen"] = margin_of
-    r["counts"] = {who: {seq: {**c[margin_of[seq]], "margin": float(margin_of[seq])} for seq, c in byseq.items()}
-                   for who, byseq in per.items()}
-    r["counts_no_margin"] = {who: {seq: c["0.0"] for seq, c in byseq.items()} for who, byseq in per.items()}
+         "offline_default": {"variant": names[odefault][0], **names[odefault][1]},
+         "offline_folds_choosing_default": sum(c == odefault for c in ofold["chosen"].values()),
+         "grid_size": len(names), "live_grid_size": len(live)}
+    r.update(counts(work, workers, seqs, fold, index))
     report(r)
     return r
+
+
+def counts(work: Path, workers: int, seqs: list[str], fold: dict, index: dict[str, str]) -> dict:
+    """The counting part (tracking_counts.py): every rule on our held-out live tracks, the rule chosen per
+    fold on the other six, that rule on every anchor's tracks, each rule change alone, the decomposition."""
+    t0 = time.time()
+    ours = {seq: str(work / f"grid-{index[fold['chosen'][seq]]}-{seq}.txt") for seq in seqs}
+    per: dict[str, dict[str, dict]] = {}
+    with _pool(workers) as pool:
+        for who, seq, c in pool.map(counting.count_job, [("ours", seq, ours[seq], counting.every_rule()) for seq in seqs]):
+            per.setdefault(who, {})[seq] = c
+    every = [r for family in counting.RULES.values() for r in family]
+    chosen = counting.choose(per["ours"], seqs, every)
+    default_rule, votes = counting.default_rule(per["ours"], seqs, chosen)
+    changes = {}
+    for family, rules in counting.RULES.items():
+        pick = counting.choose(per["ours"], seqs, rules)
+        held = {s: per["ours"][s][counting.rule_key(pick[s])] for s in seqs}
+        m17 = [s for s in seqs if s in proto.MOT17]
+        changes[family] = {"MOT17": counting.share(held, m17), "all": counting.share(held, seqs),
+                           "MOT17_6": counting.share(held, m17, True), "all_6": counting.share(held, seqs, True)}
+    tracks = {"ours": ours, **{a: {seq: str(work / f"{a}-{seq}.txt") for seq in seqs} for a in ANCHORS}}
+    jobs = [(who, seq, t, [chosen[seq], counting.PLAIN]) for who, byseq in tracks.items() if who != "ours"
+            for seq, t in byseq.items()]
+    djobs = [(who, seq, t, chosen[seq]) for who, byseq in tracks.items() for seq, t in byseq.items()]
+    dec: dict[str, dict[str, dict]] = {}
+    with _pool(workers) as pool:
+        for who, seq, c in pool.map(counting.count_job, jobs):
+            per.setdefault(who, {})[seq] = c
+        for who, seq, d in pool.map(counting.decompose_job, djobs):
+            dec.setdefault(who, {})[seq] = d
+    print(f"counts: {time.time() - t0:.0f} s", flush=True)
+    plain = counting.rule_key(counting.PLAIN)
+    return {"count_rule_chosen": chosen, "count_rule_default": default_rule, "count_rule_votes": votes,
+            "count_rule_changes": changes, "decomposition": dec,
+            "counts": {who: {seq: {**c[counting.rule_key(chosen[seq])], "rule": chosen[seq]} for seq, c in byseq.items()}
+                       for who, byseq in per.items()},
+            "counts_plain": {who: {seq: c[plain] for seq, c in byseq.items()} for who, byseq in per.items()}}
 
 
 def _row(label: str, ms: list[dict]) -> str:
@@ -188,34 +243,37 @@ def report(r: dict) -> list[str]:
     seqs = r["sequences"]
     short = [s.replace("-FRCNN", "") for s in seqs]
     md = [f"HOTA / IDF1 (%) per sequence; means over the four MOT17 sequences and over all {len(seqs)}. "
-          f"Grid: {r['grid_size']} settings. Defaults (chosen by {r['folds_choosing_default']} of {len(seqs)} folds): "
+          f"Grid: {r['grid_size']} settings ({r['live_grid_size']} of kept changes the live runtime can run). Live defaults (chosen by {r['folds_choosing_default']} of {len(seqs)} folds): "
           + ", ".join(f"{k}={v}" for k, v in r["default"].items()) + ".", "",
           "| tracker | " + " | ".join(short) + " | MOT17 mean | all mean |",
           "|---|" + "---|" * (len(seqs) + 2)]
-    md.append(_row("ours, out-of-sample (held-out folds)", [row["out_of_sample"] for row in r["rows"]]))
-    md.append(_row("ours, in-sample (one setting tuned on all)", [row["in_sample"] for row in r["rows"]]))
-    md.append(_row("ours, the defaults (partly in-sample)", [row["default"] for row in r["rows"]]))
+    md.append(_row("ours live, out-of-sample (held-out folds)", [row["out_of_sample"] for row in r["rows"]]))
+    md.append(_row("ours live, in-sample (one setting tuned on all)", [row["in_sample"] for row in r["rows"]]))
+    md.append(_row("ours live, the defaults (partly in-sample)", [row["default"] for row in r["rows"]]))
     for a, (_venv, label) in ANCHORS.items():
         md.append(_row(label, [row["anchors"][a] for row in r["rows"]]))
+    md += ["", "Offline (`edge-app track` over a file, which may look ahead: a track's gaps filled with straight-line "
+           "boxes, `--interpolate-s`); defaults (chosen by " + f"{r['offline_folds_choosing_default']} of {len(seqs)} "
+           "folds): " + ", ".join(f"{k}={v}" for k, v in r["offline_default"].items()) + ". The anchors with the same "
+           "interpolation of their tracks, for a fair comparison:", "",
+           "| tracker | " + " | ".join(short) + " | MOT17 mean | all mean |", "|---|" + "---|" * (len(seqs) + 2)]
+    md.append(_row("ours offline, out-of-sample (held-out folds)", [row["offline_out_of_sample"] for row in r["rows"]]))
+    md.append(_row("ours offline, in-sample (one setting tuned on all)", [row["offline_in_sample"] for row in r["rows"]]))
+    for a, (_venv, label) in ANCHORS.items():
+        md.append(_row(label + " + interpolation", [row["anchors_interpolated"][a] for row in r["rows"]]))
     md += ["", "Each change alone, out-of-sample (LOSO over the same 24 thresholds; means of the held-out folds):", "",
            "| variant | MOT17 HOTA / IDF1 | all HOTA / IDF1 |", "|---|---|---|"]
     for v, c in r["changes"].items():
         md.append(f"| {v} | {100 * c['HOTA']:.1f} / {100 * c['IDF1']:.1f} | {100 * c['HOTA_all']:.1f} / {100 * c['IDF1_all']:.1f} |")
-    md += ["", "Counting (a vertical and a horizontal line through the median anchor of each sequence; "
-           "summed |count error| / true crossings; track ids / true identities; line margin chosen per fold: "
-           + ", ".join(f"{s.replace('-FRCNN', '')} {m}" for s, m in r["line_margin_chosen"].items()) + "):", "",
-           "| tracker | MOT17 count error | all count error | MOT17 ids ratio | all ids ratio |", "|---|---|---|---|---|"]
-    for who, per in list(r["counts"].items()) + [("ours-nomargin", r["counts_no_margin"]["ours"]),
-                                                  ("trackers-bytetrack-nomargin", r["counts_no_margin"]["trackers-bytetrack"])]:
-        def agg(ss: list[str]) -> tuple[float, float]:
-            e = sum(per[s]["error"] for s in ss) / max(1, sum(per[s]["true"] for s in ss))
-            i = sum(per[s]["track_ids"] for s in ss) / max(1, sum(per[s]["true_ids"] for s in ss))
-            return e, i
-        m17 = [s for s in seqs if s in proto.MOT17]
-        (e4, i4), (e7, i7) = agg(m17), agg(seqs)
-        label = {"ours": "ours, out-of-sample (tracks and line margin)", "ours-nomargin": "ours, lines without margin",
-                 "trackers-bytetrack-nomargin": "trackers ByteTrack, lines without margin"}.get(who) or ANCHORS[who][1]
-        md.append(f"| {label} | {100 * e4:.1f} % | {100 * e7:.1f} % | {i4:.2f} | {i7:.2f} |")
+    md += ["", "Second round, the nested test: the first round's grid with each new variant added, LOSO (held-out "
+           "folds; score = mean (HOTA + IDF1) / 2 over all seven, the protocol's own). A change is kept when it "
+           "raises that score; kept: " + ", ".join(r["kept"]) + ".", "",
+           "| grid | MOT17 HOTA / IDF1 | all HOTA / IDF1 | all score |", "|---|---|---|---|"]
+    for v, c in r["nested"].items():
+        md.append(f"| {v if v == 'first round' else 'first round + ' + v} | {100 * c['HOTA']:.1f} / {100 * c['IDF1']:.1f} "
+                  f"| {100 * c['HOTA_all']:.1f} / {100 * c['IDF1_all']:.1f} | {100 * c['score_all']:.2f} |")
+    labels = {"ours": "ours, out-of-sample (live tracks and rule)", **{a: label for a, (_v, label) in ANCHORS.items()}}
+    md += counting.tables(r, labels)
     r["markdown"] = md
     print("\n".join(md), flush=True)
     return md

@@ -24,7 +24,8 @@ def _scene(tmp_path):
     right = list(np.linspace(100, 540, 60))
     gt = _rows(1, right, fr) + _rows(2, right, fr, y=300) + _rows(3, right[::-1], fr, y=440)
     # the tracker: 1 and 3 whole; 2 split at the line (id 12 before, 13 after a 3-frame gap) -- neither
-    # part is seen on both sides, so that crossing is lost, and the split shows in the id ratio
+    # part is seen on both sides: the crossing is lost unless the counting memory lets 13 continue 12
+    # (on by default); the split shows in the id ratio either way
     tracks = (_rows(11, right, fr) + _rows(12, right[:28], fr[:28], y=300) + _rows(13, right[31:], fr[31:], y=300)
               + _rows(14, right[::-1], fr, y=440))
     seq = tmp_path / "seq"
@@ -49,9 +50,12 @@ def test_counts_on_tracks_against_the_truth(tmp_path, capsys):
     assert code == 0, err
     door = r["lines"]["door"]   # drawn downwards: "in" = moving right
     assert (door["truth_in"], door["truth_out"]) == (2, 1)
-    assert (door["in"], door["out"]) == (1, 1) and door["error"] == 1
-    assert r["line_count_error"] == pytest.approx(1 / 3)
+    assert (door["in"], door["out"]) == (2, 1) and door["error"] == 0    # 13 took over 12's side
+    assert r["line_count_error"] == 0
     assert (r["track_ids"], r["true_ids"]) == (4, 3) and r["id_ratio"] == pytest.approx(4 / 3)
+    _c, bare, _e = _main(capsys, "--gt", gt, "--tracks", tracks, "--line", "door:320,0,320,480", "--memory-s", "0")
+    assert (bare["lines"]["door"]["in"], bare["lines"]["door"]["error"]) == (1, 1)   # without: lost
+    assert bare["line_count_error"] == pytest.approx(1 / 3)
     zone = r["zones"]["right"]  # a zone reaching the frame's right edge
     assert zone["truth_entries"] == 3 and zone["entries"] == 3   # 13 appears inside: an entry, as live
 
@@ -95,3 +99,21 @@ def test_bad_input_is_named(tmp_path, capsys, change, args, message):
         (gt.parent.parent / "seqinfo.ini").unlink()
     code, _r, err = _main(capsys, "--gt", gt, "--tracks", tracks, *args)
     assert code == 2 and message in err, err
+
+
+def test_the_counting_memory_and_the_explanation(tmp_path, capsys):
+    # id 2 split at the line (12, then 13 three frames later past it): the memory lets 13 continue 12
+    gt, tracks = _scene(tmp_path)
+    args = ["--gt", gt, "--tracks", tracks, "--line", "door:320,0,320,480", "--explain"]
+    _c, off, err = _main(capsys, *args, "--memory-s", "0")
+    assert off is not None, err
+    assert off["lines"]["door"]["in"] == 1 and off["lines"]["door"]["error"] == 1
+    assert off["explain"]["misses"]["fragmented_visible"] == 1 and off["explain"]["error"] == 1
+    _c, on, err = _main(capsys, *args, "--memory-s", "2", "--memory-radius", "1")
+    assert on is not None, err
+    assert on["lines"]["door"]["in"] == 2 and on["lines"]["door"]["error"] == 0
+    assert on["explain"]["matched"] == on["explain"]["true_crossings"] == 3
+    assert (on["track_ids"], on["true_ids"]) == (4, 3)   # the tracker's ids are untouched: counting only
+    with pytest.raises(SystemExit):
+        main([str(a) for a in args] + ["--count-at-end", "maybe"])
+    assert "argument --count-at-end: 'maybe': expected true or false" in capsys.readouterr().err
