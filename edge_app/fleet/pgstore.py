@@ -88,53 +88,36 @@ class PgFleetStore:
 
     def _write_once(self, batch: Incoming) -> list[dict[str, Any]]:
         now = time.time()
-        with self._lock:
-            if self._write.closed or self._write.broken:
-                self._reconnect()
-            try:
-                with self._write.cursor() as cur:
-                    new = self._events(cur, batch.events, now)
-                    seen: dict[str, float] = {}
-                    for device, (_, at) in batch.presence.items():
-                        seen[device] = max(seen.get(device, 0.0), at)
-                    for device, (_, at) in batch.status.items():
-                        seen[device] = max(seen.get(device, 0.0), at)
-                    for device, _, _, at in batch.events:
-                        seen[device] = max(seen.get(device, 0.0), at)
-                    for event_id, _, _, at in batch.snapshots:
-                        device = event_id.rsplit("-", 1)[0]
-                        seen[device] = max(seen.get(device, 0.0), at)
-                    if seen:  # sorted: two instances lock device rows in the same order (no deadlock)
-                        cur.executemany("INSERT INTO devices (device, last_seen) VALUES (%s, %s) ON CONFLICT (device) "
-                                        "DO UPDATE SET last_seen = GREATEST(COALESCE(devices.last_seen, 0), "
-                                        "EXCLUDED.last_seen)", sorted(seen.items()))
-                    cur.executemany("UPDATE devices SET online = %s, presence_at = %s WHERE device = %s AND "
-                                    "COALESCE(presence_at, 0) <= %s",
-                                    [(on, at, d, at) for d, (on, at) in sorted(batch.presence.items())])
-                    cur.executemany("UPDATE devices SET status = %s, status_at = %s WHERE device = %s AND "
-                                    "COALESCE(status_at, 0) <= %s",
-                                    [(text, at, d, at) for d, (text, at) in sorted(batch.status.items())])
-                    totals: dict[str, list[int]] = {}
-                    for device, doc in new:
-                        t = totals.setdefault(device, [0, 0])
-                        t[0] += 1
-                        t[1] = max(t[1], int(doc["seq"]))
-                    cur.executemany("UPDATE devices SET events = events + %s, last_seq = GREATEST(last_seq, %s) "
-                                    "WHERE device = %s", [(n, seq, d) for d, (n, seq) in sorted(totals.items())])
-                    if batch.snapshots:
-                        cur.executemany("INSERT INTO snapshots VALUES (%s, %s, %s, %s) ON CONFLICT (event_id, kind) "
-                                        "DO UPDATE SET jpeg = EXCLUDED.jpeg, received = EXCLUDED.received",
-                                        batch.snapshots)
-                    self._touched.update(totals)
-                    self._prune(cur)
-                self._write.commit()
-            except BaseException:
-                try:
-                    self._write.rollback()
-                except Exception:
-                    pass
-                raise
-        return [doc for _, doc in new]
+
+        def run(cur: Any) -> list[tuple[str, dict[str, Any]]]:
+            new = self._events(cur, batch.events, now)
+            seen = batch.last_seen()
+            if seen:  # sorted by device: two instances lock device rows in the same order (no deadlock)
+                cur.executemany("INSERT INTO devices (device, last_seen) VALUES (%s, %s) ON CONFLICT (device) "
+                                "DO UPDATE SET last_seen = GREATEST(COALESCE(devices.last_seen, 0), "
+                                "EXCLUDED.last_seen)", seen)
+            cur.executemany("UPDATE devices SET online = %s, presence_at = %s WHERE device = %s AND "
+                            "COALESCE(presence_at, 0) <= %s",
+                            [(on, at, d, at) for d, (on, at) in sorted(batch.presence.items())])
+            cur.executemany("UPDATE devices SET status = %s, status_at = %s WHERE device = %s AND "
+                            "COALESCE(status_at, 0) <= %s",
+                            [(text, at, d, at) for d, (text, at) in sorted(batch.status.items())])
+            totals: dict[str, list[int]] = {}
+            for device, doc in new:
+                t = totals.setdefault(device, [0, 0])
+                t[0] += 1
+                t[1] = max(t[1], int(doc["seq"]))
+            cur.executemany("UPDATE devices SET events = events + %s, last_seq = GREATEST(last_seq, %s) "
+                            "WHERE device = %s", [(n, seq, d) for d, (n, seq) in sorted(totals.items())])
+            if batch.snapshots:
+                cur.executemany("INSERT INTO snapshots VALUES (%s, %s, %s, %s) ON CONFLICT (event_id, kind) "
+                                "DO UPDATE SET jpeg = EXCLUDED.jpeg, received = EXCLUDED.received",
+                                batch.snapshots)
+            self._touched.update(totals)
+            self._prune(cur)
+            return new
+
+        return [doc for _, doc in self._transaction(run)]
 
     def _events(self, cur: Any, events: list[tuple[str, dict[str, Any], str, float]],
                 now: float) -> list[tuple[str, dict[str, Any]]]:

@@ -53,6 +53,17 @@ class Incoming:
     def __len__(self) -> int:
         return len(self.presence) + len(self.status) + len(self.events) + len(self.snapshots)
 
+    def last_seen(self) -> list[tuple[str, float]]:
+        """(device, newest time) of every device the batch heard from, sorted by device: two instances
+        writing one database lock the device rows in the same order (no deadlock)."""
+        seen: dict[str, float] = {}
+        heard = [(d, at) for d, (_, at) in self.presence.items()] + [(d, at) for d, (_, at) in self.status.items()]
+        heard += [(d, at) for d, _, _, at in self.events]
+        heard += [(event_id.rsplit("-", 1)[0], at) for event_id, _, _, at in self.snapshots]
+        for device, at in heard:
+            seen[device] = max(seen.get(device, 0.0), at)
+        return sorted(seen.items())
+
 
 class FleetStore:
     TRANSIENT = (sqlite3.OperationalError,)  # the database cannot write now (disk full, locked): retry the batch
@@ -82,18 +93,8 @@ class FleetStore:
             db.execute("BEGIN")
             try:
                 new = self._events(db, batch.events, now)
-                seen: dict[str, float] = {}
-                for device, (_, at) in batch.presence.items():
-                    seen[device] = max(seen.get(device, 0.0), at)
-                for device, (_, at) in batch.status.items():
-                    seen[device] = max(seen.get(device, 0.0), at)
-                for device, _, _, at in batch.events:
-                    seen[device] = max(seen.get(device, 0.0), at)
-                for event_id, _, _, at in batch.snapshots:
-                    device = event_id.rsplit("-", 1)[0]
-                    seen[device] = max(seen.get(device, 0.0), at)
                 db.executemany("INSERT INTO devices (device, last_seen) VALUES (?, ?) ON CONFLICT(device) DO UPDATE "
-                               "SET last_seen = MAX(COALESCE(last_seen, 0), excluded.last_seen)", seen.items())
+                               "SET last_seen = MAX(COALESCE(last_seen, 0), excluded.last_seen)", batch.last_seen())
                 db.executemany("UPDATE devices SET online = ?, presence_at = ? WHERE device = ?",
                                [(int(on), at, d) for d, (on, at) in batch.presence.items()])
                 db.executemany("UPDATE devices SET status = ?, status_at = ? WHERE device = ?",

@@ -8,12 +8,13 @@ does not match removes the ``.part`` (resuming it could never succeed); a short 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from ..core.artifact import sha256_file
 
 
 class DownloadError(Exception):
@@ -22,19 +23,11 @@ class DownloadError(Exception):
         self.reason = reason
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch(url: str, token: str, dest: Path, sha256: str, size: int, *, timeout: float = 30.0,
           progress: Callable[[int, int], None] | None = None) -> Path:
     """``url`` -> ``dest`` (exactly ``size`` bytes of digest ``sha256``); DownloadError naming the reason."""
     dest = Path(dest)
-    if dest.is_file() and dest.stat().st_size == size and _sha256(dest) == sha256:
+    if dest.is_file() and dest.stat().st_size == size and sha256_file(dest) == sha256:
         return dest  # there already (a command delivered again): nothing is fetched twice
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -76,7 +69,7 @@ def fetch(url: str, token: str, dest: Path, sha256: str, size: int, *, timeout: 
                 os.fsync(fh.fileno())
     if have != size:
         raise DownloadError("truncated", f"{url}: {have} of {size} bytes arrived; the rest is fetched on the next try")
-    actual = _sha256(part)
+    actual = sha256_file(part)
     if actual != sha256:
         part.unlink(missing_ok=True)
         raise DownloadError("digest", f"{url}: sha256 {actual[:12]}... is not the command's {sha256[:12]}...: "

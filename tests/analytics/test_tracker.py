@@ -175,31 +175,28 @@ def test_reupdate_is_the_filter_run_along_the_straight_path_through_the_gap():
     assert np.abs(plain.mean[0] - fed.mean[0]).max() > 0.1   # which the plain update is not
 
 
+def _walker_that_stops_while_hidden(**settings) -> set[int]:
+    """Walking at 3 px/frame, it stops while hidden for 10 frames (20..29): the prediction walks on 30 px,
+    past the IoU gate of its 30 px box. Returns the track ids it was given."""
+    t = Tracker(_settings(lost_s=2.0, **settings))
+    ids: set[int] = set()
+    for f in range(60):
+        x = 100 + 3 * min(f, 20) if not 20 <= f < 30 else None
+        tr = t.update(_det([[x, 50, x + 30, 110]]) if x is not None else Detections.empty(), f / 30)
+        ids |= set(tr.ids.tolist())
+    return ids
+
+
 def test_recovery_finds_a_lost_track_that_moved_further_than_predicted():
-    # walking at 3 px/frame, it stops while hidden for 10 frames: the prediction walks on 30 px, past the
-    # IoU gate of its 30 px box; grown boxes (recover_buffer) still find it: one identity instead of two
-    def run(buffer):
-        t = Tracker(_settings(recover_buffer=buffer, lost_s=2.0))
-        ids = set()
-        for f in range(60):
-            x = 100 + 3 * min(f, 20) if not 20 <= f < 30 else None
-            tr = t.update(_det([[x, 50, x + 30, 110]]) if x is not None else Detections.empty(), f / 30)
-            ids |= set(tr.ids.tolist())
-        return ids
-    assert len(run(0.0)) == 2 and len(run(0.5)) == 1
+    # grown boxes (recover_buffer) still find it: one identity instead of two
+    assert len(_walker_that_stops_while_hidden(recover_buffer=0.0)) == 2
+    assert len(_walker_that_stops_while_hidden(recover_buffer=0.5)) == 1
 
 
 def test_observation_centric_recovery_finds_an_object_where_it_was_last_seen():
-    # the same walker stops while hidden; OC-SORT's OCR matches the box where it was last seen
-    def run(last):
-        t = Tracker(_settings(recover_last=last, lost_s=2.0))
-        ids = set()
-        for f in range(60):
-            x = 100 + 3 * min(f, 20) if not 20 <= f < 30 else None
-            tr = t.update(_det([[x, 50, x + 30, 110]]) if x is not None else Detections.empty(), f / 30)
-            ids |= set(tr.ids.tolist())
-        return ids
-    assert len(run(False)) == 2 and len(run(True)) == 1
+    # OC-SORT's OCR matches the box where it was last seen
+    assert len(_walker_that_stops_while_hidden(recover_last=False)) == 2
+    assert len(_walker_that_stops_while_hidden(recover_last=True)) == 1
 
 
 def test_direction_consistency_keeps_crossing_objects_apart():

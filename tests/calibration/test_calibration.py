@@ -320,16 +320,21 @@ def test_calibrate_leaves_unlabelled_classes_at_the_configured_threshold(tmp_pat
     from edge_app.inference.models import open_model
     from edge_app.datasets.synthetic import CLASSES, make_sample
 
-    data = tmp_path / "circles"
-    (data / "images").mkdir(parents=True)
-    (data / "annotations").mkdir()
+    def labels_of(name: str, rng: np.random.Generator) -> Path:
+        """16 synthetic scenes as VOC with the boxes of one class only (the others unlabelled)."""
+        data = tmp_path / f"{name}s"
+        (data / "images").mkdir(parents=True)
+        (data / "annotations").mkdir()
+        for i in range(16):
+            s = make_sample(rng, 320, 320)
+            cv2.imwrite(str(data / "images" / f"{i:03d}.png"), s.image)
+            objects = [(name, [round(float(v)) for v in b]) for b, c in zip(s.truth.boxes, s.truth.classes)
+                       if CLASSES[c] == name]
+            (data / "annotations" / f"{i:03d}.xml").write_text(voc_xml(f"{i:03d}.png", 320, 320, objects))
+        return data
+
     rng = np.random.default_rng(5)
-    for i in range(16):
-        s = make_sample(rng, 320, 320)
-        cv2.imwrite(str(data / "images" / f"{i:03d}.png"), s.image)
-        objects = [("circle", [round(float(v)) for v in b]) for b, c in zip(s.truth.boxes, s.truth.classes)
-                   if CLASSES[c] == "circle"]
-        (data / "annotations" / f"{i:03d}.xml").write_text(voc_xml(f"{i:03d}.png", 320, 320, objects))
+    data = labels_of("circle", rng)
     shutil.copy(demo_detector, tmp_path / "model.onnx")
     shutil.copy(demo_detector.with_suffix(".json"), tmp_path / "model.json")
     cfg = tmp_path / "config.toml"
@@ -352,15 +357,7 @@ def test_calibrate_leaves_unlabelled_classes_at_the_configured_threshold(tmp_pat
 
     # Labels of squares next (a user labelling cars after people): circle keeps its earlier threshold
     # instead of falling back to 0.33; --forget-thresholds starts over.
-    squares = tmp_path / "squares"
-    (squares / "images").mkdir(parents=True)
-    (squares / "annotations").mkdir()
-    for i in range(16):
-        s = make_sample(rng, 320, 320)
-        cv2.imwrite(str(squares / "images" / f"{i:03d}.png"), s.image)
-        objects = [("square", [round(float(v)) for v in b]) for b, c in zip(s.truth.boxes, s.truth.classes)
-                   if CLASSES[c] == "square"]
-        (squares / "annotations" / f"{i:03d}.xml").write_text(voc_xml(f"{i:03d}.png", 320, 320, objects))
+    squares = labels_of("square", rng)
 
     def again(*extra: str) -> dict:
         r = subprocess.run([sys.executable, "-m", "edge_app", "calibrate", "--config", str(cfg), "--data",

@@ -74,7 +74,26 @@ def _log(path: Path, event: str) -> list[dict]:
     return out
 
 
-class Fleet:
+class _Process:
+    """A child process of the test: killed (as a power cut would) or stopped."""
+
+    proc: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Fleet(_Process):
     def __init__(self, broker: Broker, folder: Path, store: str = "") -> None:
         self.broker, self.folder, self.port, self.store = broker, folder, free_port(), store
         folder.mkdir(parents=True, exist_ok=True)
@@ -117,21 +136,9 @@ class Fleet:
         return next((r for r in (self.get("/api/rollouts") or {"rollouts": []})["rollouts"] if r["id"] == rid),
                     {"state": None, "by_state": {}})
 
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
-class Device:
+class Device(_Process):
     def __init__(self, name: str, folder: Path, broker: Broker, public_key: str, live: Path) -> None:
         self.name, self.folder, self.port = name, folder, free_port()
         folder.mkdir(parents=True, exist_ok=True)
@@ -204,18 +211,6 @@ file = "{folder / 'log.jsonl'}"
         lines = path.read_text().splitlines() if path.is_file() else []
         return [e for e in map(json.loads, lines) if e["type"] == kind and e.get("rollout") == rollout]
 
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def _publish(broker: Broker, topic: str, payloads: list[bytes]) -> None:
