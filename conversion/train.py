@@ -7,6 +7,7 @@ metadata at the end (see export.py).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -226,6 +227,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         from .export import export_checkpoint
         result["export"] = export_checkpoint(out / "best.pt", out / "model.onnx", val_src)
     if world > 1:
+        # DDP's reducer holds the process group: left to the interpreter's exit, its gloo threads can be
+        # torn down mid-join (SIGABRT "terminate called without an active exception", once on a loaded
+        # 2-core CI run). Freed here, before the group, the shutdown order is ours.
+        net = ddp_model = None
+        gc.collect()
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return result
