@@ -169,3 +169,17 @@ class RollingMonitor:
                     warnings.append(f"{name}: rolling {key} {value:.3f} below the floor {floor:.2f} "
                                     f"over the last {s['frames']} labelled frames")
         return warnings
+
+
+def for_log(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot as the periodic log line writes it: per-class rows that measured nothing (no labels,
+    no detections, every value empty) left out. An 80-class COCO model would otherwise write 80 empty rows
+    per stream every log period; /status keeps them all."""
+    out: dict[str, Any] = {}
+    for name, s in snapshot.items():
+        rows = s.get("per_class")
+        if isinstance(rows, dict):
+            s = {**s, "per_class": {c: v for c, v in rows.items()
+                                    if any(x is not None and x != 0 for x in v.values())}}
+        out[name] = s
+    return out

@@ -16,7 +16,7 @@ from typing import Any
 from ..core.types import Frame, Tracks
 from ..logs import log_event
 from .overlay import draw_detections, draw_geometry, draw_hud, draw_mask, draw_plain_boxes, draw_tracks
-from ..review.rolling import RollingMonitor
+from ..review.rolling import RollingMonitor, for_log
 from ..sources import FrameSource, LatestSlot
 from .telemetry import Telemetry
 from ..analytics.counting import Analytics
@@ -237,7 +237,7 @@ class Stream:
         snap = self.rolling.snapshot()
         t = self.telemetry.snapshot()
         log_event(log, logging.INFO, "metrics", stream=self.name, fps=t["fps"], latency_ms=t["latency_ms"],
-                  counters=t["counters"], source=self.source.stats.state, rolling=snap)
+                  counters=t["counters"], source=self.source.stats.state, rolling=for_log(snap))
         for w in self.rolling.drift_warnings(snap):
             log_event(log, logging.WARNING, "drift", stream=self.name, message=w)
         return snap
