@@ -18,7 +18,7 @@ relative 1e-4 and a few float32 ulps, so rounding can only add candidates, never
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -43,6 +43,26 @@ _DENSE_PAIRS = 16384
 _ULPS = 8 * float(np.finfo(np.float32).eps)
 _TINY = np.float32(np.finfo(np.float32).smallest_subnormal)
 _UPPER = [np.triu(np.ones((n, n), bool), 1) for n in range(_DENSE + 1)]  # i outranks j, per size
+
+# A compiled loop lent by a backend (backends/ort_nms.py: ONNX Runtime's NonMaxSuppression), giving the same
+# keep mask: (ranked boxes (N, 4) float32, groups (N,) int64, threshold) -> (N,) bool. Used for
+# _KERNEL_MIN..._KERNEL_MAX boxes, where it is faster than the numpy paths (tests/benchmarks/bench_nms.py);
+# above, its loop over kept x candidates loses to the sweep.
+NmsKernel = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+_KERNEL: NmsKernel | None = None
+_KERNEL_MIN = 32
+_KERNEL_MAX = 3000
+
+
+def use_kernel(kernel: NmsKernel | None) -> None:
+    """Install (or, with None, remove) the compiled kernel batched_nms calls for mid-size inputs."""
+    global _KERNEL
+    _KERNEL = kernel
+
+
+def kernel() -> NmsKernel | None:
+    """The installed kernel, or None (numpy only)."""
+    return _KERNEL
 
 
 def _iou_above(x1p, y1p, x2p, y2p, x1q, y1q, x2q, y2q, t: float, ap=None, aq=None) -> np.ndarray:
@@ -232,6 +252,11 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     t = float(iou_threshold)
     order = np.argsort(-s, kind="stable")  # descending score, ties by index
     rb, rc = b[order], c[order]
+    k = _KERNEL
+    # The kernel orders each box's corners itself (torchvision does not): flipped or NaN boxes stay here.
+    if (k is not None and _KERNEL_MIN <= len(b) <= _KERNEL_MAX
+            and bool(np.all(rb[:, 2:] >= rb[:, :2]))):
+        return order[k(rb, rc, t)]
     if len(b) <= _DENSE:
         return order[_dense(rb, rc, t)]
     slack = _ULPS * max(float(np.abs(b).max(initial=0.0)), 1.0)

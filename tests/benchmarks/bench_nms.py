@@ -3,10 +3,11 @@
 Not a test: prints times and ratios (ours / torchvision; goal <= 1.0) for 1k, 5k and 20k boxes on two box
 distributions, and for the candidates of one real tiled frame (the COCO detector on a MOT17 frame, 3x2
 tiles + the whole frame: every NMS call of that frame, per tile and the merge, at the runtime's default
-threshold), after asserting that both keep the same boxes. Both run on one thread. The two take turns call
-by call, each first every other round (load from elsewhere falls on both alike), and the whole measurement
-is repeated (``--repeats``): each row gives the
-median ratio and the spread of the runs, the noise of a shared machine. Run:
+threshold), after asserting that both keep the same boxes. "ours" is batched_nms as the runtime runs it
+(ONNX Runtime's kernel lent for 32..3000 boxes, the numpy sweep elsewhere); "numpy only" is core.nms with
+no kernel. All run on one thread, taking turns call by call in a rotating order (load from elsewhere falls
+on all alike), and the whole measurement is repeated (``--repeats``): each row gives the median ratio and
+the spread of the runs, the noise of a shared machine. Run:
 `python tests/benchmarks/bench_nms.py [--repeats 3]`.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from edge_app.backends.cpu import cpu_info  # noqa: E402
+import edge_app.core.nms as nms_mod  # noqa: E402
+from edge_app.backends.ort_nms import install as install_nms_kernel  # noqa: E402
 from edge_app.core.nms import batched_nms  # noqa: E402
 
 MOT_FRAME = ROOT.parent / "shared" / "data" / "mot" / "MOT17-04-FRCNN-mini" / "img1" / "000001.jpg"
@@ -55,7 +58,6 @@ def tiled_frame_calls() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]
     MOT17 frame, as (boxes, scores, groups, iou): one per tile and the merge over all tiles."""
     import cv2
 
-    import edge_app.core.nms as nms_mod
     import edge_app.decoders.merge as merge_mod
     from edge_app.inference.models import open_artifact
     from edge_app.frames.tiles import TileSpec
@@ -77,16 +79,17 @@ def tiled_frame_calls() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]
     return calls
 
 
-def _interleaved(ours, theirs, repeats: int) -> tuple[float, float]:
-    """Median seconds of each, the two taking turns call by call, each going first every other round
-    (what runs just before, and its caches, falls on both alike)."""
-    a, b = [], []
+def _interleaved(fns, repeats: int) -> list[float]:
+    """Median seconds of each function, taking turns call by call, the order rotated every round (what
+    runs just before, and its caches, falls on all alike)."""
+    times: list[list[float]] = [[] for _ in fns]
     for k in range(repeats):
-        for fn, out in ((ours, a), (theirs, b)) if k % 2 == 0 else ((theirs, b), (ours, a)):
+        for j in range(len(fns)):
+            i = (j + k) % len(fns)
             t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-    return statistics.median(a), statistics.median(b)
+            fns[i]()
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> int:
@@ -114,6 +117,9 @@ def main() -> int:
         cases.append((f"tiled frame ({len(calls)} calls)", sum(len(x[0]) for x in calls), calls))
     else:
         print(f"bench_nms: {MOT_FRAME} not here: the tiled frame's row is left out", file=sys.stderr)
+    # As the runtime runs it: the ONNX Runtime backend lends core.nms its kernel for mid-size inputs.
+    install_nms_kernel()
+    lent = nms_mod.kernel()
     cpu = cpu_info().describe()
     rows = []
     for name, n, calls in cases:
@@ -129,20 +135,29 @@ def main() -> int:
             for b, s, c, iou in calls:
                 batched_nms(b, s, c, iou)
 
+        def run_numpy():  # core.nms without the kernel: what runs where ONNX Runtime is not loaded
+            nms_mod.use_kernel(None)
+            try:
+                run_ours()
+            finally:
+                nms_mod.use_kernel(lent)
+
         def run_theirs():
             for tb, ts, tc, iou in tensors:
                 torchvision.ops.batched_nms(tb, ts, tc, iou)
 
         reps = 31 if n <= 5000 else 7
-        runs = [_interleaved(run_ours, run_theirs, reps) for _ in range(a.repeats)]
-        ratios = [o / t for o, t in runs]
+        runs = [_interleaved([run_ours, run_theirs, run_numpy], reps) for _ in range(a.repeats)]
+        ratios = [o / t for o, t, _ in runs]
         ratio = statistics.median(ratios)
-        o_ms = statistics.median(o for o, _ in runs) * 1e3
-        t_ms = statistics.median(t for _, t in runs) * 1e3
+        numpy_ratio = statistics.median(p / t for _, t, p in runs)
+        o_ms = statistics.median(o for o, _, _ in runs) * 1e3
+        t_ms = statistics.median(t for _, t, _ in runs) * 1e3
         rows.append({"boxes": n, "distribution": name, "kept": kept, "ours_ms": o_ms, "torchvision_ms": t_ms,
-                     "ratio": ratio, "ratio_runs": [round(r, 3) for r in ratios]})
+                     "ratio": ratio, "ratio_runs": [round(r, 3) for r in ratios], "numpy_only_ratio": numpy_ratio})
         print(f"{name:>24} {n:>6} boxes  kept {kept:>5}  ours {o_ms:8.3f} ms  torchvision {t_ms:8.3f} ms  ratio "
-              f"{ratio:5.2f} (runs {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+              f"{ratio:5.2f} (runs {', '.join(f'{r:.2f}' for r in ratios)}; numpy only {numpy_ratio:.2f})",
+              flush=True)
     worst = max(r["ratio"] for r in rows)
     print(f"SUMMARY nms: worst ratio ours/torchvision {worst:.2f} (goal <= 1.00), torch threads "
           f"{torch.get_num_threads()}, CPU {cpu}")

@@ -4,8 +4,20 @@ import pytest
 
 from edge_app.core.nms import batched_nms, nms, postprocess_detections
 
+import edge_app.core.nms as core_nms
+from edge_app.backends.ort_nms import OrtNms
+
 torch = pytest.importorskip("torch", reason="torch is in the dev extra: pip install -e '.[dev]'")
 torchvision = pytest.importorskip("torchvision", reason="torchvision is in the dev extra")
+
+
+@pytest.fixture(autouse=True, params=["numpy", "onnxruntime"])
+def kernel(request, monkeypatch):
+    """Every test twice: the numpy paths alone, and with ONNX Runtime's kernel lent for every size it
+    takes (down to one box, so the small cases go through it too)."""
+    monkeypatch.setattr(core_nms, "_KERNEL", OrtNms() if request.param == "onnxruntime" else None)
+    monkeypatch.setattr(core_nms, "_KERNEL_MIN", 0)
+    return request.param
 
 
 def _random_case(rng, n, num_classes, grid=16.0):
@@ -162,3 +174,18 @@ def test_batched_nms_bad_input():
         batched_nms(np.zeros((3, 4)), np.zeros(2), np.zeros(3), 0.5)
     with pytest.raises(ValueError, match="iou_threshold"):
         batched_nms(np.zeros((3, 4)), np.zeros(3), np.zeros(3), -0.1)
+
+
+def test_flipped_boxes_stay_on_the_numpy_path(kernel):
+    # ONNX Runtime orders a box's corners itself, torchvision does not: a flipped box (x2 < x1) overlaps
+    # nothing for torchvision; the kernel is not asked about a set holding one.
+    boxes = np.array([[0, 0, 10, 10], [10, 0, 0, 10], [1, 1, 11, 11]] * 20, np.float32)
+    scores = np.linspace(1, 0.1, len(boxes)).astype(np.float32)
+    classes = np.zeros(len(boxes), np.int64)
+    calls = []
+    if kernel == "onnxruntime":
+        real = core_nms._KERNEL
+        core_nms._KERNEL = lambda *a: calls.append(1) or real(*a)
+    np.testing.assert_array_equal(batched_nms(boxes, scores, classes, 0.5), _torchvision(boxes, scores, classes, 0.5))
+    assert calls == []
+

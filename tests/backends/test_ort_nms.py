@@ -1,0 +1,29 @@
+"""The NMS kernel ONNX Runtime lends core.nms: its one-node model, and who installs it. (Its answers are
+compared with torchvision's in tests/core/test_nms.py, every case through both paths.)"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_app.backends.ort_nms import nms_model_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_kernel_model_is_valid_onnx():
+    # The hand-written protobuf, read back by the onnx package (an independent reader) and checked.
+    onnx = pytest.importorskip("onnx", reason="onnx is in the dev extra")
+    model = onnx.load_from_string(nms_model_bytes())
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node] == ["NonMaxSuppression"]
+    assert model.opset_import[0].version == 11
+    assert [i.name for i in model.graph.input] == ["boxes", "scores", "max_per_class", "iou", "score_min"]
+
+
+def test_the_onnx_runtime_backend_lends_its_kernel():
+    code = ("import edge_app.core.nms as n; from edge_app.backends import create_backend; "
+            "assert n.kernel() is None; create_backend('onnxruntime', 'edge_app/demo/detector.onnx'); "
+            "print(type(n.kernel()).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.stdout.strip() == "OrtNms", out.stderr
