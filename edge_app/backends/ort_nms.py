@@ -22,11 +22,14 @@ Why the answer is the same as torchvision's (and core.nms's):
 """
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
 
 from ..core import nms as core_nms
+
+log = logging.getLogger(__name__)
 
 
 def _varint(v: int) -> bytes:
@@ -101,8 +104,19 @@ class OrtNms:
 _lock = threading.Lock()
 
 
+_failed = False
+
+
 def install() -> None:
-    """Lend core.nms the ONNX Runtime kernel (once per process; idempotent)."""
+    """Lend core.nms the ONNX Runtime kernel (once per process; idempotent). A build of ONNX Runtime
+    that cannot run it leaves core.nms on numpy (same answers, slower) with one warning."""
+    global _failed
     with _lock:
-        if core_nms.kernel() is None:
+        if core_nms.kernel() is not None or _failed:
+            return
+        try:
             core_nms.use_kernel(OrtNms())
+        except Exception as exc:  # ORT's own exception types; the numpy path needs nothing from it
+            _failed = True
+            log.warning("NMS stays on numpy: ONNX Runtime could not run its NonMaxSuppression kernel: %s",
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

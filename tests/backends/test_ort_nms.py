@@ -27,3 +27,21 @@ def test_the_onnx_runtime_backend_lends_its_kernel():
             "print(type(n.kernel()).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.stdout.strip() == "OrtNms", out.stderr
+
+
+def test_a_kernel_that_cannot_start_leaves_numpy_with_a_warning(monkeypatch, caplog):
+    import edge_app.backends.ort_nms as ort_nms
+    import edge_app.core.nms as core_nms
+
+    def broken():
+        raise RuntimeError("NonMaxSuppression(11) is not implemented in this build")
+
+    monkeypatch.setattr(core_nms, "_KERNEL", None)
+    monkeypatch.setattr(ort_nms, "_failed", False)
+    monkeypatch.setattr(ort_nms, "OrtNms", broken)
+    with caplog.at_level("WARNING"):
+        ort_nms.install()
+        ort_nms.install()  # tried once, warned once
+    assert core_nms.kernel() is None
+    warnings = [r.getMessage() for r in caplog.records if "NMS stays on numpy" in r.getMessage()]
+    assert len(warnings) == 1 and "not implemented in this build" in warnings[0]
