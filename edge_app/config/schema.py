@@ -46,7 +46,7 @@ class TrackerConfig:
     """A detector's multi-object tracker (``analytics.tracker``; ByteTrack-style)."""
 
     enabled: bool = spec(False, doc="track this detector's objects (identities, trails, line and zone counts)")
-    high_score: float = spec(0.6, ge=0, le=1, doc="detections at least this take part in the first association")
+    high_score: float = spec(0.5, ge=0, le=1, doc="detections at least this take part in the first association")
     low_score: float = spec(0.1, ge=0, le=1, doc="... and from here up to high_score in the second (keeps "
                             "partly hidden objects)")
     new_track_score: float = spec(0.6, ge=0, le=1, doc="a detection no track took starts a track from this score")
@@ -56,7 +56,7 @@ class TrackerConfig:
     min_hits: int = spec(3, ge=1, le=100, doc="hits that confirm a track; only confirmed tracks have an id")
     lost_s: float = spec(2.0, ge=0, le=600, doc="seconds a lost track is kept to re-identify the object")
     fuse_score: bool = spec(True, doc="weigh IoU by detection score in the first association")
-    low_revives_lost: bool = spec(False, doc="lost tracks also take part in the second association")
+    low_revives_lost: bool = spec(True, doc="lost tracks also take part in the second association")
     report: str = spec("detection", choices=("detection", "filtered"),
                        doc="track boxes shown: the matched detection, or the Kalman-filtered box")
     reupdate: bool = spec(True, doc="OC-SORT's observation-centric re-update: a track found again after a gap "
