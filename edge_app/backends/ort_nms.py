@@ -1,8 +1,8 @@
 """Greedy NMS through ONNX Runtime's NonMaxSuppression kernel: the same kept boxes as core.nms, faster on
 the few hundred to few thousand candidates of a detector's frame.
 
-core/nms.py stays numpy-only and exact; this module lends it a compiled loop (``install``, done when the
-ONNX Runtime backend is imported, so the runtime, calibration and evaluation all use it alike). The answer
+core/nms.py stays numpy-only and exact; this module lends it a compiled loop (``install``, done by the first
+ONNX Runtime session opened, so the runtime, calibration and evaluation all use it alike). The answer
 does not change, only the time (tests/core/test_nms.py runs both against torchvision; the benchmark,
 tests/benchmarks/bench_nms.py, times both).
 
