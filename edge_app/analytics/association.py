@@ -143,3 +143,35 @@ def covered(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(f, kind="stable")  # the largest share per row written last
     share[r[order]], by[r[order]] = f[order], c[order]
     return share, by
+
+
+def shape_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-aligned xyxy boxes a (K, 4), b (K, 4) -> (K,) in (0, 1]: 1 for boxes of one width and height,
+    falling with the relative difference of each (BoostTrack's shape cue)."""
+    wa, ha = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    wb, hb = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    dw = np.abs(wa - wb) / np.maximum(np.maximum(wa, wb), 1e-9)
+    dh = np.abs(ha - hb) / np.maximum(np.maximum(ha, hb), 1e-9)
+    return np.exp(-(dw + dh))
+
+
+def likelihood_share(rows: np.ndarray, d2: np.ndarray, limit: float) -> np.ndarray:
+    """For K allowed (track, detection) pairs: rows (K,) the track of each, d2 (K,) its squared Mahalanobis
+    distance -> (K,) the pair's share of its track's Gaussian likelihood over the track's pairs (0 beyond
+    ``limit``): among the detections a track may take, how much more the motion explains this one."""
+    lik = np.where(d2 <= limit, np.exp(-0.5 * np.minimum(d2, limit)), 0.0)
+    total = np.zeros(int(rows.max()) + 1 if len(rows) else 0)
+    np.add.at(total, rows, lik)
+    return np.where(lik > 0, lik / np.maximum(total[rows], 1e-300), 0.0)
+
+
+def strongest_apart(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """(N,) mask of the boxes (N, 4) no overlapping (IoU > iou) box outscores: one box per cluster of
+    overlapping weak detections (ties: the first)."""
+    keep = np.ones(len(boxes), bool)
+    r, c, v = overlaps(boxes, boxes)
+    over = (r != c) & (v > iou)
+    r, c = r[over], c[over]
+    beaten = (scores[c] > scores[r]) | ((scores[c] == scores[r]) & (c < r))
+    keep[r[beaten]] = False
+    return keep

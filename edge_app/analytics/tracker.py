@@ -6,7 +6,8 @@ Per frame (``update(detections, t, frame=None)``):
 0. with a frame, the camera's motion since the last one moves every track (``motion.py``);
 1. every track is predicted to time ``t`` (seconds: the buffer and the motion hold at any frame rate);
 2. tracked and lost tracks are matched to the high-score detections (IoU, optionally weighted by the
-   detection score, plus the direction and appearance cues), gated at ``match_iou``; 3. tracks still
+   detection score, plus the direction, BoostTrack's shape / recency / motion and the appearance cues),
+   gated at ``match_iou`` (BoostTrack's boosts, when on, first raise the scores association sees); 3. tracks still
    unmatched that were tracked last frame get a second chance with the low-score detections
    (``low_iou``): a partly occluded object keeps its identity on a weak detection; 4. lost tracks still
    unmatched get a last chance with grown boxes (``recover_buffer``): an object that moved further than
@@ -26,7 +27,8 @@ import numpy as np
 from ..config.schema import TrackerConfig
 from ..core.types import Detections, Tracks
 from . import kalman
-from .association import _lsap, assign, candidate_pairs, covered, direction_consistency, expand, overlaps, pair_iou
+from .association import (_lsap, assign, candidate_pairs, covered, direction_consistency, expand, likelihood_share,
+                          overlaps, pair_iou, shape_similarity, strongest_apart)
 from .base import BaseTracker
 
 __all__ = ["Tracker", "assign", "candidate_pairs", "overlaps", "pair_iou"]
@@ -113,6 +115,17 @@ class Tracker(BaseTracker):
             unit = np.where(norm > 0.5, heading / np.maximum(norm, 1e-6), 0.0)  # still objects: no heading
             sim = sim + self.s.direction_weight * direction_consistency(unit, self.last_z[tr, 0:2], centres) \
                 * det.scores[de]
+        if cues and (self.s.shape_weight > 0 or self.s.recency_weight > 0) and len(tr):
+            # BoostTrack's track confidence: 0.9 per (30 fps) frame since the track was last seen
+            missed = np.maximum(float(self.t or 0.0) - self.seen[tr] - self.frame_dt, 0.0) / kalman.FRAME_S
+            both = np.clip(det.scores[de], 0.0, 1.0) * 0.9 ** missed  # confidences (MOT15's ACF scores run past 1)
+            sim = sim + self.s.recency_weight * both * iou  # a track seen last frame before one lost a while
+            if self.s.shape_weight > 0:  # alike sizes, by both confidences
+                sim = sim + self.s.shape_weight * both * shape_similarity(boxes[tr], det.boxes[de].astype(np.float64))
+        if cues and self.s.motion_weight > 0 and len(tr):  # the detections the track's motion explains best
+            d2 = kalman.mahalanobis(self.mean[tr], self.cov[tr], kalman.xyxy_to_xyah(det.boxes[de]),
+                                    self.s.measurement_noise)
+            sim = sim + self.s.motion_weight * likelihood_share(r, d2, kalman.CHI2_4_99)
         if cues and det_emb is not None and len(tr) and self.emb.shape[1]:
             w = self.s.appearance_weight
             sim = (1 - w) * sim + w * (self.emb[tr] * det_emb[de]).sum(axis=1)
@@ -149,6 +162,33 @@ class Tracker(BaseTracker):
             self.next_id += len(grown)
             self.state[grown] = TRACKED
             self.confirmed_total += len(grown)
+
+    def _boost(self, det: Detections, boxes: np.ndarray) -> tuple[Detections, np.ndarray]:
+        """BoostTrack's detection boosts, for association only (a track's reported score stays the detector's):
+        boxes (T, 4) every track's predicted box -> the detections with boosted scores, and (N,) which weak ones
+        were taken as strong because no track's motion explains them (these may start a track)."""
+        s = self.s
+        score = det.scores.astype(np.float64)
+        g = self.groups
+        if s.boost_overlap > 0:  # likely objects: a detection on a track's predicted box
+            r, c, iou = overlaps(boxes, det.boxes.astype(np.float64))
+            ct, cd = self.classes[r], det.classes[c]
+            same = (ct == cd) if g is None else (g[ct] == g[cd])
+            best = np.zeros(len(det))
+            np.maximum.at(best, c[same], iou[same])
+            score = np.maximum(score, s.boost_overlap * best)
+        promoted = np.zeros(len(det), bool)
+        weak = ((score >= s.low_score) & (score < s.high_score)).nonzero()[0]
+        if s.boost_unexplained and len(weak):  # unlikely objects: weak, far from every track's motion
+            d2 = kalman.mahalanobis(self.mean[:, None], self.cov[:, None], kalman.xyxy_to_xyah(det.boxes[weak])[None],
+                                    s.measurement_noise)
+            ct, cd = self.classes[:, None], det.classes[weak][None]
+            d2 = np.where((ct == cd) if g is None else (g[ct] == g[cd]), d2, np.inf)
+            cand = weak[d2.min(axis=0) > kalman.CHI2_4_99]
+            cand = cand[strongest_apart(det.boxes[cand].astype(np.float64), score[cand], 0.3)]
+            promoted[cand] = True
+            score[cand] = s.high_score
+        return Detections(det.boxes, score.astype(np.float32), det.classes), promoted
 
     def _match_motion(self, tracks: np.ndarray, det_idx: np.ndarray, det: Detections) -> tuple[np.ndarray, np.ndarray]:
         """recover_motion: lost tracks vs detections by the distance of the detection's centre from the
@@ -223,24 +263,27 @@ class Tracker(BaseTracker):
         self.mean, self.cov = kalman.predict(self.mean, self.cov, dt)
         boxes = kalman.xyah_to_xyxy(self.mean) if len(self) else np.zeros((0, 4))
         scores = det.scores
-        high = (scores >= s.high_score).nonzero()[0]
-        low = ((scores >= s.low_score) & (scores < s.high_score)).nonzero()[0]
+        found, promoted = det, np.zeros(len(det), bool)  # what association sees: boosted scores, when on
+        if (s.boost_overlap > 0 or s.boost_unexplained) and len(self) and len(det):
+            found, promoted = self._boost(det, boxes)
+        high = (found.scores >= s.high_score).nonzero()[0]
+        low = ((found.scores >= s.low_score) & (found.scores < s.high_score)).nonzero()[0]
         before = self.state.copy()
         matched = np.zeros(len(self), bool)
         used = np.zeros(len(det), bool)
         # Every stage matches predicted boxes; the Kalman corrections are applied once, at the end.
         # 1. confirmed (tracked or lost) tracks vs high-score detections
-        t1, d1 = self._match(boxes, (before != TENTATIVE).nonzero()[0], high, det, s.match_iou, s.fuse_score,
+        t1, d1 = self._match(boxes, (before != TENTATIVE).nonzero()[0], high, found, s.match_iou, s.fuse_score,
                              cues=True, det_emb=det_emb)
         matched[t1], used[d1] = True, True
         # 2. tracks that were tracked last frame and are still unmatched vs low-score detections
         second = (before == TRACKED) | ((before == LOST) & s.low_revives_lost)
-        t2, d2 = self._match(boxes, (second & ~matched).nonzero()[0], low, det, s.low_iou, False)
+        t2, d2 = self._match(boxes, (second & ~matched).nonzero()[0], low, found, s.low_iou, False)
         matched[t2], used[d2] = True, True
         # 3. lost tracks still unmatched: grown boxes, for objects that moved further than predicted
         t4 = d4 = np.zeros(0, np.int64)
         if s.recover_buffer > 0:
-            t4, d4 = self._match(boxes, ((before == LOST) & ~matched).nonzero()[0], high[~used[high]], det,
+            t4, d4 = self._match(boxes, ((before == LOST) & ~matched).nonzero()[0], high[~used[high]], found,
                                  s.match_iou, s.fuse_score, grow=s.recover_buffer)
             matched[t4], used[d4] = True, True
         # 3b. OC-SORT's observation-centric recovery: tracks still unmatched, by the box where they were
@@ -248,18 +291,19 @@ class Tracker(BaseTracker):
         t5 = d5 = np.zeros(0, np.int64)
         if s.recover_last:
             last_boxes = kalman.xyah_to_xyxy(self.last_z) if len(self) else np.zeros((0, 4))
-            t5, d5 = self._match(last_boxes, ((before != TENTATIVE) & ~matched).nonzero()[0], high[~used[high]], det,
+            t5, d5 = self._match(last_boxes, ((before != TENTATIVE) & ~matched).nonzero()[0], high[~used[high]],
+                                 found,
                                  s.match_iou, s.fuse_score)
             matched[t5], used[d5] = True, True
             t4, d4 = np.concatenate([t4, t5]), np.concatenate([d4, d5])
         # 3c. lost tracks still unmatched, by motion: a detection near where the filter puts them, of a like
         # size, not behind their heading (an object that moved further than the IoU gate allows while hidden)
         if s.recover_motion > 0:
-            t6, d6 = self._match_motion(((before == LOST) & ~matched).nonzero()[0], high[~used[high]], det)
+            t6, d6 = self._match_motion(((before == LOST) & ~matched).nonzero()[0], high[~used[high]], found)
             matched[t6], used[d6] = True, True
             t4, d4 = np.concatenate([t4, t6]), np.concatenate([d4, d6])
         # 4. tentative tracks vs the high-score detections left
-        t3, d3 = self._match(boxes, (before == TENTATIVE).nonzero()[0], high[~used[high]], det,
+        t3, d3 = self._match(boxes, (before == TENTATIVE).nonzero()[0], high[~used[high]], found,
                              s.tentative_iou, s.fuse_score)
         matched[t3], used[d3] = True, True
         self.state[(before == TRACKED) & ~matched] = LOST
@@ -281,7 +325,7 @@ class Tracker(BaseTracker):
         if dead.any():
             self._keep(~dead)
         # 5. births from the high-score detections nobody took
-        born = high[~used[high] & (scores[high] >= s.new_track_score)]
+        born = high[~used[high] & ((scores[high] >= s.new_track_score) | promoted[high])]
         if len(born):
             z = kalman.xyxy_to_xyah(det.boxes[born])
             mean, cov = kalman.initiate(z)

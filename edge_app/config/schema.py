@@ -82,6 +82,19 @@ class TrackerConfig:
                               "frames (sparse optical flow on a downscaled frame); nothing without frames")
     appearance_weight: float = spec(0.0, ge=0, le=1, doc="weight of a colour-histogram appearance cue in "
                                     "the first association, when frames exist (0 = off)")
+    boost_overlap: float = spec(0.0, ge=0, le=1, doc="BoostTrack's likely-object boost: a detection's score "
+                                "for association is raised to this x its best IoU with a track's predicted box, "
+                                "so a weak detection on a known object joins the first association (0 = off)")
+    boost_unexplained: bool = spec(False, doc="BoostTrack's unlikely-object boost: a weak detection no track's "
+                                   "motion explains (Mahalanobis, 99 %), the strongest of those overlapping it, "
+                                   "is taken as strong and may start a track")
+    motion_weight: float = spec(0.0, ge=0, le=1, doc="weight of the motion cue in the first association: each "
+                                "track's share of likelihood (Mahalanobis) among the detections it may take (0 = off)")
+    recency_weight: float = spec(0.0, ge=0, le=2, doc="BoostTrack's track confidence in the first association: "
+                                 "IoU x detection score x track confidence (0.9 per 30 fps frame unseen) added with "
+                                 "this weight, so a track seen last frame wins over one lost a while (0 = off)")
+    shape_weight: float = spec(0.25, ge=0, le=1, doc="weight of the shape cue in the first association: width and "
+                               "height alike, by detection score x track confidence (0 = off)")
 
 
 @dataclass(frozen=True)

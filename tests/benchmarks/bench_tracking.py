@@ -208,6 +208,7 @@ def counts(work: Path, workers: int, seqs: list[str], fold: dict, index: dict[st
     every = [r for family in counting.RULES.values() for r in family]
     chosen = counting.choose(per["ours"], seqs, every)
     default_rule, votes = counting.default_rule(per["ours"], seqs, chosen)
+    runtime, why = counting.runtime_rule(default_rule, votes)
     changes = {}
     for family, rules in counting.RULES.items():
         pick = counting.choose(per["ours"], seqs, rules)
@@ -228,6 +229,8 @@ def counts(work: Path, workers: int, seqs: list[str], fold: dict, index: dict[st
     print(f"counts: {time.time() - t0:.0f} s", flush=True)
     plain = counting.rule_key(counting.PLAIN)
     return {"count_rule_chosen": chosen, "count_rule_default": default_rule, "count_rule_votes": votes,
+            "count_rule_runtime": runtime, "count_rule_runtime_why": why,
+            "counts_runtime_rule": {seq: per["ours"][seq][counting.rule_key(runtime)] for seq in seqs},
             "count_rule_changes": changes, "decomposition": dec,
             "counts": {who: {seq: {**c[counting.rule_key(chosen[seq])], "rule": chosen[seq]} for seq, c in byseq.items()}
                        for who, byseq in per.items()},

@@ -69,13 +69,32 @@ VARIANTS.update({
 ROUND3 = ["+fdr4+lowlost", "+fdr4+lowiou4", "+fdr4+tent3", "+fdr4+nofuse"]
 # measured 2026-12-05: only +fdr4+lowlost raised the held-out score (docs/tracking.md)
 KEPT.append("+fdr4+lowlost")
+# issue 23, fourth round (2026-12-05): BoostTrack's cues (Stanojevic et al. 2024), each alone on top of the
+# third round's defaults, at the paper's weights (recency also at 1.0, near boxmot's MOT17-tuned 1.08)
+L = VARIANTS["+fdr4+lowlost"]
+VARIANTS.update({
+    "+L+dlo": {**L, "boost_overlap": 0.65},        # a weak detection on a track's predicted box counts as strong
+    "+L+recency.5": {**L, "recency_weight": 0.5},  # a track seen last frame before one lost a while
+    "+L+recency1": {**L, "recency_weight": 1.0},
+    "+L+shape": {**L, "shape_weight": 0.25},       # alike widths and heights
+    "+L+mhd": {**L, "motion_weight": 0.25},        # the track's motion likelihood (Mahalanobis)
+})
+ROUND4 = ["+L+dlo", "+L+recency.5", "+L+recency1", "+L+shape", "+L+mhd"]
+# measured 2026-12-05: +L+recency.5 and +L+shape raised the held-out score (49.06 -> 49.21 each); the two
+# stacked are tested the same way on top of the grid with both (the first round's "the ones that paid alone")
+KEPT += ["+L+recency.5", "+L+shape"]
+VARIANTS["+L+recency.5+shape"] = {**L, "recency_weight": 0.5, "shape_weight": 0.25}
 # the grid each round's nested test adds its variants to
-ROUNDS = {"second round": (ROUND1, ROUND2), "third round": (ROUND1 + ["+fdr+noise4"], ROUND3)}
+ROUNDS = {"second round": (ROUND1, ROUND2), "third round": (ROUND1 + ["+fdr+noise4"], ROUND3),
+          "fourth round": (ROUND1 + ["+fdr+noise4", "+fdr4+lowlost"], ROUND4),
+          "fourth round, stacked": (ROUND1 + KEPT, ["+L+recency.5+shape"])}
+# measured 2026-12-05: the two stacked did not pay (49.21 -> 48.20); 6 of 7 folds chose +L+shape (the defaults)
 # Offline only (edge-app track over a file can look ahead; the live runtime cannot): a track's gaps filled
 # with straight-line boxes. Kept apart: the live defaults are chosen among the other variants only.
 INTERPOLATE_S = 5.0
 OFFLINE = {f"{v}+interpolate": {**VARIANTS[v], "interpolate_s": INTERPOLATE_S}
-           for v in ("+freeze+direction+reupdate", "+fdr+noise2", "+fdr+noise4", "+fdr4+lowlost")}
+           for v in ("+freeze+direction+reupdate", "+fdr+noise2", "+fdr+noise4", "+fdr4+lowlost", "+L+recency.5",
+                     "+L+shape", "+L+recency.5+shape")}
 LIVE_CANDIDATES = ROUND1 + KEPT
 OFFLINE_CANDIDATES = LIVE_CANDIDATES + [v for v in OFFLINE if v.removesuffix("+interpolate") in LIVE_CANDIDATES]
 VARIANTS.update(OFFLINE)
@@ -83,7 +102,9 @@ VARIANTS.update(OFFLINE)
 # such as measurement_noise 4, must not change what a variant means); left out of a setting's name while
 # off, so that its cached results and tracks files (--reuse-grid) keep their names
 LATER = {"occluded_lost_s": 0.0, "recover_motion": 0.0, "measurement_noise": 1.0, "interpolate_s": 0.0,
-         "low_revives_lost": False, "low_iou": 0.5, "tentative_iou": 0.1, "fuse_score": True}
+         "low_revives_lost": False, "low_iou": 0.5, "tentative_iou": 0.1, "fuse_score": True,
+         "boost_overlap": 0.0, "boost_unexplained": False, "recency_weight": 0.0, "shape_weight": 0.0,
+         "motion_weight": 0.0}
 OFF.update(LATER)
 
 
