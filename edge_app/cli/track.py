@@ -47,15 +47,31 @@ def settings_args(p: argparse.ArgumentParser) -> None:
         if f.type in (str, "str"):
             p.add_argument(flag, default=f.default, choices=f.metadata.get("choices"), help=doc)
         elif f.type in (bool, "bool"):
-            p.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=f.default,
-                           metavar="BOOL", help=doc)
+            p.add_argument(flag, type=_bool, default=f.default, metavar="BOOL", help=doc)
         else:
             p.add_argument(flag, type=int if f.type in (int, "int") else float, default=f.default, help=doc)
 
 
+def _bool(value: str) -> bool:
+    low = value.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def settings_from(a: argparse.Namespace) -> TrackerConfig:
-    return TrackerConfig(enabled=True, **{f.name: getattr(a, f.name) for f in fields(TrackerConfig)
-                                          if f.name != "enabled"})
+    """The tracker flags as the config's [models.NAME.tracker] table, checked by the config's own rules (a
+    gate above 1, a negative buffer, ... -> ValueError naming the flag and what was expected)."""
+    from ..config.loader import parse
+    data = {f.name: getattr(a, f.name) for f in fields(TrackerConfig) if f.name != "enabled"}
+    settings, problems = parse(TrackerConfig, {"enabled": True, **data})
+    if problems:
+        # the config's "key = value: expected ..." with the key as its flag
+        raise ValueError("; ".join("--" + key.replace("_", "-") + sep + rest
+                                   for key, sep, rest in (p.partition(" = ") for p in problems)))
+    return settings
 
 
 def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: TrackerConfig | None = None,

@@ -56,6 +56,21 @@ def test_bad_shapes_are_named(tmp_path, args, message):
     assert r.returncode == 2 and message in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--match-iou", "5"], "--match-iou = 5.0: expected a value <= 1"),
+    (["--lost-s", "-1"], "--lost-s = -1.0: expected a value >= 0"),
+    (["--min-hits", "0"], "--min-hits = 0: expected a value >= 1"),
+    (["--shape-weight", "3"], "--shape-weight = 3.0: expected a value <= 1"),
+    (["--boost-unexplained", "maybe"], "--boost-unexplained: expected true or false, got 'maybe'"),
+])
+def test_bad_tracker_settings_are_named(tmp_path, args, message):
+    det = tmp_path / "det.txt"
+    det.write_text("1,-1,10,10,20,40,0.9,-1,-1,-1\n")
+    r = _cli("--detections", det, "--out", tmp_path / "t.txt", *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not (tmp_path / "t.txt").exists()   # nothing written
+
+
 def test_a_video_needs_a_model(tmp_path):
     r = _cli(DEMO / "people.mp4", "--out", tmp_path / "t.txt")
     assert r.returncode == 2 and "--model ARTIFACT" in r.stderr
