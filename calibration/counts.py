@@ -25,16 +25,11 @@ import numpy as np
 from edge_app.analytics.counting import Analytics
 from edge_app.config.shapes import parse_line, parse_zone
 from edge_app.datasets.motchallenge import MotFormatError, MotRows, read_mot, read_seqinfo
+from edge_app.config.loader import parse
 from edge_app.config.schema import AnalyticsConfig, LineConfig, ZoneConfig
-from edge_app.cli.errors import fail
+from edge_app.cli.errors import as_flags, bool_arg, fail
 
 PEDESTRIAN = 1
-
-
-def _bool(v: str) -> bool:
-    if v.lower() not in ("1", "0", "true", "false", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"{v!r}: expected true or false")
-    return v.lower() in ("1", "true", "yes")
 
 
 def truth_rows(path: Path) -> MotRows:
@@ -151,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"memory_s; default {d.memory_s}): a new id continuing a vanished one keeps its sides of the lines")
     p.add_argument("--memory-radius", type=float, default=d.memory_radius,
                    help=f"... within this many box heights of where it vanished (default {d.memory_radius})")
-    p.add_argument("--count-at-start", type=_bool, default=d.count_at_start, metavar="BOOL",
+    p.add_argument("--count-at-start", type=bool_arg, default=d.count_at_start, metavar="BOOL",
                    help=f"as [analytics] count_at_start (default {d.count_at_start})")
-    p.add_argument("--count-at-end", type=_bool, default=d.count_at_end, metavar="BOOL",
+    p.add_argument("--count-at-end", type=bool_arg, default=d.count_at_end, metavar="BOOL",
                    help=f"as [analytics] count_at_end (default {d.count_at_end})")
     p.add_argument("--explain", action="store_true", help="also where the line count error comes from: every "
                    "missed and extra crossing with its cause (calibration/count_errors.py)")
@@ -176,8 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         lines = [parse_line(v, width, height, frame_from=where) for v in a.line]
         zones = [parse_zone(v, width, height, frame_from=where) for v in a.zone]
         rate = a.frame_rate or (info.frame_rate if info else 30.0)
-        rule = AnalyticsConfig(anchor=a.anchor, memory_s=a.memory_s, memory_radius=a.memory_radius,
-                               count_at_start=a.count_at_start, count_at_end=a.count_at_end)
+        if not a.max_gap_s > 0:
+            raise ValueError(f"--max-gap-s {a.max_gap_s}: expected a number of seconds above 0")
+        # the counting rule, checked by the config's own rules ([analytics]): a negative memory is refused
+        rule, problems = parse(AnalyticsConfig, {"anchor": a.anchor, "memory_s": a.memory_s,
+                                                 "memory_radius": a.memory_radius, "count_at_start": a.count_at_start,
+                                                 "count_at_end": a.count_at_end})
+        if problems:
+            raise ValueError(as_flags(problems))
         result = evaluate_counts(a.gt, a.tracks, lines, zones, width, height, rate, a.max_gap_s, a.anchor, rule)
         if a.explain and lines:
             from .count_errors import decompose_files

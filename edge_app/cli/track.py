@@ -28,7 +28,7 @@ from ..datasets.motchallenge import MotFormatError, detections_by_frame, read_mo
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
 from .progress import add_progress_flag, progress
-from .errors import fail
+from .errors import as_flags, bool_arg, fail
 
 
 # Offline, a track's gaps (hidden, then found again) are filled up to this long: every fold of the
@@ -47,18 +47,9 @@ def settings_args(p: argparse.ArgumentParser) -> None:
         if f.type in (str, "str"):
             p.add_argument(flag, default=f.default, choices=f.metadata.get("choices"), help=doc)
         elif f.type in (bool, "bool"):
-            p.add_argument(flag, type=_bool, default=f.default, metavar="BOOL", help=doc)
+            p.add_argument(flag, type=bool_arg, default=f.default, metavar="BOOL", help=doc)
         else:
             p.add_argument(flag, type=int if f.type in (int, "int") else float, default=f.default, help=doc)
-
-
-def _bool(value: str) -> bool:
-    low = value.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def settings_from(a: argparse.Namespace) -> TrackerConfig:
@@ -68,9 +59,7 @@ def settings_from(a: argparse.Namespace) -> TrackerConfig:
     data = {f.name: getattr(a, f.name) for f in fields(TrackerConfig) if f.name != "enabled"}
     settings, problems = parse(TrackerConfig, {"enabled": True, **data})
     if problems:
-        # the config's "key = value: expected ..." with the key as its flag
-        raise ValueError("; ".join("--" + key.replace("_", "-") + sep + rest
-                                   for key, sep, rest in (p.partition(" = ") for p in problems)))
+        raise ValueError(as_flags(problems))
     return settings
 
 

@@ -21,16 +21,22 @@ def options(uri: str) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(uri).query))
 
 
+def yes_no(value: str) -> bool | None:
+    """The one yes/no rule of URIs and command lines: 1/true/on/yes -> True, 0/false/off/no -> False (any
+    case), anything else -> None."""
+    low = value.lower()
+    return True if low in ("1", "true", "on", "yes") else False if low in ("0", "false", "off", "no") else None
+
+
 def flag(uri: str, key: str, default: bool) -> bool:
-    """A yes/no option of a URI's query (1/0, true/false, on/off, yes/no); ValueError naming it otherwise."""
+    """A yes/no option of a URI's query (``yes_no``); ValueError naming it otherwise."""
     value = options(uri).get(key)
     if value is None:
         return default
-    if value.lower() in ("1", "true", "on", "yes"):
-        return True
-    if value.lower() in ("0", "false", "off", "no"):
-        return False
-    raise ValueError(f"{uri}: {key}={value!r}, expected on or off")
+    out = yes_no(value)
+    if out is None:
+        raise ValueError(f"{uri}: {key}={value!r}, expected on or off")
+    return out
 
 
 def local_path(uri: str) -> Path | None:

@@ -80,6 +80,9 @@ def test_the_command_line(tmp_path):
     (None, ["--zone", "z:0,0,10,10"], "--zone z.points: a zone needs at least 3 points, got 2"),
     (None, ["--line", "door"], "--line 'door': expected NAME:x1,y1,x2,y2"),
     (None, ["--line", "door:1,2,x,4"], "--line 'door:1,2,x,4': non-numeric coordinate"),
+    (None, ["--line", "door:320,0,320,480", "--memory-s", "-5"], "--memory-s = -5.0: expected a value >= 0"),
+    (None, ["--line", "door:320,0,320,480", "--memory-radius", "11"], "--memory-radius = 11.0: expected a value <= 10"),
+    (None, ["--line", "door:320,0,320,480", "--max-gap-s", "0"], "--max-gap-s 0.0: expected a number of seconds"),
     ("reused", ["--line", "door:320,0,320,480"], "tracks.txt:178: id 11 comes back at frame 400 after 339 frames unseen"),
     ("twice", ["--line", "door:320,0,320,480"], "tracks.txt:2: id 11 twice in frame 1"),
     ("no-ids", ["--line", "door:320,0,320,480"], "gt.txt:1: no identities"),
@@ -116,4 +119,4 @@ def test_the_counting_memory_and_the_explanation(tmp_path, capsys):
     assert (on["track_ids"], on["true_ids"]) == (4, 3)   # the tracker's ids are untouched: counting only
     with pytest.raises(SystemExit):
         main([str(a) for a in args] + ["--count-at-end", "maybe"])
-    assert "argument --count-at-end: 'maybe': expected true or false" in capsys.readouterr().err
+    assert "argument --count-at-end: expected true or false, got 'maybe'" in capsys.readouterr().err
