@@ -1,5 +1,5 @@
 """Tracking benchmarks, in one run, on the same machine (`python tests/benchmarks/bench_tracking.py
-[--part accuracy,frames,speed,live] [--workers 2] [--reuse-grid]`, about 40 minutes on 2 busy cores;
+[--part accuracy,unseen,frames,speed,live] [--workers 2] [--reuse-grid] [--unseen DIR]`, about 40 minutes on 2 busy cores;
 `make anchors` first, or it makes the anchors' venvs itself):
 
 1. accuracy, the honest protocol (tracking_protocol.py): our tracker over a small grid (thresholds x
@@ -17,9 +17,11 @@
    (goal <= 10 % and at most half of ByteTrack's), track ids / true ids, each rule change alone, and the
    error taken apart by cause (calibration/count_errors.py). Offline rows: our tracks with gap filling
    (edge-app track looks ahead) against the anchors' tracks given the same gap filling.
-3. speed: one update at 10 / 100 / 500 detections on the same generated frames, median ms, ours (the
+3. unseen (when ``--unseen DIR``, default var/mot-extra, holds MOTChallenge-layout sequences): the shipped
+   defaults, tuned on none of them, against each anchor's defaults there (live and offline); nothing chosen.
+4. speed: one update at 10 / 100 / 500 detections on the same generated frames, median ms, ours (the
    defaults) against `trackers`' ByteTrack (goal <= 0.5x at 100).
-4. live: the tracker's p50/p99 ms inside the pipeline (synthetic scene, demo detector, every frame as
+5. live: the tracker's p50/p99 ms inside the pipeline (synthetic scene, demo detector, every frame as
    fast as it goes), and the pipeline's fps with tracking and two counting lines on against off.
 """
 from __future__ import annotations
@@ -55,13 +57,18 @@ def anchor_python(venv: str) -> Path:
     return py
 
 
+def _seq_dir(seq: str) -> Path:
+    """A shared sequence by name, or any MOTChallenge-layout folder by its absolute path (the unseen part)."""
+    return Path(seq) if Path(seq).is_absolute() else MOT / seq
+
+
 def _ours(job: tuple[str, dict, str, str]) -> tuple[str, str, dict]:
     """One grid point on one sequence (a worker process): track, then TrackEval."""
     from calibration.tracks import evaluate_tracks
     from edge_app.cli.track import run
     from edge_app.config.schema import TrackerConfig
     name, settings, seq, out = job
-    d = MOT / seq
+    d = _seq_dir(seq)
     settings = dict(settings)
     interpolate_s = settings.pop("interpolate_s", 0.0)  # offline look-ahead: not a tracker setting
     run(d / "det" / "det.txt", Path(out), settings=TrackerConfig(enabled=True, **settings), interpolate_s=interpolate_s)
@@ -73,7 +80,7 @@ def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     from calibration.tracks import evaluate_tracks
     from edge_app.datasets.motchallenge import read_seqinfo
     name, seq, out = job
-    d = MOT / seq
+    d = _seq_dir(seq)
     info = read_seqinfo(d / "seqinfo.ini")
     proc = subprocess.run([str(anchor_python(ANCHORS[name][0])), str(RUNNER), name, str(d / "det" / "det.txt"), out,
                            str(info.frame_rate), str(info.length), str(info.width), str(info.height)],
@@ -89,7 +96,7 @@ def _interpolated(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     from edge_app.datasets.motchallenge import read_mot, read_seqinfo, write_tracks
     from edge_app.core.types import Tracks
     name, seq, src = job
-    d = MOT / seq
+    d = _seq_dir(seq)
     info = read_seqinfo(d / "seqinfo.ini")
     rows = read_mot(src)
     starts = np.searchsorted(rows.frames, np.arange(1, info.length + 2))
@@ -286,6 +293,46 @@ def report(r: dict) -> list[str]:
     return md
 
 
+def unseen_part(root: Path, workers: int) -> dict:
+    """Footage nobody tuned on: every MOTChallenge-layout sequence under ``root`` (det/det.txt, gt/gt.txt,
+    seqinfo.ini), tracked by the runtime's shipped defaults (live, and offline with the gap filling) and by
+    each anchor with its own defaults, scored by TrackEval. Nothing is chosen here: a check of the defaults
+    the seven shared sequences chose, on others."""
+    from dataclasses import fields
+
+    from edge_app.config.schema import TrackerConfig
+    seqs = sorted(str(d) for d in root.iterdir() if (d / "det" / "det.txt").is_file() and (d / "gt" / "gt.txt").is_file()
+                  and (d / "seqinfo.ini").is_file())
+    work = ROOT / "var" / "bench-tracking" / "unseen"
+    work.mkdir(parents=True, exist_ok=True)
+    shipped = {f.name: getattr(TrackerConfig(), f.name) for f in fields(TrackerConfig) if f.name != "enabled"}
+    kinds = {"ours live (shipped defaults)": {**shipped, "interpolate_s": 0.0},
+             "ours offline (shipped defaults + gap filling)": {**shipped, "interpolate_s": proto.INTERPOLATE_S}}
+    res: dict[str, dict[str, dict]] = {}
+    t0 = time.time()
+    with _pool(workers) as pool:
+        jobs = [(k, s, seq, str(work / f"ours{i}-{Path(seq).name}.txt")) for i, (k, s) in enumerate(kinds.items())
+                for seq in seqs]
+        for k, seq, m in pool.map(_ours, jobs):
+            res.setdefault(k, {})[Path(seq).name] = m
+        ajobs = [(a, seq, str(work / f"{a}-{Path(seq).name}.txt")) for a in ANCHORS for seq in seqs]
+        for a, seq, m in pool.map(_anchor, ajobs):
+            res.setdefault(ANCHORS[a][1], {})[Path(seq).name] = m
+        for a, seq, m in pool.map(_interpolated, ajobs):
+            res.setdefault(ANCHORS[a][1] + " + interpolation", {})[Path(seq).name] = m
+    names = [Path(s).name for s in seqs]
+    md = [f"Unseen sequences ({root}; nothing tuned on them): HOTA / IDF1 (%), the shipped defaults against each "
+          f"anchor's; {time.time() - t0:.0f} s.", "", "| tracker | " + " | ".join(names) + " | mean | IDSW |",
+          "|---|" + "---|" * (len(names) + 2)]
+    for who, per in res.items():
+        ms = [per[n] for n in names]
+        md.append(f"| {who} | " + " | ".join(f"{100 * m['HOTA']:.1f} / {100 * m['IDF1']:.1f}" for m in ms)
+                  + f" | **{100 * proto.mean(ms, 'HOTA'):.1f} / {100 * proto.mean(ms, 'IDF1'):.1f}** | "
+                  + f"{sum(int(m['IDSW']) for m in ms)} |")
+    print("\n".join(md), flush=True)
+    return {"benchmark": "tracking_unseen", "sequences": names, "results": res, "markdown": md}
+
+
 def frames_part() -> dict:
     """Where frames exist (the MOT17 *-mini sequences: their first 4-8 frames as JPEG, with ground truth):
     what camera-motion compensation and the colour appearance cue cost per frame, and what they give on
@@ -422,8 +469,10 @@ def live(seconds: float = 20.0) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--part", default="accuracy,frames,speed,live")
+    p.add_argument("--part", default="accuracy,unseen,frames,speed,live")
     p.add_argument("--workers", type=int, default=2, help="processes for the grid (niced)")
+    p.add_argument("--unseen", type=Path, default=ROOT / "var" / "mot-extra",
+                   help="--part unseen: a folder of MOTChallenge-layout sequences nobody tuned on (default var/mot-extra)")
     p.add_argument("--reuse-grid", action="store_true", help="reuse the last run's grid results "
                    "(var/bench-tracking/grid.json; the tracks files must still be there)")
     a = p.parse_args()
@@ -433,6 +482,8 @@ def main() -> int:
     out = []
     if "accuracy" in parts and MOT.is_dir():
         out.append(accuracy(work, a.workers, a.reuse_grid))
+    if "unseen" in parts and a.unseen.is_dir():
+        out.append(unseen_part(a.unseen.resolve(), a.workers))
     if "frames" in parts and MOT.is_dir():
         out.append(frames_part())
     if "speed" in parts:
