@@ -57,18 +57,13 @@ def anchor_python(venv: str) -> Path:
     return py
 
 
-def _seq_dir(seq: str) -> Path:
-    """A shared sequence by name, or any MOTChallenge-layout folder by its absolute path (the unseen part)."""
-    return Path(seq) if Path(seq).is_absolute() else MOT / seq
-
-
 def _ours(job: tuple[str, dict, str, str]) -> tuple[str, str, dict]:
     """One grid point on one sequence (a worker process): track, then TrackEval."""
     from calibration.tracks import evaluate_tracks
     from edge_app.cli.track import run
     from edge_app.config.schema import TrackerConfig
     name, settings, seq, out = job
-    d = _seq_dir(seq)
+    d = counting.seq_dir(seq)
     settings = dict(settings)
     interpolate_s = settings.pop("interpolate_s", 0.0)  # offline look-ahead: not a tracker setting
     run(d / "det" / "det.txt", Path(out), settings=TrackerConfig(enabled=True, **settings), interpolate_s=interpolate_s)
@@ -80,7 +75,7 @@ def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     from calibration.tracks import evaluate_tracks
     from edge_app.datasets.motchallenge import read_seqinfo
     name, seq, out = job
-    d = _seq_dir(seq)
+    d = counting.seq_dir(seq)
     info = read_seqinfo(d / "seqinfo.ini")
     proc = subprocess.run([str(anchor_python(ANCHORS[name][0])), str(RUNNER), name, str(d / "det" / "det.txt"), out,
                            str(info.frame_rate), str(info.length), str(info.width), str(info.height)],
@@ -96,7 +91,7 @@ def _interpolated(job: tuple[str, str, str]) -> tuple[str, str, dict]:
     from edge_app.datasets.motchallenge import read_mot, read_seqinfo, write_tracks
     from edge_app.core.types import Tracks
     name, seq, src = job
-    d = _seq_dir(seq)
+    d = counting.seq_dir(seq)
     info = read_seqinfo(d / "seqinfo.ini")
     rows = read_mot(src)
     starts = np.searchsorted(rows.frames, np.arange(1, info.length + 2))
@@ -320,6 +315,16 @@ def unseen_part(root: Path, workers: int) -> dict:
             res.setdefault(ANCHORS[a][1], {})[Path(seq).name] = m
         for a, seq, m in pool.map(_interpolated, ajobs):
             res.setdefault(ANCHORS[a][1] + " + interpolation", {})[Path(seq).name] = m
+        # counting on the same tracks: the runtime's rule (and a bare line), the lines through each
+        # sequence's anchors as on the shared ones
+        live = next(iter(kinds))
+        cjobs = [("ours", seq, str(work / f"ours0-{Path(seq).name}.txt"), [counting.RUNTIME_RULE, counting.PLAIN])
+                 for seq in seqs]
+        cjobs += [(a, seq, str(work / f"{a}-{Path(seq).name}.txt"), [counting.RUNTIME_RULE, counting.PLAIN])
+                  for a in ANCHORS for seq in seqs]
+        counts: dict[str, dict[str, dict]] = {}
+        for who, seq, c in pool.map(counting.count_job, cjobs):
+            counts.setdefault(live if who == "ours" else ANCHORS[who][1], {})[Path(seq).name] = c
     names = [Path(s).name for s in seqs]
     md = [f"Unseen sequences ({root}; nothing tuned on them): HOTA / IDF1 (%), the shipped defaults against each "
           f"anchor's; {time.time() - t0:.0f} s.", "", "| tracker | " + " | ".join(names) + " | mean | IDSW |",
@@ -329,8 +334,18 @@ def unseen_part(root: Path, workers: int) -> dict:
         md.append(f"| {who} | " + " | ".join(f"{100 * m['HOTA']:.1f} / {100 * m['IDF1']:.1f}" for m in ms)
                   + f" | **{100 * proto.mean(ms, 'HOTA'):.1f} / {100 * proto.mean(ms, 'IDF1'):.1f}** | "
                   + f"{sum(int(m['IDSW']) for m in ms)} |")
+    rk, pk = counting.rule_key(counting.RUNTIME_RULE), counting.rule_key(counting.PLAIN)
+    md += ["", f"Counting on them (summed |count error| / true crossings; the runtime's rule, {rk}, and a bare line; "
+           "the median two lines, and the six quantile lines; track ids / true identities):", "",
+           "| tracker | count error | six lines | bare line | ids ratio | true crossings |", "|---|---|---|---|---|---|"]
+    for who, per in counts.items():
+        rule = {n: per[n][rk] for n in names}
+        md.append(f"| {who} | {100 * counting.share(rule, names):.1f} % | {100 * counting.share(rule, names, True):.1f} % "
+                  f"| {100 * counting.share({n: per[n][pk] for n in names}, names):.1f} % | "
+                  f"{sum(rule[n]['track_ids'] for n in names) / max(1, sum(rule[n]['true_ids'] for n in names)):.2f} | "
+                  f"{sum(rule[n]['true'] for n in names)} |")
     print("\n".join(md), flush=True)
-    return {"benchmark": "tracking_unseen", "sequences": names, "results": res, "markdown": md}
+    return {"benchmark": "tracking_unseen", "sequences": names, "results": res, "counts": counts, "markdown": md}
 
 
 def frames_part() -> dict:

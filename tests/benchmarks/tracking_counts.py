@@ -57,13 +57,18 @@ def every_rule() -> list[dict[str, Any]]:
 QUANTILES = (0.25, 0.5, 0.75)
 
 
+def seq_dir(seq: str) -> Path:
+    """A shared sequence by name, or any MOTChallenge-layout folder by its absolute path (the unseen part)."""
+    return Path(seq) if Path(seq).is_absolute() else MOT / seq
+
+
 def lines_of(seq: str, margin: float, at: tuple[float, ...] = (0.5,)) -> tuple[Any, list[Any]]:
     """(seqinfo, [vertical, horizontal] through each quantile ``at`` of the anchors of the sequence's true
     boxes); the median's are named vertical and horizontal."""
     from calibration.counts import truth_rows
     from edge_app.datasets.motchallenge import read_seqinfo
     from edge_app.config.schema import LineConfig
-    d = MOT / seq
+    d = seq_dir(seq)
     info = read_seqinfo(d / "seqinfo.ini")
     g = truth_rows(d / "gt" / "gt.txt")
     lines = []
@@ -94,7 +99,7 @@ def count_job(job: tuple[str, str, str, list[dict[str, Any]]]) -> tuple[str, str
     out = {}
     for rule in rules:
         info, lines = lines_of(seq, rule["margin"], QUANTILES)
-        r = evaluate_counts(MOT / seq / "gt" / "gt.txt", tracks, lines, [], info.width, info.height, info.frame_rate,
+        r = evaluate_counts(seq_dir(seq) / "gt" / "gt.txt", tracks, lines, [], info.width, info.height, info.frame_rate,
                             max_gap_s=60.0, rule=_analytics(rule))
         median = {k: v for k, v in r["lines"].items() if k in ("vertical", "horizontal")}
         out[rule_key(rule)] = {"error": sum(v["error"] for v in median.values()),
@@ -109,7 +114,7 @@ def decompose_job(job: tuple[str, str, str, dict[str, Any]]) -> tuple[str, str, 
     from calibration.count_errors import decompose_files
     who, seq, tracks, rule = job
     info, lines = lines_of(seq, rule["margin"])
-    r = decompose_files(MOT / seq / "gt" / "gt.txt", tracks, lines, info.width, info.height, info.frame_rate,
+    r = decompose_files(seq_dir(seq) / "gt" / "gt.txt", tracks, lines, info.width, info.height, info.frame_rate,
                         60.0, _analytics(rule))
     r.pop("events")
     return who, seq, r
