@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,73 +39,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
 import tracking_counts as counting  # noqa: E402
+import tracking_jobs as tj  # noqa: E402
 import tracking_protocol as proto  # noqa: E402
+import tracking_unseen as unseen  # noqa: E402
 from anchor_trackers import ANCHORS  # noqa: E402
 
 MOT = ROOT.parent / "shared" / "data" / "mot"
-RUNNER = Path(__file__).with_name("anchor_trackers.py")
-METRICS = ("HOTA", "IDF1", "MOTA", "IDSW", "AssA", "DetA")
-
-
-def anchor_python(venv: str) -> Path:
-    py = ROOT / "var" / "venvs" / venv / "bin" / "python"
-    if not (py.parent.parent / ".stamp").is_file():
-        print(f"making the anchors' venvs (make anchors: {venv})", flush=True)
-        subprocess.run(["make", "-s", "anchors"], cwd=ROOT, check=True)
-    return py
-
-
-def _ours(job: tuple[str, dict, str, str]) -> tuple[str, str, dict]:
-    """One grid point on one sequence (a worker process): track, then TrackEval."""
-    from calibration.tracks import evaluate_tracks
-    from edge_app.cli.track import run
-    from edge_app.config.schema import TrackerConfig
-    name, settings, seq, out = job
-    d = counting.seq_dir(seq)
-    settings = dict(settings)
-    interpolate_s = settings.pop("interpolate_s", 0.0)  # offline look-ahead: not a tracker setting
-    run(d / "det" / "det.txt", Path(out), settings=TrackerConfig(enabled=True, **settings), interpolate_s=interpolate_s)
-    m = evaluate_tracks(d / "gt" / "gt.txt", out)
-    return name, seq, {k: m[k] for k in METRICS}
-
-
-def _anchor(job: tuple[str, str, str]) -> tuple[str, str, dict]:
-    from calibration.tracks import evaluate_tracks
-    from edge_app.datasets.motchallenge import read_seqinfo
-    name, seq, out = job
-    d = counting.seq_dir(seq)
-    info = read_seqinfo(d / "seqinfo.ini")
-    proc = subprocess.run([str(anchor_python(ANCHORS[name][0])), str(RUNNER), name, str(d / "det" / "det.txt"), out,
-                           str(info.frame_rate), str(info.length), str(info.width), str(info.height)],
-                          capture_output=True, text=True, check=True)
-    m = evaluate_tracks(d / "gt" / "gt.txt", out)
-    return name, seq, {**{k: m[k] for k in METRICS}, "ms": float(proc.stdout.strip().splitlines()[-1])}
-
-
-def _interpolated(job: tuple[str, str, str]) -> tuple[str, str, dict]:
-    """An anchor's tracks with our offline interpolation (the same look-ahead, for a fair offline row)."""
-    from calibration.tracks import evaluate_tracks
-    from edge_app.analytics.interpolate import fill_gaps
-    from edge_app.datasets.motchallenge import read_mot, read_seqinfo, write_tracks
-    from edge_app.core.types import Tracks
-    name, seq, src = job
-    d = counting.seq_dir(seq)
-    info = read_seqinfo(d / "seqinfo.ini")
-    rows = read_mot(src)
-    starts = np.searchsorted(rows.frames, np.arange(1, info.length + 2))
-    frames = []
-    for f in range(1, info.length + 1):
-        a, b = starts[f - 1], starts[f]
-        xyxy = np.concatenate([rows.boxes[a:b, :2], rows.boxes[a:b, :2] + rows.boxes[a:b, 2:]], axis=1)
-        frames.append((f, Tracks(xyxy, rows.ids[a:b], np.zeros(b - a, np.int64), rows.conf[a:b].astype(np.float32))))
-    out = src.replace(".txt", "-interpolated.txt")
-    write_tracks(out, fill_gaps(frames, int(round(proto.INTERPOLATE_S * info.frame_rate))))
-    m = evaluate_tracks(d / "gt" / "gt.txt", out)
-    return name, seq, {k: m[k] for k in METRICS}
-
-
-def _pool(workers: int):
-    return ProcessPoolExecutor(max_workers=workers, initializer=os.nice, initargs=(10,))
 
 
 def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
@@ -124,8 +61,8 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
             if seq not in results[k]]
     t0 = time.time()
     print(f"grid: {len(names)} settings x {len(seqs)} sequences; {len(jobs)} runs to do, {workers} workers", flush=True)
-    with _pool(workers) as pool:
-        for n, (k, seq, m) in enumerate(pool.map(_ours, jobs, chunksize=4), 1):
+    with tj.pool(workers) as pool:
+        for n, (k, seq, m) in enumerate(pool.map(tj.ours, jobs, chunksize=4), 1):
             results[k][seq] = m
             if n % 70 == 0 or n == len(jobs):
                 print(f"  {n}/{len(jobs)} runs, {time.time() - t0:.0f} s", flush=True)
@@ -136,7 +73,7 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
         if reuse and acache.is_file():  # --reuse-grid: their last results too (their code does not change)
             anchors.update({a: v for a, v in json.loads(acache.read_text()).items() if a in ANCHORS})
         ajobs = [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs if seq not in anchors[a]]
-        for a, seq, m in pool.map(_anchor, ajobs):
+        for a, seq, m in pool.map(tj.anchor, ajobs):
             anchors[a][seq] = m
         acache.write_text(json.dumps(anchors))
         # the anchors with our offline interpolation: what the same look-ahead gives them
@@ -145,7 +82,7 @@ def accuracy(work: Path, workers: int, reuse: bool = False) -> dict:
         if reuse and icache.is_file():
             anchors_interp.update({a: v for a, v in json.loads(icache.read_text()).items() if a in ANCHORS})
         ijobs = [(a, seq, str(work / f"{a}-{seq}.txt")) for a in ANCHORS for seq in seqs if seq not in anchors_interp[a]]
-        for a, seq, m in pool.map(_interpolated, ijobs):
+        for a, seq, m in pool.map(tj.interpolated, ijobs):
             anchors_interp[a][seq] = m
         icache.write_text(json.dumps(anchors_interp))
     print(f"grid and anchors: {time.time() - t0:.0f} s", flush=True)
@@ -204,7 +141,7 @@ def counts(work: Path, workers: int, seqs: list[str], fold: dict, index: dict[st
     t0 = time.time()
     ours = {seq: str(work / f"grid-{index[fold['chosen'][seq]]}-{seq}.txt") for seq in seqs}
     per: dict[str, dict[str, dict]] = {}
-    with _pool(workers) as pool:
+    with tj.pool(workers) as pool:
         for who, seq, c in pool.map(counting.count_job, [("ours", seq, ours[seq], counting.every_rule()) for seq in seqs]):
             per.setdefault(who, {})[seq] = c
     every = [r for family in counting.RULES.values() for r in family]
@@ -223,7 +160,7 @@ def counts(work: Path, workers: int, seqs: list[str], fold: dict, index: dict[st
             for seq, t in byseq.items()]
     djobs = [(who, seq, t, chosen[seq]) for who, byseq in tracks.items() for seq, t in byseq.items()]
     dec: dict[str, dict[str, dict]] = {}
-    with _pool(workers) as pool:
+    with tj.pool(workers) as pool:
         for who, seq, c in pool.map(counting.count_job, jobs):
             per.setdefault(who, {})[seq] = c
         for who, seq, d in pool.map(counting.decompose_job, djobs):
@@ -286,66 +223,6 @@ def report(r: dict) -> list[str]:
     r["markdown"] = md
     print("\n".join(md), flush=True)
     return md
-
-
-def unseen_part(root: Path, workers: int) -> dict:
-    """Footage nobody tuned on: every MOTChallenge-layout sequence under ``root`` (det/det.txt, gt/gt.txt,
-    seqinfo.ini), tracked by the runtime's shipped defaults (live, and offline with the gap filling) and by
-    each anchor with its own defaults, scored by TrackEval. Nothing is chosen here: a check of the defaults
-    the seven shared sequences chose, on others."""
-    from dataclasses import fields
-
-    from edge_app.config.schema import TrackerConfig
-    seqs = sorted(str(d) for d in root.iterdir() if (d / "det" / "det.txt").is_file() and (d / "gt" / "gt.txt").is_file()
-                  and (d / "seqinfo.ini").is_file())
-    work = ROOT / "var" / "bench-tracking" / "unseen"
-    work.mkdir(parents=True, exist_ok=True)
-    shipped = {f.name: getattr(TrackerConfig(), f.name) for f in fields(TrackerConfig) if f.name != "enabled"}
-    kinds = {"ours live (shipped defaults)": {**shipped, "interpolate_s": 0.0},
-             "ours offline (shipped defaults + gap filling)": {**shipped, "interpolate_s": proto.INTERPOLATE_S}}
-    res: dict[str, dict[str, dict]] = {}
-    t0 = time.time()
-    with _pool(workers) as pool:
-        jobs = [(k, s, seq, str(work / f"ours{i}-{Path(seq).name}.txt")) for i, (k, s) in enumerate(kinds.items())
-                for seq in seqs]
-        for k, seq, m in pool.map(_ours, jobs):
-            res.setdefault(k, {})[Path(seq).name] = m
-        ajobs = [(a, seq, str(work / f"{a}-{Path(seq).name}.txt")) for a in ANCHORS for seq in seqs]
-        for a, seq, m in pool.map(_anchor, ajobs):
-            res.setdefault(ANCHORS[a][1], {})[Path(seq).name] = m
-        for a, seq, m in pool.map(_interpolated, ajobs):
-            res.setdefault(ANCHORS[a][1] + " + interpolation", {})[Path(seq).name] = m
-        # counting on the same tracks: the runtime's rule (and a bare line), the lines through each
-        # sequence's anchors as on the shared ones
-        live = next(iter(kinds))
-        cjobs = [("ours", seq, str(work / f"ours0-{Path(seq).name}.txt"), [counting.RUNTIME_RULE, counting.PLAIN])
-                 for seq in seqs]
-        cjobs += [(a, seq, str(work / f"{a}-{Path(seq).name}.txt"), [counting.RUNTIME_RULE, counting.PLAIN])
-                  for a in ANCHORS for seq in seqs]
-        counts: dict[str, dict[str, dict]] = {}
-        for who, seq, c in pool.map(counting.count_job, cjobs):
-            counts.setdefault(live if who == "ours" else ANCHORS[who][1], {})[Path(seq).name] = c
-    names = [Path(s).name for s in seqs]
-    md = [f"Unseen sequences ({root}; nothing tuned on them): HOTA / IDF1 (%), the shipped defaults against each "
-          f"anchor's; {time.time() - t0:.0f} s.", "", "| tracker | " + " | ".join(names) + " | mean | IDSW |",
-          "|---|" + "---|" * (len(names) + 2)]
-    for who, per in res.items():
-        ms = [per[n] for n in names]
-        md.append(f"| {who} | " + " | ".join(f"{100 * m['HOTA']:.1f} / {100 * m['IDF1']:.1f}" for m in ms)
-                  + f" | **{100 * proto.mean(ms, 'HOTA'):.1f} / {100 * proto.mean(ms, 'IDF1'):.1f}** | "
-                  + f"{sum(int(m['IDSW']) for m in ms)} |")
-    rk, pk = counting.rule_key(counting.RUNTIME_RULE), counting.rule_key(counting.PLAIN)
-    md += ["", f"Counting on them (summed |count error| / true crossings; the runtime's rule, {rk}, and a bare line; "
-           "the median two lines, and the six quantile lines; track ids / true identities):", "",
-           "| tracker | count error | six lines | bare line | ids ratio | true crossings |", "|---|---|---|---|---|---|"]
-    for who, per in counts.items():
-        rule = {n: per[n][rk] for n in names}
-        md.append(f"| {who} | {100 * counting.share(rule, names):.1f} % | {100 * counting.share(rule, names, True):.1f} % "
-                  f"| {100 * counting.share({n: per[n][pk] for n in names}, names):.1f} % | "
-                  f"{sum(rule[n]['track_ids'] for n in names) / max(1, sum(rule[n]['true_ids'] for n in names)):.2f} | "
-                  f"{sum(rule[n]['true'] for n in names)} |")
-    print("\n".join(md), flush=True)
-    return {"benchmark": "tracking_unseen", "sequences": names, "results": res, "counts": counts, "markdown": md}
 
 
 def frames_part() -> dict:
@@ -417,7 +294,7 @@ def speed() -> dict:
     from edge_app.analytics.tracker import Tracker
     from edge_app.core.types import Detections
 
-    py = anchor_python("trackers")
+    py = tj.anchor_python("trackers")
     rows = []
     for n in (10, 100, 500):
         ours, theirs = [], []
@@ -429,7 +306,7 @@ def speed() -> dict:
                 tracker.update(d, f / 30)
                 times.append(time.perf_counter() - t0)
             ours.append(1e3 * float(np.median(times[20:])))
-            theirs.append(float(subprocess.run([str(py), str(RUNNER), "--time", "trackers-bytetrack", str(n)],
+            theirs.append(float(subprocess.run([str(py), str(tj.RUNNER), "--time", "trackers-bytetrack", str(n)],
                                                capture_output=True, text=True, check=True).stdout.strip()))
         o, t = statistics.median(ours), statistics.median(theirs)
         rows.append({"detections": n, "ours_ms": o, "theirs_ms": t, "ratio": o / t})
@@ -498,7 +375,7 @@ def main() -> int:
     if "accuracy" in parts and MOT.is_dir():
         out.append(accuracy(work, a.workers, a.reuse_grid))
     if "unseen" in parts and a.unseen.is_dir():
-        out.append(unseen_part(a.unseen.resolve(), a.workers))
+        out.append(unseen.run(a.unseen.resolve(), a.workers))
     if "frames" in parts and MOT.is_dir():
         out.append(frames_part())
     if "speed" in parts:
