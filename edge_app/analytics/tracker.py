@@ -250,7 +250,7 @@ class Tracker(BaseTracker):
             self.frame_dt = dt
         self.t = t
         if frame is not None and self.motion is not None:
-            warp = self.motion.estimate(frame)
+            warp = self.motion.estimate(frame, det.boxes)
             if warp is not None and len(self):
                 self._warp(warp)
         det_emb = None

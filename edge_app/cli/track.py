@@ -1,9 +1,10 @@
 """``edge-app track``: the runtime's tracker (``analytics.tracker``, the code the live pipeline runs) offline.
 
 Two forms:
-- ``edge-app track --detections det.txt [--seqinfo seqinfo.ini] --out tracks.txt``: over MOTChallenge
-  detections (no frames: no camera-motion compensation, no appearance), written as MOT tracks
-  (``edge-app evaluate-tracks`` scores them). Time comes from the sequence's frame rate, so the lost
+- ``edge-app track --detections det.txt [--seqinfo seqinfo.ini] [--frames img1/] --out tracks.txt``: over
+  MOTChallenge detections, written as MOT tracks (``edge-app evaluate-tracks`` scores them). Without
+  ``--frames`` there is no camera-motion compensation and no appearance; with the sequence's images
+  (``000001.jpg``, ...) the tracker gets each frame as it does live. Time comes from the sequence's frame rate, so the lost
   buffer in seconds means what it means live.
 - ``edge-app track VIDEO|DATASET --model ARTIFACT [--line NAME:x1,y1,x2,y2] [--zone NAME:x,y,...]
   --out tracks.txt``: the live runtime's source, detector, tracker and lines/zones over a recording
@@ -18,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from ..analytics.interpolate import fill_gaps
 from ..datasets.motchallenge import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
@@ -30,6 +34,7 @@ from ..config.schema import TrackerConfig
 from .progress import add_progress_flag, progress
 from .errors import as_flags, bool_arg, fail
 
+log = logging.getLogger(__name__)
 
 # Offline, a track's gaps (hidden, then found again) are filled up to this long: every fold of the
 # leave-one-sequence-out chose it (README, "Tracking, lines and zones"); the live runtime cannot look ahead.
@@ -65,9 +70,12 @@ def settings_from(a: argparse.Namespace) -> TrackerConfig:
 
 def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: TrackerConfig | None = None,
         frame_rate: float | None = None, show_progress: bool = False,
-        interpolate_s: float = INTERPOLATE_S) -> dict[str, float]:
+        interpolate_s: float = INTERPOLATE_S, images: Path | None = None) -> dict[str, float]:
     """Track MOT detections into MOT tracks; ``interpolate_s``: fill gaps inside a track up to this long
-    with straight-line boxes (offline look-ahead; 0 = the live tracker's output as it is)."""
+    with straight-line boxes (offline look-ahead; 0 = the live tracker's output as it is). ``images``: the
+    sequence's frames (MOTChallenge naming, ``000001.jpg``), handed to the tracker as live (camera motion,
+    appearance); a frame whose image is missing or unreadable is tracked without it, counted
+    (``frames_without_image``). ``ms_per_frame`` is the tracker's time, image reading left out."""
     rows = read_mot(detections)
     info_path = seqinfo or (detections.parent.parent / "seqinfo.ini")
     info = read_seqinfo(info_path) if info_path.is_file() else None
@@ -75,14 +83,42 @@ def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: Trac
     length = info.length if info else None
     tracker = Tracker(settings)
     frames = []
-    t0 = time.perf_counter()
+    seconds, without = 0.0, 0
     per_frame = detections_by_frame(rows, length)
+    read = _image_reader(images, info.image_ext if info else ".jpg", len(per_frame)) if images is not None else None
     for f, det in progress(per_frame, len(per_frame), "track", show_progress):
-        frames.append((f, tracker.update(det, (f - 1) / fps)))
-    seconds = time.perf_counter() - t0
+        image = read(f) if read is not None else None
+        without += read is not None and image is None
+        t0 = time.perf_counter()
+        frames.append((f, tracker.update(det, (f - 1) / fps, image)))
+        seconds += time.perf_counter() - t0
     frames = fill_gaps(frames, int(round(interpolate_s * fps)))
     write_tracks(out, frames)
-    return {"frames": len(frames), "tracks": tracker.confirmed_total, "ms_per_frame": 1e3 * seconds / max(len(frames), 1)}
+    return {"frames": len(frames), "tracks": tracker.confirmed_total, "ms_per_frame": 1e3 * seconds / max(len(frames), 1),
+            "frames_without_image": without}
+
+
+def _image_reader(folder: Path, ext: str, count: int) -> Callable[[int], np.ndarray | None]:
+    """frame number -> its image (H, W, 3) BGR uint8 from ``folder`` (``000001<ext>``, ...), None when missing
+    or unreadable (logged once per kind). The folder must hold the first frame: a wrong folder is an error."""
+    import cv2
+    first = folder / f"{1:06d}{ext}"
+    if count and not first.is_file():
+        raise ValueError(f"--frames {folder}: no {first.name} (expected the sequence's images, MOTChallenge "
+                         f"naming 000001{ext}, 000002{ext}, ...)")
+    warned: set[str] = set()
+
+    def read(f: int) -> np.ndarray | None:
+        path = folder / f"{f:06d}{ext}"
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if image is None:
+            kind = "missing" if not path.is_file() else "unreadable"
+            if kind not in warned:
+                warned.add(kind)
+                log.warning("%s: %s image, frame %d tracked without it (counted in frames_without_image)", path,
+                            kind, f)
+        return image
+    return read
 
 
 def _video_info(path: Path) -> tuple[int, int, float, int]:
@@ -175,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("input", nargs="?", type=Path, help="a video file, or a dataset folder (MOT sequence, "
                    "images with labels); with --model")
     p.add_argument("--detections", type=Path, help="MOTChallenge det.txt (instead of a video)")
+    p.add_argument("--frames", type=Path, metavar="DIR", help="with --detections: the sequence's images (img1/, "
+                   "000001.jpg ...), so the tracker compensates the camera's motion and, when on, uses appearance")
     p.add_argument("--model", type=Path, help="the detector artifact (ONNX) run on every frame of INPUT")
     p.add_argument("--thresholds", type=Path, help="calibration's thresholds JSON (default: ARTIFACT's "
                    ".thresholds.json beside it, when there)")
@@ -194,12 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if (a.detections is None) == (a.input is None):
         p.error("give either --detections det.txt or a VIDEO|DATASET with --model")
+    if a.frames is not None and a.detections is None:
+        p.error("--frames goes with --detections (a VIDEO|DATASET brings its own frames)")
     if a.input is not None and a.model is None:
         p.error(f"{a.input}: --model ARTIFACT is needed to detect objects in it")
     try:
         if a.detections is not None:
-            r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress, a.interpolate_s)
-            print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames, {r['ms_per_frame']:.2f} ms per frame")
+            r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress, a.interpolate_s,
+                    a.frames)
+            missing = f", {r['frames_without_image']} without an image" if r["frames_without_image"] else ""
+            print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames{missing}, {r['ms_per_frame']:.2f} ms per frame")
             return 0
         result = run_video(a.input, a.model, a.out, a.line, a.zone, settings_from(a), a.thresholds, a.frame_rate,
                            a.anchor, not a.no_progress, a.interpolate_s)

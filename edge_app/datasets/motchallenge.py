@@ -84,6 +84,7 @@ class SeqInfo:
     length: int
     width: int
     height: int
+    image_ext: str = ".jpg"
 
 
 def read_seqinfo(path: str | Path) -> SeqInfo:
@@ -94,7 +95,8 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
             raise MotFormatError(f"{path}: not found")
         sec = parser["Sequence"]
         return SeqInfo(sec.get("name", path.parent.name), float(sec.get("frameRate", "30")),
-                       int(sec["seqLength"]), int(sec.get("imWidth", "0")), int(sec.get("imHeight", "0")))
+                       int(sec["seqLength"]), int(sec.get("imWidth", "0")), int(sec.get("imHeight", "0")),
+                       sec.get("imExt", ".jpg"))
     except (KeyError, ValueError, configparser.Error) as exc:
         raise MotFormatError(f"{path}: expected a [Sequence] section with seqLength, frameRate ({exc})") from None
 

@@ -222,6 +222,36 @@ def test_camera_motion_is_measured_from_the_frames():
     np.testing.assert_allclose(warp[:, :2], np.eye(2), atol=0.02)
 
 
+def test_camera_motion_ignores_the_objects_it_is_given():
+    # a fixed camera: a sparse textured background, and a large, busy object (a crowd) moving 15 px right per
+    # frame. Unmasked, most corners are on the object and the fit follows it; masked by its box, the fit is
+    # the background's: no motion.
+    pytest.importorskip("cv2")
+    import cv2
+    from edge_app.analytics.motion import CameraMotion
+    rng = np.random.default_rng(2)
+    background = np.zeros((480, 960), np.uint8)
+    for y, x in zip(rng.integers(10, 470, 60), rng.integers(10, 950, 60)):
+        cv2.circle(background, (int(x), int(y)), 4, 255, -1)
+    crowd = cv2.GaussianBlur((rng.uniform(0, 255, (300, 400)) > 150).astype(np.uint8) * 255, (3, 3), 0)
+
+    def frames():
+        for f in range(2):
+            image = background.copy()
+            x = 200 + 15 * f
+            image[100:400, x:x + 400] = crowd
+            yield image, np.array([[x, 100, x + 400, 400]], float)
+
+    def shift(masked: bool) -> np.ndarray:
+        cm = CameraMotion(width=960, corners=400)
+        warp = None
+        for image, box in frames():
+            warp = cm.estimate(image, box if masked else None)
+        return np.zeros(2) if warp is None else warp[:, 2]
+    assert shift(False)[0] > 10                              # the crowd outvotes the background
+    np.testing.assert_allclose(shift(True), [0, 0], atol=1.0)  # masked: the camera stood still
+
+
 def test_a_panning_camera_keeps_identities_with_compensation():
     pytest.importorskip("cv2")
     import cv2

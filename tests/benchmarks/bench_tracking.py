@@ -1,5 +1,5 @@
 """Tracking benchmarks, in one run, on the same machine (`python tests/benchmarks/bench_tracking.py
-[--part accuracy,unseen,frames,speed,live] [--workers 2] [--reuse-grid] [--unseen DIR]`, about 40 minutes on 2 busy cores;
+[--part accuracy,unseen,frames,speed,live] [--workers 2] [--reuse-grid] [--unseen DIR] [--frames DIR]`, about 40 minutes on 2 busy cores;
 `make anchors` first, or it makes the anchors' venvs itself):
 
 1. accuracy, the honest protocol (tracking_protocol.py): our tracker over a small grid (thresholds x
@@ -19,9 +19,12 @@
    (edge-app track looks ahead) against the anchors' tracks given the same gap filling.
 3. unseen (when ``--unseen DIR``, default var/mot-extra, holds MOTChallenge-layout sequences): the shipped
    defaults, tuned on none of them, against each anchor's defaults there (live and offline); nothing chosen.
-4. speed: one update at 10 / 100 / 500 detections on the same generated frames, median ms, ours (the
+4. frames (tracking_frames.py): the frame-based cues (camera motion, appearance) on the MOT17 *-mini
+   sequences' frames, and on whole sequences with their frames (``--frames DIR``, default var/mot-frames):
+   HOTA / IDF1 without the frames, with GMC, with the appearance cue; GMC's error on a still camera.
+5. speed: one update at 10 / 100 / 500 detections on the same generated frames, median ms, ours (the
    defaults) against `trackers`' ByteTrack (goal <= 0.5x at 100).
-5. live: the tracker's p50/p99 ms inside the pipeline (synthetic scene, demo detector, every frame as
+6. live: the tracker's p50/p99 ms inside the pipeline (synthetic scene, demo detector, every frame as
    fast as it goes), and the pipeline's fps with tracking and two counting lines on against off.
 """
 from __future__ import annotations
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import tracking_counts as counting  # noqa: E402
 import tracking_jobs as tj  # noqa: E402
 import tracking_protocol as proto  # noqa: E402
+import tracking_frames as frames  # noqa: E402
 import tracking_unseen as unseen  # noqa: E402
 from anchor_trackers import ANCHORS  # noqa: E402
 
@@ -225,69 +229,6 @@ def report(r: dict) -> list[str]:
     return md
 
 
-def frames_part() -> dict:
-    """Where frames exist (the MOT17 *-mini sequences: their first 4-8 frames as JPEG, with ground truth):
-    what camera-motion compensation and the colour appearance cue cost per frame, and what they give on
-    real frames. GMC: the mean IoU of each true box's previous position (moved by the estimated camera
-    motion, or not) with its current one, the motion model's starting point. Appearance: for each true box,
-    whether the most similar box of the previous frame is the same person (rank-1), against chance."""
-    import cv2
-
-    from calibration.counts import truth_rows
-    from edge_app.analytics.appearance import ColourHistogram
-    from edge_app.analytics.motion import CameraMotion
-    from edge_app.analytics.tracker import pair_iou
-    rows = []
-    for seq in proto.MOT17:
-        d = MOT / f"{seq}-mini"
-        if not d.is_dir():
-            continue
-        g = truth_rows(d / "gt" / "gt.txt")
-        images = sorted((d / "img1").glob("*.jpg"))
-        cm, ch = CameraMotion(), ColourHistogram()
-        gmc_ms, app_ms, iou_on, iou_off, hits, chance, n = [], [], [], [], 0, 0.0, 0
-        prev = None
-        for f, path in enumerate(images, 1):
-            image = cv2.imread(str(path))
-            sel = g.frames == f
-            boxes = np.concatenate([g.boxes[sel, :2], g.boxes[sel, :2] + g.boxes[sel, 2:]], axis=1)
-            ids = g.ids[sel]
-            t0 = time.perf_counter()
-            warp = cm.estimate(image)
-            gmc_ms.append(1e3 * (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            emb = ch.embed(image, boxes)
-            app_ms.append(1e3 * (time.perf_counter() - t0))
-            if prev is not None:
-                pboxes, pids, pemb = prev
-                common, i, j = np.intersect1d(ids, pids, return_indices=True)
-                if len(common):
-                    before = pboxes[j]
-                    moved = before.copy()
-                    if warp is not None:
-                        corners = np.concatenate([before[:, :2], before[:, 2:]], axis=0)
-                        corners = corners @ warp[:, :2].T + warp[:, 2]
-                        moved = np.concatenate([corners[:len(before)], corners[len(before):]], axis=1)
-                    iou_off += pair_iou(before, boxes[i]).tolist()
-                    iou_on += pair_iou(moved, boxes[i]).tolist()
-                    best = np.argmax(emb[i] @ pemb.T, axis=1)
-                    hits += int((pids[best] == common).sum())
-                    chance += len(common) / len(pids)
-                    n += len(common)
-            prev = (boxes, ids, emb)
-        rows.append({"sequence": seq, "frames": len(images), "size": list(image.shape[1::-1]),
-                     "gmc_ms": float(np.median(gmc_ms[1:])), "appearance_ms": float(np.median(app_ms)),
-                     "boxes_per_frame": float(len(g.frames) / max(len(images), 1)),
-                     "iou_without_gmc": float(np.mean(iou_off)), "iou_with_gmc": float(np.mean(iou_on)),
-                     "appearance_rank1": hits / max(n, 1), "appearance_chance": chance / max(n, 1)})
-        r = rows[-1]
-        print(f"{seq}-mini ({r['frames']} frames {r['size'][0]}x{r['size'][1]}): GMC {r['gmc_ms']:.1f} ms/frame, "
-              f"box IoU to the next frame {r['iou_without_gmc']:.3f} -> {r['iou_with_gmc']:.3f} with it; appearance "
-              f"{r['appearance_ms']:.1f} ms/frame at {r['boxes_per_frame']:.0f} boxes, rank-1 same person "
-              f"{r['appearance_rank1']:.2f} (chance {r['appearance_chance']:.2f})", flush=True)
-    return {"benchmark": "tracking_frames", "rows": rows}
-
-
 def speed() -> dict:
     from anchor_trackers import scene
 
@@ -365,6 +306,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2, help="processes for the grid (niced)")
     p.add_argument("--unseen", type=Path, default=ROOT / "var" / "mot-extra",
                    help="--part unseen: a folder of MOTChallenge-layout sequences nobody tuned on (default var/mot-extra)")
+    p.add_argument("--frames", type=Path, default=ROOT / "var" / "mot-frames",
+                   help="--part frames: whole MOTChallenge-layout sequences with their img1/ (default var/mot-frames)")
     p.add_argument("--reuse-grid", action="store_true", help="reuse the last run's grid results "
                    "(var/bench-tracking/grid.json; the tracks files must still be there)")
     a = p.parse_args()
@@ -377,7 +320,7 @@ def main() -> int:
     if "unseen" in parts and a.unseen.is_dir():
         out.append(unseen.run(a.unseen.resolve(), a.workers))
     if "frames" in parts and MOT.is_dir():
-        out.append(frames_part())
+        out.append(frames.run(MOT, a.frames.resolve(), a.workers))
     if "speed" in parts:
         out.append(speed())
     if "live" in parts:

@@ -85,3 +85,72 @@ def test_a_mot_sequence_folder_is_tracked_frame_by_frame(tmp_path, shared_data):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["frames"] == len(list((d / "img1").glob("*.jpg"))) and out["dropped"] == 0
     assert out["size"] == [640, 480] and out["frame_rate"] == 14.0
+
+
+def _panning_sequence(root: Path) -> Path:
+    """A MOTChallenge-layout sequence of a camera that stands, then pans fast (25 px/frame), over a person
+    standing still in the world and missed every 4th frame: det/det.txt, img1/ JPEGs, seqinfo.ini."""
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+    rng = np.random.default_rng(1)
+    world = cv2.GaussianBlur((rng.uniform(0, 255, (700, 3000)) > 200).astype(np.uint8) * 255, (5, 5), 0)
+    (root / "img1").mkdir(parents=True)
+    (root / "det").mkdir()
+    rows = []
+    for f in range(40):
+        pan = 0 if f < 10 else 25 * (f - 10)
+        frame = np.repeat(np.ascontiguousarray(world[100:580, pan:pan + 640])[:, :, None], 3, axis=2)
+        cv2.imwrite(str(root / "img1" / f"{f + 1:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        x = 300 - pan
+        if -40 < x < 640 and f % 4 != 3:
+            rows.append(f"{f + 1},-1,{x},200,40,100,0.9,-1,-1,-1")
+    (root / "det" / "det.txt").write_text("\n".join(rows) + "\n")
+    (root / "seqinfo.ini").write_text("[Sequence]\nname=pan\nimDir=img1\nframeRate=30\nseqLength=40\n"
+                                      "imWidth=640\nimHeight=480\nimExt=.jpg\n")
+    return root
+
+
+def _ids(path: Path) -> set[int]:
+    from edge_app.datasets.motchallenge import read_mot
+    return set(read_mot(path).ids.tolist())
+
+
+def test_detections_with_their_frames_compensate_a_panning_camera(tmp_path):
+    # SORT's filter (measurement noise 1), as in tests/analytics: the pan is what breaks the identity
+    seq = _panning_sequence(tmp_path / "pan")
+    common = ["--detections", seq / "det" / "det.txt", "--interpolate-s", "0", "--measurement-noise", "1",
+              "--lost-s", "1", "--no-progress"]
+    r = _cli(*common, "--frames", seq / "img1", "--out", tmp_path / "with.txt")
+    assert r.returncode == 0, r.stderr
+    assert "without an image" not in r.stdout
+    r = _cli(*common, "--out", tmp_path / "without.txt")
+    assert r.returncode == 0, r.stderr
+    assert len(_ids(tmp_path / "with.txt")) == 1 and len(_ids(tmp_path / "without.txt")) > 1
+
+
+def test_a_missing_frame_is_tracked_without_its_image_and_counted(tmp_path):
+    seq = _panning_sequence(tmp_path / "pan")
+    (seq / "img1" / "000020.jpg").unlink()
+    (seq / "img1" / "000021.jpg").write_bytes(b"not a jpeg")
+    r = _cli("--detections", seq / "det" / "det.txt", "--frames", seq / "img1", "--out", tmp_path / "t.txt",
+             "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "2 without an image" in r.stdout
+    assert "000020.jpg: missing image, frame 20" in r.stderr and "000021.jpg: unreadable image, frame 21" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frames", "{tmp}"], "no 000001.jpg (expected the sequence's images"),
+    (["--frames", "{tmp}/nowhere"], "no 000001.jpg"),
+])
+def test_bad_frames_are_named(tmp_path, args, message):
+    det = tmp_path / "det.txt"
+    det.write_text("1,-1,10,10,20,40,0.9,-1,-1,-1\n")
+    r = _cli("--detections", det, "--out", tmp_path / "t.txt", *[a.format(tmp=tmp_path) for a in args])
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not (tmp_path / "t.txt").exists()
+
+
+def test_frames_go_with_detections_only(tmp_path):
+    r = _cli(DEMO / "people.mp4", "--model", DEMO / "person.onnx", "--frames", tmp_path, "--out", tmp_path / "t.txt")
+    assert r.returncode == 2 and "--frames goes with --detections" in r.stderr
