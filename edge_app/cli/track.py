@@ -32,6 +32,7 @@ from ..datasets.motchallenge import MotFormatError, detections_by_frame, read_mo
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
 from .progress import add_progress_flag, progress
+from ..frames.tiles import TileSpec, add_tile_flags, spec_from_flags
 from .errors import as_flags, bool_arg, fail
 
 log = logging.getLogger(__name__)
@@ -157,18 +158,30 @@ def _source_of(path: Path, fps: float | None) -> tuple[Any, int, int, float, int
 def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list[str],
               settings: TrackerConfig | None = None, thresholds: Path | None = None, fps: float | None = None,
               anchor: str = "bottom_center", show_progress: bool = False,
-              interpolate_s: float = INTERPOLATE_S) -> dict[str, Any]:
+              interpolate_s: float = INTERPOLATE_S, keep: tuple[str, ...] = (), tiles: TileSpec | None = None) -> dict[str, Any]:
     """Detector, tracker and counting of the live runtime over every frame of a recording; MOT tracks to
     ``out`` (their gaps filled up to ``interpolate_s``: the file is written at the end, so it may look
     ahead; the counts are the live rule's, frame by frame); returns the counts (Analytics.snapshot()) with
-    frame and timing figures."""
+    frame and timing figures. keep: the detector's classes tracked (the config's ``keep``; empty: all);
+    tiles: its TileSpec (the config's ``tiles``; None: the whole frame)."""
     from ..analytics.counting import Analytics
     from ..config.shapes import parse_line, parse_zone
     from ..config.schema import AnalyticsConfig
     from ..inference.models import ModelSpec, open_model
     if thresholds is None and model.with_suffix(".thresholds.json").is_file():
         thresholds = model.with_suffix(".thresholds.json")  # calibration's, beside the artifact
-    detector = open_model(ModelSpec("detector", "detector", model, thresholds_file=thresholds))
+    if keep:  # named by the flag, before the model loads: a typo'd class would otherwise track nothing
+        from ..core.artifact import ArtifactError, read_meta
+        try:
+            classes = read_meta(model, verify_checksum=False).classes
+        except ArtifactError as exc:
+            raise ValueError(f"{exc}") from None
+        unknown = [c for c in keep if c not in classes]
+        if unknown:
+            raise ValueError(f"--keep {' '.join(unknown)}: not a class of {model.name} (expected some of: "
+                             f"{', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''})")
+    detector = open_model(ModelSpec("detector", "detector", model, thresholds_file=thresholds, keep=tuple(keep),
+                                    tiles=tiles or TileSpec()))
     source, width, height, rate, count = _source_of(video, fps)
     shapes = AnalyticsConfig(anchor=anchor,
                              lines=tuple(parse_line(v, width, height, frame_from=str(video)) for v in lines),
@@ -220,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a counting line, pixels or 0..1 of the frame (repeatable)")
     p.add_argument("--zone", action="append", default=[], metavar="NAME:x1,y1,x2,y2,x3,y3,...",
                    help="a zone polygon, pixels or 0..1 (repeatable)")
+    p.add_argument("--keep", action="append", default=[], metavar="CLASS",
+                   help="with --model: track and count only this class of the detector (repeatable; default all)")
+    add_tile_flags(p)
     p.add_argument("--anchor", default="bottom_center", choices=("bottom_center", "center", "top_center"))
     p.add_argument("--counts", type=Path, help="also write the counts JSON here")
     p.add_argument("--seqinfo", type=Path, help="seqinfo.ini (default: beside det/; gives frame rate and length)")
@@ -232,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if (a.detections is None) == (a.input is None):
         p.error("give either --detections det.txt or a VIDEO|DATASET with --model")
+    if a.detections is not None and (a.keep or a.tiles):
+        p.error("--keep and --tiles go with --model (the detector's settings)")
     if a.frames is not None and a.detections is None:
         p.error("--frames goes with --detections (a VIDEO|DATASET brings its own frames)")
     if a.input is not None and a.model is None:
@@ -244,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames{missing}, {r['ms_per_frame']:.2f} ms per frame")
             return 0
         result = run_video(a.input, a.model, a.out, a.line, a.zone, settings_from(a), a.thresholds, a.frame_rate,
-                           a.anchor, not a.no_progress, a.interpolate_s)
+                           a.anchor, not a.no_progress, a.interpolate_s, tuple(a.keep), spec_from_flags(a))
     except (MotFormatError, ValueError) as exc:
         return fail("track", f"{exc}")
     except Exception as exc:  # a model that cannot load names itself (ModelError)

@@ -154,3 +154,41 @@ def test_bad_frames_are_named(tmp_path, args, message):
 def test_frames_go_with_detections_only(tmp_path):
     r = _cli(DEMO / "people.mp4", "--model", DEMO / "person.onnx", "--frames", tmp_path, "--out", tmp_path / "t.txt")
     assert r.returncode == 2 and "--frames goes with --detections" in r.stderr
+
+
+def test_the_detector_can_keep_one_class_and_run_tiled(tmp_path, shared_data):
+    # the config's keep and tiles, on the command line: the COCO model's persons only, and tiled (small,
+    # far people), as a user would run it live; tiles find more of MOT17-05's people than the whole frame
+    d = shared_data / "mot" / "MOT17-05-FRCNN-mini"
+    if not d.is_dir() or not (DEMO / "coco.onnx").is_file():
+        pytest.skip("no MOT17-05 mini sequence or COCO detector")
+    from edge_app.datasets.motchallenge import read_mot
+    boxes = {}
+    for name, extra in (("whole", []), ("tiled", ["--tiles", "3,2"])):
+        out = tmp_path / f"{name}.txt"
+        r = _cli(d, "--model", DEMO / "coco.onnx", "--keep", "person", *extra, "--min-hits", "1", "--interpolate-s", "0",
+                 "--out", out, "--no-progress")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout.strip().splitlines()[-1])["frames"] == len(list((d / "img1").glob("*.jpg")))
+        boxes[name] = len(read_mot(out).frames)
+    assert boxes["tiled"] > max(boxes["whole"], 0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--keep", "persn"], "--keep persn: not a class of coco.onnx (expected some of: person, bicycle"),
+    (["--tiles", "3"], "--tiles '3': expected COLS,ROWS"),
+])
+def test_bad_detector_flags_are_named(tmp_path, shared_data, args, message):
+    d = shared_data / "mot" / "MOT17-05-FRCNN-mini"
+    if not d.is_dir() or not (DEMO / "coco.onnx").is_file():
+        pytest.skip("no MOT17-05 mini sequence or COCO detector")
+    r = _cli(d, "--model", DEMO / "coco.onnx", *args, "--out", tmp_path / "t.txt", "--no-progress")
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+    assert not (tmp_path / "t.txt").exists()
+
+
+def test_detector_flags_need_a_model(tmp_path):
+    det = tmp_path / "det.txt"
+    det.write_text("1,-1,10,10,20,40,0.9,-1,-1,-1\n")
+    r = _cli("--detections", det, "--keep", "person", "--out", tmp_path / "t.txt")
+    assert r.returncode == 2 and "--keep and --tiles go with --model" in r.stderr
