@@ -9,9 +9,9 @@ past it never counts. "in" is the move to the left of the direction from the fir
 (for a line drawn left to right: upwards on the screen), "out" the other way.
 
 Repairs of split identities, for tracks only (the truth's identities are whole): a new id that continues
-a vanished one takes over its sides (``inherit``, the counting memory of memory.py), and, measured and
-off by default, ``count_at_start`` (a track first seen within the margin came from the side it is on) and
-``count_at_end`` (a track lost within the margin past the line, moving away, has crossed).
+a vanished one takes over its sides (``inherit``, the counting memory of memory.py), ``count_at_end`` (on
+by default: a track lost within the margin past the line, moving away, has crossed) and, measured and off
+by default, ``count_at_start`` (a track first seen within the margin came from the side it is on).
 """
 from __future__ import annotations
 
