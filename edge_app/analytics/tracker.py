@@ -190,6 +190,31 @@ class Tracker(BaseTracker):
             score[cand] = s.high_score
         return Detections(det.boxes, score.astype(np.float32), det.classes), promoted
 
+    def _match_by_depth(self, boxes: np.ndarray, tracks: np.ndarray, det_idx: np.ndarray, det: Detections,
+                        det_emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """SparseTrack's depth cascade for the first association: tracks and detections are cut into
+        ``depth_levels`` bands by pseudo-depth (a box's bottom edge: lower in the image = nearer the camera) and
+        matched band by band from the nearest; what a band leaves unmatched joins the next. Near objects, the
+        ones in front, are settled before the ones they hide."""
+        s = self.s
+        if len(tracks) == 0 or len(det_idx) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        t_bottom, d_bottom = boxes[tracks, 3], det.boxes[det_idx, 3].astype(np.float64)
+        lo, hi = min(t_bottom.min(), d_bottom.min()), max(t_bottom.max(), d_bottom.max())
+        edges = np.linspace(hi, lo, s.depth_levels + 1)[1:-1]  # band borders, nearest band first
+        t_band = (t_bottom[:, None] < edges[None]).sum(axis=1)
+        d_band = (d_bottom[:, None] < edges[None]).sum(axis=1)
+        out_t, out_d = [], []
+        carry_t, carry_d = tracks[:0], det_idx[:0]
+        for band in range(s.depth_levels):
+            tr = np.concatenate([carry_t, tracks[t_band == band]])
+            de = np.concatenate([carry_d, det_idx[d_band == band]])
+            mt, md = self._match(boxes, tr, de, det, s.match_iou, s.fuse_score, cues=True, det_emb=det_emb)
+            out_t.append(mt)
+            out_d.append(md)
+            carry_t, carry_d = np.setdiff1d(tr, mt), np.setdiff1d(de, md)
+        return np.concatenate(out_t), np.concatenate(out_d)
+
     def _match_motion(self, tracks: np.ndarray, det_idx: np.ndarray, det: Detections) -> tuple[np.ndarray, np.ndarray]:
         """recover_motion: lost tracks vs detections by the distance of the detection's centre from the
         predicted one, in the track's box heights, gated at recover_motion; like heights (within 1.5x), same
@@ -273,8 +298,11 @@ class Tracker(BaseTracker):
         used = np.zeros(len(det), bool)
         # Every stage matches predicted boxes; the Kalman corrections are applied once, at the end.
         # 1. confirmed (tracked or lost) tracks vs high-score detections
-        t1, d1 = self._match(boxes, (before != TENTATIVE).nonzero()[0], high, found, s.match_iou, s.fuse_score,
-                             cues=True, det_emb=det_emb)
+        first = (before != TENTATIVE).nonzero()[0]
+        if s.depth_levels > 1:
+            t1, d1 = self._match_by_depth(boxes, first, high, found, det_emb)
+        else:
+            t1, d1 = self._match(boxes, first, high, found, s.match_iou, s.fuse_score, cues=True, det_emb=det_emb)
         matched[t1], used[d1] = True, True
         # 2. tracks that were tracked last frame and are still unmatched vs low-score detections
         second = (before == TRACKED) | ((before == LOST) & s.low_revives_lost)

@@ -80,6 +80,8 @@ class TrackerConfig:
                                   "dropped), as ByteTrack and BoT-SORT do")
     camera_motion: str = spec("flow", choices=("off", "flow"), doc="camera-motion compensation from the "
                               "frames (sparse optical flow on a downscaled frame); nothing without frames")
+    depth_levels: int = spec(1, ge=1, le=20, doc="SparseTrack's depth cascade: the first association runs band by "
+                             "band of pseudo-depth (a box's bottom edge), the nearest first (1 = one band: off)")
     appearance_weight: float = spec(0.0, ge=0, le=1, doc="weight of a colour-histogram appearance cue in "
                                     "the first association, when frames exist (0 = off)")
     boost_overlap: float = spec(0.0, ge=0, le=1, doc="BoostTrack's likely-object boost: a detection's score "

@@ -84,10 +84,19 @@ ROUND4 = ["+L+dlo", "+L+recency.5", "+L+recency1", "+L+shape", "+L+mhd"]
 # stacked are tested the same way on top of the grid with both (the first round's "the ones that paid alone")
 KEPT += ["+L+recency.5", "+L+shape"]
 VARIANTS["+L+recency.5+shape"] = {**L, "recency_weight": 0.5, "shape_weight": 0.25}
+# issue 23, fifth round (2026-12-05): SparseTrack's depth cascade (Liu et al. 2023) on top of the fourth round's
+# defaults, at 3 and 5 bands (fixed before any run), tested nested on the grid with every kept change
+S = VARIANTS["+L+shape"]
+VARIANTS.update({
+    "+S+depth3": {**S, "depth_levels": 3},
+    "+S+depth5": {**S, "depth_levels": 5},
+})
+ROUND5 = ["+S+depth3", "+S+depth5"]
 # the grid each round's nested test adds its variants to
 ROUNDS = {"second round": (ROUND1, ROUND2), "third round": (ROUND1 + ["+fdr+noise4"], ROUND3),
           "fourth round": (ROUND1 + ["+fdr+noise4", "+fdr4+lowlost"], ROUND4),
-          "fourth round, stacked": (ROUND1 + KEPT, ["+L+recency.5+shape"])}
+          "fourth round, stacked": (ROUND1 + KEPT, ["+L+recency.5+shape"]),
+          "fifth round": (ROUND1 + KEPT, ROUND5)}
 # measured 2026-12-05: the two stacked did not pay (49.21 -> 48.20); 6 of 7 folds chose +L+shape (the defaults)
 # Offline only (edge-app track over a file can look ahead; the live runtime cannot): a track's gaps filled
 # with straight-line boxes. Kept apart: the live defaults are chosen among the other variants only.
@@ -104,7 +113,7 @@ VARIANTS.update(OFFLINE)
 LATER = {"occluded_lost_s": 0.0, "recover_motion": 0.0, "measurement_noise": 1.0, "interpolate_s": 0.0,
          "low_revives_lost": False, "low_iou": 0.5, "tentative_iou": 0.1, "fuse_score": True,
          "boost_overlap": 0.0, "boost_unexplained": False, "recency_weight": 0.0, "shape_weight": 0.0,
-         "motion_weight": 0.0}
+         "motion_weight": 0.0, "depth_levels": 1}
 OFF.update(LATER)
 
 
