@@ -350,3 +350,36 @@ def test_motion_recovery_finds_a_lost_track_beyond_the_iou_gate():
             ids |= set(tr.ids.tolist())
         return ids
     assert len(run(0.0)) == 2 and len(run(1.0)) == 1
+
+
+def test_depth_cascade_passes_what_a_band_leaves_to_the_next():
+    # three people at three depths (box bottoms 100, 240, 400: with 2 bands the border is at 250); the middle
+    # one bobs across the border every frame, so its track and its detection fall in different bands: the
+    # near band leaves its detection unmatched and the far band takes it, and no identity is lost
+    def frame(f):
+        bob = 15 if f % 2 else 0
+        return [[100, 0, 160, 100], [300, 140 + bob, 360, 240 + bob], [500, 250, 590, 400]]
+    for levels in (1, 2, 3):
+        t = Tracker(_settings(depth_levels=levels, min_hits=1, measurement_noise=1.0))
+        ids = set()
+        for f in range(12):
+            ids |= set(t.update(_det(frame(f)), f / 30).ids.tolist())
+        assert ids == {1, 2, 3}, (levels, ids)
+
+
+def test_depth_cascade_settles_the_near_object_first():
+    # a near track N and a far one F (box bottoms 400 and 374) and two detections: N overlaps d1 most
+    # (IoU 0.56 vs 0.49), but F overlaps d1 even more (0.64) and d2 little (0.41), so the one global assignment
+    # (the most IoU in all: 0.64 + 0.49 > 0.56 + 0.41) gives d1 to F and d2 to N; with two depth bands
+    # (border at 384: N and d1 near, F and d2 far) the near track chooses first and keeps d1
+    near, far = [100, 200, 200, 400], [81, 174, 181, 374]
+    d1, d2 = [73, 204, 173, 404], [120, 165, 220, 365]
+    got = {}
+    for levels in (1, 2):
+        t = Tracker(_settings(depth_levels=levels, min_hits=1, shape_weight=0.0, report="detection"))
+        first = t.update(_det([near, far]), 0.0)
+        assert first.ids.tolist() == [1, 2]
+        out = t.update(_det([d1, d2]), 1 / 30)
+        got[levels] = {int(i): b.astype(int).tolist() for i, b in zip(out.ids, out.boxes)}
+    assert got[1] == {1: d2, 2: d1}
+    assert got[2] == {1: d1, 2: d2}
