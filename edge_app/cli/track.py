@@ -4,8 +4,8 @@ Two forms:
 - ``edge-app track --detections det.txt [--seqinfo seqinfo.ini] [--frames img1/] --out tracks.txt``: over
   MOTChallenge detections, written as MOT tracks (``edge-app evaluate-tracks`` scores them). Without
   ``--frames`` there is no camera-motion compensation and no appearance; with the sequence's images
-  (``000001.jpg``, ...) the tracker gets each frame as it does live. Time comes from the sequence's frame rate, so the lost
-  buffer in seconds means what it means live.
+  (``000001.jpg``, ...) the tracker gets each frame as it does live. Time comes from the sequence's frame
+  rate, so the lost buffer in seconds means what it means live.
 - ``edge-app track VIDEO|DATASET --model ARTIFACT [--line NAME:x1,y1,x2,y2] [--zone NAME:x,y,...]
   --out tracks.txt``: the live runtime's source, detector, tracker and lines/zones over a recording
   (a video file, or a folder ``replay://`` reads: a MOTChallenge sequence with img1/, images with labels),
@@ -31,8 +31,8 @@ from ..analytics.interpolate import fill_gaps
 from ..datasets.motchallenge import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
-from .progress import add_progress_flag, progress
 from ..frames.tiles import TileSpec, add_tile_flags, spec_from_flags
+from .progress import add_progress_flag, progress
 from .errors import as_flags, bool_arg, fail
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ def run(detections: Path, out: Path, seqinfo: Path | None = None, settings: Trac
         seconds += time.perf_counter() - t0
     frames = fill_gaps(frames, int(round(interpolate_s * fps)))
     write_tracks(out, frames)
-    return {"frames": len(frames), "tracks": tracker.confirmed_total, "ms_per_frame": 1e3 * seconds / max(len(frames), 1),
-            "frames_without_image": without}
+    return {"frames": len(frames), "tracks": tracker.confirmed_total,
+            "ms_per_frame": 1e3 * seconds / max(len(frames), 1), "frames_without_image": without}
 
 
 def _image_reader(folder: Path, ext: str, count: int) -> Callable[[int], np.ndarray | None]:
@@ -158,7 +158,8 @@ def _source_of(path: Path, fps: float | None) -> tuple[Any, int, int, float, int
 def run_video(video: Path, model: Path, out: Path, lines: list[str], zones: list[str],
               settings: TrackerConfig | None = None, thresholds: Path | None = None, fps: float | None = None,
               anchor: str = "bottom_center", show_progress: bool = False,
-              interpolate_s: float = INTERPOLATE_S, keep: tuple[str, ...] = (), tiles: TileSpec | None = None) -> dict[str, Any]:
+              interpolate_s: float = INTERPOLATE_S, keep: tuple[str, ...] = (),
+              tiles: TileSpec | None = None) -> dict[str, Any]:
     """Detector, tracker and counting of the live runtime over every frame of a recording; MOT tracks to
     ``out`` (their gaps filled up to ``interpolate_s``: the file is written at the end, so it may look
     ahead; the counts are the live rule's, frame by frame); returns the counts (Analytics.snapshot()) with
@@ -259,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             r = run(a.detections, a.out, a.seqinfo, settings_from(a), a.frame_rate, not a.no_progress, a.interpolate_s,
                     a.frames)
             missing = f", {r['frames_without_image']} without an image" if r["frames_without_image"] else ""
-            print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames{missing}, {r['ms_per_frame']:.2f} ms per frame")
+            print(f"{a.out}: {r['tracks']} tracks over {r['frames']} frames{missing}, "
+                  f"{r['ms_per_frame']:.2f} ms per frame")
             return 0
         result = run_video(a.input, a.model, a.out, a.line, a.zone, settings_from(a), a.thresholds, a.frame_rate,
                            a.anchor, not a.no_progress, a.interpolate_s, tuple(a.keep), spec_from_flags(a))
