@@ -192,10 +192,8 @@ class Tracker(BaseTracker):
 
     def _match_by_depth(self, boxes: np.ndarray, tracks: np.ndarray, det_idx: np.ndarray, det: Detections,
                         det_emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """SparseTrack's depth cascade for the first association: tracks and detections are cut into
-        ``depth_levels`` bands by pseudo-depth (a box's bottom edge: lower in the image = nearer the camera) and
-        matched band by band from the nearest; what a band leaves unmatched joins the next. Near objects, the
-        ones in front, are settled before the ones they hide."""
+        """SparseTrack's depth cascade (first association): ``depth_levels`` bands of pseudo-depth (a box's
+        bottom edge: lower = nearer), matched nearest first; what a band leaves unmatched joins the next."""
         s = self.s
         if len(tracks) == 0 or len(det_idx) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -204,8 +202,7 @@ class Tracker(BaseTracker):
         edges = np.linspace(hi, lo, s.depth_levels + 1)[1:-1]  # band borders, nearest band first
         t_band = (t_bottom[:, None] < edges[None]).sum(axis=1)
         d_band = (d_bottom[:, None] < edges[None]).sum(axis=1)
-        out_t, out_d = [], []
-        carry_t, carry_d = tracks[:0], det_idx[:0]
+        out_t, out_d, carry_t, carry_d = [], [], tracks[:0], det_idx[:0]
         for band in range(s.depth_levels):
             tr = np.concatenate([carry_t, tracks[t_band == band]])
             de = np.concatenate([carry_d, det_idx[d_band == band]])
