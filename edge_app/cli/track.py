@@ -28,7 +28,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..analytics.interpolate import fill_gaps
-from ..datasets.motchallenge import MotFormatError, detections_by_frame, read_mot, read_seqinfo, write_tracks
+from ..datasets.motchallenge import (MotFormatError, detections_by_frame, image_path, read_mot, read_seqinfo,
+                                     write_tracks)
 from ..analytics.tracker import Tracker
 from ..config.schema import TrackerConfig
 from ..frames.tiles import TileSpec, add_tile_flags, spec_from_flags
@@ -103,14 +104,14 @@ def _image_reader(folder: Path, ext: str, count: int) -> Callable[[int], np.ndar
     """frame number -> its image (H, W, 3) BGR uint8 from ``folder`` (``000001<ext>``, ...), None when missing
     or unreadable (logged once per kind). The folder must hold the first frame: a wrong folder is an error."""
     import cv2
-    first = folder / f"{1:06d}{ext}"
+    first = image_path(folder, 1, ext)
     if count and not first.is_file():
         raise ValueError(f"--frames {folder}: no {first.name} (expected the sequence's images, MOTChallenge "
                          f"naming 000001{ext}, 000002{ext}, ...)")
     warned: set[str] = set()
 
     def read(f: int) -> np.ndarray | None:
-        path = folder / f"{f:06d}{ext}"
+        path = image_path(folder, f, ext)
         image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
         if image is None:
             kind = "missing" if not path.is_file() else "unreadable"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .motchallenge import MotFormatError, read_mot, read_seqinfo
+from .motchallenge import MotFormatError, image_path, read_mot, read_seqinfo
 from ..core.types import GroundTruth
 from .base import Dataset, DatasetError, LabelIssues, Sample
 
@@ -39,7 +39,7 @@ def read_mot_sequence(root: Path) -> Dataset:
     samples = []
     folder = root / "img1"
     for f in range(1, info.length + 1):
-        image = folder / f"{f:06d}.jpg"
+        image = image_path(folder, f, info.image_ext)
         if not image.is_file():
             issues.add("frame without an image (skipped)", str(image))
             continue

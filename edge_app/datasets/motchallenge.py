@@ -87,6 +87,12 @@ class SeqInfo:
     image_ext: str = ".jpg"
 
 
+def image_path(folder: str | Path, frame: int, ext: str = ".jpg") -> Path:
+    """A sequence's image of ``frame`` (1-based) in its ``img1/`` folder: MOTChallenge's ``000001.jpg`` naming
+    (``ext``: seqinfo's ``imExt``)."""
+    return Path(folder) / f"{frame:06d}{ext}"
+
+
 def read_seqinfo(path: str | Path) -> SeqInfo:
     path = Path(path)
     parser = configparser.ConfigParser()
